@@ -1,0 +1,55 @@
+# Every target installs what it needs on first use: a fresh clone needs only python3.11 and node 20.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+VENV := .venv
+UV := .venv-uv/bin/uv
+PY := $(VENV)/bin/python
+TENANT ?= demo
+PORT ?= 3000
+export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install local test test-fast synth bench lint clean admin-key
+
+help:
+	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
+	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
+	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
+	@echo "make bench   - benchmarks (cold start ratio)"
+
+# uv itself comes from PyPI into a private venv; it then installs the locked dependencies.
+$(UV):
+	$(PYTHON) -m venv .venv-uv
+	.venv-uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+local: install
+	$(PY) -m infra.local --tenant $(TENANT) --port $(PORT)
+
+test: install
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: install
+	$(PY) -m pytest -n 2 tests/unit tests/integration
+
+synth: install
+	npx cdk synth -c tenant=$(TENANT) --quiet
+
+bench: install
+	$(PY) bench/cold_start.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .venv-uv node_modules cdk.out .local .pytest_cache

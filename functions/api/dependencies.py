@@ -1,0 +1,34 @@
+"""The stores and services the routes use, built once per container on first use (never at import)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from coupons.api.auth import Authenticator
+from coupons.config import settings
+from coupons.data.api_keys import ApiKeyStore
+from coupons.data.campaigns import CampaignStore
+from coupons.data.clients import dynamodb
+from coupons.data.idempotency import IdempotencyStore
+
+__all__ = ["settings", "campaigns", "api_keys", "idempotency", "authenticator"]
+
+
+@cache
+def campaigns() -> CampaignStore:
+    return CampaignStore(dynamodb(), settings().main_table)
+
+
+@cache
+def api_keys() -> ApiKeyStore:
+    return ApiKeyStore(dynamodb(), settings().main_table)
+
+
+@cache
+def idempotency() -> IdempotencyStore:
+    return IdempotencyStore(dynamodb(), settings().main_table)
+
+
+@cache
+def authenticator() -> Authenticator:
+    return Authenticator(api_keys().get, cache_seconds=settings().api_key_cache_seconds)

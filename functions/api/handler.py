@@ -1,0 +1,38 @@
+"""API function: authenticate the caller, then route (routes/*), answering errors as problem+json."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+
+import dependencies
+from coupons.api import problems
+from coupons.api.auth import HEADER as API_KEY_HEADER
+from coupons.domain.errors import DomainError
+from resolver import app
+from routes import api_keys, campaigns, meta  # noqa: F401  (importing registers the routes)
+
+logger = Logger()
+
+PUBLIC_PATHS = frozenset({meta.OPENAPI_PATH})
+
+
+def _header(event: dict, name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def lambda_handler(event: dict, context) -> dict:
+    # Authentication comes before routing and validation: a caller without a valid key learns
+    # nothing else (not which routes exist, nor what a body should look like).
+    if event.get("path") not in PUBLIC_PATHS:
+        try:
+            principal = dependencies.authenticator().principal(_header(event, API_KEY_HEADER))
+        except DomainError as error:
+            return problems.as_proxy(problems.from_domain_error(error))
+        app.append_context(principal=principal)
+        logger.append_keys(principal=str(principal))
+    return app.resolve(event, context)

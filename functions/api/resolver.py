@@ -1,0 +1,88 @@
+"""The API's resolver and what every route shares: the caller, the request's idempotency, JSON answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+import dependencies
+from coupons.api import problems
+from coupons.api.idempotency import run_idempotent
+from coupons.domain.errors import DomainError
+from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from coupons.domain.principals import Principal, Role
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+def caller(*roles: Role) -> Principal:
+    """The authenticated principal (the handler put it in the context), checked against `roles`."""
+    principal: Principal = app.context["principal"]
+    if roles:
+        principal.require(*roles)
+    return principal
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps(body), headers=headers
+    )
+
+
+def created(run: Callable[[], Any], *, redact: Callable[[Any], Any] | None = None) -> Response:
+    """201 with what `run` made, at most once per Idempotency-Key (a replay says so in a header)."""
+    event = app.current_event
+    status, body, replayed = run_idempotent(
+        dependencies.idempotency(),
+        scope=str(caller()),
+        key=event.headers.get(IDEMPOTENCY_HEADER),
+        method=event.http_method,
+        path=event.path,
+        body=event.json_body,
+        ttl_seconds=dependencies.settings().idempotency_ttl_seconds,
+        run=lambda: (201, run()),
+        redact=redact,
+    )
+    return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@app.exception_handler(DomainError)
+def _domain_error(error: DomainError) -> Response:
+    return problems.from_domain_error(error)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response:
+    return problems.from_validation_errors(list(error.errors()))
+
+
+@app.exception_handler(NotFoundError)
+def _no_route(_: NotFoundError) -> Response:
+    event = app.current_event
+    allowed = sorted(
+        route.method
+        for route in app._static_routes + app._dynamic_routes  # powertools keeps no public list of routes
+        if route.rule.match(event.path)
+    )
+    if allowed:
+        return problems.problem(
+            405,
+            "method_not_allowed",
+            f"{event.http_method} is not allowed on {event.path}",
+            headers={"Allow": ", ".join(allowed)},
+            allowed_methods=allowed,
+        )
+    return problems.problem(404, "route_not_found", f"No route {event.http_method} {event.path}")
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response:
+    from aws_lambda_powertools import Logger
+
+    Logger().exception("unhandled error")
+    return problems.problem(500, "internal_error", "An unexpected error occurred; it has been logged")

@@ -1,0 +1,1 @@
+"""One module per resource; importing a module registers its routes on the resolver."""

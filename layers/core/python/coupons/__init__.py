@@ -1,0 +1,1 @@
+"""Shared code of every function: pure domain rules, data access, API plumbing (the core layer)."""

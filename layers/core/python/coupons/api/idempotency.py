@@ -1,0 +1,65 @@
+"""The one Idempotency-Key mechanism of every creating POST, usable as a plain function.
+
+Same key + same request -> the first response again, nothing written again; same key + another
+request -> 422; a duplicate while the first is still running -> 409. Keys are scoped per principal.
+A request refused or failed after the key was claimed releases it: a refusal writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from coupons.data.idempotency import IdempotencyStore
+from coupons.domain import idempotency as rules
+from coupons.domain.ids import random_token
+
+# Longer than the API function may run (API Gateway stops waiting at 29 s), so a live request's lock
+# is never taken over; a crashed one's is, after this.
+LOCK_SECONDS = 60
+
+
+def run_idempotent(
+    store: IdempotencyStore,
+    *,
+    scope: str,
+    key: str | None,
+    method: str,
+    path: str,
+    body: Any,
+    ttl_seconds: int,
+    run: Callable[[], tuple[int, Any]],
+    redact: Callable[[Any], Any] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> tuple[int, Any, bool]:
+    """Runs `run` at most once per (scope, key). Returns (status, body, replayed).
+
+    `redact` shapes what is kept for replays (e.g. drops a secret shown only once).
+    """
+    if key is None:
+        status, answer = run()
+        return status, answer, False
+    rules.check_key(key)
+    request = rules.fingerprint(method, path, body)
+    token = random_token(16)
+    now = int(clock())
+    existing = store.acquire(
+        scope,
+        key,
+        fingerprint=request,
+        token=token,
+        now=now,
+        lock_until=now + LOCK_SECONDS,
+        expires_at=now + ttl_seconds,
+    )
+    if existing is not None:
+        replay = rules.on_existing(existing, request)
+        return replay.status, replay.body, True
+    try:
+        status, answer = run()
+    except BaseException:
+        store.release(scope, key, token=token)
+        raise
+    store.complete(scope, key, token=token, status=status, body=redact(answer) if redact else answer)
+    return status, answer, False

@@ -1,0 +1,30 @@
+"""Settings a function reads from its environment (set by the CDK stack), read once per container."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from coupons.data.schema import MAIN
+
+
+@dataclass(frozen=True)
+class Settings:
+    tenant: str
+    main_table: str
+    # How long a verified API key is trusted without a read; a revocation takes effect within it.
+    api_key_cache_seconds: int
+    # Idempotency records live this long (the contract promises at least 24 h).
+    idempotency_ttl_seconds: int
+
+
+@cache
+def settings() -> Settings:
+    env = os.environ
+    return Settings(
+        tenant=env.get("TENANT", "local"),
+        main_table=env[MAIN.env_var],
+        api_key_cache_seconds=int(env.get("API_KEY_CACHE_SECONDS", "60")),
+        idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", str(48 * 3600))),
+    )

@@ -1,0 +1,24 @@
+"""AWS clients, made lazily on first use: one made at import time would talk to real AWS before moto starts."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+
+_lock = threading.Lock()
+
+
+@cache
+def _dynamodb():
+    import boto3
+    from botocore.config import Config
+
+    # Short timeouts with standard retries: an API caller would rather get a quick error than hang.
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    return boto3.session.Session().client("dynamodb", config=config)
+
+
+def dynamodb():
+    # boto3 sessions are not thread-safe while they build a client; the client itself is.
+    with _lock:
+        return _dynamodb()

@@ -1,0 +1,78 @@
+"""Domain errors: values with a stable machine-readable code; the API maps their kind to a status."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Kind(Enum):
+    INVALID = "invalid"  # the request itself is wrong
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"  # valid request, refused by the current state
+    UNPROCESSABLE = "unprocessable"
+
+
+class DomainError(Exception):
+    kind: Kind = Kind.INVALID
+    code: str = "invalid_request"
+    title: str = "Invalid request"
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None, **extra: object):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.field = field
+        self.extra = extra
+
+
+class InvalidField(DomainError):
+    """A value the schema accepts but a rule refuses (e.g. valid_until before valid_from)."""
+
+    code = "invalid_field"
+    title = "A field has an invalid value"
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+    title = "The paging cursor is not one this API issued"
+
+
+class Unauthenticated(DomainError):
+    kind = Kind.UNAUTHENTICATED
+    code = "unauthenticated"
+    title = "A valid x-api-key header is required"
+
+
+class Forbidden(DomainError):
+    kind = Kind.FORBIDDEN
+    code = "forbidden"
+    title = "This principal may not do that"
+
+
+class NotFound(DomainError):
+    kind = Kind.NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class CampaignNotFound(NotFound):
+    code = "campaign_not_found"
+    title = "No such campaign"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    title = "No such API key"
+
+
+class IdempotencyKeyReused(DomainError):
+    kind = Kind.UNPROCESSABLE
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was used with a different request"
+
+
+class IdempotencyRequestInFlight(DomainError):
+    kind = Kind.CONFLICT
+    code = "idempotency_request_in_flight"
+    title = "A request with this Idempotency-Key is still being processed; retry later"

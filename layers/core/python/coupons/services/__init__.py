@@ -1,0 +1,1 @@
+"""Use cases: domain rules applied through the stores. Handlers and commands call these."""
