@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from coupons.domain.ids import random_token
 
 # ck_<key id: 16 chars, stored in clear to find the record>_<secret: 32 chars = 160 bits>
-_KEY = re.compile(r"^ck_([0-9A-Z]{16})_([0-9A-Z]{32})$")
+_KEY = re.compile(r"^ck_([0-9A-HJKMNP-TV-Z]{16})_([0-9A-HJKMNP-TV-Z]{32})$")  # Crockford base32
 
 
 @dataclass(frozen=True, slots=True)

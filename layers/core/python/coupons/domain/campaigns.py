@@ -113,11 +113,11 @@ _MONEY_TERMS = {"amount", "percent_bps", "max_discount", "min_order"}
 def check_terms(terms: CampaignTerms) -> None:
     """Rules across fields that a single field's schema cannot say; raises InvalidField naming one."""
     required, allowed = _TERMS_BY_TYPE[terms.type]
-    for field in sorted(_MONEY_TERMS):
-        present = getattr(terms, field) is not None
-        if field in required and not present:
+    for field in sorted(required):
+        if getattr(terms, field) is None:
             raise InvalidField(f"{field} is required for a {terms.type} campaign", field=field)
-        if present and field not in required | allowed:
+    for field in sorted(_MONEY_TERMS - required - allowed):
+        if getattr(terms, field) is not None:
             raise InvalidField(f"{field} does not apply to a {terms.type} campaign", field=field)
     if terms.type is CampaignType.THRESHOLD and terms.min_order < terms.amount:
         raise InvalidField("min_order must be at least amount for a THRESHOLD campaign", field="min_order")

@@ -29,8 +29,12 @@ class DomainError(Exception):
 class InvalidField(DomainError):
     """A value the schema accepts but a rule refuses (e.g. valid_until before valid_from)."""
 
-    code = "invalid_field"
-    title = "A field has an invalid value"
+    code = "validation_failed"  # the same code as a schema refusal: to a caller both are bad input
+    title = "The request is not valid"
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None, **extra: object):
+        extra.setdefault("errors", [{"field": field, "message": detail, "type": "invalid_field"}])
+        super().__init__(detail, field=field, **extra)
 
 
 class InvalidCursor(DomainError):
