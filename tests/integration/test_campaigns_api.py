@@ -32,7 +32,7 @@ def test_an_admin_creates_a_campaign_and_reads_it_back_equal(api, keys):
         ({"valid_days": None, "valid_from": "2027-02-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z"},
          "valid_until"),
         ({"total_quantity": -1}, "total_quantity"),
-        ({"type": "PERCENT"}, "percent_bps"),
+        ({"type": "PERCENT"}, "max_discount"),  # the first missing term, by name
     ],
 )
 def test_bad_terms_are_a_400_naming_the_field_and_write_nothing(api, keys, changes, field):
