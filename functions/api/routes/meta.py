@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
 from resolver import app
 
@@ -14,6 +13,9 @@ OPENAPI_PATH = "/v1/openapi.json"
 
 @cache
 def _document() -> str:
+    # Imported here: the OpenAPI models cost tens of milliseconds that no other route needs.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
     return app.get_openapi_json_schema(
         title="Coupon clearing & settlement API",
         version="1.0.0",

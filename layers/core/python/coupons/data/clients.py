@@ -10,12 +10,13 @@ _lock = threading.Lock()
 
 @cache
 def _dynamodb():
-    import boto3
+    # botocore, not boto3: boto3 adds s3transfer and its resource layer to the cold start for nothing.
+    import botocore.session
     from botocore.config import Config
 
     # Short timeouts with standard retries: an API caller would rather get a quick error than hang.
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
-    return boto3.session.Session().client("dynamodb", config=config)
+    return botocore.session.get_session().create_client("dynamodb", config=config)
 
 
 def dynamodb():

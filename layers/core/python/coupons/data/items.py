@@ -1,4 +1,9 @@
-"""Plain values <-> DynamoDB attribute values, and opaque paging cursors."""
+"""Plain values <-> DynamoDB attribute values, and opaque paging cursors.
+
+Written here rather than taken from boto3.dynamodb.types because importing that module imports all
+of boto3 (and s3transfer) into every cold start; our values are few kinds: str, int, bool, None,
+lists and maps. Floats are refused: money is integers in minor units.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +13,56 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from coupons.domain.errors import InvalidCursor
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: to_attribute(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__} {value!r} (floats are never stored)")
+
+
+def from_attribute(attribute: dict[str, Any]) -> Any:
+    (kind, value), = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return int(value) if value.lstrip("-").isdigit() else Decimal(value)
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [from_attribute(v) for v in value]
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in value.items()}
+    if kind in ("SS", "NS"):
+        return sorted(from_attribute({kind[0]: v}) for v in value)
+    raise TypeError(f"unexpected DynamoDB type {kind}")
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _plain(value: Any) -> Any:
-    # We never store floats: every number is an integer (money in minor units, counts, epochs).
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, set):
-        return sorted(_plain(v) for v in value)
-    return value
+    return {k: to_attribute(v) for k, v in values.items() if v is not None}
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: from_attribute(v) for k, v in item.items()}
 
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
         return None
-    plain = {k: _deserializer.deserialize(v) for k, v in last_key.items()}
+    plain = from_item(last_key)
     return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
