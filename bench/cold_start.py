@@ -11,7 +11,6 @@ Target: api init <= 1.3 x floor.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess

@@ -39,7 +39,9 @@ def table_of(stack_name: str, cloudformation_client) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--region")
     parser.add_argument("--description", default="first admin key")

@@ -68,10 +68,9 @@ def load_api_handler():
     folder = str(ROOT / "functions" / "api")
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    import dependencies
-
     import coupons.config
     import coupons.data.clients
+    import dependencies
 
     coupons.config.settings.cache_clear()
     coupons.data.clients._dynamodb.cache_clear()

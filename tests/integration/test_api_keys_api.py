@@ -1,5 +1,7 @@
 """API keys: admin-only, stored hashed, shown once, revocable; the first one by command."""
 
+import json
+
 from coupons.domain.api_keys import hash_key
 from tests.integration.test_api_plumbing import assert_problem
 
@@ -38,7 +40,11 @@ def test_a_key_record_is_readable_without_its_secret(api, keys):
 
 
 def test_a_replayed_key_creation_does_not_show_the_key_again(api, keys):
-    args = {"api_key": keys["admin"], "body": {"principal": "merchant:m-9"}, "headers": {"Idempotency-Key": "k1"}}
+    args = {
+        "api_key": keys["admin"],
+        "body": {"principal": "merchant:m-9"},
+        "headers": {"Idempotency-Key": "k1"},
+    }
     first = api.call("POST", "/v1/api-keys", **args)
     again = api.call("POST", "/v1/api-keys", **args)
     assert again.status == 201 and again.headers["Idempotent-Replayed"] == "true"
@@ -55,8 +61,12 @@ def test_the_bootstrap_command_makes_a_working_admin_key_from_the_stack_outputs(
     cfn = boto3.client("cloudformation", region_name="eu-west-1")
     cfn.create_stack(
         StackName="CouponClearing-test",
-        TemplateBody='{"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Outputs": {"MainTableName": {"Value": "%s"}}}'
-        % TABLE,
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {"MainTableName": {"Value": TABLE}},
+            }
+        ),
     )
     assert table_of("CouponClearing-test", cfn) == TABLE
     admin = create_admin_key(TABLE, description="first", dynamodb_client=api.ddb)

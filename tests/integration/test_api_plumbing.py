@@ -104,7 +104,11 @@ def test_the_openapi_document_is_public_and_lists_every_route(api):
         ("/v1/api-keys/{key_id}", "get"),
         ("/v1/api-keys/{key_id}", "delete"),
     }
-    assert doc["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    assert doc["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+    }
 
 
 def test_every_documented_route_refuses_a_caller_without_a_key(api):

@@ -29,8 +29,10 @@ def test_an_admin_creates_a_campaign_and_reads_it_back_equal(api, keys):
         ({"amount": -5}, "amount"),
         ({"amount": 12.5}, "amount"),
         ({"currency": "ABC"}, "currency"),
-        ({"valid_days": None, "valid_from": "2027-02-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z"},
-         "valid_until"),
+        (
+            {"valid_days": None, "valid_from": "2027-02-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z"},
+            "valid_until",
+        ),
         ({"total_quantity": -1}, "total_quantity"),
         ({"type": "PERCENT"}, "max_discount"),  # the first missing term, by name
     ],
@@ -46,7 +48,9 @@ def test_bad_terms_are_a_400_naming_the_field_and_write_nothing(api, keys, chang
 def test_an_issuer_creates_for_its_own_brand_only(api, keys):
     mine = create(api, keys["issuer:brand-a"], brand_id=None)
     assert mine["brand_id"] == "brand-a" and mine["created_by"] == "issuer:brand-a"
-    answer = api.call("POST", "/v1/campaigns", api_key=keys["issuer:brand-a"], body=campaign_body(brand_id="brand-b"))
+    answer = api.call(
+        "POST", "/v1/campaigns", api_key=keys["issuer:brand-a"], body=campaign_body(brand_id="brand-b")
+    )
     assert_problem(answer, 403, "forbidden", field="brand_id")
 
 
@@ -65,11 +69,15 @@ def test_a_merchant_sees_a_campaign_only_where_it_may_redeem_it(api, keys):
 
 
 def test_an_unknown_campaign_is_404(api, keys):
-    assert_problem(api.call("GET", "/v1/campaigns/cmp_nope", api_key=keys["admin"]), 404, "campaign_not_found")
+    assert_problem(
+        api.call("GET", "/v1/campaigns/cmp_nope", api_key=keys["admin"]), 404, "campaign_not_found"
+    )
 
 
 def test_the_list_pages_newest_first_and_an_issuer_lists_only_its_brand(api, keys):
-    made = [create(api, keys["admin"], name=f"c{i}", brand_id="brand-a" if i % 2 else "brand-b") for i in range(5)]
+    made = [
+        create(api, keys["admin"], name=f"c{i}", brand_id="brand-a" if i % 2 else "brand-b") for i in range(5)
+    ]
     seen, cursor = [], None
     while True:
         query = {"limit": "2", **({"cursor": cursor} if cursor else {})}
@@ -86,7 +94,12 @@ def test_the_list_pages_newest_first_and_an_issuer_lists_only_its_brand(api, key
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [({"limit": "0"}, "limit"), ({"limit": "500"}, "limit"), ({"limit": "x"}, "limit"), ({"cursor": "%%%"}, "cursor")],
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "500"}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"cursor": "%%%"}, "cursor"),
+    ],
 )
 def test_bad_paging_parameters_are_400_naming_them(api, keys, query, field):
     answer = api.call("GET", "/v1/campaigns", api_key=keys["admin"], query=query)
@@ -99,3 +112,12 @@ def test_a_cursor_from_another_listing_is_refused(api, keys):
     cursor = api.call("GET", "/v1/campaigns", api_key=keys["admin"], query={"limit": "1"}).json["next_cursor"]
     answer = api.call("GET", "/v1/campaigns", api_key=keys["issuer:brand-a"], query={"cursor": cursor})
     assert_problem(answer, 400, "invalid_cursor", field="cursor")
+
+
+def test_a_created_campaign_matches_its_documented_schema(api, keys):
+    from coupons.domain.campaigns import Campaign
+
+    Campaign.model_validate(create(api, keys["admin"]))
+    doc = api.call("GET", "/v1/openapi.json").json
+    created = doc["paths"]["/v1/campaigns"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert created["schema"]["$ref"].endswith("/Campaign")

@@ -47,8 +47,13 @@ def test_a_duplicate_while_the_first_is_in_flight_is_409(api, keys):
     body = campaign_body()
     now = int(time.time())
     dependencies.idempotency().acquire(
-        "admin", "idem-1", fingerprint=fingerprint("POST", "/v1/campaigns", body), token="other",
-        now=now, lock_until=now + 60, expires_at=now + 3600,
+        "admin",
+        "idem-1",
+        fingerprint=fingerprint("POST", "/v1/campaigns", body),
+        token="other",
+        now=now,
+        lock_until=now + 60,
+        expires_at=now + 3600,
     )
     assert_problem(post(api, keys["admin"], body), 409, "idempotency_request_in_flight")
     assert campaigns_in(api) == []
@@ -61,8 +66,13 @@ def test_a_lock_left_by_a_crashed_request_is_taken_over(api, keys):
     body = campaign_body()
     past = int(time.time()) - 120
     dependencies.idempotency().acquire(
-        "admin", "idem-1", fingerprint=fingerprint("POST", "/v1/campaigns", body), token="dead",
-        now=past, lock_until=past + 60, expires_at=past + 3600,
+        "admin",
+        "idem-1",
+        fingerprint=fingerprint("POST", "/v1/campaigns", body),
+        token="dead",
+        now=past,
+        lock_until=past + 60,
+        expires_at=past + 3600,
     )
     assert post(api, keys["admin"], body).status == 201
 
@@ -91,6 +101,10 @@ def test_records_are_kept_at_least_24_hours_through_the_table_ttl(api, keys):
 
 def test_a_malformed_idempotency_key_is_400_and_writes_nothing(api, keys):
     before = api.items()
-    assert_problem(post(api, keys["admin"], campaign_body(), idem="x" * 300), 400, "validation_failed",
-                   field="Idempotency-Key")
+    assert_problem(
+        post(api, keys["admin"], campaign_body(), idem="x" * 300),
+        400,
+        "validation_failed",
+        field="Idempotency-Key",
+    )
     assert api.items() == before

@@ -90,11 +90,15 @@ def test_a_field_out_of_its_schema_is_refused_by_name(body, field):
         (terms("GIFT_CARD", max_discount=5), "max_discount"),
         (terms(valid_days=None), "valid_until"),
         (terms(valid_until="2027-01-01T00:00:00Z"), "valid_days"),
-        (terms(valid_days=None, valid_from="2027-01-02T00:00:00Z", valid_until="2027-01-01T00:00:00Z"),
-         "valid_until"),
+        (
+            terms(valid_days=None, valid_from="2027-01-02T00:00:00Z", valid_until="2027-01-01T00:00:00Z"),
+            "valid_until",
+        ),
         (terms(valid_from="2027-01-01T00:00:00Z"), "valid_from"),
-        (terms(issuance_starts_at="2027-01-02T00:00:00Z", issuance_ends_at="2027-01-01T00:00:00Z"),
-         "issuance_ends_at"),
+        (
+            terms(issuance_starts_at="2027-01-02T00:00:00Z", issuance_ends_at="2027-01-01T00:00:00Z"),
+            "issuance_ends_at",
+        ),
         (terms(budget=999), "budget"),  # less than one coupon's face value
         (terms("PERCENT", budget=2999), "budget"),  # a PERCENT coupon's face value is max_discount
     ],

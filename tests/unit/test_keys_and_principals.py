@@ -20,7 +20,9 @@ def test_keys_carry_160_random_bits_and_never_repeat():
     assert len(next(iter(plains)).split("_")[2]) * 5 == 160
 
 
-@pytest.mark.parametrize("bad", ["", "ck_short", "Bearer x", "ck_0123456789ABCDEF_" + "0" * 31, "ck_" + "I" * 16 + "_" + "0" * 32])
+@pytest.mark.parametrize(
+    "bad", ["", "ck_short", "Bearer x", "ck_0123456789ABCDEF_" + "0" * 31, "ck_" + "I" * 16 + "_" + "0" * 32]
+)
 def test_a_malformed_key_has_no_key_id(bad):
     assert api_keys.key_id_of(bad) is None
 

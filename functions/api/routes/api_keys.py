@@ -18,7 +18,9 @@ from resolver import app, caller, created, json_response
 class ApiKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    principal: Annotated[StrictStr, Field(max_length=80, description="admin | issuer:{brand_id} | merchant:{id}")]
+    principal: Annotated[
+        StrictStr, Field(max_length=80, description="admin | issuer:{brand_id} | merchant:{id}")
+    ]
     description: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
@@ -38,13 +40,18 @@ def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
     principal = parse_principal(request.principal)
     return created(
         lambda: api_keys.create_key(
-            dependencies.api_keys(), principal=principal, description=request.description, created_by=str(admin)
+            dependencies.api_keys(),
+            principal=principal,
+            description=request.description,
+            created_by=str(admin),
         ),
         redact=_without_secret,
     )
 
 
-@app.get("/v1/api-keys/<key_id>", summary="Read an API key's record, never the key (admin)", tags=["api-keys"])
+@app.get(
+    "/v1/api-keys/<key_id>", summary="Read an API key's record, never the key (admin)", tags=["api-keys"]
+)
 def get_api_key(key_id: str):
     caller(Role.ADMIN)
     record = dependencies.api_keys().get(key_id)

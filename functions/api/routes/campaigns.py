@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 import dependencies
-from coupons.domain.campaigns import CampaignTerms
+from coupons.domain.campaigns import Campaign, CampaignTerms
 from coupons.domain.principals import Role
 from coupons.services import campaigns
 from resolver import app, caller, created, json_response
@@ -17,7 +16,12 @@ from resolver import app, caller, created, json_response
 @app.post(
     "/v1/campaigns",
     summary="Create a campaign (admin, issuer); accepts Idempotency-Key",
-    responses={201: {"description": "the campaign, status DRAFT"}},
+    responses={
+        201: {
+            "description": "the campaign, status DRAFT",
+            "content": {"application/json": {"model": Campaign}},
+        }
+    },
     tags=["campaigns"],
 )
 def create_campaign(terms: Annotated[CampaignTerms, Body()]):
@@ -25,12 +29,21 @@ def create_campaign(terms: Annotated[CampaignTerms, Body()]):
     return created(lambda: campaigns.create(dependencies.campaigns(), terms, principal))
 
 
-@app.get("/v1/campaigns/<campaign_id>", summary="Read a campaign", tags=["campaigns"])
+@app.get(
+    "/v1/campaigns/<campaign_id>",
+    summary="Read a campaign",
+    responses={200: {"description": "the campaign", "content": {"application/json": {"model": Campaign}}}},
+    tags=["campaigns"],
+)
 def get_campaign(campaign_id: str):
     return json_response(200, campaigns.get(dependencies.campaigns(), campaign_id, caller()))
 
 
-@app.get("/v1/campaigns", summary="List campaigns, newest first (admin: all; issuer: its brand's)", tags=["campaigns"])
+@app.get(
+    "/v1/campaigns",
+    summary="List campaigns, newest first (admin: all; issuer: its brand's)",
+    tags=["campaigns"],
+)
 def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,

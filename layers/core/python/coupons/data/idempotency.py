@@ -3,6 +3,7 @@ once done, the response to replay. Expire through the table's TTL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -19,7 +20,15 @@ class IdempotencyStore:
         self._table = table_name
 
     def acquire(
-        self, scope: str, key: str, *, fingerprint: str, token: str, now: int, lock_until: int, expires_at: int
+        self,
+        scope: str,
+        key: str,
+        *,
+        fingerprint: str,
+        token: str,
+        now: int,
+        lock_until: int,
+        expires_at: int,
     ) -> dict[str, Any] | None:
         """Claims the key for this request. Returns None when claimed, else the record already there.
 
@@ -74,7 +83,7 @@ class IdempotencyStore:
 
     def release(self, scope: str, key: str, *, token: str) -> None:
         """Drops our lock after a refused or failed request, so nothing stays written and a retry runs anew."""
-        try:
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
             self._client.delete_item(
                 TableName=self._table,
                 Key=record_key(scope, key),
@@ -82,8 +91,6 @@ class IdempotencyStore:
                 ExpressionAttributeNames={"#t": "token"},
                 ExpressionAttributeValues={":token": {"S": token}},
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            pass
 
 
 def _decoded(record: dict[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,19 @@ class CampaignTerms(BaseModel):
         return value
 
 
+class Campaign(CampaignTerms):
+    """A campaign as the API answers it: its terms and what the service keeps about it."""
+
+    brand_id: PartyId
+    campaign_id: StrictStr
+    status: CampaignStatus
+    face_value: Amount = Field(description="what one coupon may cost at most (counts against budget)")
+    issued_count: StrictInt
+    budget_used: StrictInt
+    created_at: AwareDatetime
+    created_by: StrictStr
+
+
 # Which optional money terms each type takes: required ones must be present, the rest absent.
 _TERMS_BY_TYPE: dict[CampaignType, tuple[set[str], set[str]]] = {
     #                         required                       allowed besides
@@ -156,7 +169,9 @@ def owning_brand(terms: CampaignTerms, principal: Principal) -> str:
     return terms.brand_id
 
 
-def new_campaign(terms: CampaignTerms, principal: Principal, *, now: datetime | None = None) -> dict[str, Any]:
+def new_campaign(
+    terms: CampaignTerms, principal: Principal, *, now: datetime | None = None
+) -> dict[str, Any]:
     """The campaign record for `terms` created by `principal`, as plain JSON-ready values."""
     check_terms(terms)
     brand_id = owning_brand(terms, principal)
