@@ -1,0 +1,136 @@
+"""The REST API: API Gateway proxies every path to the API function, which routes, authenticates, checks."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Aws, Fn, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from coupons.data.schema import MAIN
+from infra.constructs.function import ServiceFunction
+from infra.constructs.layers import Layers
+from infra.tenants import Tenant
+
+# Routes live under /v1 in the path, so the stage keeps one fixed name and API versions coexist behind it.
+STAGE_NAME = "prod"
+
+# The idempotency contract promises at least 24 h; twice that covers a client retrying the next day.
+IDEMPOTENCY_TTL_SECONDS = 48 * 3600
+
+# What the API's stores call on the main table. TransactWriteItems is authorised per contained
+# action (Put/Update/Delete/ConditionCheck), so it needs no action of its own.
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+]
+KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tenant: Tenant,
+        layers: Layers,
+        table: dynamodb.Table,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Indexes by name, from the schema: a wildcard (index/*) would also open indexes added later
+        # for other purposes.
+        index_arns = [f"{table.table_arn}/index/{index.name}" for index in MAIN.indexes]
+        self.handler = ServiceFunction(
+            self,
+            "Handler",
+            tenant=tenant,
+            folder="api",
+            description="Coupon clearing REST API",
+            layers=layers,
+            statements=[
+                iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn, *index_arns]),
+                iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
+            ],
+            environment={
+                MAIN.env_var: table.table_name,
+                "API_KEY_CACHE_SECONDS": str(tenant.api_key_cache_seconds),
+                "IDEMPOTENCY_TTL_SECONDS": str(IDEMPOTENCY_TTL_SECONDS),
+            },
+        )
+        self.function = self.handler.function
+
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.rest_api = apigateway.RestApi(
+            self,
+            "RestApi",
+            description=f"Coupon clearing API of tenant {tenant.name}",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            cloud_watch_role=False,
+            deploy_options=apigateway.StageOptions(
+                stage_name=STAGE_NAME,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+            ),
+        )
+        # Spelled out rather than `rest_api.url`, which refers to the Stage resource: the URL then
+        # also resolves where the stage is not created (moto's CloudFormation skips it).
+        self.url = Fn.join(
+            "",
+            ["https://", self.rest_api.rest_api_id, ".execute-api.", Aws.REGION, ".", Aws.URL_SUFFIX,
+             f"/{STAGE_NAME}/"],
+        )  # fmt: skip
+        # No test-invoke permission: the console's test button is not a way to call a tenant's API.
+        integration = apigateway.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
+        # The function owns routing (404/405 as problem+json), so API Gateway forwards everything.
+        self.rest_api.root.add_method("ANY", integration)
+        self.rest_api.root.add_proxy(default_integration=integration, any_method=True)
+
+        auth = (
+            "Callers authenticate with an x-api-key that the API function checks against hashed keys in "
+            "DynamoDB and maps to a principal (admin, issuer, merchant); an API Gateway authorizer or API "
+            "key would be a second, diverging auth system."
+        )
+        Validations.of(self.rest_api).acknowledge(
+            Acknowledgment(id="AwsSolutions-APIG4", reason=auth),
+            Acknowledgment(id="AwsSolutions-COG4", reason=auth),
+            Acknowledgment(
+                id="AwsSolutions-APIG2",
+                reason="Requests are validated in the function by pydantic models that answer with RFC 9457 "
+                "problem+json naming the field; API Gateway validators would answer in another format, "
+                "before the function could.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-APIG6",
+                reason="Execution logging needs the account-wide API Gateway CloudWatch role, which one "
+                "tenant's stack must not own; access logs on the stage and the function's structured logs "
+                "record every request.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-APIG3",
+                reason="A WAF web ACL is an account-level choice of the operator; coupon-code guessing and "
+                "velocity limits are enforced by the service itself, per principal.",
+            ),
+        )

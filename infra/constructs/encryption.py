@@ -1,0 +1,21 @@
+"""The tenant's data key: one customer-managed KMS key for everything the tenant stores."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class DataKey(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, tenant_name: str) -> None:
+        super().__init__(scope, construct_id)
+        # Per tenant, so one tenant's data can be cut off (or audited) without touching another's.
+        # Retained: deleting the key would make retained tables, backups and statements unreadable.
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"Coupon clearing data of tenant {tenant_name}: tables and statements",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )

@@ -1,0 +1,103 @@
+"""How each Lambda function of a tenant is made: its own role and log group, the layers, tracing, settings."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra import REPO_ROOT
+from infra.constructs.layers import ARCHITECTURE, ASSET_EXCLUDE, RUNTIME, Layers
+from infra.tenants import Tenant
+
+# One service name for every function, so logs, traces and metrics of one request line up.
+SERVICE_NAME = "coupons"
+
+
+def common_environment(tenant: Tenant) -> dict[str, str]:
+    return {
+        "TENANT": tenant.name,
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": f"CouponClearing/{tenant.name}",
+        "POWERTOOLS_LOG_LEVEL": tenant.log_level,
+        "LOG_LEVEL": tenant.log_level,
+    }
+
+
+class ServiceFunction(Construct):
+    """A function under functions/<folder>, with a role that holds only the given statements."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tenant: Tenant,
+        folder: str,
+        description: str,
+        layers: Layers,
+        statements: list[iam.PolicyStatement],
+        environment: dict[str, str],
+        memory_size: int = 512,
+        timeout_seconds: int = 29,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # An explicit log group (not the logRetention custom resource): its retention and lifetime
+        # are declared here, and it is the only log group this function's role may write to.
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # A role per function, never shared: what one function may do is readable from its role alone.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} ({tenant.name})",
+            inline_policies={
+                "Logs": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                            resources=[self.log_group.log_group_arn],
+                        )
+                    ]
+                ),
+                "Access": iam.PolicyDocument(statements=statements),
+            },
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=lambda_.Code.from_asset(str(REPO_ROOT / "functions" / folder), exclude=ASSET_EXCLUDE),
+            handler="handler.lambda_handler",
+            layers=[layers.core, layers.deps],
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            memory_size=memory_size,
+            timeout=Duration.seconds(timeout_seconds),
+            environment={**common_environment(tenant), **environment},
+        )
+        Validations.of(self.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="Active tracing lets the function send X-Ray segments; xray:PutTraceSegments and "
+                "xray:PutTelemetryRecords support no resource-level permissions, so their resource is '*'.",
+            )
+        )
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="The code base and the dependencies layer are locked to Python 3.11 (pyproject's "
+                "requires-python, the layer's wheels); moving runtime is a deliberate, tested upgrade of "
+                "both, not a drift the stack should make on its own.",
+            )
+        )

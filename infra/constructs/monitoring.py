@@ -1,0 +1,85 @@
+"""Alarms of a tenant and the SNS topic they notify (optionally mailed to the tenant's on-call address)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.tenants import Tenant
+
+_PERIOD = Duration.minutes(5)
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, tenant: Tenant) -> None:
+        super().__init__(scope, construct_id)
+        # Its own key, not the data key: CloudWatch must be allowed to use the topic's key, and that
+        # grant should reach no tenant data.
+        self.key = kms.Key(
+            self,
+            "TopicKey",
+            description=f"Coupon clearing alarm topic of tenant {tenant.name}",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"Coupon clearing alarms ({tenant.name})",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        if tenant.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(tenant.alarm_email))
+        self._action = actions.SnsAction(self.topic)
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> cloudwatch.Alarm:
+        # Any occurrence is worth a look: these count failures, and a healthy tenant has none.
+        alarm = metric.create_alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        return alarm
+
+    def watch_api(self, rest_api: apigateway.RestApi) -> None:
+        self._alarm(
+            "Api5xx",
+            rest_api.metric_server_error(period=_PERIOD, statistic="Sum"),
+            "The API answered 5xx: bad input must be a 4xx, so a 5xx is a bug or an outage.",
+        )
+
+    def watch_function(self, prefix: str, function: lambda_.IFunction) -> None:
+        self._alarm(
+            f"{prefix}Errors",
+            function.metric_errors(period=_PERIOD, statistic="Sum"),
+            f"The {prefix} function raised errors.",
+        )
+        self._alarm(
+            f"{prefix}Throttles",
+            function.metric_throttles(period=_PERIOD, statistic="Sum"),
+            f"The {prefix} function was throttled: callers got 429/5xx for lack of concurrency.",
+        )

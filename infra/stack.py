@@ -1,0 +1,50 @@
+"""One tenant's stack: composes the capability constructs, exports what operators and the local stack need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.constructs.api import Api
+from infra.constructs.encryption import DataKey
+from infra.constructs.layers import Layers
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.storage import Storage
+from infra.constructs.tables import Tables
+from infra.tenants import Tenant
+
+
+def stack_name(tenant_name: str) -> str:
+    return f"CouponClearing-{tenant_name}"
+
+
+class CouponClearingStack(Stack):
+    def __init__(self, scope: Construct, *, tenant: Tenant, **kwargs: Any) -> None:
+        name = stack_name(tenant.name)
+        super().__init__(
+            scope,
+            name,
+            stack_name=name,
+            description=f"Coupon clearing & settlement: {tenant.display_name}",
+            # Stack tags: CloudFormation puts them on every resource at deploy time, so the template
+            # itself carries none (moto's CloudFormation fails on a tagged KMS key).
+            tags={"tenant": tenant.name, "product": "coupon-clearing"},
+            **kwargs,
+        )
+
+        key = DataKey(self, "DataKey", tenant_name=tenant.name).key
+        tables = Tables(self, "Tables", key=key)
+        storage = Storage(self, "Storage", key=key)
+        layers = Layers(self, "Layers")
+        api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key)
+        monitoring = Monitoring(self, "Monitoring", tenant=tenant)
+        monitoring.watch_api(api.rest_api)
+        monitoring.watch_function("Api", api.function)
+
+        CfnOutput(self, "TenantName", value=tenant.name)
+        CfnOutput(self, "ApiUrl", value=api.url)
+        CfnOutput(self, "ApiFunctionName", value=api.function.function_name)
+        CfnOutput(self, "MainTableName", value=tables.main.table_name)
+        CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)

@@ -1,0 +1,76 @@
+"""Tenant settings: one JSON file per tenant in infra/tenants/, validated before anything is synthesized."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from coupons.domain.money import is_currency
+
+TENANTS_DIR = Path(__file__).resolve().parent / "tenants"
+
+# EventBridge Scheduler's cron: minutes hours day-of-month month day-of-week year, evaluated in
+# the tenant's time zone (a plain EventBridge rule would read it as UTC).
+_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+
+
+class Tenant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Part of the stack name and of tags; short and DNS-safe so it fits anywhere a name is derived.
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    display_name: str = Field(min_length=1, max_length=80)
+    default_currency: str
+    settlement_time_zone: str
+    settlement_schedule: str
+    # A revoked API key keeps working for at most this long in a warm container.
+    api_key_cache_seconds: int = Field(ge=0, le=900)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @field_validator("default_currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"not an ISO 4217 currency: {value!r}")
+        return value
+
+    @field_validator("settlement_time_zone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"not an IANA time zone: {value!r}") from err
+        return value
+
+    @field_validator("settlement_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not _CRON.match(value):
+            raise ValueError(f"expected an EventBridge Scheduler cron(...) with six fields: {value!r}")
+        return value
+
+
+def tenant_names() -> list[str]:
+    return sorted(path.stem for path in TENANTS_DIR.glob("*.json"))
+
+
+def load_tenant(name: str) -> Tenant:
+    path = TENANTS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"unknown tenant {name!r}: no {path}; known: {', '.join(tenant_names())}")
+    tenant = Tenant.model_validate(json.loads(path.read_text()))
+    # The file name is what `-c tenant=` selects; a mismatch would deploy one tenant under another's name.
+    if tenant.name != name:
+        raise ValueError(f"{path} declares name {tenant.name!r}; it must equal the file name")
+    return tenant
+
+
+def load_tenants(names: list[str] | None = None) -> list[Tenant]:
+    return [load_tenant(name) for name in (names if names is not None else tenant_names())]
