@@ -66,18 +66,17 @@ class RestApi:
     binary_media_types: list[str]
 
     def find(self, path: str, method: str) -> tuple[Route, dict, dict[str, str]] | None:
+        """The most specific resource matching the path, then its method (or ANY) — resource first, as
+        API Gateway routes: a literal resource without the method does not fall back to {proxy+}."""
         parts = [p for p in path.split("/") if p]
-        candidates = []
-        for route in self.routes:
-            params = route.match(parts)
-            if params is None:
-                continue
-            integration = route.methods.get(method) or route.methods.get("ANY")
-            if integration is not None:
-                candidates.append((route.specificity(), route, integration, params))
-        if not candidates:
+        matches = [(route.specificity(), route, params) for route in self.routes
+                   if (params := route.match(parts)) is not None]
+        if not matches:
             return None
-        _, route, integration, params = max(candidates, key=lambda c: c[0])
+        _, route, params = max(matches, key=lambda m: m[0])
+        integration = route.methods.get(method) or route.methods.get("ANY")
+        if integration is None:
+            return None
         return route, integration, params
 
     def is_binary(self, content_type: str | None) -> bool:
