@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Aws, Fn, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Aws, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -74,6 +74,8 @@ class Api(Construct):
         self.rest_api = apigateway.RestApi(
             self,
             "RestApi",
+            # A display name, not an identifier (API Gateway names need not be unique): says which tenant.
+            rest_api_name=f"{Stack.of(self).stack_name}-api",
             description=f"Coupon clearing API of tenant {tenant.name}",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             cloud_watch_role=False,

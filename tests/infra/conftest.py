@@ -1,0 +1,60 @@
+"""Every tenant's stack, synthesized once per test session (bundling skipped); the infra tests read it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Node 20 is the platform this repo runs on; jsii's end-of-life banner on every worker is noise.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk
+import pytest
+
+from infra.app import build_app
+from infra.stack import stack_name
+from infra.tenants import tenant_names
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    app: cdk.App
+    outdir: Path
+    templates: dict[str, dict]  # by tenant name
+    metadata: dict[str, dict]  # by tenant name: construct path -> metadata entries
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = build_app(bundle=False, outdir=str(outdir))
+    app.synth()
+    tenants = tenant_names()
+    return Synthesized(
+        app=app,
+        outdir=outdir,
+        templates={t: json.loads((outdir / f"{stack_name(t)}.template.json").read_text()) for t in tenants},
+        metadata={t: json.loads((outdir / f"{stack_name(t)}.metadata.json").read_text()) for t in tenants},
+    )
+
+
+@pytest.fixture(params=tenant_names())
+def tenant(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def template(synthesized: Synthesized, tenant: str) -> dict:
+    return synthesized.templates[tenant]
+
+
+def resources(template: dict, resource_type: str) -> dict[str, dict]:
+    return {lid: r for lid, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def only(template: dict, resource_type: str) -> tuple[str, dict]:
+    found = resources(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.items()))

@@ -1,0 +1,51 @@
+"""Tenant files: each one valid, and a wrong one refused with the field named."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from infra.tenants import Tenant, load_tenant, tenant_names
+
+pytestmark = pytest.mark.xdist_group("infra")
+
+VALID = {
+    "name": "demo",
+    "display_name": "Demo",
+    "default_currency": "CNY",
+    "settlement_time_zone": "Asia/Shanghai",
+    "settlement_schedule": "cron(0 2 * * ? *)",
+    "api_key_cache_seconds": 60,
+}
+
+
+def test_every_tenant_file_loads_under_its_own_name():
+    assert {"demo", "acme"} <= set(tenant_names())
+    for name in tenant_names():
+        assert load_tenant(name).name == name
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "Demo"),
+        ("name", "d"),
+        ("name", "a-name-longer-than-twenty-one"),
+        ("default_currency", "XYZ"),
+        ("settlement_time_zone", "Mars/Olympus"),
+        ("settlement_schedule", "0 2 * * *"),
+        ("api_key_cache_seconds", -1),
+        ("log_level", "LOUD"),
+        ("alarm_email", "not-an-address"),
+        ("unexpected", "field"),
+    ],
+)
+def test_a_wrong_setting_is_refused_naming_the_field(field: str, value):
+    with pytest.raises(ValidationError) as refused:
+        Tenant.model_validate({**VALID, field: value})
+    assert field in str(refused.value)
+
+
+def test_an_unknown_tenant_names_the_known_ones():
+    with pytest.raises(ValueError, match="known: .*demo"):
+        load_tenant("nobody")
