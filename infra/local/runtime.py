@@ -252,7 +252,9 @@ class LocalRuntime:
     def _pool(self, function_name: str) -> FunctionPool:
         with self._lock:
             if function_name not in self._pools:
-                self._pools[function_name] = FunctionPool(function_name, self.log_dir / f"{function_name}.log")
+                # Named by logical id: stable across runs, where moto's physical names are random.
+                log_name = self.functions[function_name].logical_id
+                self._pools[function_name] = FunctionPool(function_name, self.log_dir / f"{log_name}.log")
             return self._pools[function_name]
 
     def config_for(self, fn) -> WorkerConfig:
