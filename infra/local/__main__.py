@@ -195,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
 
     phases = Phases()
     with ExitStack() as cleanup:
+        try:
+            gw = gateway.Gateway(port=args.port)
+        except OSError as err:
+            log.error("cannot listen on 127.0.0.1:%s (%s); choose another with PORT=... or --port", args.port, err)
+            return 2
+        cleanup.callback(gw.stop)
         # The CDK synth (Node) and moto's start are independent: overlap them.
         with ThreadPoolExecutor(2) as pool:
             synth_future = pool.submit(
@@ -218,13 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         api_id = _find_rest_api(deployment)
         api = phases.run("routes", gateway.load_rest_api, api_id, stage=_stage_of(deployment, api_id),
                          account=deployment.account, region=region)
-        try:
-            gw = gateway.Gateway(api, port=args.port)
-        except OSError as err:
-            log.error("cannot listen on 127.0.0.1:%s (%s); choose another with PORT=... or --port", args.port, err)
-            return 2
-        gw.start()
-        cleanup.callback(gw.stop)
+        gw.start(api)
 
         inits = phases.run("warm", lambda: {name: f.result() for name, f in warm_futures.items()})
         for name, init_ms in inits.items():

@@ -253,7 +253,24 @@ class _Server(ThreadingHTTPServer):
 
 
 class Gateway:
-    def __init__(self, api: RestApi, *, port: int = 3000, host: str = "127.0.0.1"):
+    """Bind first (bind(), before the slow start-up, so a taken port fails at once), serve later
+    (start(api), once the API is deployed): a client that connects in between waits, it is not refused."""
+
+    def __init__(self, *, port: int = 3000, host: str = "127.0.0.1"):
+        self.api: RestApi | None = None
+        self.lambda_client = None
+        gateway = self
+
+        class Handler(_RequestHandler):
+            pass
+
+        Handler.gateway = gateway
+        self.server = _Server((host, port), Handler)
+        self.host, self.port = self.server.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self, api: RestApi) -> None:
         import boto3
         from botocore.config import Config
 
@@ -269,23 +286,12 @@ class Gateway:
                 max_pool_connections=64,
             ),
         )
-        gateway = self
-
-        class Handler(_RequestHandler):
-            pass
-
-        Handler.gateway = gateway
-        self.server = _Server((host, port), Handler)
-        self.host, self.port = self.server.server_address[:2]
-        self.url = f"http://{self.host}:{self.port}"
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread is not None:
+            self.server.shutdown()
         self.server.server_close()
 
     def handle(

@@ -195,9 +195,9 @@ class EchoLambda:
 def served():
     from infra.local.gateway import Gateway
 
-    gateway = Gateway(API, port=0)
+    gateway = Gateway(port=0)
+    gateway.start(API)
     gateway.lambda_client = EchoLambda()
-    gateway.start()
     yield gateway
     gateway.stop()
 
