@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_seed:
             seeded = seed.Seeded()
         else:
-            seeded = phases.run("seed", seed.seed, gw.url, deployment.outputs["MainTableName"], region=region)
+            seeded = phases.run("seed", seed.seed, gw.url, deployment.stack_name, region=region)
 
         doc = endpoints_document(deployment, gw, seeded, moto, log_dir)
         endpoints_file.parent.mkdir(parents=True, exist_ok=True)

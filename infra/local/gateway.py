@@ -206,6 +206,18 @@ def build_event(
     }
 
 
+def edge_headers(headers: list[tuple[str, str]], source_ip: str) -> list[tuple[str, str]]:
+    """The headers API Gateway adds on the way in (its clients always arrive over HTTPS on 443)."""
+    present = {name.lower() for name, _ in headers}
+    added = [
+        ("X-Forwarded-For", source_ip),
+        ("X-Forwarded-Port", "443"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"),
+    ]
+    return headers + [(name, value) for name, value in added if name.lower() not in present]
+
+
 def proxy_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes] | None:
     """The HTTP response a Lambda-proxy result stands for; None if the result is malformed (API Gateway
     answers 502 then)."""
@@ -313,7 +325,7 @@ class Gateway:
             return self._json(*BAD_GATEWAY, request_id)
         event = build_event(
             self.api, route, params, method=method, path=path, query=split.query,
-            headers=headers, body=body, source_ip=source_ip, request_id=request_id,
+            headers=edge_headers(headers, source_ip), body=body, source_ip=source_ip, request_id=request_id,
         )
         reply = self.lambda_client.invoke(FunctionName=arn, Payload=json.dumps(event).encode())
         payload = reply["Payload"].read()

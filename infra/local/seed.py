@@ -73,12 +73,14 @@ def _create(base_url: str, path: str, key: str, body: dict) -> dict:
     return answer
 
 
-def seed(base_url: str, table_name: str, *, region: str) -> Seeded:
+def seed(base_url: str, stack_name: str, *, region: str) -> Seeded:
     import boto3
 
-    from infra.admin_key import create_admin_key
+    from infra.admin_key import create_admin_key, table_of
 
     seeded = Seeded()
+    # The documented bootstrap (python -m infra.admin_key --tenant ...): table from the stack's outputs.
+    table_name = table_of(stack_name, boto3.client("cloudformation", region_name=region))
     seeded.keys["admin"] = create_admin_key(
         table_name,
         description="local demo admin (make local)",

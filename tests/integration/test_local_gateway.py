@@ -237,3 +237,12 @@ def test_http_function_error_is_502(served):
     response = requests.get(f"{served.url}/v1/campaigns", timeout=10)
     assert response.status_code == 502
     assert response.json() == {"message": "Internal server error"}
+
+
+def test_edge_headers_added_unless_present():
+    from infra.local.gateway import edge_headers
+
+    headers = dict(edge_headers([("X-Forwarded-Proto", "http")], "10.0.0.1"))
+    assert headers["X-Forwarded-For"] == "10.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["X-Amzn-Trace-Id"].startswith("Root=1-")
