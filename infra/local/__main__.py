@@ -233,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_seed:
             seeded = seed.Seeded()
         else:
-            seeded = phases.run("seed", seed.seed, gw.url, deployment.stack_name, region=region)
+            try:
+                seeded = phases.run("seed", seed.seed, gw.url, deployment.stack_name, region=region)
+            except seed.SeedError as err:
+                log.error("seeding the demo data failed: %s\n(the function logs are in %s)", err, log_dir)
+                return 1
 
         doc = endpoints_document(deployment, gw, seeded, moto, log_dir)
         endpoints_file.parent.mkdir(parents=True, exist_ok=True)
