@@ -9,6 +9,8 @@ TENANT ?= demo
 PORT ?= 3000
 export PYTHONPATH := $(CURDIR)/layers/core/python:$(CURDIR)
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help install local test test-fast synth bench lint clean admin-key
 
