@@ -40,40 +40,32 @@ def test_the_same_key_with_another_body_is_422(api, keys):
     assert len(campaigns_in(api)) == 1
 
 
-def test_a_duplicate_while_the_first_is_in_flight_is_409(api, keys):
+def hold_key(body, *, token: str, locked_at: int) -> None:
+    """Another request holding idem-1 for this body since `locked_at` (its lock lasts 60 s)."""
     import dependencies
     from coupons.domain.idempotency import fingerprint
 
-    body = campaign_body()
-    now = int(time.time())
     dependencies.idempotency().acquire(
         "admin",
         "idem-1",
         fingerprint=fingerprint("POST", "/v1/campaigns", body),
-        token="other",
-        now=now,
-        lock_until=now + 60,
-        expires_at=now + 3600,
+        token=token,
+        now=locked_at,
+        lock_until=locked_at + 60,
+        expires_at=locked_at + 3600,
     )
+
+
+def test_a_duplicate_while_the_first_is_in_flight_is_409(api, keys):
+    body = campaign_body()
+    hold_key(body, token="other", locked_at=int(time.time()))
     assert_problem(post(api, keys["admin"], body), 409, "idempotency_request_in_flight")
     assert campaigns_in(api) == []
 
 
 def test_a_lock_left_by_a_crashed_request_is_taken_over(api, keys):
-    import dependencies
-    from coupons.domain.idempotency import fingerprint
-
     body = campaign_body()
-    past = int(time.time()) - 120
-    dependencies.idempotency().acquire(
-        "admin",
-        "idem-1",
-        fingerprint=fingerprint("POST", "/v1/campaigns", body),
-        token="dead",
-        now=past,
-        lock_until=past + 60,
-        expires_at=past + 3600,
-    )
+    hold_key(body, token="dead", locked_at=int(time.time()) - 120)
     assert post(api, keys["admin"], body).status == 201
 
 

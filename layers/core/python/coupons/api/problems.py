@@ -11,7 +11,8 @@ from aws_lambda_powertools.event_handler import Response
 from coupons.domain.errors import DomainError, Kind
 
 CONTENT_TYPE = "application/problem+json"
-TYPE_BASE = "https://errors.coupon-clearing.dev/"
+# A URN, not a URL: it names the problem kind without pointing at a host that does not serve it.
+TYPE_BASE = "urn:coupon-clearing:problem:"
 
 _STATUS = {
     Kind.INVALID: 400,
