@@ -1,0 +1,50 @@
+"""Codes are unguessable, typable, and a single typo or swap is caught by arithmetic alone."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coupons.domain import codes
+from coupons.domain.codes import CodeChecksumInvalid, display, new_code, normalize
+from coupons.domain.ids import CROCKFORD
+
+
+def test_a_new_code_has_80_random_bits_and_passes_its_own_check():
+    code = new_code()
+    assert len(code) == codes.RANDOM_CHARS + 1 and codes.RANDOM_CHARS * 5 >= 80
+    assert normalize(code) == code
+
+
+def test_codes_do_not_repeat():
+    assert len({new_code() for _ in range(20_000)}) == 20_000
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet=CROCKFORD, min_size=0, max_size=6))
+def test_every_single_substitution_and_adjacent_transposition_is_rejected(prefix):
+    code = new_code(prefix)
+    for i, original in enumerate(code):
+        for other in CROCKFORD:
+            if other != original:
+                with pytest.raises(CodeChecksumInvalid):
+                    normalize(code[:i] + other + code[i + 1 :])
+    for i in range(len(code) - 1):
+        if code[i] != code[i + 1]:
+            swapped = code[:i] + code[i + 1] + code[i] + code[i + 2 :]
+            with pytest.raises(CodeChecksumInvalid):
+                normalize(swapped)
+
+
+def test_typed_forms_are_accepted_case_hyphens_and_look_alike_letters():
+    code = new_code("XMAS")
+    assert normalize(display(code).lower()) == code
+    assert normalize(" ".join(code)) == code
+    with_zero = code.replace("0", "O")
+    assert normalize(with_zero) == code
+
+
+@pytest.mark.parametrize("bad", ["", "SHORT", "U" * 17, "!" * 17, "A" * 100])
+def test_garbage_is_refused_without_a_read(bad):
+    with pytest.raises(Exception) as refused:
+        normalize(bad)
+    assert refused.value.field == "code"
