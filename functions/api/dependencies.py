@@ -9,9 +9,11 @@ from coupons.config import settings
 from coupons.data.api_keys import ApiKeyStore
 from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
+from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
+from coupons.services.issuance import Issuer
 
-__all__ = ["settings", "campaigns", "api_keys", "idempotency", "authenticator"]
+__all__ = ["settings", "campaigns", "api_keys", "idempotency", "authenticator", "coupons", "issuer"]
 
 
 @cache
@@ -32,3 +34,13 @@ def idempotency() -> IdempotencyStore:
 @cache
 def authenticator() -> Authenticator:
     return Authenticator(api_keys().get, cache_seconds=settings().api_key_cache_seconds)
+
+
+@cache
+def coupons() -> CouponStore:
+    return CouponStore(dynamodb(), settings().main_table)
+
+
+@cache
+def issuer() -> Issuer:
+    return Issuer(campaigns(), coupons())

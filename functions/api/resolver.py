@@ -34,8 +34,10 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def created(run: Callable[[], Any], *, redact: Callable[[Any], Any] | None = None) -> Response:
-    """201 with what `run` made, at most once per Idempotency-Key (a replay says so in a header)."""
+def created(
+    run: Callable[[], Any], *, redact: Callable[[Any], Any] | None = None, status: int = 201
+) -> Response:
+    """`status` (201) with what `run` made, at most once per Idempotency-Key (a replay says so)."""
     event = app.current_event
     status, body, replayed = run_idempotent(
         dependencies.idempotency(),
@@ -45,7 +47,7 @@ def created(run: Callable[[], Any], *, redact: Callable[[Any], Any] | None = Non
         path=event.path,
         body=event.json_body,
         ttl_seconds=dependencies.settings().idempotency_ttl_seconds,
-        run=lambda: (201, run()),
+        run=lambda: (status, run()),
         redact=redact,
     )
     return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)

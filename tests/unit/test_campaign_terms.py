@@ -125,8 +125,30 @@ def test_an_issuer_creates_for_its_own_brand_and_an_admin_must_name_one():
         owning_brand(CampaignTerms.model_validate(terms()), Principal(Role.MERCHANT, "m-1"))
 
 
-def test_a_new_campaign_starts_as_a_draft_with_nothing_issued():
-    record = new_campaign(CampaignTerms.model_validate(terms("PERCENT")), ADMIN)
+def test_a_new_campaign_starts_as_a_draft_with_its_capacity_and_shards():
+    record = new_campaign(CampaignTerms.model_validate(terms("PERCENT", total_quantity=2500)), ADMIN)
     assert record["status"] == "DRAFT"
-    assert (record["issued_count"], record["budget_used"], record["face_value"]) == (0, 0, 3000)
+    assert (record["face_value"], record["capacity"], record["shards"]) == (3000, 2500, 3)
     assert record["campaign_id"].startswith("cmp_")
+
+
+@pytest.mark.parametrize(
+    ("changes", "capacity"),
+    [({}, 10), ({"budget": 7000}, 7), ({"budget": 7999}, 7), ({"budget": 10**6}, 10)],
+)
+def test_the_budget_is_exactly_a_number_of_coupons(changes, capacity):
+    # Every coupon of a campaign has the same face value (FIXED: amount 1000 here).
+    assert new_campaign(CampaignTerms.model_validate(terms(**changes)), ADMIN)["capacity"] == capacity
+
+
+@pytest.mark.parametrize(("capacity", "shards"), [(1, 1), (1000, 1), (1001, 2), (10**8, 64)])
+def test_shards_follow_the_size_unless_chosen(capacity, shards):
+    assert new_campaign(CampaignTerms.model_validate(terms(total_quantity=capacity)), ADMIN)["shards"] == shards
+    assert new_campaign(CampaignTerms.model_validate(terms(total_quantity=capacity, shards=8)), ADMIN)["shards"] == 8
+
+
+def test_shard_capacities_sum_to_the_capacity():
+    from coupons.domain.campaigns import shard_capacities
+
+    assert shard_capacities({"capacity": 50, "shards": 8}) == [7, 7, 6, 6, 6, 6, 6, 6]
+    assert shard_capacities({"capacity": 3, "shards": 8}) == [1, 1, 1, 0, 0, 0, 0, 0]

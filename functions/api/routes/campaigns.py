@@ -1,13 +1,16 @@
-"""/v1/campaigns: create, read and list campaigns."""
+"""/v1/campaigns: create, read, list campaigns, move them through their lifecycle, issue coupons."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import dependencies
-from coupons.domain.campaigns import Campaign, CampaignTerms
+from coupons.domain.campaigns import Campaign, CampaignTerms, PartyId, UserId
+from coupons.domain.codes import display
+from coupons.domain.errors import InvalidField
 from coupons.domain.principals import Role
 from coupons.services import campaigns
 from resolver import app, caller, created, json_response
@@ -50,3 +53,67 @@ def list_campaigns(
 ):
     items, next_cursor = campaigns.list_for(dependencies.campaigns(), caller(), limit=limit, cursor=cursor)
     return json_response(200, {"items": items, "next_cursor": next_cursor})
+
+
+def _transition(action: str, campaign_id: str):
+    return json_response(200, campaigns.transition(dependencies.campaigns(), campaign_id, action, caller()))
+
+
+@app.post("/v1/campaigns/<campaign_id>/activate", summary="DRAFT or PAUSED → ACTIVE", tags=["campaigns"])
+def activate_campaign(campaign_id: str):
+    return _transition("activate", campaign_id)
+
+
+@app.post("/v1/campaigns/<campaign_id>/pause", summary="ACTIVE → PAUSED: issuing stops", tags=["campaigns"])
+def pause_campaign(campaign_id: str):
+    return _transition("pause", campaign_id)
+
+
+@app.post("/v1/campaigns/<campaign_id>/end", summary="→ ENDED, for good", tags=["campaigns"])
+def end_campaign(campaign_id: str):
+    return _transition("end", campaign_id)
+
+
+class IssueRequest(BaseModel):
+    """One user (`user_id`) or up to 500 (`user_ids`), never both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId | None = None
+    user_ids: Annotated[list[UserId], Field(min_length=1, max_length=500)] | None = None
+    segment: PartyId | None = Field(default=None, description="the users' segment, for a targeted campaign")
+
+    @model_validator(mode="after")
+    def _one_or_many(self):
+        if self.user_ids is not None and len(set(self.user_ids)) != len(self.user_ids):
+            raise InvalidField("user_ids must not repeat a user", field="user_ids")
+        return self
+
+
+@app.post(
+    "/v1/campaigns/<campaign_id>/coupons",
+    summary="Issue a coupon to user_id (201), or to user_ids in bulk (200, each user's outcome)",
+    tags=["coupons"],
+)
+def issue_coupons(campaign_id: str, request: Annotated[IssueRequest, Body()]):
+    principal = caller()
+    if (request.user_id is None) == (request.user_ids is None):
+        raise InvalidField("give exactly one of user_id or user_ids", field="user_id")
+    issuer = dependencies.issuer()
+    campaign = issuer.campaign_for(campaign_id, principal)
+    if request.user_id is not None:
+        return created(
+            lambda: _issued(
+                issuer.issue_one(campaign, request.user_id, segment=request.segment, issued_by=str(principal))
+            )
+        )
+    return created(
+        lambda: issuer.issue_many(
+            campaign, request.user_ids, segment=request.segment, issued_by=str(principal)
+        ),
+        status=200,
+    )
+
+
+def _issued(coupon: dict) -> dict:
+    return {**{k: v for k, v in coupon.items() if k != "shard"}, "display_code": display(coupon["code"])}

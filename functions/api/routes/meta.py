@@ -17,7 +17,11 @@ _PROBLEM_SCHEMA = {
     "description": "RFC 9457 problem details, with a stable machine-readable `code`",
     "required": ["type", "title", "status", "code"],
     "properties": {
-        "type": {"type": "string", "format": "uri", "examples": ["urn:coupon-clearing:problem:validation_failed"]},
+        "type": {
+            "type": "string",
+            "format": "uri",
+            "examples": ["urn:coupon-clearing:problem:validation_failed"],
+        },
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "code": {"type": "string", "examples": ["validation_failed", "campaign_not_found"]},

@@ -1,4 +1,10 @@
-"""Campaign records in the main table."""
+"""Campaign records and their quota shards in the main table.
+
+A campaign's remaining quantity lives on `shards` items, each under its own partition key
+(`QUOTA#{campaign}#{i}`), so a flash drop spreads its writes over that many partitions instead of
+one hot item. Each shard also carries the campaign's status, so the issuance write checks "still
+ACTIVE" on the item it writes anyway, with no extra read.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,13 @@ from coupons.data.schema import GSI1, GSI2
 _KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
 
 
+_NEW = "attribute_not_exists(pk)"
+
+
+def shard_key(campaign_id: str, shard: int) -> dict[str, Any]:
+    return {"pk": {"S": f"QUOTA#{campaign_id}#{shard}"}, "sk": {"S": "QUOTA"}}
+
+
 def _key(campaign_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"CAMPAIGN#{campaign_id}"}, "sk": {"S": "CAMPAIGN"}}
 
@@ -19,7 +32,8 @@ class CampaignStore:
         self._client = client
         self._table = table_name
 
-    def put_new(self, record: dict[str, Any]) -> None:
+    def put_new(self, record: dict[str, Any], shard_capacities: list[int]) -> None:
+        """The campaign and its quota shards, all or nothing."""
         order = f"{record['created_at']}#{record['campaign_id']}"
         item = {
             "pk": f"CAMPAIGN#{record['campaign_id']}",
@@ -31,13 +45,75 @@ class CampaignStore:
             **record,
         }
         # The id is fresh from the CSPRNG; the condition makes a collision an error, never an overwrite.
-        self._client.put_item(
-            TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-        )
+        puts = [{"Put": {"TableName": self._table, "Item": to_item(item), "ConditionExpression": _NEW}}]
+        for i, capacity in enumerate(shard_capacities):
+            shard = {
+                **{k: v["S"] for k, v in shard_key(record["campaign_id"], i).items()},
+                "capacity": capacity,
+                "remaining": capacity,
+                "status": record["status"],
+            }
+            puts.append(
+                {"Put": {"TableName": self._table, "Item": to_item(shard), "ConditionExpression": _NEW}}
+            )
+        self._client.transact_write_items(TransactItems=puts)
 
     def get(self, campaign_id: str) -> dict[str, Any] | None:
+        """The campaign's terms and status (immutable terms: callers may cache this)."""
         item = self._client.get_item(TableName=self._table, Key=_key(campaign_id)).get("Item")
         return _record(item) if item else None
+
+    def issued_counts(self, campaign_id: str, shards: int) -> list[int]:
+        """Coupons issued per shard (capacity - remaining), read in one request."""
+        keys = [shard_key(campaign_id, i) for i in range(shards)]
+        found: dict[str, dict[str, Any]] = {}
+        request = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = self._client.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(self._table, []):
+                found[item["pk"]["S"]] = from_item(item)
+            request = answer.get("UnprocessedKeys") or None
+        return [found[k["pk"]["S"]]["capacity"] - found[k["pk"]["S"]]["remaining"] for k in keys]
+
+    def set_status(self, campaign_id: str, shards: int, *, allowed_from: set[str], to: str, at: str) -> bool:
+        """Moves the campaign and every shard to `to` if the campaign's status is one of `allowed_from`.
+        False when it is not (nothing written)."""
+        names = {"#s": "status"}
+        values = to_item({":to": to, ":at": at})
+        froms = {f":from{i}": {"S": s} for i, s in enumerate(sorted(allowed_from))}
+        items = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _key(campaign_id),
+                    "UpdateExpression": "SET #s = :to, status_changed_at = :at",
+                    # The transition rule, enforced by the write: no read-then-write race.
+                    "ConditionExpression": f"#s IN ({', '.join(froms)})",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {**values, **froms},
+                }
+            }
+        ]
+        items += [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": shard_key(campaign_id, i),
+                    "UpdateExpression": "SET #s = :to",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":to": values[":to"]},
+                }
+            }
+            for i in range(shards)
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
 
     def list(
         self, *, brand_id: str | None, limit: int, cursor: str | None

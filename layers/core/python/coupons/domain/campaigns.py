@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from coupons.domain.errors import Forbidden, InvalidField
+from coupons.domain.codes import PREFIX_PATTERN
+from coupons.domain.errors import Conflict, Forbidden, InvalidField
 from coupons.domain.ids import new_id
-from coupons.domain.money import MAX_AMOUNT, is_currency
+from coupons.domain.money import MAX_AMOUNT, is_currency, split
 from coupons.domain.principals import ID_PATTERN, Principal, Role
 
 
@@ -35,6 +36,7 @@ class VerificationMethod(StrEnum):
 
 
 PartyId = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
+UserId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 Amount = Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT, description="integer minor units")]
 AmountOrZero = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT, description="integer minor units")]
 
@@ -71,6 +73,19 @@ class CampaignTerms(BaseModel):
         default=None, description="merchant ids where the coupon may be redeemed; omitted = all"
     )
     funding_rule_id: PartyId | None = None
+    shards: Annotated[StrictInt, Field(ge=1, le=MAX_SHARDS)] | None = Field(
+        default=None,
+        description="quota shards (1..64) for a hot campaign; omitted = chosen from the campaign's size",
+    )
+    code_prefix: Annotated[StrictStr, Field(pattern=PREFIX_PATTERN)] | None = Field(
+        default=None, description="printed at the start of every code (1..6 Crockford base32 characters)"
+    )
+    eligible_users: Annotated[list[UserId], Field(min_length=1, max_length=5000)] | None = Field(
+        default=None, description="only these users may be issued a coupon (with eligible_segments: either)"
+    )
+    eligible_segments: Annotated[list[PartyId], Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description="only users issued with one of these `segment`s may get a coupon"
+    )
     settlement_cycle: Annotated[StrictStr, Field(pattern=r"^T\+([0-9]|[12][0-9]|30)$")] = Field(
         default="T+1", description="T+N: days after the business date that cleared postings fall due"
     )
@@ -91,7 +106,7 @@ class CampaignTerms(BaseModel):
         # Stored and answered in UTC so that records compare and sort as strings.
         return value.astimezone(UTC) if value is not None else None
 
-    @field_validator("eligible_merchants", "verification_methods")
+    @field_validator("eligible_merchants", "verification_methods", "eligible_users", "eligible_segments")
     @classmethod
     def _no_duplicates(cls, value: list | None) -> list | None:
         if value is not None and len(set(value)) != len(value):
@@ -106,8 +121,11 @@ class Campaign(CampaignTerms):
     campaign_id: StrictStr
     status: CampaignStatus
     face_value: Amount = Field(description="what one coupon may cost at most (counts against budget)")
-    issued_count: StrictInt
-    budget_used: StrictInt
+    capacity: StrictInt = Field(description="coupons it may issue: total_quantity, or fewer if budget binds")
+    shards: StrictInt
+    issued_count: StrictInt | None = Field(default=None, description="live; absent in lists")
+    budget_used: StrictInt | None = Field(default=None, description="live; absent in lists")
+    status_changed_at: AwareDatetime | None = None
     created_at: AwareDatetime
     created_by: StrictStr
 
@@ -157,6 +175,49 @@ def face_value(terms: CampaignTerms) -> int:
     return terms.max_discount if terms.type is CampaignType.PERCENT else terms.amount
 
 
+# A quota shard item takes ~1,000 write units/s and an issuance spends 2 of them on it (a
+# transactional write): 500 issuances/s per shard. A campaign of this many coupons or more gets one
+# shard per this many when its creator does not choose (see docs/issuance.md).
+COUPONS_PER_AUTO_SHARD = 1000
+MAX_SHARDS = 64
+
+
+def capacity(terms: CampaignTerms) -> int:
+    """How many coupons the campaign may issue. Every coupon of a campaign has the same face value,
+    so the budget is exactly a number of coupons: budget // face value."""
+    if terms.budget is None:
+        return terms.total_quantity
+    return min(terms.total_quantity, terms.budget // face_value(terms))
+
+
+def shard_count(terms: CampaignTerms) -> int:
+    if terms.shards is not None:
+        return terms.shards
+    return max(1, min(MAX_SHARDS, -(-capacity(terms) // COUPONS_PER_AUTO_SHARD)))
+
+
+def shard_capacities(campaign: dict[str, Any]) -> list[int]:
+    """The campaign's capacity spread over its shards as evenly as integers allow (sums exactly)."""
+    shares = split(campaign["capacity"], [(i, 1) for i in range(campaign["shards"])])
+    return [shares[i] for i in range(campaign["shards"])]
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_status_transition"
+    title = "The campaign cannot make this status change from its current status"
+
+
+# Lifecycle: DRAFT → ACTIVE → PAUSED ↔ ACTIVE → ENDED (a draft may also be ended unused).
+TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
+    "activate": (frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED}), CampaignStatus.ACTIVE),
+    "pause": (frozenset({CampaignStatus.ACTIVE}), CampaignStatus.PAUSED),
+    "end": (
+        frozenset({CampaignStatus.DRAFT, CampaignStatus.ACTIVE, CampaignStatus.PAUSED}),
+        CampaignStatus.ENDED,
+    ),
+}
+
+
 def owning_brand(terms: CampaignTerms, principal: Principal) -> str:
     """The brand a new campaign belongs to: an issuer's own; an admin must name one."""
     principal.require(Role.ADMIN, Role.ISSUER)
@@ -182,8 +243,8 @@ def new_campaign(
         brand_id=brand_id,
         status=CampaignStatus.DRAFT.value,
         face_value=face_value(terms),
-        issued_count=0,
-        budget_used=0,
+        capacity=capacity(terms),
+        shards=shard_count(terms),
         created_at=created.isoformat().replace("+00:00", "Z"),
         created_by=str(principal),
     )

@@ -60,6 +60,12 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+class Conflict(DomainError):
+    kind = Kind.CONFLICT
+    code = "conflict"
+    title = "The current state does not allow this"
+
+
 class CampaignNotFound(NotFound):
     code = "campaign_not_found"
     title = "No such campaign"

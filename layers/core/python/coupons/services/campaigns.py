@@ -1,23 +1,28 @@
-"""Creating, reading and listing campaigns, with each principal's view of them."""
+"""Creating, reading, listing campaigns and moving them through their lifecycle."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.domain import campaigns
-from coupons.domain.campaigns import CampaignTerms
+from coupons.domain.campaigns import TRANSITIONS, CampaignTerms, InvalidTransition
 from coupons.domain.errors import CampaignNotFound
 from coupons.domain.principals import Principal, Role
 
 
 def create(store: CampaignStore, terms: CampaignTerms, principal: Principal) -> dict[str, Any]:
     record = campaigns.new_campaign(terms, principal)
-    store.put_new(record)
-    return record
+    store.put_new(record, campaigns.shard_capacities(record))
+    return with_counters(store, record, issued=0)
 
 
 def get(store: CampaignStore, campaign_id: str, principal: Principal) -> dict[str, Any]:
+    return with_counters(store, readable(store, campaign_id, principal))
+
+
+def readable(store: CampaignStore, campaign_id: str, principal: Principal) -> dict[str, Any]:
     record = store.get(campaign_id)
     # Someone else's campaign is "not found", not "forbidden": ids must not leak across brands.
     if record is None or not campaigns.can_read(record, principal):
@@ -25,8 +30,32 @@ def get(store: CampaignStore, campaign_id: str, principal: Principal) -> dict[st
     return record
 
 
+def with_counters(
+    store: CampaignStore, record: dict[str, Any], *, issued: int | None = None
+) -> dict[str, Any]:
+    """The campaign with its live counters, summed over its quota shards (one batch read)."""
+    if issued is None:
+        issued = sum(store.issued_counts(record["campaign_id"], record["shards"]))
+    return {**record, "issued_count": issued, "budget_used": issued * record["face_value"]}
+
+
 def list_for(
     store: CampaignStore, principal: Principal, *, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first, without live counters (GET one campaign for those)."""
     principal.require(Role.ADMIN, Role.ISSUER)
     return store.list(brand_id=principal.brand_id, limit=limit, cursor=cursor)
+
+
+def transition(store: CampaignStore, campaign_id: str, action: str, principal: Principal) -> dict[str, Any]:
+    """activate / pause / end, by an admin or the campaign's issuer."""
+    principal.require(Role.ADMIN, Role.ISSUER)
+    record = readable(store, campaign_id, principal)
+    allowed_from, to = TRANSITIONS[action]
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    if not store.set_status(
+        campaign_id, record["shards"], allowed_from={s.value for s in allowed_from}, to=to, at=at
+    ):
+        current = store.get(campaign_id)["status"]
+        raise InvalidTransition(f"cannot {action} a campaign that is {current}", status_now=current)
+    return with_counters(store, {**record, "status": to.value, "status_changed_at": at})

@@ -1,0 +1,52 @@
+"""/v1/coupons/{code} and /v1/users/{user_id}/coupons: a coupon, voiding one, a user's wallet."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+import dependencies
+from coupons.services import coupons
+from resolver import app, caller, json_response
+
+
+@app.get(
+    "/v1/coupons/<code>",
+    summary="A coupon: state, owner, validity, balance, history (a merchant sees only what it needs)",
+    tags=["coupons"],
+)
+def get_coupon(code: str):
+    return json_response(200, coupons.get(dependencies.coupons(), dependencies.campaigns(), code, caller()))
+
+
+class VoidRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[StrictStr, Field(max_length=200)] | None = None
+
+
+@app.post("/v1/coupons/<code>/void", summary="Void an unused coupon (admin, owning issuer)", tags=["coupons"])
+def void_coupon(code: str, request: Annotated[VoidRequest | None, Body()] = None):
+    reason = request.reason if request else None
+    return json_response(200, coupons.void(dependencies.coupons(), code, caller(), reason))
+
+
+@app.get(
+    "/v1/users/<user_id>/coupons",
+    summary="A user's wallet, newest first (admin; issuer: its brand's)",
+    tags=["coupons"],
+)
+def user_wallet(
+    user_id: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    state: Annotated[
+        Literal["ISSUED", "REDEEMED", "PARTIALLY_USED", "EXPIRED", "VOID"] | None, Query()
+    ] = None,
+):
+    items, next_cursor = coupons.wallet(
+        dependencies.coupons(), user_id, caller(), limit=limit, cursor=cursor, state=state
+    )
+    return json_response(200, {"items": items, "next_cursor": next_cursor})

@@ -1,0 +1,186 @@
+"""Coupon records, the per-user holding counters, and the one transaction that issues a coupon.
+
+COUPON#{code}             / COUPON    gsi1: USER#{user_id} / {issued_at}#{code}   (the wallet)
+HOLDING#{campaign}#{user} / HOLDING   held: how many coupons of the campaign the user was issued
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coupons.data.campaigns import shard_key
+from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
+from coupons.data.schema import GSI1
+
+_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk")
+
+
+class ShardRefused(Exception):
+    """The shard had no unit left, or the campaign is not ACTIVE: `shard` is the shard as it is now."""
+
+    def __init__(self, shard: dict[str, Any]):
+        super().__init__("shard refused")
+        self.shard = shard
+
+
+class HoldingFull(Exception):
+    pass
+
+
+class CodeTaken(Exception):
+    pass
+
+
+class WriteConflict(Exception):
+    """Another transaction touched one of the items at the same moment (DynamoDB's TransactionConflict)."""
+
+
+def coupon_key(code: str) -> dict[str, Any]:
+    return {"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}}
+
+
+def holding_key(campaign_id: str, user_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"HOLDING#{campaign_id}#{user_id}"}, "sk": {"S": "HOLDING"}}
+
+
+class CouponStore:
+    def __init__(self, client, table_name: str):
+        self._client = client
+        self._table = table_name
+
+    def issue(self, coupon: dict[str, Any], *, shard: int, per_user_limit: int) -> None:
+        """Issues `coupon` in one transaction, or raises why not. Three conditions hold together:
+        the shard has a unit left and the campaign is ACTIVE (no over-issue, no issue while paused),
+        the code is new (unique per tenant by condition, not by probability alone), and the user
+        holds fewer than `per_user_limit` coupons of the campaign."""
+        campaign_id, user_id = coupon["campaign_id"], coupon["user_id"]
+        item = {
+            **{k: v["S"] for k, v in coupon_key(coupon["code"]).items()},
+            "gsi1pk": f"USER#{user_id}",
+            "gsi1sk": f"{coupon['issued_at']}#{coupon['code']}",
+            **coupon,
+        }
+        actions = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": shard_key(campaign_id, shard),
+                    "UpdateExpression": "SET remaining = remaining - :one",
+                    "ConditionExpression": "remaining >= :one AND #s = :active",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":active": {"S": "ACTIVE"}},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": holding_key(campaign_id, user_id),
+                    "UpdateExpression": "ADD held :one SET campaign_id = :c, user_id = :u",
+                    "ConditionExpression": "attribute_not_exists(held) OR held < :limit",
+                    "ExpressionAttributeValues": to_item(
+                        {":one": 1, ":limit": per_user_limit, ":c": campaign_id, ":u": user_id}
+                    ),
+                }
+            },
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except self._client.exceptions.TransactionCanceledException as error:
+            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if codes[0] == "ConditionalCheckFailed":
+                old = error.response["CancellationReasons"][0].get("Item")
+                raise ShardRefused(from_item(old) if old else {}) from None
+            if codes[2] == "ConditionalCheckFailed":
+                raise HoldingFull() from None
+            if codes[1] == "ConditionalCheckFailed":
+                raise CodeTaken() from None
+            if "TransactionConflict" in codes:
+                raise WriteConflict() from None
+            raise
+
+    def get(self, code: str) -> dict[str, Any] | None:
+        item = self._client.get_item(TableName=self._table, Key=coupon_key(code), ConsistentRead=True).get(
+            "Item"
+        )
+        return _record(item) if item else None
+
+    def void(self, code: str, event: dict[str, Any]) -> dict[str, Any] | None:
+        """ISSUED → VOID with `event` appended to its history; None if the coupon is not ISSUED now."""
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key=coupon_key(code),
+                UpdateExpression="SET #s = :void, history = list_append(history, :event)",
+                # Only an unused coupon: a redemption racing the void wins or loses as a whole.
+                ConditionExpression="#s = :issued",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=to_item({":void": "VOID", ":issued": "ISSUED", ":event": [event]}),
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return _record(answer["Attributes"])
+
+    def wallet(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        brand_id: str | None,
+        state: str | None,
+        now: str,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A user's coupons, newest first; optionally one brand's, and in one state as of `now`
+        (EXPIRED is not stored: it is an unused coupon whose valid_until has passed)."""
+        partition = f"USER#{user_id}"
+        names = {"#p": GSI1.partition_key}
+        values: dict[str, Any] = {":p": partition}
+        filters = []
+        if brand_id is not None:
+            filters.append("brand_id = :b")
+            values[":b"] = brand_id
+        if state is not None:
+            names["#st"] = "state"
+            values[":now"] = now
+            if state == "EXPIRED":
+                filters.append("#st IN (:issued, :partial) AND valid_until <= :now")
+                values.update({":issued": "ISSUED", ":partial": "PARTIALLY_USED"})
+            elif state in ("ISSUED", "PARTIALLY_USED"):
+                filters.append("#st = :st AND valid_until > :now")
+                values[":st"] = state
+            else:
+                filters.append("#st = :st")
+                values[":st"] = state
+                del values[":now"]
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": GSI1.name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_item(values),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if filters:
+            args["FilterExpression"] = " AND ".join(filters)
+        start = decode_cursor(cursor, expect={GSI1.partition_key: partition})
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = self._client.query(**args)
+        return [_record(i) for i in page.get("Items", [])], encode_cursor(page.get("LastEvaluatedKey"))
+
+
+def _record(item: dict[str, Any]) -> dict[str, Any]:
+    record = from_item(item)
+    for key in _KEYS:
+        record.pop(key, None)
+    return record

@@ -1,0 +1,132 @@
+"""Issuing coupons to users within every limit, one user or up to 500 at once.
+
+Each coupon is one DynamoDB transaction (quota shard, coupon, user's holding: see data/coupons.py).
+The shard is picked at random; a shard that has run dry is remembered by this container (quota never
+returns to a shard, so that memory is never wrong) and the next one is tried, so a user is refused
+`campaign_exhausted` only when every shard is dry.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from coupons.data.campaigns import CampaignStore
+from coupons.data.coupons import CodeTaken, CouponStore, HoldingFull, ShardRefused, WriteConflict
+from coupons.domain import codes
+from coupons.domain import coupons as rules
+from coupons.domain.campaigns import CampaignStatus
+from coupons.domain.errors import CampaignNotFound, DomainError
+from coupons.domain.principals import Principal, Role
+
+# A new code clashing with an existing one is a 1-in-2^80 event; a few tries make it impossible.
+CODE_TRIES = 3
+# Concurrent transactions on one shard can cancel each other (TransactionConflict): try elsewhere.
+CONFLICT_TRIES = 8
+CACHED_CAMPAIGNS = 1000
+
+
+class Issuer:
+    def __init__(
+        self,
+        campaigns: CampaignStore,
+        coupons: CouponStore,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ):
+        self._campaigns = campaigns
+        self._coupons = coupons
+        self._clock = clock
+        self._rng = rng or random.SystemRandom()
+        self._dry: set[tuple[str, int]] = set()
+        # ACTIVE campaigns by id. Terms never change, and the status is checked again by every
+        # issuance write (on the shard), so a stale entry can refuse late but never issue wrongly.
+        self._active: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def campaign_for(self, campaign_id: str, principal: Principal) -> dict[str, Any]:
+        """The campaign, if `principal` may issue from it (admin, or the issuer of its brand)."""
+        principal.require(Role.ADMIN, Role.ISSUER)
+        campaign = self._active.get(campaign_id) or self._campaigns.get(campaign_id)
+        if campaign is None or (principal.role is Role.ISSUER and campaign["brand_id"] != principal.brand_id):
+            raise CampaignNotFound(field="campaign_id")
+        if campaign["status"] == CampaignStatus.ACTIVE:
+            with self._lock:
+                if len(self._active) >= CACHED_CAMPAIGNS:
+                    self._active.clear()
+                self._active[campaign_id] = campaign
+        return campaign
+
+    def issue_one(
+        self, campaign: dict[str, Any], user_id: str, *, segment: str | None, issued_by: str
+    ) -> dict[str, Any]:
+        now = self._clock()
+        rules.check_issuable(campaign, now)
+        rules.check_audience(campaign, user_id, segment)
+        campaign_id = campaign["campaign_id"]
+        shards = [s for s in range(campaign["shards"]) if (campaign_id, s) not in self._dry]
+        self._rng.shuffle(shards)
+        conflicts = 0
+        while shards:
+            shard = shards[0]
+            coupon = rules.new_coupon(
+                campaign,
+                code=codes.new_code(campaign.get("code_prefix", "")),
+                user_id=user_id,
+                issued_by=issued_by,
+                now=now,
+                shard=shard,
+            )
+            try:
+                self._write(coupon, shard, campaign["per_user_limit"])
+                return coupon
+            except ShardRefused as refused:
+                status = refused.shard.get("status")
+                if status and status != CampaignStatus.ACTIVE:
+                    self._active.pop(campaign_id, None)
+                    raise rules.CampaignNotActive(f"the campaign is {status}") from None
+                with self._lock:
+                    self._dry.add((campaign_id, shard))
+                shards.pop(0)
+            except HoldingFull:
+                raise rules.PerUserLimitReached(field="user_id") from None
+            except WriteConflict:
+                conflicts += 1
+                if conflicts >= CONFLICT_TRIES:
+                    raise
+                time.sleep(self._rng.uniform(0, 0.005 * conflicts))
+                shards.append(shards.pop(0))  # another shard next: the conflict was on this one
+        raise rules.CampaignExhausted()
+
+    def _write(self, coupon: dict[str, Any], shard: int, per_user_limit: int) -> None:
+        for _ in range(CODE_TRIES - 1):
+            try:
+                return self._coupons.issue(coupon, shard=shard, per_user_limit=per_user_limit)
+            except CodeTaken:
+                coupon["code"] = codes.new_code(coupon["code"][: -codes.RANDOM_CHARS - 1])
+        return self._coupons.issue(coupon, shard=shard, per_user_limit=per_user_limit)
+
+    def issue_many(
+        self, campaign: dict[str, Any], user_ids: list[str], *, segment: str | None, issued_by: str
+    ) -> dict[str, Any]:
+        """Each user's outcome; one refusal never undoes the others. A campaign that cannot issue at
+        all (not ACTIVE, outside its window) refuses the whole call before anything is written."""
+        rules.check_issuable(campaign, self._clock())
+        results = []
+        for user_id in user_ids:
+            try:
+                coupon = self.issue_one(campaign, user_id, segment=segment, issued_by=issued_by)
+                results.append({"user_id": user_id, "status": "ISSUED", "code": coupon["code"]})
+            except (rules.PerUserLimitReached, rules.CampaignExhausted, rules.UserNotEligible) as refused:
+                results.append({"user_id": user_id, "status": "REFUSED", "reason": refused.code})
+            except DomainError as refused:
+                if not results or all(r["status"] == "REFUSED" for r in results):
+                    raise
+                results.append({"user_id": user_id, "status": "REFUSED", "reason": refused.code})
+        issued = sum(r["status"] == "ISSUED" for r in results)
+        return {"issued": issued, "refused": len(results) - issued, "results": results}
