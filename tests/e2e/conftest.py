@@ -54,7 +54,11 @@ def local_stack(tmp_path_factory):
     command = [*make_local_command(port=0), "--endpoints-file", str(endpoints_file)]
     with open(output_path, "wb") as output:
         proc = subprocess.Popen(
-            command, cwd=REPO, env=_makefile_env(), stdout=output, stderr=subprocess.STDOUT,
+            command,
+            cwd=REPO,
+            env=_makefile_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     started = time.monotonic()

@@ -134,8 +134,9 @@ def test_openapi_lists_every_route(http, base_url):
 
 
 def test_issuer_key_sees_only_its_brand(http, base_url, keys):
-    other = call(http, base_url, "POST", "/v1/campaigns", key=keys["admin"],
-                 json=fixed_campaign(brand="brand-other"))
+    other = call(
+        http, base_url, "POST", "/v1/campaigns", key=keys["admin"], json=fixed_campaign(brand="brand-other")
+    )
     assert other.status_code == 201, other.text
 
     seen = list_all(http, base_url, keys["issuer:brand-demo"])
@@ -147,14 +148,17 @@ def test_issuer_key_sees_only_its_brand(http, base_url, keys):
 
 
 def test_issuer_key_creates_for_its_brand(http, base_url, keys):
-    created = call(http, base_url, "POST", "/v1/campaigns", key=keys["issuer:brand-demo"],
-                   json=fixed_campaign())
+    created = call(
+        http, base_url, "POST", "/v1/campaigns", key=keys["issuer:brand-demo"], json=fixed_campaign()
+    )
     assert created.status_code == 201, created.text
     assert created.json()["brand_id"] == "brand-demo"
 
 
 def test_merchant_key_may_not_create_campaigns(http, base_url, keys):
-    response = call(http, base_url, "POST", "/v1/campaigns", key=keys["merchant:m-001"], json=fixed_campaign())
+    response = call(
+        http, base_url, "POST", "/v1/campaigns", key=keys["merchant:m-001"], json=fixed_campaign()
+    )
     assert response.status_code == 403, response.text
     assert media_type(response) == PROBLEM
 
@@ -179,8 +183,15 @@ def test_wrong_method_is_405_problem(http, base_url, keys):
 
 
 def test_malformed_json_is_400_problem(http, base_url, keys):
-    response = call(http, base_url, "POST", "/v1/campaigns", key=keys["admin"], data=b'{"name": ',
-                    headers={"content-type": "application/json"})
+    response = call(
+        http,
+        base_url,
+        "POST",
+        "/v1/campaigns",
+        key=keys["admin"],
+        data=b'{"name": ',
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400, response.text
     assert media_type(response) == PROBLEM
 
@@ -192,15 +203,24 @@ def test_concurrent_creates_and_replays(base_url, keys):
     admin = keys["admin"]
     shared_key = str(uuid.uuid4())
     shared_body = fixed_campaign(name=f"e2e shared {shared_key}")
-    distinct = [(str(uuid.uuid4()), fixed_campaign(name=f"e2e distinct {i} {uuid.uuid4().hex}")) for i in range(16)]
+    distinct = [
+        (str(uuid.uuid4()), fixed_campaign(name=f"e2e distinct {i} {uuid.uuid4().hex}")) for i in range(16)
+    ]
     jobs = distinct + [(shared_key, shared_body)] * 8
 
     def post(job):
         idempotency_key, body = job
         # A session per thread: requests.Session is not guaranteed thread-safe.
         with requests.Session() as session:
-            return call(session, base_url, "POST", "/v1/campaigns", key=admin, json=body,
-                        headers={"Idempotency-Key": idempotency_key})
+            return call(
+                session,
+                base_url,
+                "POST",
+                "/v1/campaigns",
+                key=admin,
+                json=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         responses = list(pool.map(post, jobs))
@@ -219,8 +239,15 @@ def test_concurrent_creates_and_replays(base_url, keys):
         assert response.status_code == 409, response.text
         assert media_type(response) == PROBLEM
 
-    replay = call(requests, base_url, "POST", "/v1/campaigns", key=admin, json=shared_body,
-                  headers={"Idempotency-Key": shared_key})
+    replay = call(
+        requests,
+        base_url,
+        "POST",
+        "/v1/campaigns",
+        key=admin,
+        json=shared_body,
+        headers={"Idempotency-Key": shared_key},
+    )
     assert replay.status_code == 201
     assert replay.json() == created[0].json()
 

@@ -12,8 +12,11 @@ from infra.local.gateway import RestApi, Route, build_event, function_arn_of, pr
 
 
 def route(path: str, *methods: str) -> Route:
-    integration = {"type": "AWS_PROXY", "uri": "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
-                   "arn:aws:lambda:eu-west-1:123456789012:function:api/invocations"}
+    integration = {
+        "type": "AWS_PROXY",
+        "uri": "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
+        "arn:aws:lambda:eu-west-1:123456789012:function:api/invocations",
+    }
     segments = tuple(s for s in path.split("/") if s)
     return Route(f"id-{path}", path, segments, {m: integration for m in methods})
 
@@ -67,13 +70,24 @@ def test_function_arn_from_integration_uri():
 def event_for(method, raw_path, headers, body=b""):
     path, _, query = raw_path.partition("?")
     found_route, _, params = API.find(path, method)
-    return build_event(API, found_route, params, method=method, path=path, query=query, headers=headers,
-                       body=body, source_ip="127.0.0.1", request_id="req-1")
+    return build_event(
+        API,
+        found_route,
+        params,
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        body=body,
+        source_ip="127.0.0.1",
+        request_id="req-1",
+    )
 
 
 def test_proxy_event_shape():
     event = event_for(
-        "POST", "/v1/campaigns?limit=5&tag=a&tag=b",
+        "POST",
+        "/v1/campaigns?limit=5&tag=a&tag=b",
         [("Content-Type", "application/json"), ("x-api-key", "k"), ("Accept", "a"), ("Accept", "b")],
         b'{"name": "x"}',
     )
@@ -108,13 +122,15 @@ def test_binary_media_types_are_base64():
 
 
 def test_proxy_response_headers_and_body():
-    payload = json.dumps({
-        "statusCode": 201,
-        "headers": {"Content-Type": "application/json", "X-One": "1"},
-        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"], "X-One": ["1"]},
-        "body": '{"ok": true}',
-        "isBase64Encoded": False,
-    }).encode()
+    payload = json.dumps(
+        {
+            "statusCode": 201,
+            "headers": {"Content-Type": "application/json", "X-One": "1"},
+            "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"], "X-One": ["1"]},
+            "body": '{"ok": true}',
+            "isBase64Encoded": False,
+        }
+    ).encode()
     status, headers, body = proxy_response(payload)
     assert status == 201
     assert headers.count(("Set-Cookie", "a=1")) == 1 and ("Set-Cookie", "b=2") in headers
@@ -123,8 +139,9 @@ def test_proxy_response_headers_and_body():
 
 
 def test_proxy_response_base64_body():
-    payload = json.dumps({"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(),
-                          "isBase64Encoded": True}).encode()
+    payload = json.dumps(
+        {"statusCode": 200, "body": base64.b64encode(b"\x00\x01").decode(), "isBase64Encoded": True}
+    ).encode()
     assert proxy_response(payload)[2] == b"\x00\x01"
 
 
@@ -150,16 +167,28 @@ def test_function_sources_resolve_layers_from_the_template(tmp_path):
     template = {
         "Resources": {
             "Core": {"Type": "AWS::Lambda::LayerVersion", "Properties": {"Content": {"S3Key": "core.zip"}}},
-            "Deps": {"Type": "AWS::Lambda::LayerVersion",
-                     "Metadata": {"aws:asset:path": "asset.deps"}, "Properties": {"Content": {"S3Key": "d.zip"}}},
-            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-                "Code": {"S3Key": "fn.zip"}, "Handler": "handler.lambda_handler",
-                "Layers": [{"Ref": "Core"}, {"Ref": "Deps"}]}},
-            "Inline": {"Type": "AWS::Lambda::Function", "Properties": {
-                "Code": {"ZipFile": "exports.handler = ..."}, "Handler": "index.handler"}},
+            "Deps": {
+                "Type": "AWS::Lambda::LayerVersion",
+                "Metadata": {"aws:asset:path": "asset.deps"},
+                "Properties": {"Content": {"S3Key": "d.zip"}},
+            },
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "Code": {"S3Key": "fn.zip"},
+                    "Handler": "handler.lambda_handler",
+                    "Layers": [{"Ref": "Core"}, {"Ref": "Deps"}],
+                },
+            },
+            "Inline": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Code": {"ZipFile": "exports.handler = ..."}, "Handler": "index.handler"},
+            },
         }
     }
-    synth = Synthesized("S", template, tmp_path, {"core.zip": tmp_path / "asset.core", "fn.zip": tmp_path / "asset.fn"})
+    synth = Synthesized(
+        "S", template, tmp_path, {"core.zip": tmp_path / "asset.core", "fn.zip": tmp_path / "asset.fn"}
+    )
     sources = function_sources(synth, {"Fn": "S-Fn-123", "Inline": "S-Inline-1"})
     assert set(sources) == {"S-Fn-123"}
     source = sources["S-Fn-123"]

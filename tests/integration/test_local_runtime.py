@@ -23,7 +23,7 @@ pytestmark = pytest.mark.xdist_group("local-runtime")
 
 REPO = Path(__file__).resolve().parents[2]
 
-HANDLER = '''
+HANDLER = """
 import json, os, sys, time
 
 import probe_layer
@@ -63,7 +63,7 @@ def lambda_handler(event, context):
         "memory": context.memory_limit_in_mb,
         "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
     }
-'''
+"""
 
 
 def _zip() -> bytes:
@@ -107,11 +107,19 @@ def local(tmp_path_factory):
     ]:
         env["REPO_ROOT_FOR_TEST"] = str(REPO)
         lam.create_function(
-            FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.lambda_handler",
-            Code={"ZipFile": _zip()}, Timeout=timeout, MemorySize=256, Environment={"Variables": env},
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=role,
+            Handler="handler.lambda_handler",
+            Code={"ZipFile": _zip()},
+            Timeout=timeout,
+            MemorySize=256,
+            Environment={"Variables": env},
         )
         sources[name] = FunctionSource(
-            logical_id=name, code_dir=code, layer_dirs=(layer, empty_layer / "python"),
+            logical_id=name,
+            code_dir=code,
+            layer_dirs=(layer, empty_layer / "python"),
             handler="handler.lambda_handler",
         )
     runtime = LocalRuntime(sources, moto_endpoint=server.endpoint, region="eu-west-1", log_dir=root / "logs")
@@ -132,8 +140,9 @@ def lam(local):
     import boto3
     from botocore.config import Config
 
-    return boto3.client("lambda", config=Config(retries={"total_max_attempts": 1}, read_timeout=60,
-                                                max_pool_connections=20))
+    return boto3.client(
+        "lambda", config=Config(retries={"total_max_attempts": 1}, read_timeout=60, max_pool_connections=20)
+    )
 
 
 def invoke(lam, name, event) -> tuple[dict, str | None]:
@@ -146,8 +155,18 @@ def test_handler_runs_with_its_own_environment_and_layers(lam, local):
     assert error is None, a
     b, _ = invoke(lam, "probe-b", {})
     assert a["layer"] == "from the layer"
-    assert a["env"] == {"ONLY_A": "a", "ONLY_B": None, "AWS_LAMBDA_FUNCTION_NAME": "probe-a", "SHARED": "from-a"}
-    assert b["env"] == {"ONLY_A": None, "ONLY_B": "b", "AWS_LAMBDA_FUNCTION_NAME": "probe-b", "SHARED": "from-b"}
+    assert a["env"] == {
+        "ONLY_A": "a",
+        "ONLY_B": None,
+        "AWS_LAMBDA_FUNCTION_NAME": "probe-a",
+        "SHARED": "from-a",
+    }
+    assert b["env"] == {
+        "ONLY_A": None,
+        "ONLY_B": "b",
+        "AWS_LAMBDA_FUNCTION_NAME": "probe-b",
+        "SHARED": "from-b",
+    }
     # /var/task first and as the working directory; nothing of the repository tree on the path.
     assert a["path"][0] == str(local["code"]) and a["cwd"] == str(local["code"])
     assert a["repo_importable"] is False
@@ -183,7 +202,9 @@ def test_an_unserializable_result_is_a_marshal_error(lam):
 def test_concurrent_invocations_each_get_their_own_worker(lam):
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: invoke(lam, "probe-b", {"action": "sleep", "seconds": 1.0}), range(4)))
+        answers = list(
+            pool.map(lambda _: invoke(lam, "probe-b", {"action": "sleep", "seconds": 1.0}), range(4))
+        )
     elapsed = time.monotonic() - started
     # Four one-second invocations ran side by side, each in a worker of its own...
     assert elapsed < 3.5, elapsed
@@ -213,7 +234,9 @@ def test_a_configuration_update_starts_fresh_workers(lam):
     before, _ = invoke(lam, "probe-b", {})
     config = lam.get_function_configuration(FunctionName="probe-b")
     env = config["Environment"]["Variables"]
-    lam.update_function_configuration(FunctionName="probe-b", Environment={"Variables": {**env, "ONLY_B": "b2"}})
+    lam.update_function_configuration(
+        FunctionName="probe-b", Environment={"Variables": {**env, "ONLY_B": "b2"}}
+    )
     after, _ = invoke(lam, "probe-b", {})
     assert after["env"]["ONLY_B"] == "b2"
     assert after["pid"] != before["pid"]
@@ -236,7 +259,9 @@ def test_dynamodb_stream_records_reach_the_handler(local):
     ddb.put_item(TableName="probe-stream", Item={"pk": {"S": "hello"}})
     # moto delivers inside the write: by the time put_item returns, the handler has run.
     records = [json.loads(p.read_text()) for p in local["out_dir"].iterdir()]
-    assert any(r["dynamodb"]["Keys"] == {"pk": {"S": "hello"}} and r["eventName"] == "INSERT" for r in records)
+    assert any(
+        r["dynamodb"]["Keys"] == {"pk": {"S": "hello"}} and r["eventName"] == "INSERT" for r in records
+    )
 
 
 def test_step_functions_lambda_tasks_reach_the_handler(local):
