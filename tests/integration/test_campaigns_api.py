@@ -121,3 +121,15 @@ def test_a_created_campaign_matches_its_documented_schema(api, keys):
     doc = api.call("GET", "/v1/openapi.json").json
     created = doc["paths"]["/v1/campaigns"]["post"]["responses"]["201"]["content"]["application/json"]
     assert created["schema"]["$ref"].endswith("/Campaign")
+
+
+def test_a_clash_of_code_tags_gets_the_campaign_another_tag(api, keys, monkeypatch):
+    from coupons.domain import campaigns as campaign_rules
+    from coupons.domain import codes
+
+    first = create(api, keys["admin"])
+    tags = iter([first["code_tag"], "Z0Z0"])  # the new campaign draws the first one's tag, then another
+    monkeypatch.setattr(campaign_rules, "new_tag", lambda: next(tags))
+    monkeypatch.setattr(codes, "new_tag", lambda: next(tags))
+    second = create(api, keys["admin"])
+    assert second["code_tag"] == "Z0Z0"

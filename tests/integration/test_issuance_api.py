@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from coupons.domain import codes
 from coupons.domain.codes import normalize
 from tests.integration.test_api_plumbing import assert_problem, campaign_body
 
@@ -60,6 +61,8 @@ def test_an_issued_coupon_has_a_valid_code_its_owner_and_validity_from_issue(api
     campaign_id = active_campaign(api, keys, code_prefix="XMAS")
     coupon = issue(api, keys["admin"], campaign_id, "u-7").json
     assert normalize(coupon["code"]) == coupon["code"] and coupon["code"].startswith("XMAS")
+    campaign = api.call("GET", f"/v1/campaigns/{campaign_id}", api_key=keys["admin"]).json
+    assert codes.tag_of(coupon["code"]) == campaign["code_tag"]
     assert normalize(coupon["display_code"]) == coupon["code"]
     issued = datetime.fromisoformat(coupon["issued_at"].replace("Z", "+00:00"))
     until = datetime.fromisoformat(coupon["valid_until"].replace("Z", "+00:00"))
@@ -214,12 +217,12 @@ def test_an_unknown_code_is_404_and_a_mistyped_one_400_without_any_dynamodb_call
 
     api.call("GET", "/v1/campaigns", api_key=keys["admin"])  # the key is verified and cached now
     assert_problem(
-        api.call("GET", f"/v1/coupons/{new_code()}", api_key=keys["admin"]), 404, "coupon_not_found"
+        api.call("GET", f"/v1/coupons/{new_code('TAG0')}", api_key=keys["admin"]), 404, "coupon_not_found"
     )
     calls = []
     client = dependencies.coupons()._client
     client.meta.events.register("before-call.dynamodb", lambda **kw: calls.append(kw["model"].name))
-    code = new_code()
+    code = new_code("TAG0")
     typo = code[:3] + ("0" if code[3] != "0" else "1") + code[4:]
     assert_problem(
         api.call("GET", f"/v1/coupons/{typo}", api_key=keys["admin"]), 400, "code_checksum_invalid"

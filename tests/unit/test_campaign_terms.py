@@ -143,8 +143,13 @@ def test_the_budget_is_exactly_a_number_of_coupons(changes, capacity):
 
 @pytest.mark.parametrize(("capacity", "shards"), [(1, 1), (1000, 1), (1001, 2), (10**8, 64)])
 def test_shards_follow_the_size_unless_chosen(capacity, shards):
-    assert new_campaign(CampaignTerms.model_validate(terms(total_quantity=capacity)), ADMIN)["shards"] == shards
-    assert new_campaign(CampaignTerms.model_validate(terms(total_quantity=capacity, shards=8)), ADMIN)["shards"] == 8
+    assert (
+        new_campaign(CampaignTerms.model_validate(terms(total_quantity=capacity)), ADMIN)["shards"] == shards
+    )
+    assert (
+        new_campaign(CampaignTerms.model_validate(terms(total_quantity=capacity, shards=8)), ADMIN)["shards"]
+        == 8
+    )
 
 
 def test_shard_capacities_sum_to_the_capacity():

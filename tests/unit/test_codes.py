@@ -10,19 +10,25 @@ from coupons.domain.ids import CROCKFORD
 
 
 def test_a_new_code_has_80_random_bits_and_passes_its_own_check():
-    code = new_code()
-    assert len(code) == codes.RANDOM_CHARS + 1 and codes.RANDOM_CHARS * 5 >= 80
+    code = new_code("TAG0")
+    assert len(code) == 4 + codes.RANDOM_CHARS + 1 and codes.RANDOM_CHARS * 5 >= 80
     assert normalize(code) == code
 
 
+def test_a_code_names_its_campaign_tag_and_prefix():
+    code = new_code("T4G5", "XMAS")
+    assert (codes.tag_of(code), codes.prefix_of(code)) == ("T4G5", "XMAS")
+    assert codes.tag_of(new_code("ABCD")) == "ABCD" and codes.prefix_of(new_code("ABCD")) == ""
+
+
 def test_codes_do_not_repeat():
-    assert len({new_code() for _ in range(20_000)}) == 20_000
+    assert len({new_code("TAG0") for _ in range(20_000)}) == 20_000
 
 
 @settings(max_examples=200)
 @given(st.text(alphabet=CROCKFORD, min_size=0, max_size=6))
 def test_every_single_substitution_and_adjacent_transposition_is_rejected(prefix):
-    code = new_code(prefix)
+    code = new_code(codes.new_tag(), prefix)
     for i, original in enumerate(code):
         for other in CROCKFORD:
             if other != original:
@@ -36,7 +42,7 @@ def test_every_single_substitution_and_adjacent_transposition_is_rejected(prefix
 
 
 def test_typed_forms_are_accepted_case_hyphens_and_look_alike_letters():
-    code = new_code("XMAS")
+    code = new_code("ZZ99", "XMAS")
     assert normalize(display(code).lower()) == code
     assert normalize(" ".join(code)) == code
     with_zero = code.replace("0", "O")

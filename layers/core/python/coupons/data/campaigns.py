@@ -19,6 +19,14 @@ _KEYS = ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
 _NEW = "attribute_not_exists(pk)"
 
 
+class TagTaken(Exception):
+    """Another campaign of the tenant has this code tag already."""
+
+
+def tag_key(tag: str) -> dict[str, Any]:
+    return {"pk": {"S": f"CAMPAIGNTAG#{tag}"}, "sk": {"S": "TAG"}}
+
+
 def shard_key(campaign_id: str, shard: int) -> dict[str, Any]:
     return {"pk": {"S": f"QUOTA#{campaign_id}#{shard}"}, "sk": {"S": "QUOTA"}}
 
@@ -46,6 +54,12 @@ class CampaignStore:
         }
         # The id is fresh from the CSPRNG; the condition makes a collision an error, never an overwrite.
         puts = [{"Put": {"TableName": self._table, "Item": to_item(item), "ConditionExpression": _NEW}}]
+        # The code tag names the campaign inside its codes: unique per tenant, by condition.
+        tag = {
+            **{k: v["S"] for k, v in tag_key(record["code_tag"]).items()},
+            "campaign_id": record["campaign_id"],
+        }
+        puts.append({"Put": {"TableName": self._table, "Item": to_item(tag), "ConditionExpression": _NEW}})
         for i, capacity in enumerate(shard_capacities):
             shard = {
                 **{k: v["S"] for k, v in shard_key(record["campaign_id"], i).items()},
@@ -56,7 +70,17 @@ class CampaignStore:
             puts.append(
                 {"Put": {"TableName": self._table, "Item": to_item(shard), "ConditionExpression": _NEW}}
             )
-        self._client.transact_write_items(TransactItems=puts)
+        try:
+            self._client.transact_write_items(TransactItems=puts)
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                raise TagTaken() from None
+            raise
+
+    def campaign_id_of_tag(self, tag: str) -> str | None:
+        item = self._client.get_item(TableName=self._table, Key=tag_key(tag)).get("Item")
+        return item["campaign_id"]["S"] if item else None
 
     def get(self, campaign_id: str) -> dict[str, Any] | None:
         """The campaign's terms and status (immutable terms: callers may cache this)."""

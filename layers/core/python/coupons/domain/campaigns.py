@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from coupons.domain.codes import PREFIX_PATTERN
+from coupons.domain.codes import PREFIX_PATTERN, new_tag
 from coupons.domain.errors import Conflict, Forbidden, InvalidField
 from coupons.domain.ids import new_id
 from coupons.domain.money import MAX_AMOUNT, is_currency, split
@@ -119,6 +119,7 @@ class Campaign(CampaignTerms):
 
     brand_id: PartyId
     campaign_id: StrictStr
+    code_tag: StrictStr = Field(description="the 4 characters in each of its codes that name the campaign")
     status: CampaignStatus
     face_value: Amount = Field(description="what one coupon may cost at most (counts against budget)")
     capacity: StrictInt = Field(description="coupons it may issue: total_quantity, or fewer if budget binds")
@@ -240,6 +241,7 @@ def new_campaign(
     record = terms.model_dump(mode="json", exclude_none=True)
     record.update(
         campaign_id=new_id("cmp", now_ms=int(created.timestamp() * 1000)),
+        code_tag=new_tag(),
         brand_id=brand_id,
         status=CampaignStatus.DRAFT.value,
         face_value=face_value(terms),

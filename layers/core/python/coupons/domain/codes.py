@@ -1,4 +1,8 @@
-"""Coupon codes: 80 random bits in Crockford base32, an optional campaign prefix, one check character.
+"""Coupon codes: [printed prefix][campaign tag][80 random bits][check character], Crockford base32.
+
+The campaign tag (4 characters, unique per tenant) says which campaign a code belongs to without a
+database read, the way a card number's first digits name its issuer: redemption needs the campaign's
+(immutable, cached) terms before it writes, and must not read the coupon first.
 
 The check character is the Damm algorithm over the quasigroup x∘y = 2·x + y of GF(32) (modulus
 x^5 + x^2 + 1). That operation is totally anti-symmetric, so every single mistyped character and
@@ -14,6 +18,8 @@ from coupons.domain.errors import DomainError, InvalidField
 from coupons.domain.ids import CROCKFORD
 
 RANDOM_CHARS = 16  # 16 × 5 = 80 bits from the CSPRNG
+TAG_CHARS = 4  # 2^20 campaigns per tenant
+_TAIL = TAG_CHARS + RANDOM_CHARS + 1
 PREFIX_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{1,6}$"
 _VALUE = {c: i for i, c in enumerate(CROCKFORD)}
 # Crockford decoding: case-insensitive, and the letters people type for digits read as those digits.
@@ -44,10 +50,27 @@ def check_char(body: str) -> str:
     return CROCKFORD[_double(_damm([_VALUE[c] for c in body]))]
 
 
-def new_code(prefix: str = "") -> str:
-    """A new code in its canonical form (no hyphens): prefix + 16 random chars + check char."""
-    body = prefix + "".join(secrets.choice(CROCKFORD) for _ in range(RANDOM_CHARS))
+def random_chars(n: int) -> str:
+    return "".join(secrets.choice(CROCKFORD) for _ in range(n))
+
+
+def new_tag() -> str:
+    return random_chars(TAG_CHARS)
+
+
+def new_code(tag: str, prefix: str = "") -> str:
+    """A new code in its canonical form (no hyphens): prefix + tag + 16 random chars + check char."""
+    body = prefix + tag + random_chars(RANDOM_CHARS)
     return body + check_char(body)
+
+
+def tag_of(code: str) -> str:
+    """The campaign tag of a normalized code."""
+    return code[-_TAIL : -_TAIL + TAG_CHARS]
+
+
+def prefix_of(code: str) -> str:
+    return code[:-_TAIL]
 
 
 def normalize(text: str, *, field: str = "code") -> str:
@@ -56,7 +79,7 @@ def normalize(text: str, *, field: str = "code") -> str:
     if not isinstance(text, str) or len(text) > MAX_INPUT:
         raise InvalidField(f"{field} must be a string of at most {MAX_INPUT} characters", field=field)
     code = _SEPARATORS.sub("", text).upper().translate(_ALIASES)
-    if len(code) < RANDOM_CHARS + 1 or any(c not in _VALUE for c in code):
+    if len(code) < _TAIL or any(c not in _VALUE for c in code):
         raise CodeChecksumInvalid(field=field)
     if _damm([_VALUE[c] for c in code]) != 0:
         raise CodeChecksumInvalid(field=field)

@@ -5,16 +5,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from coupons.data.campaigns import CampaignStore
-from coupons.domain import campaigns
+from coupons.data.campaigns import CampaignStore, TagTaken
+from coupons.domain import campaigns, codes
 from coupons.domain.campaigns import TRANSITIONS, CampaignTerms, InvalidTransition
 from coupons.domain.errors import CampaignNotFound
 from coupons.domain.principals import Principal, Role
 
+# 2^20 tags per tenant: a clash is rare until a tenant has tens of thousands of campaigns.
+TAG_TRIES = 8
+
 
 def create(store: CampaignStore, terms: CampaignTerms, principal: Principal) -> dict[str, Any]:
     record = campaigns.new_campaign(terms, principal)
-    store.put_new(record, campaigns.shard_capacities(record))
+    for _ in range(TAG_TRIES - 1):
+        try:
+            store.put_new(record, campaigns.shard_capacities(record))
+            break
+        except TagTaken:
+            record["code_tag"] = codes.new_tag()
+    else:
+        store.put_new(record, campaigns.shard_capacities(record))
     return with_counters(store, record, issued=0)
 
 

@@ -76,7 +76,7 @@ class Issuer:
             shard = shards[0]
             coupon = rules.new_coupon(
                 campaign,
-                code=codes.new_code(campaign.get("code_prefix", "")),
+                code=codes.new_code(campaign["code_tag"], campaign.get("code_prefix", "")),
                 user_id=user_id,
                 issued_by=issued_by,
                 now=now,
@@ -108,7 +108,8 @@ class Issuer:
             try:
                 return self._coupons.issue(coupon, shard=shard, per_user_limit=per_user_limit)
             except CodeTaken:
-                coupon["code"] = codes.new_code(coupon["code"][: -codes.RANDOM_CHARS - 1])
+                code = coupon["code"]
+                coupon["code"] = codes.new_code(codes.tag_of(code), codes.prefix_of(code))
         return self._coupons.issue(coupon, shard=shard, per_user_limit=per_user_limit)
 
     def issue_many(
