@@ -11,9 +11,21 @@ from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
 from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
+from coupons.data.redemptions import RedemptionStore
 from coupons.services.issuance import Issuer
+from coupons.services.redemption import Redeemer
 
-__all__ = ["settings", "campaigns", "api_keys", "idempotency", "authenticator", "coupons", "issuer"]
+__all__ = [
+    "settings",
+    "campaigns",
+    "api_keys",
+    "idempotency",
+    "authenticator",
+    "coupons",
+    "issuer",
+    "redeemer",
+    "tenant_key",
+]
 
 
 @cache
@@ -44,3 +56,21 @@ def coupons() -> CouponStore:
 @cache
 def issuer() -> Issuer:
     return Issuer(campaigns(), coupons())
+
+
+def tenant_key() -> bytes:
+    from coupons.data.secrets import tenant_key as read  # Secrets Manager, on first use only
+
+    return read()
+
+
+@cache
+def redeemer() -> Redeemer:
+    return Redeemer(
+        campaigns(),
+        coupons(),
+        RedemptionStore(dynamodb(), settings().main_table),
+        tenant_key=tenant_key,
+        time_zone=settings().time_zone,
+        idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
+    )

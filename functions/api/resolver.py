@@ -50,6 +50,10 @@ def created(
         run=lambda: (status, run()),
         redact=redact,
     )
+    return answered(status, body, replayed)
+
+
+def answered(status: int, body: Any, replayed: bool) -> Response:
     return json_response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
 
 

@@ -18,6 +18,7 @@ from tests.events import api_request
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = "coupons-test-main"
+TENANT_KEY = b"k" * 64
 
 
 class FakeContext:
@@ -72,9 +73,13 @@ def load_api_handler():
     import coupons.data.clients
     import dependencies
 
+    import coupons.data.secrets
+
     coupons.config.settings.cache_clear()
     coupons.data.clients._dynamodb.cache_clear()
-    for name in ("campaigns", "api_keys", "idempotency", "authenticator"):
+    coupons.data.secrets._tenant_key.cache_clear()
+    coupons.data.secrets._secretsmanager.cache_clear()
+    for name in ("campaigns", "api_keys", "idempotency", "authenticator", "coupons", "issuer", "redeemer"):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")
 
@@ -83,9 +88,14 @@ def load_api_handler():
 def aws(monkeypatch):
     monkeypatch.setenv(MAIN.env_var, TABLE)
     monkeypatch.setenv("TENANT", "test")
+    monkeypatch.setenv("TENANT_TIME_ZONE", "Asia/Shanghai")
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="eu-west-1")
         ddb.create_table(**MAIN.create_table_kwargs(TABLE))
+        secret = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+            Name="coupons-test-tenant-key", SecretString=TENANT_KEY.decode()
+        )
+        monkeypatch.setenv("TENANT_SECRET_ARN", secret["ARN"])
         yield ddb
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
@@ -50,3 +51,37 @@ def user_wallet(
         dependencies.coupons(), user_id, caller(), limit=limit, cursor=cursor, state=state
     )
     return json_response(200, {"items": items, "next_cursor": next_cursor})
+
+
+@app.post(
+    "/v1/coupons/<code>/qr-token",
+    summary="A signed QR token (60 s) for the holder's app to show at the till (admin, owning issuer)",
+    tags=["coupons"],
+)
+def coupon_qr_token(code: str):
+    answer = coupons.qr_token(
+        dependencies.coupons(),
+        dependencies.campaigns(),
+        code,
+        caller(),
+        key=dependencies.tenant_key(),
+        now=int(time.time()),
+    )
+    return json_response(201, answer)
+
+
+@app.post(
+    "/v1/coupons/<code>/dynamic-code",
+    summary="The coupon's dynamic-code (TOTP) secret as an otpauth:// URI, handed out once",
+    tags=["coupons"],
+)
+def coupon_dynamic_code(code: str):
+    answer = coupons.provision_dynamic_code(
+        dependencies.coupons(),
+        dependencies.campaigns(),
+        code,
+        caller(),
+        key=dependencies.tenant_key(),
+        issuer=f"Coupons {dependencies.settings().tenant}",
+    )
+    return json_response(201, answer)

@@ -17,6 +17,8 @@ class Settings:
     api_key_cache_seconds: int
     # Idempotency records live this long (the contract promises at least 24 h).
     idempotency_ttl_seconds: int
+    # Business dates (what T+N settlement counts from) are calendar dates in the tenant's zone.
+    time_zone: str
 
 
 @cache
@@ -27,4 +29,5 @@ def settings() -> Settings:
         main_table=env[MAIN.env_var],
         api_key_cache_seconds=int(env.get("API_KEY_CACHE_SECONDS", "60")),
         idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", str(48 * 3600))),
+        time_zone=env.get("TENANT_TIME_ZONE", "UTC"),
     )

@@ -129,6 +129,20 @@ class CouponStore:
             return None
         return _record(answer["Attributes"])
 
+    def mark_dynamic_code_provisioned(self, code: str, at: str) -> bool:
+        """Records that the coupon's dynamic-code secret was handed out; False if it was already."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=coupon_key(code),
+                UpdateExpression="SET dynamic_code_provisioned_at = :at",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(dynamic_code_provisioned_at)",
+                ExpressionAttributeValues={":at": {"S": at}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def wallet(
         self,
         user_id: str,

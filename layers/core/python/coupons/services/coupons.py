@@ -7,10 +7,12 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore
-from coupons.domain import codes
+from coupons.domain import codes, verification
 from coupons.domain import coupons as rules
 from coupons.domain.coupons import CouponNotFound, iso
+from coupons.domain.errors import Conflict
 from coupons.domain.principals import Principal, Role
+from coupons.domain.redemption import MethodNotAllowed
 
 
 def _found(store: CouponStore, typed_code: str, principal: Principal) -> dict[str, Any]:
@@ -62,3 +64,72 @@ def wallet(
         user_id, limit=limit, cursor=cursor, brand_id=principal.brand_id, state=state, now=iso(now)
     )
     return [rules.view(c, {}, principal, now) for c in items], next_cursor
+
+
+class DynamicCodeAlreadyProvisioned(Conflict):
+    code = "dynamic_code_already_provisioned"
+    title = "The dynamic-code secret of this coupon was handed out already (once only)"
+
+
+def _usable_for_holder(
+    coupons: CouponStore, campaigns: CampaignStore, typed_code: str, principal: Principal, method: str
+):
+    """The coupon and its campaign, if the holder's app (through an admin or the issuer's backend) may
+    get a way to prove it at the till with `method`."""
+    principal.require(Role.ADMIN, Role.ISSUER)
+    coupon = _found(coupons, typed_code, principal)
+    campaign = campaigns.get(coupon["campaign_id"])
+    if method not in campaign.get("verification_methods", []):
+        raise MethodNotAllowed(f"{method} is not accepted by this campaign", field="code")
+    state = rules.state_at(coupon, datetime.now(UTC))
+    if state not in (rules.CouponState.ISSUED, rules.CouponState.PARTIALLY_USED):
+        raise CouponNotUsable(f"the coupon is {state.value}", field="code")
+    return coupon, campaign
+
+
+class CouponNotUsable(Conflict):
+    code = "coupon_not_usable"
+    title = "The coupon cannot be used (redeemed, void or expired)"
+
+
+def qr_token(
+    coupons: CouponStore,
+    campaigns: CampaignStore,
+    typed_code: str,
+    principal: Principal,
+    *,
+    key: bytes,
+    now: int,
+) -> dict[str, Any]:
+    """A signed token binding the code, its holder and an expiry (60 s), for the holder's app to show."""
+    coupon, _ = _usable_for_holder(coupons, campaigns, typed_code, principal, "QR_TOKEN")
+    expires_at = now + verification.QR_TOKEN_SECONDS
+    token = verification.sign_qr_token(
+        key,
+        code=coupon["code"],
+        user_id=coupon["user_id"],
+        expires_at=expires_at,
+        nonce=verification.new_nonce(),
+    )
+    return {"qr_token": token, "expires_at": expires_at, "code": coupon["code"]}
+
+
+def provision_dynamic_code(
+    coupons: CouponStore,
+    campaigns: CampaignStore,
+    typed_code: str,
+    principal: Principal,
+    *,
+    key: bytes,
+    issuer: str,
+) -> dict[str, Any]:
+    """The otpauth:// URI of the coupon's dynamic-code secret, handed out once (recorded on the coupon
+    under a condition, so two concurrent calls cannot both get it)."""
+    coupon, _ = _usable_for_holder(coupons, campaigns, typed_code, principal, "DYNAMIC_CODE")
+    if not coupons.mark_dynamic_code_provisioned(coupon["code"], iso(datetime.now(UTC))):
+        raise DynamicCodeAlreadyProvisioned(field="code")
+    secret = verification.coupon_totp_secret(key, coupon["code"])
+    return {
+        "otpauth_uri": verification.otpauth_uri(secret, account=coupon["code"], issuer=issuer),
+        "code": coupon["code"],
+    }

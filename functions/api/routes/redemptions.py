@@ -1,0 +1,146 @@
+"""/v1/redemptions: quote, redeem, read, reverse — the checkout path."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+
+import dependencies
+from coupons.domain.campaigns import Amount, PartyId
+from coupons.domain.errors import InvalidField
+from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from coupons.domain.money import is_currency
+from coupons.services.redemption import Order, Proof
+from resolver import answered, app, caller, created, json_response
+
+
+class OrderFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the plain code (barcode); with dynamic_code for a dynamic-code check"
+    )
+    qr_token: Annotated[StrictStr, Field(min_length=1, max_length=1024)] | None = None
+    dynamic_code: Annotated[StrictStr, Field(pattern=r"^[0-9]{6}$")] | None = None
+    merchant_id: PartyId
+    store_id: PartyId
+    order_amount: Amount
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+    amount: Amount | None = Field(
+        default=None, description="gift cards: the amount to take (at most the order)"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"{value} is not an active ISO 4217 currency")
+        return value
+
+    @model_validator(mode="after")
+    def _one_proof(self):
+        if (self.code is None) == (self.qr_token is None):
+            raise InvalidField("give exactly one of code or qr_token", field="code")
+        if self.dynamic_code is not None and self.code is None:
+            raise InvalidField("dynamic_code goes with code", field="dynamic_code")
+        if self.amount is not None and self.amount > self.order_amount:
+            raise InvalidField("amount cannot be more than order_amount", field="amount")
+        return self
+
+    def proof(self) -> Proof:
+        return Proof(code=self.code, qr_token=self.qr_token, dynamic_code=self.dynamic_code)
+
+
+class QuoteRequest(OrderFields):
+    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = None
+
+
+class RedeemRequest(OrderFields):
+    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+
+class ReversalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount | None = Field(
+        default=None, description="the part of the order refunded; omitted = all that remains"
+    )
+    restore_coupon: StrictBool = Field(
+        default=True, description="after a whole refund, give the coupon back (券回退)"
+    )
+
+
+def _order(request: OrderFields) -> Order:
+    return Order(
+        merchant_id=request.merchant_id,
+        store_id=request.store_id,
+        order_amount=request.order_amount,
+        currency=request.currency,
+        order_id=getattr(request, "order_id", None),
+        amount=request.amount,
+    )
+
+
+@app.post(
+    "/v1/redemptions/quote",
+    summary="The discount an order would get, or why not; writes nothing",
+    tags=["redemptions"],
+)
+def quote(request: Annotated[QuoteRequest, Body()]):
+    return json_response(200, dependencies.redeemer().quote(request.proof(), _order(request), caller()))
+
+
+@app.post(
+    "/v1/redemptions",
+    summary="Redeem a coupon (merchant for itself, admin); one DynamoDB request; accepts Idempotency-Key",
+    tags=["redemptions"],
+)
+def redeem(request: Annotated[RedeemRequest, Body()]):
+    event = app.current_event
+    status, body, replayed = dependencies.redeemer().redeem(
+        request.proof(),
+        _order(request),
+        caller(),
+        idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
+        request_body=event.json_body,
+    )
+    return answered(status, body, replayed)
+
+
+@app.get("/v1/redemptions/<redemption_id>", summary="A redemption with its reversals", tags=["redemptions"])
+def get_redemption(redemption_id: str):
+    redemption, reversals = dependencies.redeemer().get(redemption_id, caller())
+    return json_response(200, {**_public(redemption), "reversals": [_public(r) for r in reversals]})
+
+
+@app.get(
+    "/v1/redemptions/<redemption_id>/reversals",
+    summary="A redemption's reversals, oldest first",
+    tags=["redemptions"],
+)
+def list_reversals(redemption_id: str):
+    _, reversals = dependencies.redeemer().get(redemption_id, caller())
+    return json_response(200, {"items": [_public(r) for r in reversals]})
+
+
+@app.post(
+    "/v1/redemptions/<redemption_id>/reversals",
+    summary="Refund all or part of the order: the discount comes back in proportion; accepts Idempotency-Key",
+    tags=["redemptions"],
+)
+def reverse(redemption_id: str, request: Annotated[ReversalRequest | None, Body()] = None):
+    request = request or ReversalRequest()
+    principal = caller()
+    return created(
+        lambda: _public(
+            dependencies.redeemer().reverse(
+                redemption_id, principal, amount=request.amount, restore_coupon=request.restore_coupon
+            )
+        )
+    )
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("kind", "holder")}

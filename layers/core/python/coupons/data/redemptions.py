@@ -1,0 +1,298 @@
+"""Redemptions and reversals, and the single transaction that redeems a coupon.
+
+  REDEMPTION#{id} / REDEMPTION            the redemption, with what clearing needs (never reads back)
+  REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals: one Query reads a redemption with them all
+  QRTOKEN#{nonce} / QRTOKEN               a used QR token (TTL: gone once the token has expired)
+
+Redemption and reversal items carry `kind` (REDEMPTION / REVERSAL): clearing takes those from the
+table's stream and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from coupons.data.campaigns import shard_key
+from coupons.data.coupons import WriteConflict, coupon_key
+from coupons.data.idempotency import record_key as idempotency_key
+from coupons.data.items import from_item, to_item
+
+
+class CampaignInactive(Exception):
+    pass
+
+
+class CouponRefused(Exception):
+    """The coupon's conditions failed; `coupon` is the coupon as it is now ({} when there is none)."""
+
+    def __init__(self, coupon: dict[str, Any]):
+        super().__init__("coupon refused")
+        self.coupon = coupon
+
+
+class IdempotencyRecordExists(Exception):
+    def __init__(self, record: dict[str, Any]):
+        super().__init__("idempotency key used")
+        self.record = record
+
+
+class QrTokenUsed(Exception):
+    pass
+
+
+class RedemptionIdTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CouponChange:
+    """How the coupon changes, and what must be true of it for the change to happen."""
+
+    code: str
+    campaign_id: str
+    now: str  # ISO UTC: the coupon must be valid at this moment
+    event: dict[str, Any]  # appended to the coupon's history
+    redemption_id: str
+    balance_before: int | None = None  # gift cards: the exact balance the take was computed from
+    balance_after: int | None = None
+    owner: str | None = None  # QR token: the holder it was issued to
+    totp_step: int | None = None  # dynamic code: a step newer than any used
+
+
+@dataclass(frozen=True)
+class IdempotencyWrite:
+    scope: str
+    key: str
+    fingerprint: str
+    status: int
+    body: str  # the answer exactly as sent, so a replay is byte-identical
+    now: int
+    expires_at: int
+
+
+def redemption_key(redemption_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"REDEMPTION#{redemption_id}"}, "sk": {"S": "REDEMPTION"}}
+
+
+class RedemptionStore:
+    def __init__(self, client, table_name: str):
+        self._client = client
+        self._table = table_name
+
+    def redeem(
+        self,
+        redemption: dict[str, Any],
+        change: CouponChange,
+        *,
+        shard: int,
+        idempotency: IdempotencyWrite | None = None,
+        qr_token: tuple[str, int] | None = None,
+    ) -> None:
+        """Decides and records a redemption in ONE TransactWriteItems, or raises why it was refused.
+
+        0 ConditionCheck a quota shard: the campaign is still ACTIVE (every shard carries its status,
+          so a random one spreads these reads over the shards)
+        1 Update the coupon under its conditions (state, validity, campaign, holder, TOTP step,
+          gift-card balance)
+        2 Put the redemption (a new id)
+        3 Put the Idempotency-Key record, COMPLETED with the answer, when the caller sent a key
+        4 Put the QR token's nonce, when one was used: a token works once
+        """
+        table = self._table
+        values: dict[str, Any] = {
+            ":cid": change.campaign_id,
+            ":now": change.now,
+            ":rid": change.redemption_id,
+            ":event": [change.event],
+        }
+        conditions = ["campaign_id = :cid", "valid_from <= :now", "valid_until > :now"]
+        if change.balance_before is None:
+            conditions.append("#st = :issued")
+            update = "SET #st = :redeemed, redemption_id = :rid, history = list_append(history, :event)"
+            values.update({":issued": "ISSUED", ":redeemed": "REDEEMED"})
+        else:
+            # The exact balance the take was computed from: a concurrent take makes this fail, and
+            # the failure returns the new balance to compute again from.
+            conditions.append("#st IN (:issued, :partial) AND balance = :before")
+            update = "SET #st = :state_after, balance = :after, history = list_append(history, :event)"
+            values.update(
+                {
+                    ":issued": "ISSUED",
+                    ":partial": "PARTIALLY_USED",
+                    ":before": change.balance_before,
+                    ":after": change.balance_after,
+                    ":state_after": "PARTIALLY_USED" if change.balance_after else "REDEEMED",
+                }
+            )
+        if change.owner is not None:
+            conditions.append("user_id = :owner")
+            values[":owner"] = change.owner
+        if change.totp_step is not None:
+            conditions.append("(attribute_not_exists(totp_step) OR totp_step < :step)")
+            update += ", totp_step = :step"
+            values[":step"] = change.totp_step
+        item = {**{k: v["S"] for k, v in redemption_key(redemption["redemption_id"]).items()}, **redemption}
+        actions: list[dict[str, Any]] = [
+            {
+                "ConditionCheck": {
+                    "TableName": table,
+                    "Key": shard_key(change.campaign_id, shard),
+                    "ConditionExpression": "#s = :active",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":active": {"S": "ACTIVE"}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": coupon_key(change.code),
+                    "UpdateExpression": update,
+                    "ConditionExpression": " AND ".join(conditions),
+                    "ExpressionAttributeNames": {"#st": "state"},
+                    "ExpressionAttributeValues": to_item(values),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        if idempotency is not None:
+            record = {
+                **{k: v["S"] for k, v in idempotency_key(idempotency.scope, idempotency.key).items()},
+                "status": "COMPLETED",
+                "fingerprint": idempotency.fingerprint,
+                "response_status": idempotency.status,
+                "response_body": idempotency.body,
+                "expires_at": idempotency.expires_at,
+            }
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": to_item(record),
+                        # Same rule as the shared mechanism: an expired record counts as absent.
+                        "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                        "ExpressionAttributeValues": {":now": {"N": str(idempotency.now)}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                }
+            )
+        if qr_token is not None:
+            nonce, expires_at = qr_token
+            used = {"pk": f"QRTOKEN#{nonce}", "sk": "QRTOKEN", "expires_at": expires_at}
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": to_item(used),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except self._client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            codes = [r.get("Code", "None") for r in reasons]
+            failed = [i for i, c in enumerate(codes) if c == "ConditionalCheckFailed"]
+            # The idempotency record first: a retry of a request that succeeded also fails the
+            # coupon's condition (it is redeemed now), and must get its first answer, not a 409.
+            if idempotency is not None and 3 in failed:
+                raise IdempotencyRecordExists(_idempotency_record(reasons[3].get("Item"))) from None
+            if 0 in failed:
+                raise CampaignInactive() from None
+            if 1 in failed:
+                old = reasons[1].get("Item")
+                raise CouponRefused(from_item(old) if old else {}) from None
+            if failed and failed[-1] == len(actions) - 1 and qr_token is not None:
+                raise QrTokenUsed() from None
+            if 2 in failed:
+                raise RedemptionIdTaken() from None
+            if "TransactionConflict" in codes:
+                raise WriteConflict() from None
+            raise
+
+    def get(self, redemption_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The redemption and its reversals (oldest first), in one request."""
+        page = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"REDEMPTION#{redemption_id}"}},
+            ConsistentRead=True,
+        )
+        items = [from_item(i) for i in page.get("Items", [])]
+        redemption = next((i for i in items if i["sk"] == "REDEMPTION"), None)
+        if redemption is None:
+            return None
+        reversals = [i for i in items if i["sk"].startswith("REVERSAL#")]
+        for record in [redemption, *reversals]:
+            record.pop("pk")
+            record.pop("sk")
+        return redemption, reversals
+
+    def reverse(
+        self,
+        reversal: dict[str, Any],
+        *,
+        refunded_before: int,
+        refunded_after: int,
+        discount_reversed_after: int,
+        coupon_update: dict[str, Any] | None,
+    ) -> bool:
+        """Records a reversal against its redemption in one transaction. False when another reversal
+        of the same redemption got in first (the caller reads again and recomputes).
+
+        `coupon_update`: Update arguments (Key, expressions) that give the coupon back or restore a
+        gift card's balance, or None."""
+        redemption_id = reversal["redemption_id"]
+        item = {
+            "pk": f"REDEMPTION#{redemption_id}",
+            "sk": f"REVERSAL#{reversal['reversed_at']}#{reversal['reversal_id']}",
+            **reversal,
+        }
+        actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": redemption_key(redemption_id),
+                    "UpdateExpression": "SET refunded_amount = :after, discount_reversed = :dr",
+                    # Optimistic: the totals we computed from are still the totals, so two
+                    # concurrent reversals can never together reverse more than there is.
+                    "ConditionExpression": "refunded_amount = :before",
+                    "ExpressionAttributeValues": to_item(
+                        {":after": refunded_after, ":before": refunded_before, ":dr": discount_reversed_after}
+                    ),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        if coupon_update is not None:
+            actions.append({"Update": {"TableName": self._table, **coupon_update}})
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except self._client.exceptions.TransactionCanceledException as error:
+            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+                return False
+            raise
+        return True
+
+
+def _idempotency_record(item: dict[str, Any] | None) -> dict[str, Any]:
+    record = from_item(item) if item else {}
+    if "response_body" in record:
+        record["response_body"] = json.loads(record["response_body"])
+    return record

@@ -1,0 +1,452 @@
+"""Quoting, redeeming and reversing: the checkout hot path.
+
+A redemption of a FIXED / PERCENT / THRESHOLD coupon is ONE DynamoDB request in a warm container:
+the code names its campaign (its tag), the campaign's terms are immutable and cached here, so the
+discount is computed before any I/O and one TransactWriteItems decides and records everything
+(data/redemptions.py). A gift card's take depends on its balance, which only the coupon knows, so a
+gift card is read first (two requests; more only when concurrent takes race on one card).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from coupons.data.campaigns import CampaignStore
+from coupons.data.coupons import CouponStore, WriteConflict, coupon_key
+from coupons.data.items import to_item
+from coupons.data.redemptions import (
+    CampaignInactive,
+    CouponChange,
+    CouponRefused,
+    IdempotencyRecordExists,
+    IdempotencyWrite,
+    QrTokenUsed,
+    RedemptionIdTaken,
+    RedemptionStore,
+)
+from coupons.domain import codes, verification
+from coupons.domain import idempotency as idempotency_rules
+from coupons.domain import redemption as rules
+from coupons.domain.campaigns import CampaignType
+from coupons.domain.coupons import CouponNotFound, iso
+from coupons.domain.errors import NotFound
+from coupons.domain.ids import new_id
+from coupons.domain.principals import Principal, Role
+
+# Bounded retries: a gift card whose balance moved under us, or a transaction that met another.
+ATTEMPTS = 12
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+    title = "No such redemption"
+
+
+@dataclass(frozen=True)
+class Order:
+    merchant_id: str
+    store_id: str
+    order_amount: int
+    currency: str
+    order_id: str | None = None
+    amount: int | None = None  # gift cards: the amount asked for, at most the order
+
+
+@dataclass(frozen=True)
+class Proof:
+    """How the holder proved the coupon: the plain code, a QR token, or the code + a dynamic code."""
+
+    code: str | None = None
+    qr_token: str | None = None
+    dynamic_code: str | None = None
+
+
+class Redeemer:
+    def __init__(
+        self,
+        campaigns: CampaignStore,
+        coupons: CouponStore,
+        redemptions: RedemptionStore,
+        *,
+        tenant_key: Callable[[], bytes],
+        time_zone: str,
+        idempotency_ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._campaigns = campaigns
+        self._coupons = coupons
+        self._redemptions = redemptions
+        self._tenant_key = tenant_key
+        self._time_zone = time_zone
+        self._ttl = idempotency_ttl_seconds
+        self._clock = clock
+        self._rng = random.SystemRandom()
+        # Campaigns by code tag: their terms never change once they have coupons, so they are
+        # cached for the container's life; the live status is checked by every redemption write.
+        self._by_tag: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- verification ------------------------------------------------------------------------
+
+    def _verify(self, proof: Proof, now: int) -> tuple[str, rules.Verification]:
+        if proof.qr_token is not None:
+            claims = verification.verify_qr_token(self._tenant_key(), proof.qr_token, now=now)
+            verified = rules.Verification(
+                rules.Method.QR_TOKEN,
+                owner=claims.user_id,
+                qr_nonce=claims.nonce,
+                qr_expires_at=claims.expires_at,
+            )
+            return claims.code, verified
+        code = codes.normalize(proof.code)  # a typo is refused here: no read, no key lookup
+        if proof.dynamic_code is not None:
+            secret = verification.coupon_totp_secret(self._tenant_key(), code)
+            step = verification.match_totp(secret, proof.dynamic_code, now)
+            if step is None:
+                raise verification.VerificationFailed()
+            return code, rules.Verification(rules.Method.DYNAMIC_CODE, totp_step=step)
+        return code, rules.Verification(rules.Method.CODE)
+
+    def campaign_of(self, code: str) -> dict[str, Any]:
+        tag = codes.tag_of(code)
+        campaign = self._by_tag.get(tag)
+        if campaign is None:
+            campaign_id = self._campaigns.campaign_id_of_tag(tag)
+            campaign = self._campaigns.get(campaign_id) if campaign_id else None
+            if campaign is None:
+                raise CouponNotFound(field="code")
+            with self._lock:
+                self._by_tag[tag] = campaign
+        return campaign
+
+    # -- quote -------------------------------------------------------------------------------
+
+    def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
+        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
+        rules.check_merchant(principal, order.merchant_id)
+        now = int(self._clock())
+        code, verified = self._verify(proof, now)
+        campaign = self.campaign_of(code)
+        rules.check_terms(
+            campaign,
+            merchant_id=order.merchant_id,
+            order_amount=order.order_amount,
+            currency=order.currency,
+            method=verified.method,
+        )
+        coupon = self._coupons.get(code)
+        if coupon is None:
+            raise CouponNotFound(field="code")
+        now_iso = iso(datetime.fromtimestamp(now, UTC))
+        usable = (
+            coupon["state"] in ("ISSUED", "PARTIALLY_USED")
+            and coupon["valid_from"] <= now_iso < coupon["valid_until"]
+        )
+        if not usable or (verified.owner is not None and coupon["user_id"] != verified.owner):
+            raise rules.refusal_from_coupon(coupon, now_iso=now_iso)
+        answer: dict[str, Any] = {
+            "code": code,
+            "campaign_id": campaign["campaign_id"],
+            "currency": order.currency,
+        }
+        if campaign["type"] == CampaignType.GIFT_CARD:
+            take = rules.gift_card_take(coupon["balance"], order.order_amount, order.amount)
+            if take == 0:
+                raise rules.BalanceExhausted(field="code")
+            answer.update(discount=take, balance_after=coupon["balance"] - take)
+        else:
+            answer["discount"] = rules.discount(campaign, order.order_amount)
+        answer["payable"] = order.order_amount - answer["discount"]
+        return answer
+
+    # -- redeem ------------------------------------------------------------------------------
+
+    def redeem(
+        self,
+        proof: Proof,
+        order: Order,
+        principal: Principal,
+        *,
+        idempotency_key: str | None,
+        request_body: Any,
+    ) -> tuple[int, Any, bool]:
+        """(status, answer, replayed). Refusals are raised; a replay returns the first answer."""
+        rules.check_merchant(principal, order.merchant_id)
+        if idempotency_key is not None:
+            idempotency_rules.check_key(idempotency_key)
+        now = int(self._clock())
+        code, verified = self._verify(proof, now)
+        campaign = self.campaign_of(code)
+        rules.check_terms(
+            campaign,
+            merchant_id=order.merchant_id,
+            order_amount=order.order_amount,
+            currency=order.currency,
+            method=verified.method,
+        )
+        gift = campaign["type"] == CampaignType.GIFT_CARD
+        balance = self._gift_card_balance(code) if gift else None
+        fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
+        conflicts = 0
+        for _ in range(ATTEMPTS):
+            moment = datetime.fromtimestamp(now, UTC)
+            if gift:
+                taken = rules.gift_card_take(balance, order.order_amount, order.amount)
+                if taken == 0:
+                    raise rules.BalanceExhausted(field="code")
+            else:
+                taken = rules.discount(campaign, order.order_amount)
+            redemption, answer = self._records(
+                campaign, code, order, principal, verified, moment, taken, balance
+            )
+            body = json.dumps(answer)
+            try:
+                self._redemptions.redeem(
+                    redemption,
+                    CouponChange(
+                        code=code,
+                        campaign_id=campaign["campaign_id"],
+                        now=iso(moment),
+                        event={
+                            "at": iso(moment),
+                            "event": "REDEEMED",
+                            "redemption_id": redemption["redemption_id"],
+                            "merchant_id": order.merchant_id,
+                            "amount": taken,
+                        },
+                        redemption_id=redemption["redemption_id"],
+                        balance_before=balance,
+                        balance_after=None if balance is None else balance - taken,
+                        owner=verified.owner,
+                        totp_step=verified.totp_step,
+                    ),
+                    shard=self._rng.randrange(campaign["shards"]),
+                    idempotency=None
+                    if idempotency_key is None
+                    else IdempotencyWrite(
+                        scope=str(principal),
+                        key=idempotency_key,
+                        fingerprint=fingerprint,
+                        status=201,
+                        body=body,
+                        now=now,
+                        expires_at=now + self._ttl,
+                    ),
+                    qr_token=None
+                    if verified.qr_nonce is None
+                    else (verified.qr_nonce, verified.qr_expires_at),
+                )
+                return 201, answer, False
+            except IdempotencyRecordExists as existing:
+                replay = idempotency_rules.on_existing(existing.record, fingerprint)
+                return replay.status, replay.body, True
+            except CampaignInactive:
+                raise rules.CampaignNotRedeemable(field="code") from None
+            except CouponRefused as refused:
+                coupon = refused.coupon
+                if not coupon:
+                    raise CouponNotFound(field="code") from None
+                if gift and self._balance_moved(coupon, balance, iso(moment), verified):
+                    balance = coupon["balance"]  # another take got in first: compute again from it
+                    continue
+                raise rules.refusal_from_coupon(coupon, now_iso=iso(moment)) from None
+            except QrTokenUsed:
+                raise verification.VerificationFailed() from None
+            except RedemptionIdTaken:
+                continue
+            except WriteConflict:
+                conflicts += 1
+                time.sleep(self._rng.uniform(0, 0.01 * conflicts))
+        raise WriteConflict()
+
+    def _gift_card_balance(self, code: str) -> int:
+        coupon = self._coupons.get(code)
+        if coupon is None:
+            raise CouponNotFound(field="code")
+        return coupon.get("balance", 0)
+
+    @staticmethod
+    def _balance_moved(
+        coupon: dict[str, Any], balance: int, now_iso: str, verified: rules.Verification
+    ) -> bool:
+        """True when the only reason the write failed is that the balance changed."""
+        return (
+            coupon.get("state") in ("ISSUED", "PARTIALLY_USED")
+            and coupon.get("balance", 0) != balance
+            and coupon.get("balance", 0) > 0
+            and coupon["valid_from"] <= now_iso < coupon["valid_until"]
+            and (verified.owner is None or coupon.get("user_id") == verified.owner)
+            and (verified.totp_step is None or coupon.get("totp_step", -1) < verified.totp_step)
+        )
+
+    def _records(
+        self,
+        campaign: dict[str, Any],
+        code: str,
+        order: Order,
+        principal: Principal,
+        verified: rules.Verification,
+        moment: datetime,
+        taken: int,
+        balance: int | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        redemption_id = new_id("rdm", now_ms=int(moment.timestamp() * 1000))
+        answer: dict[str, Any] = {
+            "redemption_id": redemption_id,
+            "code": code,
+            "campaign_id": campaign["campaign_id"],
+            "merchant_id": order.merchant_id,
+            "store_id": order.store_id,
+            "order_id": order.order_id,
+            "order_amount": order.order_amount,
+            "currency": order.currency,
+            "discount": taken,
+            "coupon_state_after": "REDEEMED" if balance is None or balance == taken else "PARTIALLY_USED",
+            "verification_method": verified.method.value,
+            "redeemed_at": iso(moment),
+        }
+        if balance is not None:
+            answer["balance_after"] = balance - taken
+        # Everything clearing needs travels on the record: clearing never reads back.
+        redemption = {
+            **answer,
+            "kind": "REDEMPTION",
+            "coupon_type": campaign["type"],
+            "brand_id": campaign["brand_id"],
+            "funding_rule_id": campaign.get("funding_rule_id"),
+            "settlement_cycle": campaign["settlement_cycle"],
+            "business_date": rules.business_date(moment, self._time_zone),
+            "redeemed_by": str(principal),
+            "holder": verified.owner,
+            "refunded_amount": 0,
+            "discount_reversed": 0,
+        }
+        return {k: v for k, v in redemption.items() if v is not None}, answer
+
+    # -- read and reverse --------------------------------------------------------------------
+
+    def get(self, redemption_id: str, principal: Principal) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        found = self._redemptions.get(redemption_id)
+        if found is None or not _may_see(found[0], principal):
+            raise RedemptionNotFound(field="redemption_id")
+        return found
+
+    def reverse(
+        self, redemption_id: str, principal: Principal, *, amount: int | None, restore_coupon: bool
+    ) -> dict[str, Any]:
+        """Refunds `amount` of the order (None: all that remains), giving back the discount in
+        proportion (domain/redemption.py: reversal_share)."""
+        principal.require(Role.ADMIN, Role.MERCHANT)
+        for _ in range(ATTEMPTS):
+            redemption, _ = self.get(redemption_id, principal)
+            order, refunded = redemption["order_amount"], redemption.get("refunded_amount", 0)
+            refund = order - refunded if amount is None else amount
+            share = rules.reversal_share(redemption["discount"], order, refunded, refund)
+            moment = datetime.now(UTC)
+            reversal = {
+                "kind": "REVERSAL",
+                "reversal_id": new_id("rvs", now_ms=int(moment.timestamp() * 1000)),
+                "redemption_id": redemption_id,
+                "refund_amount": refund,
+                "discount_reversed": share,
+                "reversed_at": iso(moment),
+                "business_date": rules.business_date(moment, self._time_zone),
+                "reversed_by": str(principal),
+                **{
+                    k: redemption[k]
+                    for k in (
+                        "code",
+                        "campaign_id",
+                        "brand_id",
+                        "funding_rule_id",
+                        "merchant_id",
+                        "store_id",
+                        "order_id",
+                        "currency",
+                        "coupon_type",
+                        "settlement_cycle",
+                    )
+                    if k in redemption
+                },
+            }
+            coupon_update, restored = self._coupon_back(
+                redemption, share, refunded + refund == order, restore_coupon, moment
+            )
+            reversal["coupon_restored"] = restored
+            if self._redemptions.reverse(
+                reversal,
+                refunded_before=refunded,
+                refunded_after=refunded + refund,
+                discount_reversed_after=redemption.get("discount_reversed", 0) + share,
+                coupon_update=coupon_update,
+            ):
+                return reversal
+        raise WriteConflict()
+
+    def _coupon_back(
+        self, redemption: dict[str, Any], share: int, whole: bool, restore: bool, moment: datetime
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """The coupon update a reversal makes: a gift card gets its share back; a single-use coupon
+        goes back to the holder's wallet (券回退) after a whole refund, if asked and still valid."""
+        coupon = self._coupons.get(redemption["code"])
+        if coupon is None:
+            return None, False
+        event = {
+            "at": iso(moment),
+            "event": "REVERSED",
+            "redemption_id": redemption["redemption_id"],
+            "amount": share,
+        }
+        if redemption.get("coupon_type") == CampaignType.GIFT_CARD:
+            if share == 0:
+                return None, False
+            after = coupon["balance"] + share
+            return {
+                "Key": coupon_key(coupon["code"]),
+                "UpdateExpression": "SET balance = :after, #st = :state, history = list_append(history, :ev)",
+                "ConditionExpression": "balance = :before",
+                "ExpressionAttributeNames": {"#st": "state"},
+                "ExpressionAttributeValues": to_item(
+                    {
+                        ":after": after,
+                        ":before": coupon["balance"],
+                        ":state": "ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
+                        ":ev": [event],
+                    }
+                ),
+            }, True
+        still_valid = coupon["valid_until"] > iso(moment)
+        if not (
+            whole and restore and still_valid and coupon.get("redemption_id") == redemption["redemption_id"]
+        ):
+            return None, False
+        return {
+            "Key": coupon_key(coupon["code"]),
+            "UpdateExpression": "SET #st = :issued, history = list_append(history, :ev) REMOVE redemption_id",
+            "ConditionExpression": "#st = :redeemed AND redemption_id = :rid",
+            "ExpressionAttributeNames": {"#st": "state"},
+            "ExpressionAttributeValues": to_item(
+                {
+                    ":issued": "ISSUED",
+                    ":redeemed": "REDEEMED",
+                    ":rid": redemption["redemption_id"],
+                    ":ev": [event],
+                }
+            ),
+        }, True
+
+
+def _may_see(redemption: dict[str, Any], principal: Principal) -> bool:
+    """Admin; the redeeming merchant; the brand that funds the campaign. Others get a 404."""
+    if principal.role is Role.ADMIN:
+        return True
+    if principal.role is Role.MERCHANT:
+        return redemption["merchant_id"] == principal.merchant_id
+    return redemption["brand_id"] == principal.brand_id
