@@ -71,9 +71,8 @@ def load_api_handler():
         sys.path.insert(0, folder)
     import coupons.config
     import coupons.data.clients
-    import dependencies
-
     import coupons.data.secrets
+    import dependencies
 
     coupons.config.settings.cache_clear()
     coupons.data.clients._dynamodb.cache_clear()
