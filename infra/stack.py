@@ -11,6 +11,7 @@ from infra.constructs.api import Api
 from infra.constructs.encryption import DataKey
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.secrets import TenantSecret
 from infra.constructs.storage import Storage
 from infra.constructs.tables import Tables
 from infra.tenants import Tenant
@@ -37,8 +38,9 @@ class CouponClearingStack(Stack):
         key = DataKey(self, "DataKey", tenant_name=tenant.name).key
         tables = Tables(self, "Tables", key=key)
         storage = Storage(self, "Storage", key=key)
+        secret = TenantSecret(self, "TenantSecret", tenant_name=tenant.name, key=key).secret
         layers = Layers(self, "Layers")
-        api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key)
+        api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key, secret=secret)
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)

@@ -8,9 +8,11 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from coupons.data.schema import MAIN
+from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.tenants import Tenant
@@ -44,6 +46,7 @@ class Api(Construct):
         layers: Layers,
         table: dynamodb.Table,
         key: kms.IKey,
+        secret: secretsmanager.ISecret,
     ) -> None:
         super().__init__(scope, construct_id)
         # Indexes by name, from the schema: a wildcard (index/*) would also open indexes added later
@@ -59,11 +62,15 @@ class Api(Construct):
             statements=[
                 iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn, *index_arns]),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
+                # The tenant secret and nothing else (not grant_read: DescribeSecret is not needed). Its
+                # value is encrypted with the data key above, whose kms:Decrypt covers reading it.
+                iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn]),
             ],
             environment={
                 MAIN.env_var: table.table_name,
                 "API_KEY_CACHE_SECONDS": str(tenant.api_key_cache_seconds),
                 "IDEMPOTENCY_TTL_SECONDS": str(IDEMPOTENCY_TTL_SECONDS),
+                TENANT_SECRET_ENV: secret.secret_arn,
             },
         )
         self.function = self.handler.function

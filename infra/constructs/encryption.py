@@ -15,7 +15,7 @@ class DataKey(Construct):
         self.key = kms.Key(
             self,
             "Key",
-            description=f"Coupon clearing data of tenant {tenant_name}: tables and statements",
+            description=f"Coupon clearing data of tenant {tenant_name}: tables, statements, tenant secret",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )

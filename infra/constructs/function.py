@@ -19,6 +19,8 @@ SERVICE_NAME = "coupons"
 def common_environment(tenant: Tenant) -> dict[str, str]:
     return {
         "TENANT": tenant.name,
+        # IANA zone of the tenant's business day: redemption and clearing date records in it, not in UTC.
+        "TENANT_TIME_ZONE": tenant.settlement_time_zone,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": f"CouponClearing/{tenant.name}",
         "POWERTOOLS_LOG_LEVEL": tenant.log_level,

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from coupons.data.schema import MAIN
+from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from infra.tenants import load_tenant
 from tests.infra.conftest import resources
 
@@ -75,15 +76,20 @@ def test_every_function_logs_to_its_own_retained_log_group_and_may_write_nowhere
             assert statement["Resource"] == {"Fn::GetAtt": [group_id, "Arn"]}
 
 
-def test_the_api_function_is_configured_for_its_tenant(tenant: str, api_function: tuple[str, dict]):
+def test_the_api_function_is_configured_for_its_tenant(
+    tenant: str, template: dict, api_function: tuple[str, dict]
+):
     settings = load_tenant(tenant)
     props = api_function[1]["Properties"]
     assert props["Handler"] == "handler.lambda_handler"
     assert props["MemorySize"] == 512
     assert props["Timeout"] == 29
     variables = props["Environment"]["Variables"]
+    (secret_id,) = resources(template, "AWS::SecretsManager::Secret")
     assert variables == {
         "TENANT": tenant,
+        "TENANT_TIME_ZONE": settings.settlement_time_zone,
+        TENANT_SECRET_ENV: {"Ref": secret_id},
         MAIN.env_var: {"Ref": MAIN.logical_id},
         "API_KEY_CACHE_SECONDS": str(settings.api_key_cache_seconds),
         "IDEMPOTENCY_TTL_SECONDS": "172800",

@@ -16,8 +16,10 @@ Where the secrets live. Both methods rest on one per-tenant key kept in AWS Secr
   use is ever a valid output of the other: a QR payload equal to some coupon code still signs to
   something other than that coupon's TOTP secret.
 
-The price of deriving: the tenant key cannot change without changing every coupon's TOTP secret and
-voiding every outstanding QR token. Rotating it is a deliberate runbook (bump "v1"), not a schedule.
+The price of deriving: the tenant key cannot change without changing every coupon's TOTP secret (every
+holder must fetch its otpauth URI again) and voiding the outstanding QR tokens (they live a minute).
+So the key is rotated by a deliberate runbook, never on a schedule. "v1" in the prefixes versions the
+derivation and token format, not the key.
 """
 
 from __future__ import annotations
