@@ -99,6 +99,8 @@ def endpoints_document(deployment, gateway, seeded, moto, log_dir: Path) -> dict
         "tables": tables,
         "buckets": buckets,
         "state_machines": state_machines,
+        # Made by the deployer (moto's CloudFormation skips them): ARN by logical id.
+        "secrets": deployment.of_type("AWS::SecretsManager::Secret"),
         "functions": functions,
         "campaigns": seeded.campaigns,
         "outputs": outputs,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.local import skipped_resources
+
 log = logging.getLogger("local.deploy")
 
 STACK_PREFIX = "CouponClearing-"
@@ -265,4 +267,6 @@ def deploy(synth: Synthesized, *, region: str, timeout: float = 60.0) -> Deploym
         template=synth.template,
     )
     deployment.functions = function_sources(synth, physical)
+    # Secrets moto skipped, and the function variables that referred to them (before any worker starts).
+    skipped_resources.provide(deployment, pseudo=pseudo)
     return deployment
