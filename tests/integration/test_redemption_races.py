@@ -1,0 +1,91 @@
+"""Gift-card redemptions when another till gets in first, made deterministic in-process: a botocore hook
+on the function's own DynamoDB client lets "another till" write the coupon just before the function's
+TransactWriteItems goes out. These are the cases the e2e concurrency tests
+(tests/e2e/test_redemption_concurrency.py) hit at random over HTTP."""
+
+from coupons.domain.redemption import BalanceExhausted, refusal_from_coupon
+from tests.integration.conftest import TABLE
+from tests.integration.test_api_plumbing import assert_problem
+from tests.integration.test_redemption_api import ORDER, coupon, redeem
+
+
+def before_each_transaction(action):
+    """Runs `action(n)` (n = 1, 2, ...) just before each TransactWriteItems the API function sends."""
+    import dependencies
+
+    sent = []
+
+    def hook(**_):
+        sent.append(1)
+        action(len(sent))
+
+    dependencies.coupons()._client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
+    return sent
+
+
+def another_till_takes(api, code, units):
+    """What a concurrent redemption does to the card: its balance goes down (to 0: the card is used up)."""
+    key = {"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}}
+    balance = int(api.ddb.get_item(TableName=TABLE, Key=key)["Item"]["balance"]["N"]) - units
+    api.ddb.update_item(
+        TableName=TABLE,
+        Key=key,
+        UpdateExpression="SET balance = :b, #st = :s",
+        ExpressionAttributeNames={"#st": "state"},
+        ExpressionAttributeValues={
+            ":b": {"N": str(balance)},
+            ":s": {"S": "REDEEMED" if balance == 0 else "PARTIALLY_USED"},
+        },
+    )
+
+
+def test_a_used_up_gift_card_is_refused_as_exhausted_however_the_refusal_is_found(api, keys):
+    """Read first (balance 0 → gift_card_balance_exhausted) or told by the cancelled transaction (ALL_OLD:
+    state REDEEMED, balance 0): the same card, the same reason, whichever till lost which race."""
+    code, _ = coupon(api, keys, type="GIFT_CARD", amount=40, min_order=None)
+    before_each_transaction(lambda n: another_till_takes(api, code, 40) if n == 1 else None)
+    lost = redeem(api, keys["merchant:m-001"], code, amount=1, order_amount=100)
+    assert_problem(lost, 409, "gift_card_balance_exhausted")
+
+
+def test_the_refusal_read_from_a_used_up_gift_card_is_balance_exhausted():
+    used_up = {
+        "type": "GIFT_CARD",
+        "state": "REDEEMED",  # what a take that leaves 0 writes (data/redemptions.py)
+        "balance": 0,
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_until": "2099-01-01T00:00:00Z",
+    }
+    assert isinstance(refusal_from_coupon(used_up, now_iso="2026-11-25T00:00:00Z"), BalanceExhausted)
+
+
+def test_a_quote_on_a_used_up_gift_card_says_its_balance_is_exhausted(api, keys):
+    code, _ = coupon(api, keys, type="GIFT_CARD", amount=5000, min_order=None)
+    assert redeem(api, keys["merchant:m-001"], code, order_amount=8000).json["balance_after"] == 0
+    quote = api.call(
+        "POST", "/v1/redemptions/quote", api_key=keys["merchant:m-001"], body={**ORDER, "code": code}
+    )
+    assert_problem(quote, 409, "gift_card_balance_exhausted")
+
+
+def test_a_retry_of_the_redemption_that_used_up_a_gift_card_replays_its_first_answer(api, keys):
+    """The till times out after the card paid 5000 of an 8000 order and retries with the same key: it must
+    get the first answer (201, balance_after 0), not a 409 that reads as "the card paid nothing"."""
+    code, _ = coupon(api, keys, type="GIFT_CARD", amount=5000, min_order=None)
+    key = {"Idempotency-Key": "till-7-order-8000"}
+    first = redeem(api, keys["merchant:m-001"], code, order_amount=8000, headers=key)
+    assert first.status == 201 and first.json["balance_after"] == 0
+    again = redeem(api, keys["merchant:m-001"], code, order_amount=8000, headers=key)
+    assert (again.status, again.raw) == (first.status, first.raw)
+
+
+def test_a_gift_card_take_that_keeps_losing_the_race_is_never_a_500(api, keys):
+    """Another till takes 1 unit just before each of the function's first 12 transactions (the card holds
+    100): every attempt is cancelled on `balance = :before`. The card still has 88 units; the till must get
+    its unit, or at worst a problem it can act on, never an internal error."""
+    code, _ = coupon(api, keys, type="GIFT_CARD", amount=100, min_order=None)
+    sent = before_each_transaction(lambda n: another_till_takes(api, code, 1) if n <= 12 else None)
+    answer = redeem(api, keys["merchant:m-001"], code, amount=1, order_amount=100)
+    assert len(sent) >= 12
+    assert answer.status != 500, answer.raw
+    assert answer.status == 201 or answer.content_type == "application/problem+json", answer.raw
