@@ -150,7 +150,7 @@ class Verification:
 def refusal_from_coupon(coupon: dict[str, Any], *, now_iso: str) -> DomainError:
     """Why the coupon's condition failed, read from the coupon as it is (ALL_OLD): no extra read."""
     state = coupon.get("state")
-    if state == "REDEEMED":
+    if state == "REDEEMED" and coupon.get("type") != CampaignType.GIFT_CARD:  # a used-up card: below
         return CouponAlreadyRedeemed(field="code")
     if state == "VOID":
         return CouponVoid(field="code")
