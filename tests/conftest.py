@@ -9,5 +9,6 @@ os.environ.update(
     AWS_DEFAULT_REGION="eu-west-1",
     POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_DEV="false",
+    POWERTOOLS_METRICS_NAMESPACE="CouponClearing/test",
 )
 os.environ.pop("AWS_PROFILE", None)

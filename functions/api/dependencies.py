@@ -11,6 +11,7 @@ from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
 from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
+from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
@@ -74,3 +75,8 @@ def redeemer() -> Redeemer:
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
     )
+
+
+@cache
+def ledger() -> LedgerStore:
+    return LedgerStore(dynamodb(), settings().main_table)

@@ -10,7 +10,7 @@ from coupons.api import problems
 from coupons.api.auth import HEADER as API_KEY_HEADER
 from coupons.domain.errors import DomainError
 from resolver import app
-from routes import api_keys, campaigns, coupons, meta, redemptions  # noqa: F401  (importing registers the routes)
+from routes import accounts, api_keys, campaigns, coupons, funding_rules, meta, redemptions  # noqa: F401  (registers routes)
 
 logger = Logger()
 

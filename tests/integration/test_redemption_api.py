@@ -59,12 +59,16 @@ def test_a_fixed_coupon_is_quoted_then_redeemed_once(api, keys):
 
 
 def test_the_redemption_record_carries_what_clearing_needs(api, keys):
-    code, campaign_id = coupon(api, keys, funding_rule_id="rule-1", settlement_cycle="T+2")
+    shares = {"PLATFORM": 5000, "BRAND": 3000, "MERCHANT": 2000}
+    rule_id = api.call(
+        "POST", "/v1/funding-rules", api_key=keys["admin"], body={"name": "r", "shares": shares}
+    ).json["rule_id"]
+    code, campaign_id = coupon(api, keys, funding_rule_id=rule_id, settlement_cycle="T+2")
     rid = redeem(api, keys["merchant:m-001"], code).json["redemption_id"]
     record = api.call("GET", f"/v1/redemptions/{rid}", api_key=keys["admin"]).json
     assert record["campaign_id"] == campaign_id and record["brand_id"] == "brand-demo"
     assert (record["funding_rule_id"], record["settlement_cycle"], record["coupon_type"]) == (
-        "rule-1",
+        rule_id,
         "T+2",
         "FIXED",
     )
@@ -74,6 +78,7 @@ def test_the_redemption_record_carries_what_clearing_needs(api, keys):
 
     assert record["business_date"] == datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     assert record["reversals"] == [] and record["refunded_amount"] == 0
+    assert record["clearing"] == {"status": "PENDING"}  # no stream in these tests: clearing has not run
 
 
 def test_a_warm_redemption_is_one_dynamodb_request_and_so_is_its_replay(api, keys):

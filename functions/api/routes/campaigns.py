@@ -12,7 +12,7 @@ from coupons.domain.campaigns import Campaign, CampaignTerms, PartyId, UserId
 from coupons.domain.codes import display
 from coupons.domain.errors import InvalidField
 from coupons.domain.principals import Role
-from coupons.services import campaigns
+from coupons.services import campaigns, funding
 from resolver import app, caller, created, json_response
 
 
@@ -29,7 +29,16 @@ from resolver import app, caller, created, json_response
 )
 def create_campaign(terms: Annotated[CampaignTerms, Body()]):
     principal = caller(Role.ADMIN, Role.ISSUER)
-    return created(lambda: campaigns.create(dependencies.campaigns(), terms, principal))
+    return created(
+        lambda: campaigns.create(
+            dependencies.campaigns(),
+            terms,
+            principal,
+            check_rule=lambda rule_id, brand: funding.usable_by_campaign(
+                dependencies.ledger(), rule_id, brand
+            ),
+        )
+    )
 
 
 @app.get(

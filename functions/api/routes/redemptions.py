@@ -11,6 +11,7 @@ import dependencies
 from coupons.domain.campaigns import Amount, PartyId
 from coupons.domain.errors import InvalidField
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from coupons.domain.ledger import journal_id
 from coupons.domain.money import is_currency
 from coupons.services.redemption import Order, Proof
 from resolver import answered, app, caller, created, json_response
@@ -112,7 +113,26 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
 @app.get("/v1/redemptions/<redemption_id>", summary="A redemption with its reversals", tags=["redemptions"])
 def get_redemption(redemption_id: str):
     redemption, reversals = dependencies.redeemer().get(redemption_id, caller())
-    return json_response(200, {**_public(redemption), "reversals": [_public(r) for r in reversals]})
+    body = {**_public(redemption), "reversals": [_public(r) for r in reversals]}
+    return json_response(200, {**body, "clearing": _clearing(redemption_id)})
+
+
+def _clearing(redemption_id: str) -> dict:
+    """PENDING until the stream's clearing has posted the journal; then its legs and rule version."""
+    journal = dependencies.ledger().journal(journal_id(redemption_id))
+    if journal is None:
+        return {"status": "PENDING"}
+    keys = (
+        "journal_id",
+        "legs",
+        "party_shares",
+        "rule",
+        "business_date",
+        "due_date",
+        "posted_at",
+        "reversed",
+    )
+    return {"status": "CLEARED", **{k: journal[k] for k in keys if k in journal}}
 
 
 @app.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,8 +16,17 @@ from coupons.domain.principals import Principal, Role
 TAG_TRIES = 8
 
 
-def create(store: CampaignStore, terms: CampaignTerms, principal: Principal) -> dict[str, Any]:
+def create(
+    store: CampaignStore,
+    terms: CampaignTerms,
+    principal: Principal,
+    *,
+    check_rule: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """`check_rule(rule_id, brand_id)` refuses a funding rule the campaign may not use."""
     record = campaigns.new_campaign(terms, principal)
+    if terms.funding_rule_id is not None and check_rule is not None:
+        check_rule(terms.funding_rule_id, record["brand_id"])
     for _ in range(TAG_TRIES - 1):
         try:
             store.put_new(record, campaigns.shard_capacities(record))

@@ -1,0 +1,46 @@
+"""/v1/accounts/{account}: ledger balances and postings (admin; an issuer its brand; a merchant itself)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+import dependencies
+from coupons.services import accounts
+from resolver import app, caller, json_response
+
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+@app.get(
+    "/v1/accounts/<account>/balance",
+    summary="Balance per currency: now, or as of the end of a business date (?as_of=YYYY-MM-DD)",
+    tags=["clearing"],
+)
+def account_balance(account: str, as_of: Annotated[str | None, Query(pattern=DATE)] = None):
+    return json_response(200, accounts.balance(dependencies.ledger(), account, caller(), as_of=as_of))
+
+
+@app.get(
+    "/v1/accounts/<account>/entries",
+    summary="Postings with business dates in [from, to], paged",
+    tags=["clearing"],
+)
+def account_entries(
+    account: str,
+    from_date: Annotated[str, Query(alias="from", pattern=DATE)] = "0000-01-01",
+    to_date: Annotated[str, Query(alias="to", pattern=DATE)] = "9999-12-31",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+):
+    items, next_cursor = accounts.entries(
+        dependencies.ledger(),
+        account,
+        caller(),
+        from_date=from_date,
+        to_date=to_date,
+        limit=limit,
+        cursor=cursor,
+    )
+    return json_response(200, {"items": items, "next_cursor": next_cursor})

@@ -1,0 +1,38 @@
+"""/v1/funding-rules: who bears what share of a discount, versioned."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+import dependencies
+from coupons.domain.funding import RuleTerms, RuleVersionTerms
+from coupons.services import funding
+from resolver import app, caller, created, json_response
+
+
+@app.post(
+    "/v1/funding-rules",
+    summary="Create a funding rule, version 1 (admin: platform-wide or a brand's; issuer: its brand's)",
+    tags=["clearing"],
+)
+def create_rule(terms: Annotated[RuleTerms, Body()]):
+    principal = caller()
+    return created(lambda: funding.create(dependencies.ledger(), terms, principal))
+
+
+@app.post(
+    "/v1/funding-rules/<rule_id>/versions",
+    summary="Add a version effective from now or a later time (rules never change the past)",
+    tags=["clearing"],
+)
+def add_version(rule_id: str, terms: Annotated[RuleVersionTerms, Body()]):
+    principal = caller()
+    return created(lambda: funding.add_version(dependencies.ledger(), rule_id, terms, principal))
+
+
+@app.get("/v1/funding-rules/<rule_id>", summary="A funding rule with all its versions", tags=["clearing"])
+def get_rule(rule_id: str):
+    header, versions = funding.readable(dependencies.ledger(), rule_id, caller())
+    return json_response(200, {**header, "versions": versions})

@@ -1,0 +1,61 @@
+"""Clearing function: the main table's stream → one journal per redemption / reversal record.
+
+Each record is processed on its own (powertools BatchProcessor): a record that fails is reported in
+`batchItemFailures` and retried (then sent to the DLQ) without failing the others. Records that are
+not redemptions or reversals are skipped: the event source mapping filters them out on AWS, but a
+local or replayed stream may still carry them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from coupons.config import settings
+from coupons.data.clients import dynamodb
+from coupons.data.items import from_item
+from coupons.data.ledger import LedgerStore
+from coupons.services.clearing import Clearer
+
+logger = Logger()
+metrics = Metrics()
+# A batch whose records all failed is reported like any other (every record listed), not raised:
+# Lambda then retries from the lowest failed record either way, and the metrics still get flushed.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+OURS = ("REDEMPTION", "REVERSAL")
+
+
+@cache
+def clearer() -> Clearer:
+    return Clearer(LedgerStore(dynamodb(), settings().main_table))
+
+
+def record_handler(record: DynamoDBRecord) -> str:
+    raw = record.raw_event
+    image = (raw.get("dynamodb") or {}).get("NewImage")
+    if raw.get("eventName") != "INSERT" or not image or image.get("kind", {}).get("S") not in OURS:
+        return "skipped"
+    source = from_item(image)
+    try:
+        outcome = clearer().clear(source)
+    except Exception:
+        metrics.add_metric(name="ClearingRecordFailed", unit=MetricUnit.Count, value=1)
+        logger.exception(
+            "clearing failed", extra={"source_kind": source.get("kind"), "source": raw.get("eventID")}
+        )
+        raise
+    metrics.add_metric(name=f"Clearing{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context) -> dict:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,265 @@
+"""The ledger in the main table: journals, append-only postings, sharded balances, funding rules.
+
+  JOURNAL#{journal_id}           / JOURNAL            the journal: legs, shares, rule; a redemption's
+                                                       also counts what its reversals gave back
+  ENTRIES#{account}#{shard}      / {business_date}#{journal_id}   one posting per leg (append-only)
+  BALANCE#{account}#{shard}      / BALANCE            running balance per currency (`bal_{CUR}`)
+  FUNDINGRULE#{rule_id}          / RULE | VERSION#{n}
+
+Postings and balances of an account are spread over SHARDS partition keys (the shard is a hash of
+the journal id), so the platform account, which nearly every journal touches, is not one hot item:
+each journal writes 2 items on one of its shards (a posting and a balance update, 2 WCU each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from coupons.data.items import from_item, to_item
+from coupons.domain.ledger import Journal
+
+SHARDS = 32
+
+
+def shard_of(journal_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(journal_id.encode()).digest()[:4], "big") % SHARDS
+
+
+def journal_key(journal_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"JOURNAL#{journal_id}"}, "sk": {"S": "JOURNAL"}}
+
+
+def balance_key(account: str, shard: int) -> dict[str, Any]:
+    return {"pk": {"S": f"BALANCE#{account}#{shard}"}, "sk": {"S": "BALANCE"}}
+
+
+class AlreadyPosted(Exception):
+    """The journal exists: this record was cleared before (a redelivery)."""
+
+
+class ReversalsMoved(Exception):
+    """Another reversal of the same redemption was posted since we read it: read again."""
+
+
+class LedgerStore:
+    def __init__(self, client, table_name: str):
+        self._client = client
+        self._table = table_name
+
+    # -- journals ----------------------------------------------------------------------------
+
+    def post(
+        self,
+        journal: Journal,
+        *,
+        business_date: str,
+        due_date: str,
+        posted_at: str,
+        extra: dict[str, Any],
+        reversal_of: tuple[str, int] | None = None,
+    ) -> None:
+        """Writes the journal, its postings and balance updates in ONE transaction, under the condition
+        that the journal does not exist yet: a redelivered record can never post twice.
+
+        `reversal_of` = (redemption journal id, reversals counted on it when we read it): the
+        redemption's journal is updated with what this reversal gave back, under the condition that
+        no other reversal got in since."""
+        shard = shard_of(journal.journal_id)
+        legs = [{"account": leg.account, "amount": leg.amount} for leg in journal.legs]
+        record = {
+            **{k: v["S"] for k, v in journal_key(journal.journal_id).items()},
+            "journal_id": journal.journal_id,
+            "source_id": journal.source_id,
+            "kind": "JOURNAL",
+            "source_kind": journal.kind,
+            "currency": journal.currency,
+            "legs": legs,
+            "party_shares": journal.party_shares,
+            "rule": journal.rule,
+            "business_date": business_date,
+            "due_date": due_date,
+            "posted_at": posted_at,
+            "reversed": {party: 0 for party in journal.party_shares},
+            "reversal_count": 0,
+            **extra,
+        }
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(record),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        for leg in journal.legs:
+            posting = {
+                "pk": f"ENTRIES#{leg.account}#{shard}",
+                "sk": f"{business_date}#{journal.journal_id}",
+                "account": leg.account,
+                "amount": leg.amount,
+                "currency": journal.currency,
+                "journal_id": journal.journal_id,
+                "source_id": journal.source_id,
+                "source_kind": journal.kind,
+                "business_date": business_date,
+                "due_date": due_date,
+                "posted_at": posted_at,
+                "settled": False,
+                **{
+                    k: v
+                    for k, v in extra.items()
+                    if k in ("redemption_id", "campaign_id", "order_id", "code")
+                },
+            }
+            actions.append({"Put": {"TableName": self._table, "Item": to_item(posting)}})
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": balance_key(leg.account, shard),
+                        "UpdateExpression": "ADD #bal :amount SET account = :account",
+                        "ExpressionAttributeNames": {"#bal": f"bal_{journal.currency}"},
+                        "ExpressionAttributeValues": to_item(
+                            {":amount": leg.amount, ":account": leg.account}
+                        ),
+                    }
+                }
+            )
+        if reversal_of is not None:
+            redemption_journal, count = reversal_of
+            names = {f"#p{i}": party for i, party in enumerate(journal.party_shares)}
+            sets = ", ".join(f"reversed.#p{i} = reversed.#p{i} + :v{i}" for i in range(len(names)))
+            values = {f":v{i}": journal.party_shares[party] for i, party in enumerate(journal.party_shares)}
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": journal_key(redemption_journal),
+                        "UpdateExpression": f"SET {sets}, reversal_count = reversal_count + :one",
+                        # What this reversal gave back was split over what the parties had left
+                        # when we read it: only valid if no other reversal has moved it since.
+                        "ConditionExpression": "reversal_count = :count",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": to_item({**values, ":one": 1, ":count": count}),
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except self._client.exceptions.TransactionCanceledException as error:
+            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if codes[0] == "ConditionalCheckFailed":
+                raise AlreadyPosted() from None
+            if reversal_of is not None and codes[-1] == "ConditionalCheckFailed":
+                raise ReversalsMoved() from None
+            raise
+
+    def journal(self, journal_id: str) -> dict[str, Any] | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=journal_key(journal_id), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        record = from_item(item)
+        record.pop("pk")
+        record.pop("sk")
+        return record
+
+    # -- balances and entries ----------------------------------------------------------------
+
+    def balance(self, account: str) -> dict[str, int]:
+        """Current balance per currency: the sum of the account's shards (one batch read)."""
+        keys = [balance_key(account, s) for s in range(SHARDS)]
+        totals: dict[str, int] = {}
+        request: dict[str, Any] | None = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            answer = self._client.batch_get_item(RequestItems=request)
+            for item in answer["Responses"].get(self._table, []):
+                for name, value in from_item(item).items():
+                    if name.startswith("bal_"):
+                        totals[name[4:]] = totals.get(name[4:], 0) + value
+            request = answer.get("UnprocessedKeys") or None
+        return totals
+
+    def entries(
+        self,
+        account: str,
+        *,
+        from_date: str,
+        to_date: str,
+        start: tuple[int, dict[str, Any] | None],
+        limit: int,
+    ) -> tuple[list[dict[str, Any]], tuple[int, dict[str, Any]] | None]:
+        """Postings with business dates in [from_date, to_date], shard after shard; `start` and the
+        returned position are (shard, last key) so that a page picks up where the last one ended."""
+        shard, last_key = start
+        found: list[dict[str, Any]] = []
+        while shard < SHARDS and len(found) < limit:
+            args: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": to_item(
+                    {":pk": f"ENTRIES#{account}#{shard}", ":lo": from_date, ":hi": f"{to_date}#~"}
+                ),
+                "Limit": limit - len(found),
+                "ConsistentRead": True,
+            }
+            if last_key:
+                args["ExclusiveStartKey"] = last_key
+            page = self._client.query(**args)
+            found += [from_item(i) for i in page.get("Items", [])]
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key:
+                shard, last_key = shard + 1, None
+        for entry in found:
+            entry.pop("pk")
+            entry.pop("sk")
+        return found, ((shard, last_key) if shard < SHARDS else None)
+
+    # -- funding rules -----------------------------------------------------------------------
+
+    def put_rule(self, rule: dict[str, Any], version: dict[str, Any]) -> None:
+        header = {"pk": f"FUNDINGRULE#{rule['rule_id']}", "sk": "RULE", **rule}
+        first = {"pk": f"FUNDINGRULE#{rule['rule_id']}", "sk": "VERSION#000001", **version}
+        self._client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": to_item(x),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for x in (header, first)
+            ]
+        )
+
+    def put_version(self, rule_id: str, version: dict[str, Any]) -> bool:
+        """Appends version n; False if version n exists (another writer got there first)."""
+        item = {"pk": f"FUNDINGRULE#{rule_id}", "sk": f"VERSION#{version['version']:06d}", **version}
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def rule(self, rule_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        page = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"FUNDINGRULE#{rule_id}"}},
+            ConsistentRead=True,
+        )
+        items = [from_item(i) for i in page.get("Items", [])]
+        header = next((i for i in items if i["sk"] == "RULE"), None)
+        if header is None:
+            return None
+        versions = [i for i in items if i["sk"].startswith("VERSION#")]
+        for record in [header, *versions]:
+            record.pop("pk")
+            record.pop("sk")
+        return header, versions

@@ -1,0 +1,124 @@
+"""Clearing (清分): one balanced journal per redemption or reversal, exactly once.
+
+Called once per stream record (functions/clearing). Delivery is at least once, so everything here is
+safe to run again: journal ids derive from the source record and the journal is written under
+`attribute_not_exists`, so a second delivery finds it posted and does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from coupons.data.ledger import AlreadyPosted, LedgerStore, ReversalsMoved
+from coupons.domain import funding, ledger
+from coupons.domain.campaigns import CampaignType
+from coupons.domain.coupons import iso
+
+# Reversals of one redemption racing each other: each retry re-reads what is left cleared.
+REVERSAL_ATTEMPTS = 8
+# A campaign without a funding rule is funded wholly by its brand (the party that runs it).
+BRAND_FUNDS_ALL = funding.Shares(PLATFORM=0, BRAND=10_000, MERCHANT=0)
+
+
+class UnknownFundingRule(Exception):
+    """The record names a rule that does not exist (or has no version at its time): a poison record."""
+
+
+class RedemptionNotCleared(Exception):
+    """A reversal arrived before its redemption's journal: fail this record, it is retried later."""
+
+
+class Clearer:
+    def __init__(
+        self, ledger_store: LedgerStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ):
+        self._ledger = ledger_store
+        self._clock = clock
+
+    def clear(self, record: dict[str, Any]) -> str:
+        """Posts the record's journal. Returns "posted", "duplicate" or "skipped" (not ours)."""
+        if record.get("kind") == "REDEMPTION":
+            return self._redemption(record)
+        if record.get("kind") == "REVERSAL":
+            return self._reversal(record)
+        return "skipped"
+
+    def _redemption(self, redemption: dict[str, Any]) -> str:
+        at = _parse(redemption["redeemed_at"])
+        rule, shares = self._shares(redemption, at)
+        journal = ledger.redemption_journal(redemption, shares, rule)
+        return self._post(journal, redemption)
+
+    def _shares(
+        self, redemption: dict[str, Any], at: datetime
+    ) -> tuple[dict[str, Any], funding.Shares | None]:
+        rule_id = redemption.get("funding_rule_id")
+        if rule_id is None:
+            if redemption.get("coupon_type") == CampaignType.GIFT_CARD:
+                return {"rule_id": None, "source": "gift_card: brand owes merchant"}, None
+            return {"rule_id": None, "source": "no rule: brand funds all"}, BRAND_FUNDS_ALL
+        found = self._ledger.rule(rule_id)
+        if found is None:
+            raise UnknownFundingRule(f"funding rule {rule_id} does not exist")
+        _, versions = found
+        try:
+            version = funding.version_in_force(versions, at)
+        except funding.FundingRuleNotFound:
+            raise UnknownFundingRule(f"funding rule {rule_id} has no version in force at {at}") from None
+        shares, source = funding.shares_for(version, merchant_id=redemption["merchant_id"], at=at)
+        return {"rule_id": rule_id, "version": version["version"], "source": source}, shares
+
+    def _reversal(self, reversal: dict[str, Any]) -> str:
+        cleared_id = ledger.journal_id(reversal["redemption_id"])
+        for _ in range(REVERSAL_ATTEMPTS):
+            cleared = self._ledger.journal(cleared_id)
+            if cleared is None:
+                raise RedemptionNotCleared(f"{reversal['redemption_id']} is not cleared yet")
+            journal = ledger.reversal_journal(
+                reversal, cleared["party_shares"], cleared["reversed"], cleared["rule"]
+            )
+            try:
+                return self._post(journal, reversal, reversal_of=(cleared_id, cleared["reversal_count"]))
+            except ReversalsMoved:
+                continue
+        raise ReversalsMoved()
+
+    def _post(self, journal: ledger.Journal, source: dict[str, Any], **kwargs: Any) -> str:
+        try:
+            self._ledger.post(
+                journal,
+                business_date=source["business_date"],
+                due_date=due_date(source["business_date"], source["settlement_cycle"]),
+                posted_at=iso(self._clock()),
+                extra={
+                    k: source[k]
+                    for k in (
+                        "redemption_id",
+                        "campaign_id",
+                        "brand_id",
+                        "merchant_id",
+                        "store_id",
+                        "order_id",
+                        "code",
+                        "settlement_cycle",
+                    )
+                    if k in source
+                },
+                **kwargs,
+            )
+        except AlreadyPosted:
+            return "duplicate"
+        return "posted"
+
+
+def due_date(business_date: str, settlement_cycle: str) -> str:
+    """Business date + N days for a T+N cycle: the day settlement may pay it."""
+    days = int(re.fullmatch(r"T\+(\d+)", settlement_cycle).group(1))
+    return (date.fromisoformat(business_date) + timedelta(days=days)).isoformat()
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
