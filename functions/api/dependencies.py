@@ -71,6 +71,7 @@ def redeemer() -> Redeemer:
         campaigns(),
         coupons(),
         RedemptionStore(dynamodb(), settings().main_table),
+        idempotency(),
         tenant_key=tenant_key,
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,

@@ -65,6 +65,12 @@ class IdempotencyStore:
             return _decoded(from_item(old))
         return None
 
+    def get(self, scope: str, key: str) -> dict[str, Any] | None:
+        item = self._client.get_item(
+            TableName=self._table, Key=record_key(scope, key), ConsistentRead=True
+        ).get("Item")
+        return _decoded(from_item(item)) if item else None
+
     def complete(self, scope: str, key: str, *, token: str, status: int, body: Any) -> None:
         # Only the holder of the lock completes it; a holder whose lock was taken over writes nothing.
         self._client.update_item(

@@ -66,6 +66,13 @@ class Conflict(DomainError):
     title = "The current state does not allow this"
 
 
+class Contention(Conflict):
+    """Bounded retries ran out because others kept changing the same items: nothing was written."""
+
+    code = "contention"
+    title = "Too many concurrent changes to the same item; nothing was done, retry shortly"
+
+
 class CampaignNotFound(NotFound):
     code = "campaign_not_found"
     title = "No such campaign"

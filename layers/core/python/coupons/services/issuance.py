@@ -20,7 +20,7 @@ from coupons.data.coupons import CodeTaken, CouponStore, HoldingFull, ShardRefus
 from coupons.domain import codes
 from coupons.domain import coupons as rules
 from coupons.domain.campaigns import CampaignStatus
-from coupons.domain.errors import CampaignNotFound, DomainError
+from coupons.domain.errors import CampaignNotFound, Contention, DomainError
 from coupons.domain.principals import Principal, Role
 
 # A new code clashing with an existing one is a 1-in-2^80 event; a few tries make it impossible.
@@ -98,7 +98,7 @@ class Issuer:
             except WriteConflict:
                 conflicts += 1
                 if conflicts >= CONFLICT_TRIES:
-                    raise
+                    raise Contention(field="campaign_id") from None
                 time.sleep(self._rng.uniform(0, 0.005 * conflicts))
                 shards.append(shards.pop(0))  # another shard next: the conflict was on this one
         raise rules.CampaignExhausted()

@@ -20,6 +20,7 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore, WriteConflict, coupon_key
+from coupons.data.idempotency import IdempotencyStore
 from coupons.data.items import to_item
 from coupons.data.redemptions import (
     CampaignInactive,
@@ -36,12 +37,18 @@ from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import CouponNotFound, iso
-from coupons.domain.errors import NotFound
+from coupons.domain.errors import Contention, NotFound
 from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
 
 # Bounded retries: a gift card whose balance moved under us, or a transaction that met another.
 ATTEMPTS = 12
+
+
+class _Replayed(Exception):
+    def __init__(self, status: int, body: Any):
+        super().__init__("replayed")
+        self.status, self.body = status, body
 
 
 class RedemptionNotFound(NotFound):
@@ -74,6 +81,7 @@ class Redeemer:
         campaigns: CampaignStore,
         coupons: CouponStore,
         redemptions: RedemptionStore,
+        idempotency: IdempotencyStore,
         *,
         tenant_key: Callable[[], bytes],
         time_zone: str,
@@ -83,6 +91,7 @@ class Redeemer:
         self._campaigns = campaigns
         self._coupons = coupons
         self._redemptions = redemptions
+        self._idempotency = idempotency
         self._tenant_key = tenant_key
         self._time_zone = time_zone
         self._ttl = idempotency_ttl_seconds
@@ -178,6 +187,22 @@ class Redeemer:
         request_body: Any,
     ) -> tuple[int, Any, bool]:
         """(status, answer, replayed). Refusals are raised; a replay returns the first answer."""
+        try:
+            return self._redeem(
+                proof, order, principal, idempotency_key=idempotency_key, request_body=request_body
+            )
+        except _Replayed as replayed:
+            return replayed.status, replayed.body, True
+
+    def _redeem(
+        self,
+        proof: Proof,
+        order: Order,
+        principal: Principal,
+        *,
+        idempotency_key: str | None,
+        request_body: Any,
+    ) -> tuple[int, Any, bool]:
         rules.check_merchant(principal, order.merchant_id)
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
@@ -200,6 +225,8 @@ class Redeemer:
             if gift:
                 taken = rules.gift_card_take(balance, order.order_amount, order.amount)
                 if taken == 0:
+                    # A retry of the request that drained the card must get its first answer.
+                    self._replay_if_done(principal, idempotency_key, fingerprint)
                     raise rules.BalanceExhausted(field="code")
             else:
                 taken = rules.discount(campaign, order.order_amount)
@@ -264,7 +291,15 @@ class Redeemer:
             except WriteConflict:
                 conflicts += 1
                 time.sleep(self._rng.uniform(0, 0.01 * conflicts))
-        raise WriteConflict()
+        raise Contention(field="code")
+
+    def _replay_if_done(self, principal: Principal, key: str | None, fingerprint: str) -> None:
+        if key is None:
+            return
+        record = self._idempotency.get(str(principal), key)
+        if record is not None and record.get("expires_at", 0) >= int(self._clock()):
+            replay = idempotency_rules.on_existing(record, fingerprint)
+            raise _Replayed(replay.status, replay.body)
 
     def _gift_card_balance(self, code: str) -> int:
         coupon = self._coupons.get(code)
@@ -388,7 +423,7 @@ class Redeemer:
                 coupon_update=coupon_update,
             ):
                 return reversal
-        raise WriteConflict()
+        raise Contention(field="redemption_id")
 
     def _coupon_back(
         self, redemption: dict[str, Any], share: int, whole: bool, restore: bool, moment: datetime
