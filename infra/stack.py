@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs.api import Api
+from infra.constructs.clearing import Clearing
 from infra.constructs.encryption import DataKey
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
@@ -41,12 +42,18 @@ class CouponClearingStack(Stack):
         secret = TenantSecret(self, "TenantSecret", tenant_name=tenant.name, key=key).secret
         layers = Layers(self, "Layers")
         api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key, secret=secret)
+        clearing = Clearing(self, "Clearing", tenant=tenant, layers=layers, table=tables.main, key=key)
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
+        monitoring.watch_function("Clearing", clearing.function)
+        monitoring.watch_stream_lag("Clearing", clearing.function)
+        monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
 
         CfnOutput(self, "TenantName", value=tenant.name)
         CfnOutput(self, "ApiUrl", value=api.url)
         CfnOutput(self, "ApiFunctionName", value=api.function.function_name)
+        CfnOutput(self, "ClearingFunctionName", value=clearing.function.function_name)
+        CfnOutput(self, "ClearingDlqUrl", value=clearing.dead_letters.queue_url)
         CfnOutput(self, "MainTableName", value=tables.main.table_name)
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)

@@ -11,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.tenants import Tenant
@@ -50,13 +51,15 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(tenant.alarm_email))
         self._action = actions.SnsAction(self.topic)
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> cloudwatch.Alarm:
-        # Any occurrence is worth a look: these count failures, and a healthy tenant has none.
+    def _alarm(
+        self, construct_id: str, metric: cloudwatch.IMetric, description: str, threshold: float = 1
+    ) -> cloudwatch.Alarm:
+        # By default any occurrence is worth a look: these count failures, and a healthy tenant has none.
         alarm = metric.create_alarm(
             self,
             construct_id,
             alarm_description=description,
-            threshold=1,
+            threshold=threshold,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -81,5 +84,25 @@ class Monitoring(Construct):
         self._alarm(
             f"{prefix}Throttles",
             function.metric_throttles(period=_PERIOD, statistic="Sum"),
-            f"The {prefix} function was throttled: callers got 429/5xx for lack of concurrency.",
+            f"The {prefix} function was throttled for lack of concurrency: API callers got 429/5xx, a stream "
+            "consumer fell behind.",
+        )
+
+    def watch_dead_letters(self, prefix: str, queue: sqs.IQueue) -> None:
+        self._alarm(
+            f"{prefix}DeadLetters",
+            queue.metric_approximate_number_of_messages_visible(period=_PERIOD, statistic="Maximum"),
+            f"The {prefix} dead-letter queue holds a message: a record was given up after its retries and "
+            "must be replayed by an operator.",
+        )
+
+    def watch_stream_lag(self, prefix: str, function: lambda_.IFunction) -> None:
+        # A failing record alone is not alarmed (a reversal that arrives before its redemption fails
+        # once, by design); one that holds its shard back for long, or a consumer that cannot keep up, is.
+        self._alarm(
+            f"{prefix}IteratorAge",
+            function.metric("IteratorAge", period=_PERIOD, statistic="Maximum"),
+            f"The {prefix} function is more than 15 minutes behind its stream: retries are holding a shard "
+            "back, or it cannot keep up.",
+            threshold=Duration.minutes(15).to_milliseconds(),
         )

@@ -10,11 +10,21 @@ from tests.infra.conftest import only, resources
 pytestmark = pytest.mark.xdist_group("infra")
 
 
-def test_api_5xx_and_api_function_errors_and_throttles_raise_alarms_to_the_topic(template: dict):
+def test_api_5xx_function_errors_throttles_stream_lag_and_dead_letters_raise_alarms_to_the_topic(
+    template: dict,
+):
     topic_id, _ = only(template, "AWS::SNS::Topic")
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
-    watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms}
-    assert watched == {("AWS/ApiGateway", "5XXError"), ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")}
+    watched = sorted((a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms)
+    # Errors and throttles of each function (API, clearing); the clearing stream's lag and its DLQ.
+    assert watched == sorted(
+        [
+            ("AWS/ApiGateway", "5XXError"),
+            *[("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")] * 2,
+            ("AWS/Lambda", "IteratorAge"),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ]
+    )
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching"
