@@ -1,0 +1,470 @@
+"""Redemption hot path: DynamoDB requests and capacity units per operation, in-process latency against moto,
+and what 1M redemptions cost at list prices.
+
+The API function's real handler runs in this process (imported as tests/integration/conftest.py does)
+against moto (`mock_aws`) and a table made from coupons.data.schema.MAIN. Every operation is timed warm:
+a redemption of the same campaign has already run in this "container", so the campaign's terms and the
+caller's API key are cached, as they are in a warm Lambda.
+
+Counted: requests to DynamoDB (a botocore `before-call.dynamodb` hook on the function's shared client).
+Capacity: moto 5.x reports no ConsumedCapacity for TransactWriteItems (and a constant for reads), so
+write/read request units are computed from DynamoDB's cost model, with every item's size measured from
+the items as stored before and after the call (see COST_MODEL, printed first).
+
+  BENCH_RUNS=300 python bench/redemption.py        (runs per operation for the latency figures)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (str(ROOT), str(ROOT / "layers" / "core" / "python")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+RUNS = int(os.environ.get("BENCH_RUNS", "300"))
+RUNS_WITH_TABLE_COPIES = 30  # the default when moto copies tables (below): its cost grows with every run
+
+# -- list prices -----------------------------------------------------------------------------------
+# us-east-1 (N. Virginia) public list prices, as known on PRICES_DATE; no free tier, no savings plans.
+PRICES_DATE = "2025-06-01"
+PRICES_REGION = "us-east-1"
+APIGW_REST_PER_M_REQUESTS = 3.50  # API Gateway REST API, first 333 million requests / month
+LAMBDA_PER_M_REQUESTS = 0.20
+LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334  # arm64 (Graviton), first 7.5 billion GB-s / month
+LAMBDA_MEMORY_GB = 512 / 1024
+DDB_ON_DEMAND_PER_M_WRU = 0.625  # on-demand write request unit (after the 50 % cut of 2024-11-01)
+DDB_ON_DEMAND_PER_M_RRU = 0.125  # on-demand read request unit
+
+COST_MODEL = f"""\
+Cost model. Prices: {PRICES_REGION} list prices as known on {PRICES_DATE} (no free tier, no discounts):
+API Gateway REST ${APIGW_REST_PER_M_REQUESTS:.2f}/1M requests; Lambda arm64 at {LAMBDA_MEMORY_GB * 1024:.0f} MB
+${LAMBDA_PER_M_REQUESTS:.2f}/1M requests + ${LAMBDA_ARM64_PER_GB_SECOND}/GB-s, duration billed in 1 ms steps
+(here: this machine's in-process p50 against moto, rounded UP to the ms; real DynamoDB adds a network
+round trip per request, moto's own work is in the figure instead); DynamoDB on-demand
+${DDB_ON_DEMAND_PER_M_WRU:.3f}/1M write request units (WRU), ${DDB_ON_DEMAND_PER_M_RRU:.3f}/1M read request units (RRU).
+Capacity: moto reports none for TransactWriteItems, so units are computed from DynamoDB's cost model on
+item sizes measured from the stored items (DynamoDB's size rules: attribute names + values, numbers
+~1 byte per 2 digits + 1, lists/maps 3 bytes + 1 per element): a transactional write costs 2 WRU per
+1 KB (rounded up) of the larger of the item before and after, per item; a ConditionCheck is billed as a
+transactional write of the item it checks; a cancelled transaction (a replay, a conflict) is counted as
+if committed, an upper bound (AWS bills at least its prepare phase); a plain write 1 WRU per KB; a
+strongly consistent read 1 RRU per 4 KB (eventually consistent 0.5), a Query on the sum of the items it
+returns. Left out: storage ($/GB-month), Streams reads by Lambda triggers (free), CloudWatch Logs,
+data transfer, the clearing function that consumes the stream."""
+
+
+# -- DynamoDB item sizes ---------------------------------------------------------------------------
+
+
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
+    return math.ceil(len(digits) / 2) + 1
+
+
+def value_size(value: dict[str, Any]) -> int:
+    """Bytes of one attribute value in the low-level format ({"S": ...}, {"N": ...}, ...)."""
+    (kind, inner) = next(iter(value.items()))
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        return _number_size(inner)
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode()) for s in inner)
+    if kind == "NS":
+        return sum(_number_size(n) for n in inner)
+    if kind == "L":
+        return 3 + sum(value_size(v) + 1 for v in inner)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in inner.items())
+    raise ValueError(kind)
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    if not item:
+        return 0
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def units(size: int, per: int) -> int:
+    return max(1, math.ceil(size / per))
+
+
+# -- metering --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    operation: str
+    wru: float = 0.0
+    rru: float = 0.0
+    detail: list[str] = field(default_factory=list)
+    moto_capacity: Any = None
+
+
+class Meter:
+    """Hooks on the function's DynamoDB client: counts every request (before-call); when `measuring`, also
+    reads the items a write touches before and after it (through a separate client) to size them."""
+
+    def __init__(self, function_client, raw_client, table: str):
+        self.calls: list[Call] = []
+        self.measuring = False
+        self._raw, self._table = raw_client, table
+        self._pending: list[tuple[str, dict, dict | None, dict | None]] = []
+        events = function_client.meta.events
+        events.register("provide-client-params.dynamodb", self._params)
+        events.register("before-call.dynamodb", self._before)
+        events.register("after-call.dynamodb", self._after)
+
+    def _get(self, key: dict) -> dict | None:
+        return self._raw.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+
+    def _params(self, params, model, **_):
+        self._last_params = params
+        if self.measuring:
+            params.setdefault("ReturnConsumedCapacity", "TOTAL")  # to show what moto reports
+
+    def _before(self, model, **_):
+        self.calls.append(Call(model.name))
+        if not self.measuring:
+            return
+        params = self._last_params
+        self._pending = []
+        actions: list[tuple[str, dict]] = []
+        if model.name == "TransactWriteItems":
+            actions = [next(iter(a.items())) for a in params["TransactItems"]]
+        elif model.name in ("PutItem", "UpdateItem", "DeleteItem"):
+            actions = [(model.name, params)]
+        for kind, op in actions:
+            key = op.get("Key") or {"pk": op["Item"]["pk"], "sk": op["Item"]["sk"]}
+            proposed = op.get("Item")
+            self._pending.append((kind, key, self._get(key), proposed))
+
+    def _after(self, model, parsed, **_):
+        if not self.measuring:
+            return
+        call = self.calls[-1]
+        call.moto_capacity = parsed.get("ConsumedCapacity")
+        transactional = model.name == "TransactWriteItems"
+        for kind, key, before, proposed in self._pending:
+            after = self._get(key)
+            size = max(item_size(before), item_size(after), item_size(proposed))
+            wru = units(size, 1024) * (2 if transactional else 1)
+            call.wru += wru
+            call.detail.append(f"{kind} {key['pk']['S'].split('#')[0]} {size} B → {wru} WRU")
+        self._pending = []
+        if model.name == "GetItem":
+            consistent = self._last_params.get("ConsistentRead", False)
+            size = item_size(parsed.get("Item"))
+            call.rru += units(size, 4096) * (1 if consistent else 0.5)
+            call.detail.append(f"GetItem {size} B → {call.rru:g} RRU")
+        elif model.name in ("Query", "Scan"):
+            consistent = self._last_params.get("ConsistentRead", False)
+            size = sum(item_size(i) for i in parsed.get("Items", []))
+            call.rru += units(size, 4096) * (1 if consistent else 0.5)
+            call.detail.append(f"{model.name} {size} B → {call.rru:g} RRU")
+        elif model.name == "BatchGetItem":
+            consistent = any(
+                v.get("ConsistentRead") for v in self._last_params.get("RequestItems", {}).values()
+            )
+            for items in parsed.get("Responses", {}).values():
+                for i in items:
+                    call.rru += units(item_size(i), 4096) * (1 if consistent else 0.5)
+            call.detail.append(f"BatchGetItem → {call.rru:g} RRU")
+
+
+# -- the scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    requests: Counter
+    wru: float
+    rru: float
+    statuses: Counter
+    latencies_ms: list[float]
+    detail: list[str]
+    moto_capacity: list[Any]
+
+
+def main() -> int:
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="eu-west-1",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_DEV="false",
+        POWERTOOLS_METRICS_NAMESPACE="CouponClearing/bench",
+        POWERTOOLS_LOG_LEVEL="ERROR",
+        TENANT="bench",
+        TENANT_TIME_ZONE="Asia/Shanghai",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from coupons.data.schema import MAIN
+    from infra.local import moto_fixes
+    from tests.integration.conftest import TABLE, TENANT_KEY, Api, load_api_handler
+    from tests.integration.test_api_plumbing import campaign_body
+
+    # The local stack's moto fixes. Without a fix for it, moto 5.2.5's transact_write_items deep-copies
+    # every table it touches (all items and the whole stream history) before each transaction: its time
+    # grows with the table, which is moto's cost, not the function's.
+    moto_fixes.apply()
+    copies_tables = not getattr(DynamoDBBackend.transact_write_items, "_local_fixed", False)
+    os.environ[MAIN.env_var] = TABLE
+    print(COST_MODEL)
+    if copies_tables:
+        global RUNS
+        RUNS = int(os.environ.get("BENCH_RUNS", RUNS_WITH_TABLE_COPIES))
+        print(
+            "NOTE: this moto deep-copies the whole table (items + stream history) in every TransactWriteItems;"
+            " transactional latencies below grow with the table and overstate the function's own time"
+            f" ({RUNS} runs by default here)."
+        )
+    print()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="eu-west-1")
+        ddb.create_table(**MAIN.create_table_kwargs(TABLE))
+        secret = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+            Name="coupons-bench-tenant-key", SecretString=TENANT_KEY.decode()
+        )
+        os.environ["TENANT_SECRET_ARN"] = secret["ARN"]
+        api = Api(load_api_handler(), ddb)
+        return run(api, ddb, TABLE, campaign_body)
+
+
+def run(api, ddb, table: str, campaign_body) -> int:
+    import dependencies
+    from infra.admin_key import create_admin_key
+
+    admin = create_admin_key(table, description="bench admin", dynamodb_client=ddb)
+    made = api.call("POST", "/v1/api-keys", api_key=admin, body={"principal": "merchant:m-001"})
+    assert made.status == 201, made.raw
+    merchant = made.json["api_key"]
+
+    def campaign(**changes) -> str:
+        body = {k: v for k, v in campaign_body(**changes).items() if v is not None}
+        body.update(total_quantity=100_000, per_user_limit=1000)
+        created = api.call("POST", "/v1/campaigns", api_key=admin, body=body)
+        assert created.status == 201, created.raw
+        campaign_id = created.json["campaign_id"]
+        assert api.call("POST", f"/v1/campaigns/{campaign_id}/activate", api_key=admin).status == 200
+        return campaign_id
+
+    fixed = campaign()  # 10 off orders of 50 or more (events/api/create_campaign.json)
+    gift = campaign(type="GIFT_CARD", amount=50000, min_order=None)
+
+    def issue(campaign_id: str) -> str:
+        answer = api.call(
+            "POST", f"/v1/campaigns/{campaign_id}/coupons", api_key=admin, body={"user_id": "u-bench"}
+        )
+        assert answer.status == 201, answer.raw
+        return answer.json["code"]
+
+    def order(code: str, **extra) -> dict:
+        return {
+            "code": code,
+            "merchant_id": "m-001",
+            "store_id": "s-1",
+            "order_id": f"o-{uuid.uuid4().hex[:12]}",
+            "order_amount": 10000,
+            "currency": "CNY",
+            **extra,
+        }
+
+    def typo(code: str) -> str:
+        return code[:5] + ("0" if code[5] != "0" else "1") + code[6:]
+
+    def redeem(body: dict, key: str | None = None):
+        headers = {"Idempotency-Key": key} if key else None
+        return api.call("POST", "/v1/redemptions", api_key=merchant, body=body, headers=headers)
+
+    # Warm the "container": the campaigns' terms and the merchant's key are cached after these.
+    for campaign_id in (fixed, gift):
+        assert redeem(order(issue(campaign_id))).status == 201
+
+    meter = Meter(dependencies.coupons()._client, ddb, table)
+
+    # Each scenario: (prepare → state for one run, act(state) → Answer). Only `act` is timed and metered.
+    def prepared_redemption() -> dict:
+        body = order(issue(fixed))
+        key = f"till-{uuid.uuid4()}"
+        first = redeem(body, key)
+        assert first.status == 201, first.raw
+        return {"body": body, "key": key, "id": first.json["redemption_id"]}
+
+    scenarios: list[tuple[str, Callable[[], Any], Callable[[Any], Any]]] = [
+        (
+            "redeem FIXED, Idempotency-Key (warm)",
+            lambda: (order(issue(fixed)), f"till-{uuid.uuid4()}"),
+            lambda s: redeem(s[0], s[1]),
+        ),
+        ("redeem FIXED, no key (warm)", lambda: order(issue(fixed)), lambda s: redeem(s)),
+        ("replay (same key, same body)", prepared_redemption, lambda s: redeem(s["body"], s["key"])),
+        (
+            "conflict (already redeemed, new key)",
+            prepared_redemption,
+            lambda s: redeem({**s["body"], "order_id": "o-other"}, f"till-{uuid.uuid4()}"),
+        ),
+        (
+            "quote FIXED",
+            lambda: order(issue(fixed)),
+            lambda s: api.call("POST", "/v1/redemptions/quote", api_key=merchant, body=s),
+        ),
+        (
+            "reversal, whole order, coupon back (key)",
+            prepared_redemption,
+            lambda s: api.call(
+                "POST",
+                f"/v1/redemptions/{s['id']}/reversals",
+                api_key=merchant,
+                headers={"Idempotency-Key": f"refund-{uuid.uuid4()}"},
+            ),
+        ),
+        (
+            "reversal, part of the order (key)",
+            prepared_redemption,
+            lambda s: api.call(
+                "POST",
+                f"/v1/redemptions/{s['id']}/reversals",
+                api_key=merchant,
+                body={"amount": 2500},
+                headers={"Idempotency-Key": f"refund-{uuid.uuid4()}"},
+            ),
+        ),
+        (
+            "mistyped code (check character)",
+            lambda: order(typo(issue(fixed))),
+            lambda s: redeem(s, f"till-{uuid.uuid4()}"),
+        ),
+        (
+            "redeem GIFT_CARD, Idempotency-Key",
+            lambda: (order(issue(gift)), f"till-{uuid.uuid4()}"),
+            lambda s: redeem(s[0], s[1]),
+        ),
+    ]
+
+    results = []
+    for name, prepare, act in scenarios:
+        # Metered: a few runs with item sizes read around each write (not timed).
+        metered: list[list[Call]] = []
+        statuses: Counter = Counter()
+        for _ in range(3):
+            state = prepare()
+            meter.calls, meter.measuring = [], True
+            answer = act(state)
+            meter.measuring = False
+            statuses[answer.status] += 1
+            metered.append(meter.calls)
+        # Timed: RUNS runs, only the request counter on.
+        latencies, counts = [], Counter()
+        for _ in range(RUNS):
+            state = prepare()
+            meter.calls = []
+            started = time.perf_counter()
+            answer = act(state)
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[answer.status] += 1
+            counts[tuple(c.operation for c in meter.calls)] += 1
+        last = metered[-1]
+        assert all([c.operation for c in m] == [c.operation for c in last] for m in metered), metered
+        results.append(
+            Result(
+                name,
+                counts,
+                sum(c.wru for c in last),
+                sum(c.rru for c in last),
+                statuses,
+                latencies,
+                [d for c in last for d in c.detail],
+                [c.moto_capacity for c in last],
+            )
+        )
+    report(results)
+    return 0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def cost_per_million(requests: int, wru: float, rru: float, duration_ms: float) -> dict[str, float]:
+    billed_ms = math.ceil(duration_ms)
+    return {
+        "api": APIGW_REST_PER_M_REQUESTS,
+        "lambda": LAMBDA_PER_M_REQUESTS
+        + 1_000_000 * billed_ms / 1000 * LAMBDA_MEMORY_GB * LAMBDA_ARM64_PER_GB_SECOND,
+        "ddb": wru * DDB_ON_DEMAND_PER_M_WRU + rru * DDB_ON_DEMAND_PER_M_RRU,
+    }
+
+
+def report(results: list[Result]) -> None:
+    print(f"DynamoDB per operation (warm container; latency over {RUNS} in-process runs against moto)")
+    header = f"  {'operation':42} {'requests':>8} {'WRU':>5} {'RRU':>5} {'p50 ms':>7} {'p99 ms':>7}  statuses"
+    print(header)
+    for r in results:
+        shapes = r.requests.most_common()
+        n = len(shapes[0][0])
+        varying = (
+            "" if len(shapes) == 1 else " (varies: " + ", ".join(f"{len(s)}×{c}" for s, c in shapes) + ")"
+        )
+        statuses = ", ".join(f"{s}×{c}" for s, c in sorted(r.statuses.items()))
+        print(
+            f"  {r.name:42} {n:>8} {r.wru:>5g} {r.rru:>5g} {statistics.median(r.latencies_ms):>7.2f} "
+            f"{percentile(r.latencies_ms, 99):>7.2f}  {statuses}{varying}"
+        )
+    print()
+    print("  requests and measured item sizes (last metered run):")
+    for r in results:
+        ops = " + ".join(Counter(r.requests.most_common(1)[0][0]).elements()) or "none"
+        print(f"    {r.name}: {ops}")
+        for line in r.detail:
+            print(f"      {line}")
+    reported = {str(c) for r in results for c in r.moto_capacity}
+    print(f"  moto's ConsumedCapacity answers (ReturnConsumedCapacity=TOTAL), not used: {sorted(reported)}")
+    print()
+    print(
+        f"Cost per 1M operations, {PRICES_REGION} list prices of {PRICES_DATE} (Lambda duration = p50 rounded up)"
+    )
+    print(f"  {'operation':42} {'API GW':>8} {'Lambda':>8} {'DynamoDB':>9} {'total':>9}")
+    for r in results:
+        p50 = statistics.median(r.latencies_ms)
+        c = cost_per_million(len(r.requests.most_common(1)[0][0]), r.wru, r.rru, p50)
+        print(
+            f"  {r.name:42} {c['api']:>8.2f} {c['lambda']:>8.2f} {c['ddb']:>9.2f} {sum(c.values()):>9.2f}"
+            f"   (billed {math.ceil(p50)} ms)"
+        )
+    main_row = results[0]
+    p50 = statistics.median(main_row.latencies_ms)
+    c = cost_per_million(1, main_row.wru, main_row.rru, p50)
+    print()
+    print(
+        f"1M redemptions (FIXED/PERCENT/THRESHOLD, warm, with Idempotency-Key): ${sum(c.values()):.2f} "
+        f"= API Gateway ${c['api']:.2f} + Lambda ${c['lambda']:.2f} ({math.ceil(p50)} ms × 512 MB arm64) "
+        f"+ DynamoDB ${c['ddb']:.2f} ({main_row.wru:g} WRU each)"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
