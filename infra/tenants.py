@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from coupons.domain.money import is_currency
+from coupons.domain.money import Currency
 
 TENANTS_DIR = Path(__file__).resolve().parent / "tenants"
 
@@ -25,20 +25,13 @@ class Tenant(BaseModel):
     # Part of the stack name and of tags; short and DNS-safe so it fits anywhere a name is derived.
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
     display_name: str = Field(min_length=1, max_length=80)
-    default_currency: str
+    default_currency: Currency
     settlement_time_zone: str
     settlement_schedule: str
     # A revoked API key keeps working for at most this long in a warm container.
     api_key_cache_seconds: int = Field(ge=0, le=900)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-    @field_validator("default_currency")
-    @classmethod
-    def _iso_4217(cls, value: str) -> str:
-        if not is_currency(value):
-            raise ValueError(f"not an ISO 4217 currency: {value!r}")
-        return value
 
     @field_validator("settlement_time_zone")
     @classmethod

@@ -12,3 +12,9 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="CouponClearing/test",
 )
 os.environ.pop("AWS_PROFILE", None)
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Shared, loaded machines: a property is judged by its examples, never by how fast one ran.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")

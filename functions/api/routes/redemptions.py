@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 import dependencies
 from coupons.domain.campaigns import Amount, PartyId
 from coupons.domain.errors import InvalidField
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.ledger import journal_id
-from coupons.domain.money import is_currency
+from coupons.domain.money import Currency
 from coupons.services.redemption import Order, Proof
 from resolver import answered, app, caller, created, json_response
 
@@ -28,17 +28,10 @@ class OrderFields(BaseModel):
     merchant_id: PartyId
     store_id: PartyId
     order_amount: Amount
-    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     amount: Amount | None = Field(
         default=None, description="gift cards: the amount to take (at most the order)"
     )
-
-    @field_validator("currency")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if not is_currency(value):
-            raise ValueError(f"{value} is not an active ISO 4217 currency")
-        return value
 
     @model_validator(mode="after")
     def _one_proof(self):

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, Str
 from coupons.domain.codes import PREFIX_PATTERN, new_tag
 from coupons.domain.errors import Conflict, Forbidden, InvalidField
 from coupons.domain.ids import new_id
-from coupons.domain.money import MAX_AMOUNT, is_currency, split
+from coupons.domain.money import MAX_AMOUNT, Currency, split
 from coupons.domain.principals import ID_PATTERN, Principal, Role
 
 
@@ -52,7 +52,7 @@ class CampaignTerms(BaseModel):
         default=None, description="the funding brand; an issuer's own brand when omitted by an issuer"
     )
     type: CampaignType
-    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+    currency: Currency
     amount: Amount | None = Field(default=None, description="FIXED/THRESHOLD: off; GIFT_CARD: balance")
     percent_bps: Annotated[StrictInt, Field(ge=1, le=10_000)] | None = Field(
         default=None, description="PERCENT: basis points of the order (1..10000)"
@@ -92,13 +92,6 @@ class CampaignTerms(BaseModel):
     verification_methods: Annotated[list[VerificationMethod], Field(min_length=1, max_length=3)] = [
         VerificationMethod.CODE
     ]
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, value: str) -> str:
-        if not is_currency(value):
-            raise ValueError(f"{value} is not an active ISO 4217 currency")
-        return value
 
     @field_validator("valid_from", "valid_until", "issuance_starts_at", "issuance_ends_at")
     @classmethod

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StrictStr
 
 # ISO 4217 active currencies -> number of minor-unit digits (fund codes and metals, which have no
 # minor unit, are left out on purpose: a coupon is never denominated in them).
@@ -185,6 +188,18 @@ def is_currency(code: str) -> bool:
 def minor_units(currency: str) -> int:
     """Digits after the decimal point for `currency` (CNY 2, JPY 0, KWD 3)."""
     return _MINOR_UNITS[currency]
+
+
+def _known_currency(value: str) -> str:
+    if not is_currency(value):
+        raise ValueError(f"{value} is not an active ISO 4217 currency")
+    return value
+
+
+# A currency field of any request or settings file: three capitals that ISO 4217 knows.
+Currency = Annotated[
+    StrictStr, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code"), AfterValidator(_known_currency)
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,12 +135,11 @@ class Redeemer:
                 self._by_tag[tag] = campaign
         return campaign
 
-    # -- quote -------------------------------------------------------------------------------
-
-    def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
-        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
+    def _checked(
+        self, proof: Proof, order: Order, principal: Principal, now: int
+    ) -> tuple[str, rules.Verification, dict[str, Any]]:
+        """Everything decided before any write: who may act, the proof, the campaign's terms."""
         rules.check_merchant(principal, order.merchant_id)
-        now = int(self._clock())
         code, verified = self._verify(proof, now)
         campaign = self.campaign_of(code)
         rules.check_terms(
@@ -150,6 +149,14 @@ class Redeemer:
             currency=order.currency,
             method=verified.method,
         )
+        return code, verified, campaign
+
+    # -- quote -------------------------------------------------------------------------------
+
+    def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
+        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
+        now = int(self._clock())
+        code, verified, campaign = self._checked(proof, order, principal, now)
         coupon = self._coupons.get(code)
         if coupon is None:
             raise CouponNotFound(field="code")
@@ -203,19 +210,10 @@ class Redeemer:
         idempotency_key: str | None,
         request_body: Any,
     ) -> tuple[int, Any, bool]:
-        rules.check_merchant(principal, order.merchant_id)
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
         now = int(self._clock())
-        code, verified = self._verify(proof, now)
-        campaign = self.campaign_of(code)
-        rules.check_terms(
-            campaign,
-            merchant_id=order.merchant_id,
-            order_amount=order.order_amount,
-            currency=order.currency,
-            method=verified.method,
-        )
+        code, verified, campaign = self._checked(proof, order, principal, now)
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
         fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
