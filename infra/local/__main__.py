@@ -102,6 +102,8 @@ def endpoints_document(deployment, gateway, seeded, moto, log_dir: Path) -> dict
         # Made by the deployer (moto's CloudFormation skips them): ARN by logical id.
         "secrets": deployment.of_type("AWS::SecretsManager::Secret"),
         "functions": functions,
+        # ClearingDlqUrl → clearing: the on-failure destinations of the stream mappings.
+        "dead_letter_queues": _friendly(outputs, "DlqUrl"),
         "campaigns": seeded.campaigns,
         "outputs": outputs,
         "logs": str(log_dir),

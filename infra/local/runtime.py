@@ -24,6 +24,7 @@ from pathlib import Path
 
 from infra.local.deploy import FunctionSource
 from infra.local.moto_server import aws_env
+from infra.local.streams import StreamDelivery
 
 log = logging.getLogger("local.runtime")
 
@@ -248,6 +249,7 @@ class LocalRuntime:
         self._pools: dict[str, FunctionPool] = {}
         self._lock = threading.Lock()
         self._original = None
+        self._streams: StreamDelivery | None = None
 
     def _pool(self, function_name: str) -> FunctionPool:
         with self._lock:
@@ -332,8 +334,14 @@ class LocalRuntime:
             return runtime.invoke(fn, event if event is not None else {})
 
         LambdaFunction._invoke_lambda = _invoke_lambda
+        # DynamoDB stream mappings are served by Lambda-like pollers, after the write (streams.py).
+        self._streams = StreamDelivery()
+        self._streams.install()
 
     def close(self) -> None:
+        if self._streams is not None:
+            self._streams.close()
+            self._streams = None
         if self._original is not None:
             from moto.awslambda.models import LambdaFunction
 

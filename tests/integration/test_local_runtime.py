@@ -257,11 +257,15 @@ def test_dynamodb_stream_records_reach_the_handler(local):
         EventSourceArn=table["LatestStreamArn"], FunctionName="probe-a", StartingPosition="TRIM_HORIZON"
     )
     ddb.put_item(TableName="probe-stream", Item={"pk": {"S": "hello"}})
-    # moto delivers inside the write: by the time put_item returns, the handler has run.
-    records = [json.loads(p.read_text()) for p in local["out_dir"].iterdir()]
-    assert any(
-        r["dynamodb"]["Keys"] == {"pk": {"S": "hello"}} and r["eventName"] == "INSERT" for r in records
-    )
+    # Delivered after the write, as Lambda's poller does (streams.py): wait for it.
+    deadline = time.monotonic() + 20
+    while True:
+        records = [json.loads(p.read_text()) for p in local["out_dir"].iterdir()]
+        found = [r for r in records if r["dynamodb"]["Keys"] == {"pk": {"S": "hello"}}]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [r["eventName"] for r in found] == ["INSERT"]
 
 
 def test_step_functions_lambda_tasks_reach_the_handler(local):
