@@ -1,8 +1,16 @@
-"""Gift-card redemptions when another till gets in first, made deterministic in-process: a botocore hook
-on the function's own DynamoDB client lets "another till" write the coupon just before the function's
-TransactWriteItems goes out. These are the cases the e2e concurrency tests
-(tests/e2e/test_redemption_concurrency.py) hit at random over HTTP."""
+"""Retries and races the happy-path tests do not reach, made deterministic in-process.
 
+Gift cards: a botocore hook on the function's own DynamoDB client lets "another till" write the coupon just
+before the function's TransactWriteItems goes out (the cases tests/e2e/test_redemption_concurrency.py hits
+at random over HTTP). Retries: a till that timed out retries with the same Idempotency-Key later, when what
+it proved the first time (a 60 s QR token, a 30 s TOTP step) no longer holds; the contract is still the
+first answer, for as long as the key is kept (24 h or more)."""
+
+import base64
+import time
+from urllib.parse import parse_qs, urlparse
+
+from coupons.domain import verification
 from coupons.domain.redemption import BalanceExhausted, refusal_from_coupon
 from tests.integration.conftest import TABLE
 from tests.integration.test_api_plumbing import assert_problem
@@ -89,3 +97,37 @@ def test_a_gift_card_take_that_keeps_losing_the_race_is_never_a_500(api, keys):
     assert len(sent) >= 12
     assert answer.status != 500, answer.raw
     assert answer.status == 201 or answer.content_type == "application/problem+json", answer.raw
+
+
+def later(seconds: int) -> None:
+    """The function's clock (the Redeemer's) moves on by `seconds`."""
+    import dependencies
+
+    redeemer = dependencies.redeemer()
+    now = redeemer._clock()
+    redeemer._clock = lambda: now + seconds
+
+
+def test_a_retry_after_the_qr_token_expired_replays_the_first_answer(api, keys):
+    code, _ = coupon(api, keys, verification_methods=["QR_TOKEN"])
+    token = api.call("POST", f"/v1/coupons/{code}/qr-token", api_key=keys["admin"]).json["qr_token"]
+    key = {"Idempotency-Key": "till-3-order-qr"}
+    first = redeem(api, keys["merchant:m-001"], qr_token=token, headers=key)
+    assert first.status == 201, first.raw
+    later(120)  # the token (60 s) has expired; the key (>= 24 h) has not
+    again = redeem(api, keys["merchant:m-001"], qr_token=token, headers=key)
+    assert (again.status, again.raw) == (first.status, first.raw)
+
+
+def test_a_retry_after_the_dynamic_code_step_passed_replays_the_first_answer(api, keys):
+    code, _ = coupon(api, keys, verification_methods=["DYNAMIC_CODE"])
+    uri = api.call("POST", f"/v1/coupons/{code}/dynamic-code", api_key=keys["admin"]).json["otpauth_uri"]
+    secret_b32 = parse_qs(urlparse(uri).query)["secret"][0]
+    secret = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    now_code = verification.totp(secret, int(time.time()))
+    key = {"Idempotency-Key": "till-4-order-totp"}
+    first = redeem(api, keys["merchant:m-001"], code, dynamic_code=now_code, headers=key)
+    assert first.status == 201, first.raw
+    later(120)  # beyond the ±1 step window
+    again = redeem(api, keys["merchant:m-001"], code, dynamic_code=now_code, headers=key)
+    assert (again.status, again.raw) == (first.status, first.raw)
