@@ -264,7 +264,7 @@ def run(api, ddb, table: str, campaign_body) -> int:
 
     def campaign(**changes) -> str:
         body = {k: v for k, v in campaign_body(**changes).items() if v is not None}
-        body.update(total_quantity=100_000, per_user_limit=1000)
+        body.update(total_quantity=1_000_000)
         created = api.call("POST", "/v1/campaigns", api_key=admin, body=body)
         assert created.status == 201, created.raw
         campaign_id = created.json["campaign_id"]
@@ -276,7 +276,10 @@ def run(api, ddb, table: str, campaign_body) -> int:
 
     def issue(campaign_id: str) -> str:
         answer = api.call(
-            "POST", f"/v1/campaigns/{campaign_id}/coupons", api_key=admin, body={"user_id": "u-bench"}
+            "POST",
+            f"/v1/campaigns/{campaign_id}/coupons",
+            api_key=admin,
+            body={"user_id": f"u-{uuid.uuid4().hex[:12]}"},
         )
         assert answer.status == 201, answer.raw
         return answer.json["code"]
