@@ -212,11 +212,17 @@ class Redeemer:
     ) -> tuple[int, Any, bool]:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
+        fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
         now = int(self._clock())
-        code, verified, campaign = self._checked(proof, order, principal, now)
+        try:
+            code, verified, campaign = self._checked(proof, order, principal, now)
+        except verification.VerificationFailed:
+            # A till retrying after its QR token expired or its TOTP step passed must still get the
+            # first answer: the proof was good when the first attempt used it.
+            self._replay_if_done(principal, idempotency_key, fingerprint)
+            raise
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
-        fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
         conflicts = 0
         for _ in range(ATTEMPTS):
             moment = datetime.fromtimestamp(now, UTC)
