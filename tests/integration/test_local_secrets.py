@@ -29,12 +29,18 @@ ALNUM = set(string.ascii_letters + string.digits)
 def moto(tmp_path_factory):
     """moto as `make local` runs it; the process's environment is put back afterwards, so the other
     integration tests of this worker (mock_aws in-process) see nothing of it."""
+    from moto.core.config import default_user_config
+
     saved_env = dict(os.environ)
+    saved_config = {name: dict(default_user_config[name]) for name in ("stepfunctions", "lambda")}
     server = moto_server.start(region=REGION)
     try:
         yield server
     finally:
         server.stop()
+        for name, values in saved_config.items():
+            default_user_config[name].clear()
+            default_user_config[name].update(values)
         os.environ.clear()
         os.environ.update(saved_env)
 
