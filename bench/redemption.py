@@ -279,9 +279,11 @@ def main() -> int:
     from moto import mock_aws
 
     from coupons.data.schema import MAIN
+    from infra.local import moto_fixes
     from tests.integration.conftest import TABLE, TENANT_KEY, Api, load_api_handler
     from tests.integration.test_api_plumbing import campaign_body
 
+    moto_fixes.apply()  # moto as the local stack (`make local`) runs it
     os.environ[MAIN.env_var] = TABLE
     print(COST_MODEL)
     print()
