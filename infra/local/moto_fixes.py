@@ -17,15 +17,15 @@ def _kms_key_tags() -> None:
         return
 
     @functools.wraps(original)
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+    def create_from_cloudformation_json(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kw
+    ):
         properties = cloudformation_json.get("Properties", {})
         tags = properties.get("Tags")
         if tags:
             properties = {
                 **properties,
-                "Tags": [
-                    {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in tags
-                ],
+                "Tags": [{"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in tags],
             }
             cloudformation_json = {**cloudformation_json, "Properties": properties}
         return original(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
@@ -34,5 +34,74 @@ def _kms_key_tags() -> None:
     Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+def _transactions_back_up_their_items_only() -> None:
+    # transact_write_items deep-copies every table a transaction names (all its items) before applying
+    # it, and restores the whole copy if it fails: time grows with the table (seconds per transaction
+    # on a table of some thousands of items), and a write another request made meanwhile is undone with
+    # it. Here a transaction backs up only the items it names, and a failed one puts back only those.
+    import copy
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "_local_fixed", False):
+        return
+    inside = threading.local()
+
+    def table_deepcopy(table, memo):
+        if getattr(inside, "active", False):
+            return table  # moto's whole-table backup: the items named are backed up below instead
+        clone = type(table).__new__(type(table))
+        memo[id(table)] = clone
+        for name, value in table.__dict__.items():
+            setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
+
+    def backups(backend, transact_items):
+        found = []
+        for action in transact_items:
+            op_type, op = next(iter(action.items()))
+            table = backend.tables.get(op.get("TableName"))
+            key = op.get("Item") if op_type == "Put" else op.get("Key")
+            if table is None or not isinstance(key, dict) or table.hash_key_attr not in key:
+                continue  # moto refuses it before writing anything
+            if table.range_key_attr and table.range_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            found.append(
+                (table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value)))
+            )
+        return found
+
+    @functools.wraps(original)
+    def transact_write_items(self, transact_items):
+        saved = backups(self, transact_items)
+        inside.active = True
+        try:
+            return original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(saved):
+                if range_value is None and item is None:
+                    table.items.pop(hash_value, None)
+                elif range_value is None:
+                    table.items[hash_value] = item
+                elif item is None:
+                    table.items.get(hash_value, {}).pop(range_value, None)
+                else:
+                    table.items[hash_value][range_value] = item
+            raise
+        finally:
+            inside.active = False
+
+    transact_write_items._local_fixed = True
+    DynamoDBBackend.transact_write_items = transact_write_items
+    Table.__deepcopy__ = table_deepcopy
+
+
 def apply() -> None:
     _kms_key_tags()
+    _transactions_back_up_their_items_only()

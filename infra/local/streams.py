@@ -27,6 +27,7 @@ Lambda invocation any more, so this cannot deadlock.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -136,6 +137,7 @@ class _Patches:
             )
             shard.items.append(record)
 
+        @functools.wraps(original_transact)
         def transact_write_items(backend, transact_items):
             # The records of a transaction's items are kept aside, and appended only once it commits.
             patches._pending.records = records = []

@@ -272,3 +272,32 @@ def test_filter_patterns(pattern, record, matches):
 
 def test_an_unsupported_filter_is_not_applied():
     assert compile_filters({"Filters": [{"Pattern": json.dumps({"n": [{"numeric": [">", 1]}]})}]}) is None
+
+
+def test_a_failed_transaction_puts_back_exactly_the_items_it_touched(local):
+    # moto_fixes: a transaction backs up the items it names, not whole tables.
+    from moto.dynamodb.models import DynamoDBBackend
+
+    assert getattr(DynamoDBBackend.transact_write_items, "_local_fixed", False)
+    probe = Probe(local)
+    probe.put("kept", n=1)
+    probe.put("updated", n=1)
+    set_n = {"UpdateExpression": "SET n = :n", "ExpressionAttributeValues": {":n": {"N": "2"}}}
+    with pytest.raises(probe.ddb.exceptions.TransactionCanceledException):
+        probe.ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": probe.name, "Item": probe.item("new", n=3)}},
+                {"Update": {"TableName": probe.name, "Key": {"pk": {"S": "updated"}}, **set_n}},
+                {"Update": {"TableName": probe.name, "Key": {"pk": {"S": "made-by-update"}}, **set_n}},
+                {
+                    "ConditionCheck": {
+                        "TableName": probe.name,
+                        "Key": {"pk": {"S": "kept"}},
+                        "ConditionExpression": "n = :two",
+                        "ExpressionAttributeValues": {":two": {"N": "2"}},
+                    }
+                },
+            ]
+        )
+    items = probe.ddb.scan(TableName=probe.name, ConsistentRead=True)["Items"]
+    assert {i["pk"]["S"]: i["n"]["N"] for i in items} == {"kept": "1", "updated": "1"}
