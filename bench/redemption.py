@@ -50,7 +50,7 @@ DDB_ON_DEMAND_PER_M_RRU = 0.125  # on-demand read request unit
 COST_MODEL = f"""\
 Cost model. Prices: {PRICES_REGION} list prices as known on {PRICES_DATE} (no free tier, no discounts):
 API Gateway REST ${APIGW_REST_PER_M_REQUESTS:.2f}/1M requests; Lambda arm64 at {LAMBDA_MEMORY_GB * 1024:.0f} MB
-${LAMBDA_PER_M_REQUESTS:.2f}/1M requests + ${LAMBDA_ARM64_PER_GB_SECOND}/GB-s, duration billed in 1 ms steps
+${LAMBDA_PER_M_REQUESTS:.2f}/1M requests + ${LAMBDA_ARM64_PER_GB_SECOND:.10f}/GB-s, duration billed in 1 ms steps
 (here: this machine's in-process p50 against moto, rounded UP to the ms; real DynamoDB adds a network
 round trip per request, moto's own work is in the figure instead); DynamoDB on-demand
 ${DDB_ON_DEMAND_PER_M_WRU:.3f}/1M write request units (WRU), ${DDB_ON_DEMAND_PER_M_RRU:.3f}/1M read request units (RRU).
@@ -502,7 +502,10 @@ def report(results: list[Result]) -> None:
         for line in r.detail:
             print(f"      {line}")
     reported = {str(c) for r in results for c in r.moto_capacity}
-    print(f"  moto's ConsumedCapacity answers (ReturnConsumedCapacity=TOTAL), not used: {sorted(reported)}")
+    print(
+        "  moto's own ConsumedCapacity answers (ReturnConsumedCapacity=TOTAL; [] for transactions, constants"
+        f" for reads), not used: {sorted(reported)}"
+    )
     print()
     print(
         f"Cost per 1M operations, {PRICES_REGION} list prices of {PRICES_DATE} (Lambda duration = p50 rounded up)"
