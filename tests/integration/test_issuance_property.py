@@ -274,7 +274,7 @@ class Issuance(RuleBasedStateMachine):
 
 
 Issuance.TestCase.settings = settings(
-    max_examples=25,
+    max_examples=20,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
