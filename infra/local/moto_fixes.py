@@ -102,6 +102,49 @@ def _transactions_back_up_their_items_only() -> None:
     Table.__deepcopy__ = table_deepcopy
 
 
+def _base_table_queries_read_their_partition_only() -> None:
+    # Table.query on the table itself (no index) lists and sorts EVERY item of the table (all_items), then
+    # keeps those of the partition asked for: each Query costs O(n log n) in the table's size. Here it
+    # lists the partition's items only; the filtering and the sort by range key that follow are moto's.
+    import inspect
+    import threading
+
+    from moto.dynamodb.models.table import Table
+
+    original_query = Table.query
+    if getattr(original_query, "_local_fixed", False):
+        return
+    original_all_items = Table.all_items
+    signature = inspect.signature(original_query)
+    asked = threading.local()
+
+    @functools.wraps(original_all_items)
+    def all_items(table):
+        wanted = getattr(asked, "partition", None)
+        if wanted is None or wanted[0] is not table:
+            return original_all_items(table)
+        found = table.items.get(wanted[1])  # .get: no empty partition made in the defaultdict
+        if found is None:
+            return []
+        return list(found.values()) if table.range_key_attr else [found]
+
+    @functools.wraps(original_query)
+    def query(table, *args, **kwargs):
+        arguments = signature.bind(table, *args, **kwargs).arguments
+        if arguments.get("index_name") or arguments.get("hash_key") is None:
+            return original_query(table, *args, **kwargs)
+        asked.partition = (table, arguments["hash_key"])
+        try:
+            return original_query(table, *args, **kwargs)
+        finally:
+            asked.partition = None
+
+    query._local_fixed = True
+    Table.query = query
+    Table.all_items = all_items
+
+
 def apply() -> None:
     _kms_key_tags()
     _transactions_back_up_their_items_only()
+    _base_table_queries_read_their_partition_only()
