@@ -184,20 +184,16 @@ class Meter:
 
 
 def serialize_moto_dynamodb() -> None:
-    """moto's DynamoDB is neither safe under concurrent requests nor cheap for transactions: each
-    transact_write_items deep-copies every table it touches (items, indexes, stream history: slower with
-    every coupon) and puts the copy back on a cancellation, undoing other threads' writes. Here: one lock
-    for every data call (DynamoDB's own guarantee: transactions are serializable with single-item
-    operations), and a transaction's conditions are all checked under that lock before moto runs it, so
-    moto's copy (made for an undo that can then no longer happen) is skipped."""
-    import copy
+    """moto as the local stack runs it (infra.local.moto_fixes: a transaction backs up only the items it
+    names, not whole tables), and one lock for every DynamoDB data call: moto is not safe under
+    concurrent requests (the local stack serializes them too), and DynamoDB itself guarantees that a
+    transaction is serializable with single-item operations."""
+    from moto.dynamodb.models import DynamoDBBackend
 
-    import moto.dynamodb.models as models
-    from moto.dynamodb.comparisons import get_filter_expression
-    from moto.dynamodb.exceptions import ConditionalCheckFailed, TransactionCanceledException
+    from infra.local import moto_fixes
 
-    backend = models.DynamoDBBackend
-    if getattr(backend, "_bench_serialized", False):
+    moto_fixes.apply()
+    if getattr(DynamoDBBackend, "_bench_serialized", False):
         return
     lock = threading.RLock()
 
@@ -208,47 +204,17 @@ def serialize_moto_dynamodb() -> None:
 
         return run
 
-    for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan"):
-        setattr(backend, name, locked(getattr(backend, name)))
-
-    class NoCopy:  # stands in for the copy module inside moto's transact_write_items
-        @staticmethod
-        def deepcopy(value, memo=None):
-            return value
-
-    original = backend.transact_write_items
-
-    def transact_write_items(self, transact_items):
-        with lock:
-            reasons, failed = [], False
-            for entry in transact_items:
-                ((_, op),) = entry.items()
-                table = self.get_table(op["TableName"])
-                key = op.get("Key") or {
-                    k: op["Item"][k] for k in (table.hash_key_attr, table.range_key_attr) if k
-                }
-                current = self.get_item(op["TableName"], key)
-                condition = op.get("ConditionExpression")
-                if condition and not get_filter_expression(
-                    condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
-                ).expr(current):
-                    old = None
-                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
-                        old = current.to_json()["Attributes"]
-                    reasons.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
-                    failed = True
-                else:
-                    reasons.append((None, None, None))
-            if failed:
-                raise TransactionCanceledException(reasons)
-            models.copy = NoCopy
-            try:
-                return original(self, transact_items)
-            finally:
-                models.copy = copy
-
-    backend.transact_write_items = transact_write_items
-    backend._bench_serialized = True
+    for name in (
+        "put_item",
+        "update_item",
+        "delete_item",
+        "get_item",
+        "query",
+        "scan",
+        "transact_write_items",
+    ):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend._bench_serialized = True
 
 
 # -- the runs -----------------------------------------------------------------------------------------------
