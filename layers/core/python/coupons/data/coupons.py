@@ -102,7 +102,7 @@ class CouponStore:
                 raise HoldingFull() from None
             if codes[1] == "ConditionalCheckFailed":
                 raise CodeTaken() from None
-            if "TransactionConflict" in codes:
+            if {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"} & set(codes):
                 raise WriteConflict() from None
             raise
 
