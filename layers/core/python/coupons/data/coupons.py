@@ -32,7 +32,8 @@ class CodeTaken(Exception):
 
 
 class WriteConflict(Exception):
-    """Another transaction touched one of the items at the same moment (DynamoDB's TransactionConflict)."""
+    """The transaction was cancelled without any condition failing: another transaction touched one of
+    its items at that moment (TransactionConflict), or a partition was throttled. Nothing was written."""
 
 
 def coupon_key(code: str) -> dict[str, Any]:
