@@ -112,6 +112,10 @@ class Worker:
             raise WorkerDied(str(exc)) from exc
         reply = self._read(timeout)
         if reply is None:
+            # A closed pipe comes a moment before the process can be reaped: give a dying worker a
+            # second to finish exiting, so a crash is not mistaken for a timeout.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1.0)
             alive = self.proc.poll() is None
             self.kill()
             if alive:

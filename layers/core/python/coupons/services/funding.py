@@ -88,5 +88,6 @@ def _version(
     terms: funding.RuleVersionTerms, number: int, now: datetime, principal: Principal
 ) -> dict[str, Any]:
     body = terms.model_dump(mode="json", exclude_none=True, exclude={"name", "brand_id"})
-    body["effective_from"] = body.get("effective_from") or iso(now)
+    # Whole seconds, as redemption times are: a redemption in the rule's first second finds it in force.
+    body["effective_from"] = body.get("effective_from") or iso(now.replace(microsecond=0))
     return {**body, "version": number, "created_at": iso(now), "created_by": str(principal)}
