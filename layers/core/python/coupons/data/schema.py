@@ -80,3 +80,10 @@ MAIN = TableSchema(
 )
 
 TABLES: tuple[TableSchema, ...] = (MAIN,)
+
+# The simulated bank's own table: a stand-in for the records a real payment channel keeps on its side
+# (coupons.channels.simulated). Created only for tenants whose payment channel is `simulated`, so it is
+# not in TABLES, which every tenant gets.
+BANK = TableSchema(
+    logical_id="SimulatedBankTable", env_var="BANK_TABLE_NAME", partition_key="pk", sort_key="sk"
+)
