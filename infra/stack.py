@@ -13,6 +13,7 @@ from infra.constructs.encryption import DataKey
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.secrets import TenantSecret
+from infra.constructs.settlement import Settlement
 from infra.constructs.storage import Storage
 from infra.constructs.tables import Tables
 from infra.tenants import Tenant
@@ -43,6 +44,16 @@ class CouponClearingStack(Stack):
         layers = Layers(self, "Layers")
         api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key, secret=secret)
         clearing = Clearing(self, "Clearing", tenant=tenant, layers=layers, table=tables.main, key=key)
+        settlement = Settlement(
+            self,
+            "Settlement",
+            tenant=tenant,
+            layers=layers,
+            table=tables.main,
+            statements=storage.statements,
+            key=key,
+        )
+        api.allow_settlement(settlement.state_machine, storage.statements)
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
@@ -56,4 +67,7 @@ class CouponClearingStack(Stack):
         CfnOutput(self, "ClearingFunctionName", value=clearing.function.function_name)
         CfnOutput(self, "ClearingDlqUrl", value=clearing.dead_letters.queue_url)
         CfnOutput(self, "MainTableName", value=tables.main.table_name)
+        CfnOutput(self, "SettlementStateMachineArn", value=settlement.state_machine.state_machine_arn)
+        if settlement.bank is not None:
+            CfnOutput(self, "SimulatedBankTableName", value=settlement.bank.table_name)
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)

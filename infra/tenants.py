@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,6 +32,14 @@ class Tenant(BaseModel):
     api_key_cache_seconds: int = Field(ge=0, le=900)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # Where payouts and collections go. Only the simulated bank exists so far (a real channel adapter
+    # is a later issue); it keeps its own records in a table of the stack.
+    payment_channel: Literal["simulated"] = "simulated"
+    # Per currency, the smallest transfer worth making (minor units): a party whose net is smaller,
+    # either way, carries it forward to the next run instead.
+    settlement_minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(
+        default_factory=dict
+    )
 
     @field_validator("settlement_time_zone")
     @classmethod

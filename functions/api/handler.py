@@ -10,7 +10,16 @@ from coupons.api import problems
 from coupons.api.auth import HEADER as API_KEY_HEADER
 from coupons.domain.errors import DomainError
 from resolver import app
-from routes import accounts, api_keys, campaigns, coupons, funding_rules, meta, redemptions  # noqa: F401  (registers routes)
+from routes import (  # noqa: F401  (registers routes)
+    accounts,
+    api_keys,
+    campaigns,
+    coupons,
+    funding_rules,
+    meta,
+    redemptions,
+    settlement_runs,
+)
 
 logger = Logger()
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Aws, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
+from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.tenants import Tenant
@@ -142,4 +145,26 @@ class Api(Construct):
                 reason="A WAF web ACL is an account-level choice of the operator; coupon-code guessing and "
                 "velocity limits are enforced by the service itself, per principal.",
             ),
+        )
+
+    def allow_settlement(self, state_machine: sfn.IStateMachine, statements: s3.IBucket) -> None:
+        """Ops start, resume and follow settlement runs, and parties read their statements, through the API."""
+        self.function.add_environment(STATE_MACHINE_ARN, state_machine.state_machine_arn)
+        self.function.add_environment(STATEMENTS_BUCKET, statements.bucket_name)
+        execution_arns = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{Stack.of(self).split_arn(state_machine.state_machine_arn, ArnFormat.COLON_RESOURCE_NAME).resource_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine.state_machine_arn])
+        )
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[execution_arns])
+        )
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[statements.arn_for_objects("settlement-runs/*/statements/*")]
+            )
         )

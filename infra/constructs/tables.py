@@ -14,7 +14,7 @@ def _string(name: str) -> dynamodb.Attribute:
     return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
 
 
-def _table(scope: Construct, schema: TableSchema, key: kms.IKey) -> dynamodb.Table:
+def table_from_schema(scope: Construct, schema: TableSchema, key: kms.IKey) -> dynamodb.Table:
     # dynamodb.Table, not TableV2: TableV2 is an AWS::DynamoDB::GlobalTable, which the local
     # stack (moto's CloudFormation) cannot create.
     table = dynamodb.Table(
@@ -49,4 +49,4 @@ def _table(scope: Construct, schema: TableSchema, key: kms.IKey) -> dynamodb.Tab
 class Tables(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
-        self.main = _table(self, MAIN, key)
+        self.main = table_from_schema(self, MAIN, key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import logging
 import os
 import signal
@@ -76,7 +77,9 @@ def endpoints_document(deployment, gateway, seeded, moto, log_dir: Path) -> dict
     named = set(functions.values())
     for logical_id, name in sorted(deployment.of_type("AWS::Lambda::Function").items()):
         if name not in named:
-            functions[logical_id] = name
+            # SettlementStepsOpenFunction410837AC → settlementStepsOpen
+            stem = re.sub(r"Function[0-9A-F]{8}$", "", logical_id)
+            functions[stem[0].lower() + stem[1:]] = name
     tables = _friendly(outputs, "TableName")
     for logical_id, name in sorted(deployment.of_type("AWS::DynamoDB::Table").items()):
         if name not in tables.values():

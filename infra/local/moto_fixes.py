@@ -144,7 +144,36 @@ def _base_table_queries_read_their_partition_only() -> None:
     Table.all_items = all_items
 
 
+def _state_machines_from_cloudformation_are_executable() -> None:
+    # With execute_state_machine on, every Step Functions API call goes to moto's ASL interpreter
+    # backend (stepfunctions_parser_backends), but its CloudFormation still creates the state machine
+    # in the plain backend: the stack completes, and StartExecution then finds no such state machine.
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+
+    original = StateMachine.create_from_cloudformation_json.__func__
+    if getattr(original, "_local_fixed", False):
+        return
+
+    @functools.wraps(original)
+    def create_from_cloudformation_json(
+        cls, resource_name, cloudformation_json, account_id, region_name, **kw
+    ):
+        properties = cloudformation_json["Properties"]
+        return get_backend(account_id, region_name).create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            properties.get("DefinitionString", ""),
+            properties.get("RoleArn", ""),
+            tags=[{"key": t["Key"], "value": t["Value"]} for t in properties.get("Tags", [])],
+            sm_type=properties.get("StateMachineType"),
+        )
+
+    create_from_cloudformation_json._local_fixed = True
+    StateMachine.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
 def apply() -> None:
     _kms_key_tags()
     _transactions_back_up_their_items_only()
     _base_table_queries_read_their_partition_only()
+    _state_machines_from_cloudformation_are_executable()

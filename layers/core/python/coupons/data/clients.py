@@ -9,17 +9,34 @@ _lock = threading.Lock()
 
 
 @cache
-def _dynamodb():
+def _client(service: str):
     # botocore, not boto3: boto3 adds s3transfer and its resource layer to the cold start for nothing.
     import botocore.session
     from botocore.config import Config
 
     # Short timeouts with standard retries: an API caller would rather get a quick error than hang.
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
-    return botocore.session.get_session().create_client("dynamodb", config=config)
+    return botocore.session.get_session().create_client(service, config=config)
+
+
+def _dynamodb():
+    return _client("dynamodb")
+
+
+_dynamodb.cache_clear = _client.cache_clear  # tests reset every client through the old name
 
 
 def dynamodb():
-    # boto3 sessions are not thread-safe while they build a client; the client itself is.
+    # botocore sessions are not thread-safe while they build a client; the client itself is.
     with _lock:
-        return _dynamodb()
+        return _client("dynamodb")
+
+
+def s3():
+    with _lock:
+        return _client("s3")
+
+
+def stepfunctions():
+    with _lock:
+        return _client("stepfunctions")

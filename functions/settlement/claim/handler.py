@@ -1,0 +1,14 @@
+"""Settlement step 3 (one invocation per ledger shard): claim the shard's due, unsettled postings."""
+
+from aws_lambda_powertools import Logger
+
+from coupons.settlement_wiring import steps
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context) -> dict:
+    result = steps().claim(event["run_id"], event["business_date"], int(event["shard"]))
+    logger.info("claimed", extra=result)
+    return result

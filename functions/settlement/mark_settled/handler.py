@@ -1,0 +1,12 @@
+"""Settlement step 7 (per batch of parties): mark the parties' claimed postings settled."""
+
+from aws_lambda_powertools import Logger
+
+from coupons.settlement_wiring import steps
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context) -> dict:
+    return steps().mark_settled(event["run_id"], event["parties"])

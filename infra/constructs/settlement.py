@@ -1,0 +1,294 @@
+"""Settlement (结算): the Standard state machine that runs one business date's settlement, its step
+functions, the schedule that starts it, and the simulated bank it pays through (for tenants on it).
+
+  Open → (proceed?) → AwaitClearing → ClaimShards (Map over the 32 ledger shards) → Plan →
+  SettleParties (Distributed Map over batches of 100 parties, read from S3: Pay → WriteStatements →
+  MarkSettled) → Close → EmitCompleted (EventBridge: SettlementRunCompleted) → Settled
+  Any failure after Open → RecordFailure (the run is FAILED, resumable) → Failed
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, TimeZone, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from coupons.data.schema import BANK, MAIN
+from coupons.settlement_wiring import MINIMUM_TRANSFER, STATEMENTS_BUCKET
+from infra.constructs.function import ServiceFunction
+from infra.constructs.layers import Layers
+from infra.constructs.tables import table_from_schema
+from infra.tenants import Tenant
+
+EVENT_SOURCE = "coupons.settlement"
+COMPLETED = "SettlementRunCompleted"
+KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+READ = ["dynamodb:GetItem", "dynamodb:Query"]
+WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+
+# Errors that retrying cannot fix: the run fails at once (and can be resumed once the cause is fixed).
+PERMANENT = ["TransferRejected", "StatementMismatch", "SettlementRunNotFound", "KeyError", "ValueError"]
+# Clearing behind the cut-off: wait up to 30 × 60 s, then fail the run saying so.
+CLEARING_WAIT = {"interval": Duration.seconds(60), "max_attempts": 30, "backoff_rate": 1.0}
+# Everything else (the channel down or slow, a Lambda crash or timeout, throttling): back off.
+TRANSIENT = {"interval": Duration.seconds(2), "max_attempts": 6, "backoff_rate": 2.0, "max_delay": Duration.seconds(60)}
+# Lambda invocations at once: the claim Map's shards, and the Distributed Map's batches.
+CLAIM_CONCURRENCY = 8
+BATCH_CONCURRENCY = 10
+
+
+@dataclass(frozen=True)
+class Step:
+    folder: str
+    description: str
+    table: list[str]
+    timeout_seconds: int = 60
+    bucket: list[str] | None = None  # S3 actions on the statements bucket
+    bank: bool = False  # talks to the payment channel
+    index: bool = False  # reads the main table's indexes
+
+
+STEPS = [
+    Step("open", "Settlement: open the run", READ + WRITE),
+    Step("await_clearing", "Settlement: wait for clearing", READ, index=True),
+    Step("claim", "Settlement: claim due postings of a shard", READ + WRITE, timeout_seconds=900, index=True),
+    Step("plan", "Settlement: batch the parties", READ + ["dynamodb:UpdateItem"], 300, ["s3:PutObject"]),
+    Step("pay", "Settlement: net and transfer", READ + WRITE, 300, bank=True),
+    Step("write_statements", "Settlement: statements to S3", READ + ["dynamodb:UpdateItem"], 300, ["s3:PutObject"]),
+    Step("mark_settled", "Settlement: mark postings settled", READ + ["dynamodb:UpdateItem"], 300),
+    Step("close", "Settlement: total and close the run", READ + ["dynamodb:UpdateItem"], 300),
+    Step("record_failure", "Settlement: record a failed run", ["dynamodb:UpdateItem"]),
+]
+
+
+class Settlement(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tenant: Tenant,
+        layers: Layers,
+        table: dynamodb.Table,
+        statements: s3.IBucket,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bank = self._bank(key) if tenant.payment_channel == "simulated" else None
+        index_arns = [f"{table.table_arn}/index/{index.name}" for index in MAIN.indexes]
+        environment = {
+            MAIN.env_var: table.table_name,
+            STATEMENTS_BUCKET: statements.bucket_name,
+            MINIMUM_TRANSFER: json.dumps(tenant.settlement_minimum_transfer, sort_keys=True),
+        }
+        self.functions: dict[str, lambda_.Function] = {}
+        steps_scope = Construct(self, "Steps")
+        for step in STEPS:
+            statements_ = [
+                iam.PolicyStatement(
+                    actions=step.table, resources=[table.table_arn, *(index_arns if step.index else [])]
+                ),
+                iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
+            ]
+            env = dict(environment)
+            if step.bucket:
+                statements_.append(iam.PolicyStatement(actions=step.bucket, resources=[statements.arn_for_objects("settlement-runs/*")]))
+            if step.bank:
+                env["PAYMENT_CHANNEL"] = tenant.payment_channel
+                if self.bank is not None:
+                    env[BANK.env_var] = self.bank.table_name
+                    statements_.append(
+                        iam.PolicyStatement(
+                            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                            resources=[self.bank.table_arn],
+                        )
+                    )
+            function = ServiceFunction(
+                steps_scope,
+                "".join(part.capitalize() for part in step.folder.split("_")),
+                tenant=tenant,
+                folder=f"settlement/{step.folder}",
+                description=step.description,
+                layers=layers,
+                statements=statements_,
+                environment=env,
+                timeout_seconds=step.timeout_seconds,
+            ).function
+            self.functions[step.folder] = function
+
+        self.state_machine = self._state_machine(tenant, statements)
+        self.schedule = self._schedule(tenant)
+
+    # -- the simulated bank ------------------------------------------------------------------
+
+    def _bank(self, key: kms.IKey) -> dynamodb.Table:
+        # A stand-in for the channel's own books, with the same production settings as our tables.
+        return table_from_schema(self, BANK, key)
+
+    # -- the state machine -------------------------------------------------------------------
+
+    def _task(self, name: str, step: str, payload: dict, *, result_path: str | None, waits_for_clearing: bool = False):
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=self.functions[step],
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path if result_path is not None else sfn.JsonPath.DISCARD,
+        )
+        task.add_retry(errors=PERMANENT, max_attempts=0)
+        if waits_for_clearing:
+            task.add_retry(errors=["ClearingBehind"], **CLEARING_WAIT)
+        task.add_retry(errors=[sfn.Errors.ALL], **TRANSIENT)
+        return task
+
+    def _state_machine(self, tenant: Tenant, statements: s3.IBucket) -> sfn.StateMachine:
+        run = {"run_id.$": "$.run.run_id", "business_date.$": "$.run.business_date"}
+        execution = sfn.JsonPath.string_at("$$.Execution.Name")
+
+        open_run = self._task(
+            "Open",
+            "open",
+            # The whole input: a start by hand gives the business date, the schedule the time it fired.
+            {"execution": execution, "input.$": "$"},
+            result_path="$.run",
+        )
+        await_clearing = self._task(
+            "AwaitClearing", "await_clearing", run, result_path=None, waits_for_clearing=True
+        )
+        claim = sfn.Map(
+            self,
+            "ClaimShards",
+            items_path="$.run.shards",
+            item_selector={
+                "run_id.$": "$.run.run_id",
+                "business_date.$": "$.run.business_date",
+                "shard.$": "$$.Map.Item.Value",
+            },
+            max_concurrency=CLAIM_CONCURRENCY,
+            result_path=sfn.JsonPath.DISCARD,
+        ).item_processor(
+            self._task(
+                "ClaimShard",
+                "claim",
+                {"run_id.$": "$.run_id", "business_date.$": "$.business_date", "shard.$": "$.shard"},
+                result_path="$.claimed",
+            )
+        )
+        plan = self._task("Plan", "plan", run, result_path="$.plan")
+        batch = {"run_id.$": "$.run_id", "business_date.$": "$.business_date", "parties.$": "$.parties"}
+        settle_batch = (
+            self._task("Pay", "pay", batch, result_path=None)
+            .next(self._task("WriteStatements", "write_statements", batch, result_path=None))
+            .next(self._task("MarkSettled", "mark_settled", batch, result_path=None))
+        )
+        parties = sfn.DistributedMap(
+            self,
+            "SettleParties",
+            item_reader=sfn.S3JsonItemReader(bucket=statements, key=sfn.JsonPath.string_at("$.plan.key")),
+            item_selector={
+                "run_id.$": "$.run.run_id",
+                "business_date.$": "$.run.business_date",
+                "parties.$": "$$.Map.Item.Value.parties",
+            },
+            max_concurrency=BATCH_CONCURRENCY,
+            map_execution_type=sfn.StateMachineType.STANDARD,
+            # Each child's output is dropped: 1,000 batches of results would not fit a state's payload.
+            result_selector={"batches.$": "States.ArrayLength($)"},
+            result_path="$.settled",
+        ).item_processor(settle_batch)
+        close = self._task("Close", "close", {**run, "execution": execution}, result_path="$.closed")
+        emit = tasks.EventBridgePutEvents(
+            self,
+            "EmitCompleted",
+            entries=[
+                tasks.EventBridgePutEventsEntry(
+                    source=EVENT_SOURCE,
+                    detail_type=COMPLETED,
+                    detail=sfn.TaskInput.from_json_path_at("$.closed"),
+                )
+            ],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        emit.add_retry(errors=[sfn.Errors.ALL], **TRANSIENT)
+
+        record_failure = self._task(
+            "RecordFailure",
+            "record_failure",
+            {**run, "execution": execution, "failure.$": "$.failure"},
+            result_path=None,
+        )
+        failed = sfn.Fail(self, "Failed", cause_path="$.failure.Cause", error_path="$.failure.Error")
+        record_failure.next(failed)
+        for state in (await_clearing, claim, plan, parties, close, emit):
+            state.add_catch(record_failure, errors=[sfn.Errors.ALL], result_path="$.failure")
+
+        already = sfn.Succeed(self, "AlreadySettledOrOwned", comment="Another execution owns this date's run, or it is closed.")
+        definition = open_run.next(
+            sfn.Choice(self, "Proceed?")
+            .when(sfn.Condition.boolean_equals("$.run.proceed", False), already)
+            .otherwise(
+                await_clearing.next(claim).next(plan).next(parties).next(close).next(emit).next(
+                    sfn.Succeed(self, "Settled")
+                )
+            )
+        )
+        logs_group = logs.LogGroup(
+            self, "Logs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
+        )
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=Duration.hours(6),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=logs_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"Settlement of tenant {tenant.name}: one run per business date",
+        )
+        statements.grant_read(machine, "settlement-runs/*")
+        Validations.of(machine.role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5",
+                reason="The role may invoke its step functions' versions (arn:…:function:name:*) as CDK's "
+                "LambdaInvoke grants, read only the settlement-runs/ prefix of the statements bucket "
+                "(the Distributed Map's manifest), and run/stop its own Distributed Map child executions, "
+                "whose ARNs are only known per execution.",
+            )
+        )
+        return machine
+
+    # -- the schedule ------------------------------------------------------------------------
+
+    def _schedule(self, tenant: Tenant) -> scheduler.Schedule:
+        # EventBridge Scheduler (not a rule): its cron is read in the tenant's zone, so "02:00" is
+        # 02:00 where the tenant's business day ends, through daylight-saving changes.
+        return scheduler.Schedule(
+            self,
+            "Schedule",
+            description=f"Daily settlement of tenant {tenant.name} (the day before)",
+            schedule=scheduler.ScheduleExpression.expression(
+                tenant.settlement_schedule, time_zone=TimeZone.of(tenant.settlement_time_zone)
+            ),
+            target=scheduler_targets.StepFunctionsStartExecution(
+                self.state_machine,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"scheduled_at": scheduler.ContextAttribute.scheduled_time}
+                ),
+            ),
+        )
+
+

@@ -1,0 +1,261 @@
+"""Settlement (结算): netting each party's due postings into one transfer per party and currency.
+
+A run settles one business date D: every unsettled posting due on or before D (business date + the
+campaign's T+N) is claimed by exactly one run, summed per party (account) and currency, and becomes
+  - a PAYOUT when the net is positive (we owe the party),
+  - a COLLECTION when it is negative (the party owes: a brand that funds discounts),
+  - NONE when it is zero (a statement, no transfer),
+  - CARRY_FORWARD when 0 < |net| < the currency's minimum transfer: no transfer now; the amount is
+    owed into the next run as one carried line, due the day after D, shown on both statements.
+So for every run and currency: Σ payouts − Σ collections + Σ carried out = Σ claimed lines.
+
+Everything here is pure: ids are derived (a retry computes the same id), nothing reads the clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coupons.domain.errors import DomainError, InvalidField, Kind, NotFound
+from coupons.domain.payments import Direction
+
+# Party records (one per party per run) are spread over this many partitions so that a run with
+# 100,000 parties does not write them all to one partition.
+PARTY_BUCKETS = 16
+# Parties per child of the Distributed Map: one Lambda invocation per step handles this many.
+BATCH_SIZE = 100
+RUN_ID = re.compile(r"^stl_\d{8}$")
+
+
+class RunStatus(StrEnum):
+    STARTING = "STARTING"  # recorded by the API; its execution has not opened it yet
+    RUNNING = "RUNNING"
+    CLOSED = "CLOSED"
+    FAILED = "FAILED"  # the execution failed or was stopped: starting it again resumes it
+
+
+class Decision(StrEnum):
+    PAYOUT = "PAYOUT"
+    COLLECTION = "COLLECTION"
+    NONE = "NONE"
+    CARRY_FORWARD = "CARRY_FORWARD"
+
+
+class TransferStatus(StrEnum):
+    """Where one party's transfer in one currency stands; only ever moves forward."""
+
+    PENDING = "PENDING"  # netted, nothing sent
+    INSTRUCTED = "INSTRUCTED"  # about to be sent: the channel may or may not have it (ask it)
+    SENT = "SENT"  # the channel accepted it; its reference is recorded
+    NO_TRANSFER = "NO_TRANSFER"  # net zero or carried forward
+
+
+class SettlementRunNotFound(NotFound):
+    code = "settlement_run_not_found"
+    title = "No such settlement run"
+
+
+class StatementNotFound(NotFound):
+    code = "statement_not_found"
+    title = "This party has no statement in this run"
+
+
+class SettlementRunInProgress(DomainError):
+    kind = Kind.CONFLICT
+    code = "settlement_run_in_progress"
+    title = "The settlement run for this date is still running"
+
+
+class ClearingBehind(Exception):
+    """Records of business dates up to the cut-off are not cleared yet: the run waits (Step Functions
+    retries this error with backoff, then fails the run with it)."""
+
+
+def run_id(business_date: str) -> str:
+    """One run per business date per tenant (the stack is the tenant's): the date is the run."""
+    return f"stl_{business_date.replace('-', '')}"
+
+
+def business_date_of(run: str) -> str:
+    if not RUN_ID.match(run):
+        raise SettlementRunNotFound(f"{run} is not a settlement run id")
+    digits = run[4:]
+    return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
+
+
+def execution_name(tenant: str, business_date: str, attempt: int) -> str:
+    """Step Functions keeps execution names unique per state machine: two starts for one date and
+    attempt cannot both run. A resume after a failure is the next attempt of the same run."""
+    return f"settle-{tenant}-{business_date}-{attempt}"
+
+
+def validate_business_date(text: str, *, today: date) -> str:
+    """A date whose day is over in the tenant's zone: settling today would cut the day in two."""
+    try:
+        day = date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date") from None
+    if len(text) != 10:
+        raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date")
+    if day >= today:
+        raise InvalidField(
+            f"business_date must be a day that is over (before {today.isoformat()} in the tenant's zone)",
+            field="business_date",
+        )
+    return day.isoformat()
+
+
+def scheduled_business_date(scheduled_at: str, time_zone: str) -> str:
+    """A scheduled run settles the day before the schedule fired, in the tenant's zone."""
+    moment = datetime.fromisoformat(scheduled_at.replace("Z", "+00:00"))
+    return (moment.astimezone(ZoneInfo(time_zone)).date() - timedelta(days=1)).isoformat()
+
+
+def next_day(business_date: str) -> str:
+    return (date.fromisoformat(business_date) + timedelta(days=1)).isoformat()
+
+
+def party_bucket(party: str) -> int:
+    return int.from_bytes(hashlib.sha256(party.encode()).digest()[:4], "big") % PARTY_BUCKETS
+
+
+def instruction_id(run: str, party: str, currency: str) -> str:
+    """The payout/collection id, derived from run + party + currency: every retry and every re-run
+    sends the same id, so the channel can answer it idempotently and we can ask it by id."""
+    digest = hashlib.sha256(f"{run}|{party}|{currency}".encode()).hexdigest()[:20]
+    return f"ins_{run[4:]}_{digest}"
+
+
+def carry_id(run: str, party: str, currency: str) -> str:
+    digest = hashlib.sha256(f"{run}|{party}|{currency}".encode()).hexdigest()[:20]
+    return f"cf_{run[4:]}_{digest}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    currency: str
+    net: int  # Σ lines: + the party is owed, − it owes
+    lines: int
+    decision: Decision
+    transfer: int  # what moves now (≥ 0), in the direction of the decision
+    carried: int  # what moves to the next run (signed like net)
+
+    @property
+    def direction(self) -> Direction | None:
+        return {Decision.PAYOUT: Direction.PAYOUT, Decision.COLLECTION: Direction.COLLECTION}.get(
+            self.decision
+        )
+
+
+def decide(currency: str, net: int, lines: int, minimum: int) -> Outcome:
+    """`minimum`: the smallest transfer worth making in this currency, either way (a bank charges for
+    a 0.01 payout as for a large one). Below it, the net waits for the next run."""
+    if net == 0:
+        return Outcome(currency, 0, lines, Decision.NONE, 0, 0)
+    if abs(net) < minimum:
+        return Outcome(currency, net, lines, Decision.CARRY_FORWARD, 0, net)
+    if net > 0:
+        return Outcome(currency, net, lines, Decision.PAYOUT, net, 0)
+    return Outcome(currency, net, lines, Decision.COLLECTION, -net, 0)
+
+
+def net_party(lines: Iterable[dict[str, Any]], minimums: dict[str, int]) -> list[Outcome]:
+    """One outcome per currency the party has lines in (sorted by currency)."""
+    sums: dict[str, list[int]] = {}
+    for line in lines:
+        total = sums.setdefault(line["currency"], [0, 0])
+        total[0] += int(line["amount"])
+        total[1] += 1
+    return [
+        decide(currency, net, count, minimums.get(currency, 0))
+        for currency, (net, count) in sorted(sums.items())
+    ]
+
+
+def batches(parties: Sequence[str], size: int = BATCH_SIZE) -> list[dict[str, Any]]:
+    return [
+        {"batch": i // size, "parties": list(parties[i : i + size])} for i in range(0, len(parties), size)
+    ]
+
+
+# -- statements --------------------------------------------------------------------------------
+
+STATEMENT_COLUMNS = (
+    "currency",
+    "journal_id",
+    "source_kind",
+    "redemption_id",
+    "reversal_id",
+    "order_id",
+    "code",
+    "campaign_id",
+    "merchant_id",
+    "store_id",
+    "business_date",
+    "due_date",
+    "rule_id",
+    "rule_version",
+    "amount",
+)
+
+
+def statement(run: dict[str, Any], party: str, lines: list[dict[str, Any]], record: dict[str, Any]) -> dict:
+    """One party's statement for one run: every line it was settled on, and per currency the totals,
+    which equal the transfer: Σ lines = transfer (signed) + carried."""
+    ordered = sorted(lines, key=lambda x: (x["currency"], x.get("business_date", ""), x["journal_id"]))
+    totals = []
+    for currency, outcome in sorted(record.get("currencies", {}).items()):
+        totals.append(
+            {
+                "currency": currency,
+                "lines": outcome["lines"],
+                "net": outcome["net"],
+                "decision": outcome["decision"],
+                "transfer": outcome["transfer"],
+                "carried_forward": outcome["carried"],
+                "instruction_id": outcome.get("instruction_id"),
+                "channel_reference": outcome.get("channel_reference"),
+            }
+        )
+    return {
+        "run_id": run["run_id"],
+        "business_date": run["business_date"],
+        "party": party,
+        "totals": totals,
+        "lines": [{k: line.get(k) for k in STATEMENT_COLUMNS if line.get(k) is not None} for line in ordered],
+    }
+
+
+def statement_csv(document: dict[str, Any]) -> str:
+    """The statement's lines as CSV, then one TOTAL row per currency (amount = the net)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "party", *STATEMENT_COLUMNS, "decision", "transfer", "carried_forward", "channel_reference"])
+    for line in document["lines"]:
+        writer.writerow(
+            [document["run_id"], document["party"], *(line.get(k, "") for k in STATEMENT_COLUMNS), "", "", "", ""]
+        )
+    for total in document["totals"]:
+        row = {k: "" for k in STATEMENT_COLUMNS}
+        row.update(currency=total["currency"], source_kind="TOTAL", amount=total["net"])
+        writer.writerow(
+            [
+                document["run_id"],
+                document["party"],
+                *row.values(),
+                total["decision"],
+                total["transfer"],
+                total["carried_forward"],
+                total["channel_reference"] or "",
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,478 @@
+"""Settlement (结算): the steps of a run (called by the state machine's functions) and the API's view.
+
+The state machine (infra/constructs/settlement.py) calls, in order:
+  open → await_clearing → claim (per shard, in a Map) → plan → per batch of parties (a Distributed
+  Map): pay → write_statements → mark_settled → close;  on failure: record_failure.
+Every step is safe to run again, within one execution (a Lambda retry) or in the next attempt of the
+run (a resume after a failure or a stop): ids are derived, writes are conditional, and a transfer is
+recorded as INSTRUCTED before it is sent, so a lost acknowledgement is recovered by asking the channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coupons.data.ledger import SHARDS, shard_of
+from coupons.data.redemptions import RedemptionStore
+from coupons.data.settlement import RunExists, SettlementStore
+from coupons.data.statements import StatementStore
+from coupons.data.workflows import ExecutionExists, SettlementWorkflow
+from coupons.domain import settlement as rules
+from coupons.domain.coupons import iso
+from coupons.domain.errors import InvalidField
+from coupons.domain.payments import (
+    ChannelError,
+    ChannelRejected,
+    ChannelStatus,
+    Direction,
+    Instruction,
+    PaymentChannel,
+)
+from coupons.domain.principals import Principal, Role
+from coupons.domain.settlement import (
+    ClearingBehind,
+    Decision,
+    RunStatus,
+    SettlementRunNotFound,
+    StatementNotFound,
+    TransferStatus,
+)
+from coupons.services.accounts import check_account
+
+
+class TransfersIncomplete(Exception):
+    """Some parties' transfers could not be made in this attempt (the channel failed or timed out);
+    the others were. The state machine retries the step: what is SENT is skipped."""
+
+
+class TransferRejected(Exception):
+    """The channel refused a transfer outright: retrying will not help; the run fails, resumable once
+    the cause is fixed."""
+
+
+class StatementMismatch(Exception):
+    """A statement's lines do not add up to its recorded net: never publish it."""
+
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SettlementSteps:
+    def __init__(
+        self,
+        store: SettlementStore,
+        redemptions: RedemptionStore,
+        statements: StatementStore,
+        channel: Callable[[], PaymentChannel],
+        *,
+        time_zone: str,
+        minimums: dict[str, int],
+        clock: Clock = _now,
+    ):
+        self._store = store
+        self._redemptions = redemptions
+        self._statements = statements
+        self._channel = channel  # made on first use: only the pay step talks to the channel
+        self._zone = time_zone
+        self._minimums = minimums
+        self._clock = clock
+
+    # -- open ------------------------------------------------------------------------------
+
+    def open(self, *, execution: str, business_date: str | None = None, scheduled_at: str | None = None) -> dict:
+        """Opens the run for the date (a schedule gives the time it fired: the run settles the day
+        before, in the tenant's zone). Proceeds only if this execution owns the run: a second
+        execution for a date that has a run (two schedules firing, a start racing one) stops here."""
+        day = business_date or rules.scheduled_business_date(scheduled_at, self._zone)
+        run_id = rules.run_id(day)
+        now = iso(self._clock())
+        record = {
+            "run_id": run_id,
+            "business_date": day,
+            "status": RunStatus.RUNNING.value,
+            "attempt": 1,
+            "execution_name": execution,
+            "requested_at": now,
+            "opened_at": now,
+        }
+        try:
+            self._store.create_run(record)
+            run = record
+        except RunExists as exists:
+            run = exists.run
+            if run["status"] == RunStatus.CLOSED or run.get("execution_name") != execution:
+                return {"run_id": run_id, "business_date": day, "proceed": False, "status": run["status"]}
+            self._store.update_run(
+                run_id, {"status": RunStatus.RUNNING.value, "opened_at": now}, expect={"execution_name": execution}
+            )
+        return {
+            "run_id": run_id,
+            "business_date": day,
+            "attempt": run["attempt"],
+            "proceed": True,
+            "shards": list(range(SHARDS)),
+        }
+
+    # -- wait for clearing -----------------------------------------------------------------
+
+    def await_clearing(self, business_date: str) -> dict:
+        """Everything redeemed or reversed up to the cut-off (the end of the business date) must be
+        cleared before postings are selected, or a late journal would miss its run."""
+        pending = self._redemptions.pending_clearing(business_date, limit=5)
+        if pending:
+            shown = ", ".join(f"{p['kind'].lower()} {p.get('reversal_id') or p['redemption_id']}" for p in pending)
+            raise ClearingBehind(f"not cleared yet for business dates up to {business_date}: {shown}")
+        return {"cleared_through": business_date}
+
+    # -- claim -----------------------------------------------------------------------------
+
+    def claim(self, run_id: str, business_date: str, shard: int) -> dict:
+        """Claims every unsettled posting of one shard due on or before the date."""
+        now = iso(self._clock())
+        met: set[str] = set()
+        claimed = taken = 0
+        for page in self._store.unsettled(shard, business_date):
+            for party in sorted({p["account"] for p in page} - met):
+                self._store.ensure_party(run_id, party, created_at=now)
+                met.add(party)
+            got, lost = self._store.claim(run_id, page, claimed_at=now)
+            claimed, taken = claimed + got, taken + lost
+        return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken}
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def plan(self, run_id: str) -> dict:
+        """The parties of the run in batches, written to S3 for the Distributed Map to read (a state's
+        payload is limited to 256 KB; 100,000 parties are not)."""
+        parties = sorted(p["party"] for p in self._store.parties(run_id))
+        items = rules.batches(parties)
+        key = self._statements.put_manifest(run_id, items)
+        self._store.update_run(run_id, {"parties": len(parties), "batches": len(items)})
+        return {"bucket": self._statements.bucket, "key": key, "parties": len(parties), "batches": len(items)}
+
+    # -- pay -------------------------------------------------------------------------------
+
+    def pay(self, run_id: str, business_date: str, parties: list[str]) -> dict:
+        """Nets each party of the batch and makes its transfers. A party whose transfer fails does not
+        stop the others; the step then fails (and is retried) naming them."""
+        failed: list[str] = []
+        rejected: list[str] = []
+        sent = 0
+        for party in parties:
+            record = self._netted(run_id, business_date, party)
+            for currency, outcome in sorted(record["currencies"].items()):
+                if outcome["decision"] == Decision.CARRY_FORWARD:
+                    self._carry(run_id, business_date, party, currency, outcome)
+                if outcome["status"] in (TransferStatus.SENT, TransferStatus.NO_TRANSFER):
+                    continue
+                try:
+                    self._transfer(run_id, party, currency, outcome)
+                    sent += 1
+                except ChannelRejected as error:
+                    rejected.append(f"{party} {currency}: {error}")
+                except ChannelError as error:
+                    failed.append(f"{party} {currency}: {type(error).__name__}: {error}")
+        if rejected:
+            raise TransferRejected("; ".join(rejected))
+        if failed:
+            raise TransfersIncomplete("; ".join(failed))
+        return {"parties": len(parties), "sent": sent}
+
+    def _netted(self, run_id: str, business_date: str, party: str) -> dict[str, Any]:
+        record = self._store.party(run_id, party)
+        if record is None:
+            raise SettlementRunNotFound(f"{party} is not a party of {run_id}")
+        if "currencies" in record:
+            return record
+        outcomes = rules.net_party(self._store.lines(run_id, party), self._minimums)
+        currencies = {
+            o.currency: {
+                "net": o.net,
+                "lines": o.lines,
+                "decision": o.decision.value,
+                "transfer": o.transfer,
+                "carried": o.carried,
+                "status": (TransferStatus.PENDING if o.transfer else TransferStatus.NO_TRANSFER).value,
+                "instruction_id": rules.instruction_id(run_id, party, o.currency) if o.transfer else None,
+            }
+            for o in outcomes
+        }
+        return self._store.set_outcomes(run_id, party, currencies)
+
+    def _transfer(self, run_id: str, party: str, currency: str, outcome: dict[str, Any]) -> None:
+        channel = self._channel()
+        instruction = Instruction(
+            instruction_id=outcome["instruction_id"],
+            run_id=run_id,
+            party=party,
+            currency=currency,
+            amount=outcome["transfer"],
+            direction=Direction.PAYOUT if outcome["decision"] == Decision.PAYOUT else Direction.COLLECTION,
+            reference=f"Settlement {run_id} {party}",
+        )
+        receipt = None
+        if outcome["status"] == TransferStatus.PENDING:
+            # Recorded before the channel hears of it: if we die after the channel accepted, the
+            # next attempt sees INSTRUCTED and asks the channel instead of assuming nothing was sent.
+            self._store.set_transfer(
+                run_id,
+                party,
+                currency,
+                {"status": TransferStatus.INSTRUCTED.value, "instructed_at": iso(self._clock())},
+                from_status=TransferStatus.PENDING,
+            )
+        else:
+            receipt = channel.status(instruction.instruction_id)  # a lost acknowledgement comes back here
+        if receipt is None:
+            receipt = channel.send(instruction)  # idempotent per instruction id at the channel too
+        if receipt.status != ChannelStatus.ACCEPTED:
+            raise ChannelRejected(f"{instruction.instruction_id} is {receipt.status}")
+        self._store.set_transfer(
+            run_id,
+            party,
+            currency,
+            {
+                "status": TransferStatus.SENT.value,
+                "channel_reference": receipt.channel_reference,
+                "sent_at": iso(self._clock()),
+            },
+            from_status=TransferStatus.INSTRUCTED,
+        )
+
+    def _carry(self, run_id: str, business_date: str, party: str, currency: str, outcome: dict) -> None:
+        journal_id = rules.carry_id(run_id, party, currency)
+        self._store.carry_forward(
+            {
+                "account": party,
+                "amount": outcome["carried"],
+                "currency": currency,
+                "journal_id": journal_id,
+                "source_id": run_id,
+                "carried_from": run_id,
+                "business_date": business_date,
+                # Due the next day: the next run takes it, never a re-run of this one.
+                "due_date": rules.next_day(business_date),
+            },
+            shard=shard_of(journal_id),
+        )
+
+    # -- statements ------------------------------------------------------------------------
+
+    def write_statements(self, run_id: str, business_date: str, parties: list[str]) -> dict:
+        run = {"run_id": run_id, "business_date": business_date}
+        for party in parties:
+            record = self._store.party(run_id, party)
+            lines = self._store.lines(run_id, party)
+            for currency, outcome in record["currencies"].items():
+                total = sum(line["amount"] for line in lines if line["currency"] == currency)
+                if total != outcome["net"]:
+                    raise StatementMismatch(f"{party} {currency}: lines sum to {total}, net is {outcome['net']}")
+            document = rules.statement(run, party, lines, record)
+            keys = self._statements.put_statement(run_id, party, document, rules.statement_csv(document))
+            self._store.set_party(run_id, party, {"statement": keys})
+        return {"parties": len(parties)}
+
+    # -- mark settled ----------------------------------------------------------------------
+
+    def mark_settled(self, run_id: str, parties: list[str]) -> dict:
+        now = iso(self._clock())
+        postings = 0
+        for party in parties:
+            record = self._store.party(run_id, party)
+            if record.get("settled_at"):
+                continue
+            unpaid = [c for c, o in record["currencies"].items() if o["status"] not in ("SENT", "NO_TRANSFER")]
+            if unpaid:
+                raise TransfersIncomplete(f"{party}: {', '.join(unpaid)} not transferred")
+            lines = self._store.lines(run_id, party)
+            self._store.mark_settled(run_id, lines, settled_at=now)
+            self._store.set_party(run_id, party, {"settled_at": now})
+            postings += len(lines)
+        return {"parties": len(parties), "postings": postings}
+
+    # -- close -----------------------------------------------------------------------------
+
+    def close(self, run_id: str, execution: str) -> dict:
+        totals: dict[str, dict[str, int]] = {}
+        parties = 0
+        for record in self._store.parties(run_id):
+            parties += 1
+            if not record.get("settled_at"):
+                raise TransfersIncomplete(f"{record['party']} is not settled")
+            for currency, o in record["currencies"].items():
+                t = totals.setdefault(
+                    currency,
+                    {"lines": 0, "net": 0, "payouts": 0, "payout_count": 0, "collections": 0,
+                     "collection_count": 0, "carried_forward": 0},
+                )
+                t["lines"] += o["lines"]
+                t["net"] += o["net"]
+                t["carried_forward"] += o["carried"]
+                if o["decision"] == Decision.PAYOUT:
+                    t["payouts"] += o["transfer"]
+                    t["payout_count"] += 1
+                elif o["decision"] == Decision.COLLECTION:
+                    t["collections"] += o["transfer"]
+                    t["collection_count"] += 1
+        summary = [{"currency": c, **t} for c, t in sorted(totals.items())]
+        self._store.update_run(
+            run_id,
+            {"status": RunStatus.CLOSED.value, "closed_at": iso(self._clock()), "totals": summary, "parties": parties},
+            expect={"execution_name": execution},
+        )
+        run = self._store.run(run_id)
+        return {"run_id": run_id, "business_date": run["business_date"], "parties": parties, "totals": summary}
+
+    def record_failure(self, run_id: str, execution: str, error: str, cause: str) -> dict:
+        self._store.update_run(
+            run_id,
+            {
+                "status": RunStatus.FAILED.value,
+                "failed_at": iso(self._clock()),
+                "error": {"error": error, "cause": cause[:2000]},
+            },
+            expect={"execution_name": execution},
+        )
+        return {"run_id": run_id, "status": RunStatus.FAILED.value}
+
+
+class SettlementRuns:
+    """What the API offers: start (or resume) the run for a date, follow it, read a statement."""
+
+    def __init__(
+        self,
+        store: SettlementStore,
+        statements: StatementStore,
+        workflow: Callable[[], SettlementWorkflow],
+        *,
+        tenant: str,
+        time_zone: str,
+        clock: Clock = _now,
+    ):
+        self._store = store
+        self._statements = statements
+        self._workflow = workflow
+        self._tenant = tenant
+        self._zone = time_zone
+        self._clock = clock
+
+    def start(self, business_date: str, principal: Principal) -> tuple[dict[str, Any], bool]:
+        """(the run, whether an execution was started now). A date has one run: asking again returns
+        it; asking again after its execution failed or was stopped resumes it (the next attempt)."""
+        principal.require(Role.ADMIN)
+        today = self._clock().astimezone(ZoneInfo(self._zone)).date()
+        day = rules.validate_business_date(business_date, today=today)
+        run_id = rules.run_id(day)
+        run = self._store.run(run_id)
+        if run is None:
+            record = {
+                "run_id": run_id,
+                "business_date": day,
+                "status": RunStatus.STARTING.value,
+                "attempt": 1,
+                "execution_name": rules.execution_name(self._tenant, day, 1),
+                "requested_at": iso(self._clock()),
+            }
+            try:
+                self._store.create_run(record)
+            except RunExists as exists:
+                run = exists.run  # another request (or the schedule) got there first
+            else:
+                return record, self._start_execution(record)
+        return self._existing(run)
+
+    def _existing(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        if run["status"] == RunStatus.CLOSED:
+            return run, False
+        state = self._workflow().status(run["execution_name"])
+        if state is None:
+            # Recorded, but the request that recorded it died before starting it: start it now.
+            return run, self._start_execution(run)
+        if state in ("RUNNING", "SUCCEEDED"):
+            return run, False
+        attempt = run["attempt"] + 1
+        changes = {
+            "status": RunStatus.STARTING.value,
+            "attempt": attempt,
+            "execution_name": rules.execution_name(self._tenant, run["business_date"], attempt),
+            "resumed_at": iso(self._clock()),
+        }
+        if not self._store.update_run(run["run_id"], changes, expect={"attempt": run["attempt"]}):
+            return self._store.run(run["run_id"]), False  # a concurrent request resumed it
+        run = {**run, **changes}
+        return run, self._start_execution(run)
+
+    def _start_execution(self, run: dict[str, Any]) -> bool:
+        try:
+            self._workflow().start(run["execution_name"], {"business_date": run["business_date"]})
+        except ExecutionExists:
+            return False
+        return True
+
+    def get(self, run_id: str, *, bucket: int, start: dict | None, limit: int) -> tuple[dict, tuple | None]:
+        rules.business_date_of(run_id)
+        run = self._store.run(run_id)
+        if run is None:
+            raise SettlementRunNotFound(field="run_id")
+        parties: list[dict[str, Any]] = []
+        while bucket < rules.PARTY_BUCKETS and len(parties) < limit:
+            found, start = self._store.party_page(run_id, bucket, start=start, limit=limit - len(parties))
+            parties += found
+            if not start:
+                bucket, start = bucket + 1, None
+        summaries = [_party_summary(p) for p in parties]
+        position = (bucket, start) if bucket < rules.PARTY_BUCKETS else None
+        return {**_run_view(run), "parties": summaries}, position
+
+    def statement(self, run_id: str, party: str, principal: Principal, fmt: str) -> str:
+        rules.business_date_of(run_id)
+        party = check_account(party, principal)
+        text = self._statements.statement(run_id, party, fmt)
+        if text is None:
+            raise StatementNotFound(field="party")
+        return text
+
+
+def _run_view(run: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "run_id", "business_date", "status", "attempt", "requested_at", "opened_at", "closed_at",
+        "failed_at", "error", "parties", "batches", "totals",
+    )
+    return {k: run[k] for k in keep if k in run}
+
+
+def _party_summary(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "party": record["party"],
+        "settled": bool(record.get("settled_at")),
+        "currencies": [
+            {
+                "currency": c,
+                **{k: o.get(k) for k in ("lines", "net", "decision", "transfer", "carried", "status",
+                                          "instruction_id", "channel_reference")},
+            }
+            for c, o in sorted((record.get("currencies") or {}).items())
+        ],
+    }
+
+
+def parse_minimums(text: str | None) -> dict[str, int]:
+    """`{"CNY": 100}` from the environment: the smallest transfer per currency, in minor units."""
+    import json
+
+    if not text:
+        return {}
+    values = json.loads(text)
+    if not all(isinstance(v, int) and v >= 0 for v in values.values()):
+        raise InvalidField("minimums are non-negative integers in minor units")
+    return values
+
+
+__all__ = ["SettlementSteps", "SettlementRuns", "ClearingBehind"]
