@@ -16,6 +16,7 @@ from constructs import Construct
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
+from infra.constructs.settlement import executions_of
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.tenants import Tenant
@@ -25,6 +26,8 @@ STAGE_NAME = "prod"
 
 # The idempotency contract promises at least 24 h; twice that covers a client retrying the next day.
 IDEMPOTENCY_TTL_SECONDS = 48 * 3600
+# What the API reads of the statements bucket: the parties' statements (coupons.data.statements).
+STATEMENT_OBJECTS = "settlement-runs/*/statements/*"
 
 # What the API's stores call on the main table. TransactWriteItems is authorised per contained
 # action (Put/Update/Delete/ConditionCheck), so it needs no action of its own.
@@ -147,7 +150,7 @@ class Api(Construct):
             ),
         )
 
-    def allow_settlement(self, state_machine: sfn.IStateMachine, statements: s3.IBucket) -> None:
+    def allow_settlement(self, state_machine: sfn.StateMachine, statements: s3.IBucket) -> None:
         """Ops start, resume and follow settlement runs, and parties read their statements, through the API."""
         self.function.add_environment(STATE_MACHINE_ARN, state_machine.state_machine_arn)
         self.function.add_environment(STATEMENTS_BUCKET, statements.bucket_name)
@@ -164,7 +167,17 @@ class Api(Construct):
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[execution_arns])
         )
         self.handler.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[statements.arn_for_objects("settlement-runs/*/statements/*")]
-            )
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[statements.arn_for_objects(STATEMENT_OBJECTS)])
+        )
+        bucket_id = Stack.of(self).get_logical_id(statements.node.default_child)
+        Validations.of(self.handler.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{executions_of(state_machine)}:*]",
+                reason="DescribeExecution on the settlement state machine's executions only: their names are "
+                "made per run (settle-{tenant}-{date}-{attempt}).",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{STATEMENT_OBJECTS}]",
+                reason="Reading statements (one object per run and party) and nothing else of the bucket.",
+            ),
         )

@@ -86,7 +86,11 @@ def test_the_api_function_is_configured_for_its_tenant(
     assert props["Timeout"] == 29
     variables = props["Environment"]["Variables"]
     (secret_id,) = resources(template, "AWS::SecretsManager::Secret")
+    (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")
+    (bucket_id,) = [b for b in resources(template, "AWS::S3::Bucket") if b.startswith("StorageStatements")]
     assert variables == {
+        "SETTLEMENT_STATE_MACHINE_ARN": {"Ref": machine_id},
+        "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,
         TENANT_SECRET_ENV: {"Ref": secret_id},
