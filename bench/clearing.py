@@ -6,7 +6,8 @@ tests/integration/test_clearing_handler.py does) against moto (`mock_aws`) and a
 coupons.data.schema.MAIN. It is fed DynamoDB stream events of 100 records (the mapping's batch size),
 built from the sample events in events/clearing/: fresh redemptions, partial reversals of them, a
 redelivered batch, and a batch of records that are not clearing's (which the mapping's filter keeps from
-the function on AWS).
+the function on AWS). Each redemption / reversal item is first written to the table as the redemption code
+writes it (with its clearing-pending index keys; not timed, not counted): clearing updates it.
 
 Counted: requests to DynamoDB (a botocore `before-call.dynamodb` hook on the function's client).
 Capacity: computed from DynamoDB's cost model (COST_MODEL, printed first) on item sizes measured from the
@@ -54,9 +55,14 @@ what it returns (a Query: of all the items it returns, summed). Item sizes follo
 element) and are measured on the items as stored. A cancelled transaction (a redelivered record) is
 counted as if it had committed: an upper bound. Partition limit: 1,000 write units/s per partition, so
 per item; an item is never split, a partition key's distinct items can be (split for heat).
-Each journal is posted in ONE TransactWriteItems: the journal item (conditional Put), then per leg a
-posting Put on ENTRIES#{account}#{shard} and a balance Update (ADD) on BALANCE#{account}#{shard}, the
-shard being hash(journal id) mod 32; a reversal also updates its redemption's journal (conditional).
+Each journal is posted in ONE TransactWriteItems: the journal item (conditional Put), the source item's
+Update (the redemption / reversal: REMOVE its clearing-pending gsi2 keys, under attribute_exists), then per
+leg a posting Put on ENTRIES#{account}#{shard} and a balance Update (ADD) on BALANCE#{account}#{shard},
+the shard being hash(journal id) mod 32; a reversal also updates its redemption's journal (conditional).
+Index writes: each global secondary index an item enters, leaves or stays in (projection ALL) is written
+once (twice if its key changes), modelled at 1 unit per KB of the item (if AWS bills them at the
+transactional rate, add as much again): each posting enters gsi1 (UNSETTLED#{shard}), the source item
+leaves gsi2 (CLEARING_PENDING#{n}).
 Timings are this machine, in-process against moto: moto's own work is in them, real DynamoDB's network
 round trips (some ms each) are not."""
 
@@ -99,12 +105,16 @@ class Meter:
     """Counts the function's DynamoDB requests; when `measuring`, sizes what each write touches (reading
     the items before and after through a separate client) and what each read returns."""
 
-    def __init__(self, function_client, raw_client):
+    def __init__(self, function_client, raw_client, gsi_keys: dict[str, tuple[str, str]]):
         self.requests: Counter = Counter()
         self.measuring = False
         self.wcu = 0.0
+        self.wcu_gsi = 0.0
         self.rcu = 0.0
+        self.items = 0
         self.sizes: dict[str, list[int]] = {}
+        self.gsi_writes: Counter = Counter()  # "gsi1 put", "gsi2 delete", ...
+        self._gsi_keys = gsi_keys
         self._raw = raw_client
         self._pending: list[tuple[str, dict, dict | None, dict | None]] = []
         events = function_client.meta.events
@@ -114,7 +124,9 @@ class Meter:
 
     def reset(self) -> None:
         self.requests = Counter()
-        self.wcu = self.rcu = 0.0
+        self.wcu = self.wcu_gsi = self.rcu = 0.0
+        self.items = 0
+        self.gsi_writes = Counter()
 
     def _get(self, key: dict) -> dict | None:
         return self._raw.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get("Item")
@@ -137,14 +149,37 @@ class Meter:
         if not self.measuring:
             return
         for _kind, key, before, proposed in self._pending:
-            size = max(item_size(before), item_size(self._get(key)), item_size(proposed))
-            self.sizes.setdefault(key["pk"]["S"].split("#")[0], []).append(size)
+            after = self._get(key)
+            size = max(item_size(before), item_size(after), item_size(proposed))
+            label = key["pk"]["S"].split("#")[0]
+            if label == "REDEMPTION":  # the source item: a redemption or one of its reversals
+                label = key["sk"]["S"].split("#")[0]
+            self.sizes.setdefault(label, []).append(size)
             self.wcu += units(size, 1024) * TRANSACT_WCU_PER_KB
+            self.items += 1
+            for name, (hash_key, range_key) in self._gsi_keys.items():
+                old = (before[hash_key], before[range_key]) if _keyed(before, hash_key, range_key) else None
+                new = (after[hash_key], after[range_key]) if _keyed(after, hash_key, range_key) else None
+                if old and new:
+                    writes = [("update", after)] if old == new else [("delete", before), ("put", after)]
+                elif old:
+                    writes = [("delete", before)]
+                elif new:
+                    writes = [("put", after)]
+                else:
+                    writes = []
+                for what, image in writes:
+                    self.gsi_writes[f"{name} {what}"] += 1
+                    self.wcu_gsi += units(item_size(image), 1024)
         self._pending = []
         if model.name == "GetItem":
             self.rcu += units(item_size(parsed.get("Item")), 4096)
         elif model.name == "Query":
             self.rcu += units(sum(item_size(i) for i in parsed.get("Items", [])), 4096)
+
+
+def _keyed(image: dict | None, hash_key: str, range_key: str) -> bool:
+    return bool(image) and hash_key in image and range_key in image
 
 
 # -- stream events ---------------------------------------------------------------------------------
@@ -275,8 +310,26 @@ def main() -> int:
         handler = load_handler()
         from coupons.data.clients import dynamodb
 
-        meter = Meter(dynamodb(), raw)
-        return run(handler, meter, store, ledger.SHARDS)
+        gsi = {i.name: (i.partition_key, i.sort_key) for i in MAIN.indexes}
+        meter = Meter(dynamodb(), raw, gsi)
+        return run(handler, meter, store, ledger.SHARDS, raw)
+
+
+def write_sources(raw, records: list[dict]) -> None:
+    """Writes the records' redemption / reversal items as the redemption code does: with their
+    clearing-pending index keys (coupons.data.redemptions.pending_index)."""
+    from coupons.data.redemptions import pending_index
+
+    items = []
+    for record in records:
+        image = record["dynamodb"]["NewImage"]
+        source_id = (image.get("reversal_id") or image["redemption_id"])["S"]
+        keys = pending_index(source_id, image["business_date"]["S"])
+        items.append({**image, **{k: {"S": v} for k, v in keys.items()}})
+    for i in range(0, len(items), 25):
+        request = {TABLE: [{"PutRequest": {"Item": item}} for item in items[i : i + 25]]}
+        while request:
+            request = raw.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
 
 
 def deliver(handler, records: list[dict]) -> list:
@@ -292,11 +345,12 @@ def timed(handler, meter: Meter, batches: list[list[dict]]) -> tuple[float, Coun
     return time.perf_counter() - started, meter.requests, failed
 
 
-def run(handler, meter: Meter, store, shards: int) -> int:
+def run(handler, meter: Meter, store, shards: int, raw) -> int:
     rng = random.Random(5)
     stream = Stream(rng)
     # Warm the "container" (imports, clients, the handler's module state), as a warm Lambda is.
     warm = [stream.redemption_record(n) for n in range(BATCH_SIZE)]
+    write_sources(raw, [r for r, _ in warm])
     assert deliver(handler, [r for r, _ in warm]) == []
 
     made = [stream.redemption_record(BATCH_SIZE + n) for n in range(BATCHES * BATCH_SIZE)]
@@ -304,6 +358,7 @@ def run(handler, meter: Meter, store, shards: int) -> int:
     reversals = [stream.reversal_record(image, n) for n, (_, image) in enumerate(made[: len(made) // 2])]
     reversal_batches = [reversals[i : i + BATCH_SIZE] for i in range(0, len(reversals), BATCH_SIZE)]
     foreign = [[stream.foreign_record(n) for n in range(BATCH_SIZE)]]
+    write_sources(raw, [r for r, _ in made] + reversals)
 
     rows = []
     for name, batches in [
@@ -321,6 +376,7 @@ def run(handler, meter: Meter, store, shards: int) -> int:
     metered = {}
     sample = [stream.redemption_record(10**6 + n) for n in range(BATCH_SIZE)]
     sample_reversals = [stream.reversal_record(image, 10**6 + n) for n, (_, image) in enumerate(sample)]
+    write_sources(raw, [r for r, _ in sample] + sample_reversals)
     meter.measuring = True
     for name, batch in [
         ("redemption journals", [r for r, _ in sample]),
@@ -328,7 +384,14 @@ def run(handler, meter: Meter, store, shards: int) -> int:
     ]:
         meter.reset()
         assert deliver(handler, batch) == []
-        metered[name] = (meter.wcu / len(batch), meter.rcu / len(batch))
+        n = len(batch)
+        metered[name] = (
+            meter.items / n,
+            meter.wcu / n,
+            meter.wcu_gsi / n,
+            meter.rcu / n,
+            {k: v / n for k, v in sorted(meter.gsi_writes.items())},
+        )
     meter.measuring = False
 
     print(f"{'':40} {'records':>8} {'records/s':>10} {'ms/record':>10}  DynamoDB requests per record")
@@ -337,8 +400,11 @@ def run(handler, meter: Meter, store, shards: int) -> int:
         print(f"{name:40} {records:8d} {records / elapsed:10.0f} {elapsed / records * 1000:10.2f}  {per}")
     print()
     print("Capacity per journal (metered pass, 100 journals each):")
-    for name, (wcu, rcu) in metered.items():
-        print(f"  {name:38} {wcu:5.1f} write units   {rcu:4.1f} read units (strongly consistent)")
+    print(f"  {'':38} {'items':>5} {'WCU table':>9} {'WCU gsi':>7} {'WCU total':>9} {'RCU':>4}  index writes")
+    for name, (items, wcu, wcu_gsi, rcu, gsi_writes) in metered.items():
+        writes = ", ".join(f"{k} {v:g}" for k, v in gsi_writes.items()) or "none"
+        print(f"  {name:38} {items:5.1f} {wcu:9.1f} {wcu_gsi:7.1f} {wcu + wcu_gsi:9.1f} {rcu:4.1f}  {writes}")
+    print("  (RCU: strongly consistent reads)")
     for prefix, sizes in sorted(meter.sizes.items()):
         print(f"  item {prefix:33} {min(sizes):5d}–{max(sizes)} B ({len(sizes)} written)")
 
@@ -367,6 +433,22 @@ def run(handler, meter: Meter, store, shards: int) -> int:
         " with\n"
         "ParallelizationFactor 1 each stream shard is cleared one batch at a time, one record after the\n"
         f"other, {trips:g} DynamoDB round trips per redemption journal (the rule's Query, the transaction)."
+    )
+    # The indexes' partitions: every posting of a journal on shard s enters gsi1 under UNSETTLED#s; every
+    # redemption / reversal enters gsi2 under CLEARING_PENDING#n when written and leaves it when cleared.
+    from coupons.data.redemptions import PENDING_SHARDS
+
+    postings = metered["redemption journals"][4].get("gsi1 put", 0)
+    per_unsettled = PARTITION_WCU_PER_S / postings if postings else float("inf")
+    pending = PENDING_SHARDS * PARTITION_WCU_PER_S / 2
+    print(
+        "Index partitions (1 WCU per index write of an item under 1 KB, 1,000 WCU/s per partition; a throttled\n"
+        "index write throttles the table write):\n"
+        f"  gsi1 UNSETTLED#s takes the {postings:g} postings of each journal on shard s: unsplit,"
+        f" {per_unsettled:,.0f} journals/s per shard\n"
+        f"  ({shards * per_unsettled:,.0f}/s per tenant); its items are distinct, so DynamoDB can split it by sort key.\n"
+        f"  gsi2 CLEARING_PENDING#n: 2 index writes per redemption or reversal (in when written, out when cleared):\n"
+        f"  {PENDING_SHARDS} x {PARTITION_WCU_PER_S} / 2 = {pending:,.0f} redemptions and reversals/s per tenant, unsplit."
     )
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(this machine: {os.cpu_count()} CPUs, load average {load:.1f} while it ran)")

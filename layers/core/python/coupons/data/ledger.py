@@ -3,12 +3,19 @@
   JOURNAL#{journal_id}           / JOURNAL            the journal: legs, shares, rule; a redemption's
                                                        also counts what its reversals gave back
   ENTRIES#{account}#{shard}      / {business_date}#{journal_id}   one posting per leg (append-only)
+                                 gsi1: UNSETTLED#{shard} / {due_date}#{account}#{journal_id}
+                                 (until settlement claims it: sparse)
   BALANCE#{account}#{shard}      / BALANCE            running balance per currency (`bal_{CUR}`)
   FUNDINGRULE#{rule_id}          / RULE | VERSION#{n}
 
 Postings and balances of an account are spread over SHARDS partition keys (the shard is a hash of
 the journal id), so the platform account, which nearly every journal touches, is not one hot item:
 each journal writes 2 items on one of its shards (a posting and a balance update, 2 WCU each).
+
+Unsettled postings: every posting carries gsi1 keys `UNSETTLED#{shard}` (the shard of its ENTRIES
+partition) / `{due_date}#{account}#{journal_id}`, so settlement finds what is due by a date with one
+Query per shard. Settlement claims a posting by updating it (SET run_id ..., REMOVE gsi1pk, gsi1sk):
+the index is sparse, it holds only what nobody has claimed yet.
 """
 
 from __future__ import annotations
@@ -20,6 +27,29 @@ from coupons.data.items import from_item, to_item
 from coupons.domain.ledger import Journal
 
 SHARDS = 32
+UNSETTLED = "UNSETTLED#"
+# Posting attributes copied from the record clearing was given (`extra`), for statements.
+POSTING_EXTRA = (
+    "redemption_id",
+    "reversal_id",
+    "campaign_id",
+    "brand_id",
+    "merchant_id",
+    "store_id",
+    "order_id",
+    "code",
+)
+# Index keys: on items, never in what the API answers.
+INDEX_KEYS = ("gsi1pk", "gsi1sk")
+
+
+def unsettled_partition(shard: int) -> str:
+    """gsi1 partition of the unsettled postings of ledger shard `shard` (0..SHARDS-1)."""
+    return f"{UNSETTLED}{shard}"
+
+
+def unsettled_sort_key(due_date: str, account: str, journal_id: str) -> str:
+    return f"{due_date}#{account}#{journal_id}"
 
 
 def shard_of(journal_id: str) -> int:
@@ -42,6 +72,10 @@ class ReversalsMoved(Exception):
     """Another reversal of the same redemption was posted since we read it: read again."""
 
 
+class SourceMissing(Exception):
+    """The record's source item (its redemption / reversal) is not in the table: a poison record."""
+
+
 class LedgerStore:
     def __init__(self, client, table_name: str):
         self._client = client
@@ -57,10 +91,15 @@ class LedgerStore:
         due_date: str,
         posted_at: str,
         extra: dict[str, Any],
+        source_key: dict[str, str] | None = None,
         reversal_of: tuple[str, int] | None = None,
     ) -> None:
         """Writes the journal, its postings and balance updates in ONE transaction, under the condition
         that the journal does not exist yet: a redelivered record can never post twice.
+
+        `source_key` = the key ({"pk", "sk"}) of the redemption / reversal item the journal records:
+        the same transaction takes it out of the clearing-pending index (REMOVE gsi2pk, gsi2sk), under
+        `attribute_exists(pk)` so that no stub item is ever created (SourceMissing if it is absent).
 
         `reversal_of` = (redemption journal id, reversals counted on it when we read it): the
         redemption's journal is updated with what this reversal gave back, under the condition that
@@ -84,6 +123,7 @@ class LedgerStore:
             "reversal_count": 0,
             **extra,
         }
+        # The journal's Put comes first: its condition is what tells a redelivery (`duplicate`).
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -93,6 +133,26 @@ class LedgerStore:
                 }
             }
         ]
+        source_at = None
+        if source_key is not None:
+            source_at = len(actions)
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": to_item({"pk": source_key["pk"], "sk": source_key["sk"]}),
+                        # Cleared: out of the sparse clearing-pending index (gsi2).
+                        "UpdateExpression": "REMOVE gsi2pk, gsi2sk",
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
+            )
+        rule = journal.rule or {}
+        rule_attributes = {
+            name: rule[key]
+            for name, key in (("rule_id", "rule_id"), ("rule_version", "version"))
+            if rule.get(key) is not None
+        }
         for leg in journal.legs:
             posting = {
                 "pk": f"ENTRIES#{leg.account}#{shard}",
@@ -107,11 +167,11 @@ class LedgerStore:
                 "due_date": due_date,
                 "posted_at": posted_at,
                 "settled": False,
-                **{
-                    k: v
-                    for k, v in extra.items()
-                    if k in ("redemption_id", "campaign_id", "order_id", "code")
-                },
+                **rule_attributes,
+                **{k: v for k, v in extra.items() if k in POSTING_EXTRA},
+                # Until settlement claims it (sparse): UNSETTLED#{the ENTRIES shard}.
+                "gsi1pk": unsettled_partition(shard),
+                "gsi1sk": unsettled_sort_key(due_date, leg.account, journal.journal_id),
             }
             actions.append({"Put": {"TableName": self._table, "Item": to_item(posting)}})
             actions.append(
@@ -127,7 +187,9 @@ class LedgerStore:
                     }
                 }
             )
+        reversal_at = None
         if reversal_of is not None:
+            reversal_at = len(actions)
             redemption_journal, count = reversal_of
             names = {f"#p{i}": party for i, party in enumerate(journal.party_shares)}
             sets = ", ".join(f"reversed.#p{i} = reversed.#p{i} + :v{i}" for i in range(len(names)))
@@ -150,9 +212,15 @@ class LedgerStore:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
             codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
-            if codes[0] == "ConditionalCheckFailed":
+
+            def failed(at: int | None) -> bool:
+                return at is not None and at < len(codes) and codes[at] == "ConditionalCheckFailed"
+
+            if failed(0):
                 raise AlreadyPosted() from None
-            if reversal_of is not None and codes[-1] == "ConditionalCheckFailed":
+            if failed(source_at):
+                raise SourceMissing(f"{source_key['pk']} / {source_key['sk']} is not in the table") from None
+            if failed(reversal_at):
                 raise ReversalsMoved() from None
             raise
 
@@ -214,8 +282,8 @@ class LedgerStore:
             if not last_key:
                 shard, last_key = shard + 1, None
         for entry in found:
-            entry.pop("pk")
-            entry.pop("sk")
+            for name in ("pk", "sk", *INDEX_KEYS):
+                entry.pop(name, None)
         return found, ((shard, last_key) if shard < SHARDS else None)
 
     # -- funding rules -----------------------------------------------------------------------

@@ -2,14 +2,22 @@
 
   REDEMPTION#{id} / REDEMPTION            the redemption, with what clearing needs (never reads back)
   REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals: one Query reads a redemption with them all
+      both, until clearing has posted their journal (sparse):
+      gsi2: CLEARING_PENDING#{pending_shard(id)} / {business_date}#{id}
   QRTOKEN#{nonce} / QRTOKEN               a used QR token (TTL: gone once the token has expired)
 
 Redemption and reversal items carry `kind` (REDEMPTION / REVERSAL): clearing takes those from the
 table's stream and nothing else.
+
+Clearing pending: every redemption and reversal is written with gsi2 keys in one of PENDING_SHARDS
+partitions (a hash of its own id, so no partition is hot); the transaction that posts its journal
+removes them (data/ledger.py). So `pending_clearing(date)` finds what is not cleared yet, up to a
+business date, with a few small Queries: settlement waits until nothing is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -72,8 +80,33 @@ class IdempotencyWrite:
     expires_at: int
 
 
+PENDING_SHARDS = 16
+CLEARING_PENDING = "CLEARING_PENDING#"
+# A Query per pending shard reads at most this many items per page.
+PENDING_PAGE = 10
+# Index keys: on items, never in what the API answers.
+INDEX_KEYS = ("gsi2pk", "gsi2sk")
+
+
 def redemption_key(redemption_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"REDEMPTION#{redemption_id}"}, "sk": {"S": "REDEMPTION"}}
+
+
+def pending_shard(source_id: str) -> int:
+    """The clearing-pending shard of a redemption or reversal id: sha256, first 4 bytes, mod 16."""
+    return int.from_bytes(hashlib.sha256(source_id.encode()).digest()[:4], "big") % PENDING_SHARDS
+
+
+def pending_partition(shard: int) -> str:
+    return f"{CLEARING_PENDING}{shard}"
+
+
+def pending_index(source_id: str, business_date: str) -> dict[str, str]:
+    """The gsi2 keys a redemption / reversal item carries until clearing has posted its journal."""
+    return {
+        "gsi2pk": pending_partition(pending_shard(source_id)),
+        "gsi2sk": f"{business_date}#{source_id}",
+    }
 
 
 class RedemptionStore:
@@ -133,7 +166,11 @@ class RedemptionStore:
             conditions.append("(attribute_not_exists(totp_step) OR totp_step < :step)")
             update += ", totp_step = :step"
             values[":step"] = change.totp_step
-        item = {**{k: v["S"] for k, v in redemption_key(redemption["redemption_id"]).items()}, **redemption}
+        item = {
+            **{k: v["S"] for k, v in redemption_key(redemption["redemption_id"]).items()},
+            **redemption,
+            **pending_index(redemption["redemption_id"], redemption["business_date"]),
+        }
         actions: list[dict[str, Any]] = [
             {
                 "ConditionCheck": {
@@ -233,9 +270,47 @@ class RedemptionStore:
             return None
         reversals = [i for i in items if i["sk"].startswith("REVERSAL#")]
         for record in [redemption, *reversals]:
-            record.pop("pk")
-            record.pop("sk")
+            for name in ("pk", "sk", *INDEX_KEYS):
+                record.pop(name, None)
         return redemption, reversals
+
+    def pending_clearing(self, up_to_business_date: str, *, limit: int = 10) -> list[dict[str, Any]]:
+        """Redemptions and reversals with business dates up to `up_to_business_date` whose journal is
+        not posted yet (at most `limit`; [] = everything up to that date is cleared). One small Query
+        per pending shard, stopping as soon as `limit` are found.
+
+        The index is eventually consistent: an item cleared a moment ago may still be listed, one
+        written a moment ago may not be yet. Ask about business dates that have ended."""
+        found: list[dict[str, Any]] = []
+        for shard in range(PENDING_SHARDS):
+            start: dict[str, Any] | None = None
+            while len(found) < limit:
+                args: dict[str, Any] = {
+                    "TableName": self._table,
+                    "IndexName": "gsi2",
+                    "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :hi",
+                    "ExpressionAttributeValues": to_item(
+                        {":pk": pending_partition(shard), ":hi": f"{up_to_business_date}#~"}
+                    ),
+                    "ProjectionExpression": "#k, #rdm, #rvs, #bd",
+                    "ExpressionAttributeNames": {
+                        "#k": "kind",
+                        "#rdm": "redemption_id",
+                        "#rvs": "reversal_id",
+                        "#bd": "business_date",
+                    },
+                    "Limit": min(PENDING_PAGE, limit - len(found)),
+                }
+                if start:
+                    args["ExclusiveStartKey"] = start
+                page = self._client.query(**args)
+                found += [_pending(from_item(i)) for i in page.get("Items", [])]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+            if len(found) >= limit:
+                break
+        return sorted(found, key=lambda r: (r["business_date"], r.get("reversal_id", r["redemption_id"])))
 
     def reverse(
         self,
@@ -256,6 +331,7 @@ class RedemptionStore:
             "pk": f"REDEMPTION#{redemption_id}",
             "sk": f"REVERSAL#{reversal['reversed_at']}#{reversal['reversal_id']}",
             **reversal,
+            **pending_index(reversal["reversal_id"], reversal["business_date"]),
         }
         actions: list[dict[str, Any]] = [
             {
@@ -289,6 +365,13 @@ class RedemptionStore:
                 return False
             raise
         return True
+
+
+def _pending(item: dict[str, Any]) -> dict[str, Any]:
+    keys = ("kind", "redemption_id", "business_date")
+    if item.get("kind") == "REVERSAL":
+        keys += ("reversal_id",)
+    return {k: item[k] for k in keys if k in item}
 
 
 def _idempotency_record(item: dict[str, Any] | None) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Called once per stream record (functions/clearing). Delivery is at least once, so everything here is
 safe to run again: journal ids derive from the source record and the journal is written under
 `attribute_not_exists`, so a second delivery finds it posted and does nothing.
+
+The same transaction takes the source item (the redemption / reversal, keyed by the record's pk/sk)
+out of the clearing-pending index; a record whose item is not in the table fails (SourceMissing).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from coupons.data.ledger import AlreadyPosted, LedgerStore, ReversalsMoved
+from coupons.data.ledger import AlreadyPosted, LedgerStore, ReversalsMoved, SourceMissing
 from coupons.domain import funding, ledger
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
@@ -87,16 +90,20 @@ class Clearer:
         raise ReversalsMoved()
 
     def _post(self, journal: ledger.Journal, source: dict[str, Any], **kwargs: Any) -> str:
+        if "pk" not in source or "sk" not in source:
+            raise SourceMissing(f"the {journal.kind} record {journal.source_id} carries no pk/sk")
         try:
             self._ledger.post(
                 journal,
                 business_date=source["business_date"],
                 due_date=due_date(source["business_date"], source["settlement_cycle"]),
                 posted_at=iso(self._clock()),
+                source_key={"pk": source["pk"], "sk": source["sk"]},
                 extra={
                     k: source[k]
                     for k in (
                         "redemption_id",
+                        "reversal_id",
                         "campaign_id",
                         "brand_id",
                         "merchant_id",
