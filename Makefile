@@ -12,10 +12,11 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install local test test-fast synth bench lint clean admin-key
+.PHONY: help install local settle test test-fast synth bench lint clean admin-key
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
+	@echo "make settle DATE=YYYY-MM-DD - run that date's settlement on the running local stack"
 	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
 	@echo "make bench   - benchmarks (cold start ratio)"
@@ -34,6 +35,11 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 install: $(VENV)/.installed node_modules/.installed
+
+# The settlement run of DATE on the running local stack (make local in another terminal).
+settle: install
+	@test -n "$(DATE)" || { echo "usage: make settle DATE=YYYY-MM-DD"; exit 2; }
+	$(PY) -m infra.local.settle --date $(DATE)
 
 local: install
 	$(PY) -m infra.local --tenant $(TENANT) --port $(PORT)

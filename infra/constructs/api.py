@@ -16,9 +16,9 @@ from constructs import Construct
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
-from infra.constructs.settlement import executions_of
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.settlement import executions_of
 from infra.tenants import Tenant
 
 # Routes live under /v1 in the path, so the stage keeps one fixed name and API versions coexist behind it.
@@ -161,13 +161,17 @@ class Api(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         self.handler.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine.state_machine_arn])
+            iam.PolicyStatement(
+                actions=["states:StartExecution"], resources=[state_machine.state_machine_arn]
+            )
         )
         self.handler.role.add_to_principal_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[execution_arns])
         )
         self.handler.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[statements.arn_for_objects(STATEMENT_OBJECTS)])
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[statements.arn_for_objects(STATEMENT_OBJECTS)]
+            )
         )
         bucket_id = Stack.of(self).get_logical_id(statements.node.default_child)
         Validations.of(self.handler.role).acknowledge(

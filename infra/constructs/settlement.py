@@ -46,7 +46,12 @@ PERMANENT = ["TransferRejected", "StatementMismatch", "SettlementRunNotFound", "
 # Clearing behind the cut-off: wait up to 30 × 60 s, then fail the run saying so.
 CLEARING_WAIT = {"interval": Duration.seconds(60), "max_attempts": 30, "backoff_rate": 1.0}
 # Everything else (the channel down or slow, a Lambda crash or timeout, throttling): back off.
-TRANSIENT = {"interval": Duration.seconds(2), "max_attempts": 6, "backoff_rate": 2.0, "max_delay": Duration.seconds(60)}
+TRANSIENT = {
+    "interval": Duration.seconds(2),
+    "max_attempts": 6,
+    "backoff_rate": 2.0,
+    "max_delay": Duration.seconds(60),
+}
 # Lambda invocations at once: the claim Map's shards, and the Distributed Map's batches.
 CLAIM_CONCURRENCY = 8
 BATCH_CONCURRENCY = 10
@@ -69,7 +74,13 @@ STEPS = [
     Step("claim", "Settlement: claim due postings of a shard", READ + WRITE, timeout_seconds=900, index=True),
     Step("plan", "Settlement: batch the parties", READ + ["dynamodb:UpdateItem"], 300, ["s3:PutObject"]),
     Step("pay", "Settlement: net and transfer", READ + WRITE, 300, bank=True),
-    Step("write_statements", "Settlement: statements to S3", READ + ["dynamodb:UpdateItem"], 300, ["s3:PutObject"]),
+    Step(
+        "write_statements",
+        "Settlement: statements to S3",
+        READ + ["dynamodb:UpdateItem"],
+        300,
+        ["s3:PutObject"],
+    ),
     Step("mark_settled", "Settlement: mark postings settled", READ + ["dynamodb:UpdateItem"], 300),
     Step("close", "Settlement: total and close the run", READ + ["dynamodb:UpdateItem"], 300),
     Step("record_failure", "Settlement: record a failed run", ["dynamodb:UpdateItem"]),
@@ -108,7 +119,9 @@ class Settlement(Construct):
             env = dict(environment)
             if step.bucket:
                 statements_.append(
-                    iam.PolicyStatement(actions=step.bucket, resources=[statements.arn_for_objects(RUN_OBJECTS)])
+                    iam.PolicyStatement(
+                        actions=step.bucket, resources=[statements.arn_for_objects(RUN_OBJECTS)]
+                    )
                 )
             if step.bank:
                 env["PAYMENT_CHANNEL"] = tenant.payment_channel
@@ -152,7 +165,15 @@ class Settlement(Construct):
 
     # -- the state machine -------------------------------------------------------------------
 
-    def _task(self, name: str, step: str, payload: dict, *, result_path: str | None, waits_for_clearing: bool = False):
+    def _task(
+        self,
+        name: str,
+        step: str,
+        payload: dict,
+        *,
+        result_path: str | None,
+        waits_for_clearing: bool = False,
+    ):
         task = tasks.LambdaInvoke(
             self,
             name,
@@ -249,14 +270,19 @@ class Settlement(Construct):
         for state in (await_clearing, claim, plan, parties, close, emit):
             state.add_catch(record_failure, errors=[sfn.Errors.ALL], result_path="$.failure")
 
-        already = sfn.Succeed(self, "AlreadySettledOrOwned", comment="Another execution owns this date's run, or it is closed.")
+        already = sfn.Succeed(
+            self, "AlreadySettledOrOwned", comment="Another execution owns this date's run, or it is closed."
+        )
         definition = open_run.next(
             sfn.Choice(self, "Proceed?")
             .when(sfn.Condition.boolean_equals("$.run.proceed", False), already)
             .otherwise(
-                await_clearing.next(claim).next(plan).next(parties).next(close).next(emit).next(
-                    sfn.Succeed(self, "Settled")
-                )
+                await_clearing.next(claim)
+                .next(plan)
+                .next(parties)
+                .next(close)
+                .next(emit)
+                .next(sfn.Succeed(self, "Settled"))
             )
         )
         logs_group = logs.LogGroup(
@@ -322,8 +348,6 @@ class Settlement(Construct):
                 ),
             ),
         )
-
-
 
 
 def _logical_id(construct: Construct) -> str:

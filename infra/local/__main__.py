@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -72,6 +72,8 @@ def _friendly(outputs: dict[str, str], suffix: str) -> dict[str, str]:
 
 
 def endpoints_document(deployment, gateway, seeded, moto, log_dir: Path) -> dict:
+    from infra.tenants import load_tenant
+
     outputs = deployment.outputs
     functions = _friendly(outputs, "FunctionName")
     named = set(functions.values())
@@ -98,6 +100,10 @@ def endpoints_document(deployment, gateway, seeded, moto, log_dir: Path) -> dict
         "account": deployment.account,
         "stack_name": deployment.stack_name,
         "tenant": outputs.get("TenantName"),
+        # The tenant's business day (what `make settle` and T+N count in).
+        "time_zone": load_tenant(outputs["TenantName"]).settlement_time_zone
+        if "TenantName" in outputs
+        else "UTC",
         "api_stage": gateway.api.stage,
         "tables": tables,
         "buckets": buckets,
@@ -124,8 +130,12 @@ def _print_endpoints(doc: dict, path: Path) -> None:
         *(f"    {principal:<20} {key}" for principal, key in doc["keys"].items()),
         "  tables:        " + ", ".join(f"{k}={v}" for k, v in doc["tables"].items()),
         "  buckets:       " + (", ".join(f"{k}={v}" for k, v in doc["buckets"].items()) or "-"),
-        "  state machines:" + (" " + ", ".join(f"{k}={v}" for k, v in doc["state_machines"].items())
-                               if doc["state_machines"] else " -"),
+        "  state machines:"
+        + (
+            " " + ", ".join(f"{k}={v}" for k, v in doc["state_machines"].items())
+            if doc["state_machines"]
+            else " -"
+        ),
         "  functions:     " + ", ".join(f"{k}={v}" for k, v in doc["functions"].items()),
         "  campaigns:     " + ", ".join(f"{k}={v}" for k, v in doc["campaigns"].items()),
         f"  function logs {doc['logs']}",
@@ -165,14 +175,25 @@ def _stage_of(deployment, api_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--tenant", default="demo")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")),
-                        help="API port on 127.0.0.1 (0: any free port)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("PORT", "3000")),
+        help="API port on 127.0.0.1 (0: any free port)",
+    )
     parser.add_argument("--endpoints-file", type=Path, default=REPO_ROOT / ".local" / "endpoints.json")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="synthesized app and function logs (default: the endpoints file's folder)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="synthesized app and function logs (default: the endpoints file's folder)",
+    )
     parser.add_argument("--region", default=None)
     parser.add_argument("--no-seed", action="store_true", help="deploy and serve, but create no demo data")
     args = parser.parse_args(argv)
@@ -205,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             gw = gateway.Gateway(port=args.port)
         except OSError as err:
-            log.error("cannot listen on 127.0.0.1:%s (%s); choose another with PORT=... or --port", args.port, err)
+            log.error(
+                "cannot listen on 127.0.0.1:%s (%s); choose another with PORT=... or --port", args.port, err
+            )
             return 2
         cleanup.callback(gw.stop)
         # The CDK synth (Node) and moto's start are independent: overlap them.
@@ -229,8 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         warming.shutdown(wait=False)
 
         api_id = _find_rest_api(deployment)
-        api = phases.run("routes", gateway.load_rest_api, api_id, stage=_stage_of(deployment, api_id),
-                         account=deployment.account, region=region)
+        api = phases.run(
+            "routes",
+            gateway.load_rest_api,
+            api_id,
+            stage=_stage_of(deployment, api_id),
+            account=deployment.account,
+            region=region,
+        )
         gw.start(api)
 
         inits = phases.run("warm", lambda: {name: f.result() for name, f in warm_futures.items()})
@@ -252,8 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         tmp.replace(endpoints_file)
         _print_endpoints(doc, endpoints_file)
-        log.info("ready in %.1f s (%s)", phases.total(),
-                 ", ".join(f"{k} {v:.1f}s" for k, v in phases.times.items()))
+        log.info(
+            "ready in %.1f s (%s)",
+            phases.total(),
+            ", ".join(f"{k} {v:.1f}s" for k, v in phases.times.items()),
+        )
         serving.set()
         print(f"READY {gw.url}", flush=True)
 

@@ -78,7 +78,11 @@ def get_run(
     tags=["settlement"],
 )
 def get_statement(run_id: str, party: str):
-    accept = (app.current_event.headers or {}).get("accept") or (app.current_event.headers or {}).get("Accept") or ""
+    accept = (
+        (app.current_event.headers or {}).get("accept")
+        or (app.current_event.headers or {}).get("Accept")
+        or ""
+    )
     fmt = "csv" if "text/csv" in accept else "json"
     text = runs().statement(run_id, party, caller(), fmt)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"

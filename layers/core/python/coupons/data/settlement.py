@@ -95,10 +95,14 @@ class SettlementStore:
         return record
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        item = self._client.get_item(TableName=self._table, Key=run_key(run_id), ConsistentRead=True).get("Item")
+        item = self._client.get_item(TableName=self._table, Key=run_key(run_id), ConsistentRead=True).get(
+            "Item"
+        )
         return _clean(from_item(item)) if item else None
 
-    def update_run(self, run_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None) -> bool:
+    def update_run(
+        self, run_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None
+    ) -> bool:
         """SET the changes if every `expect` attribute still holds its value; False if one does not."""
         names = {f"#c{i}": k for i, k in enumerate(changes)}
         values = {f":c{i}": v for i, v in enumerate(changes.values())}
@@ -163,12 +167,8 @@ class SettlementStore:
             "party": party,
             "created_at": created_at,
         }
-        try:
-            self._client.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            pass  # already there: this run met the party in another shard or an earlier attempt
+        # Already there when this run met the party in another shard or an earlier attempt.
+        self._put_new(item)
 
     def claim(self, run_id: str, postings: list[dict[str, Any]], *, claimed_at: str) -> tuple[int, int]:
         """Claims postings for the run, each with its line, in transactions of CLAIMS_PER_TRANSACTION.
@@ -180,12 +180,16 @@ class SettlementStore:
             chunk, pending = pending[:CLAIMS_PER_TRANSACTION], pending[CLAIMS_PER_TRANSACTION:]
             while chunk:
                 try:
-                    self._client.transact_write_items(TransactItems=self._claim_actions(run_id, chunk, claimed_at))
+                    self._client.transact_write_items(
+                        TransactItems=self._claim_actions(run_id, chunk, claimed_at)
+                    )
                     claimed += len(chunk)
                     chunk = []
                 except self._client.exceptions.TransactionCanceledException as error:
                     reasons = error.response.get("CancellationReasons", [])
-                    refused = {i // 2 for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"}
+                    refused = {
+                        i // 2 for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
+                    }
                     if not refused:
                         raise  # a conflict or throttle: the step fails and is retried
                     for i in refused:
@@ -335,12 +339,17 @@ class SettlementStore:
             "gsi1sk": f"{carry['due_date']}#{carry['account']}#{carry['journal_id']}",
             **carry,
         }
+        self._put_new(item)  # an earlier attempt of this run may have written it
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        """Puts an item that must never be overwritten; False if it exists."""
         try:
             self._client.put_item(
                 TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
             )
         except self._client.exceptions.ConditionalCheckFailedException:
-            pass  # written by an earlier attempt of this run
+            return False
+        return True
 
     def mark_settled(self, run_id: str, lines: list[dict[str, Any]], *, settled_at: str) -> None:
         """Marks the claimed postings settled by this run, SETTLES_PER_TRANSACTION per request. The
@@ -355,7 +364,9 @@ class SettlementStore:
                             "Key": to_item({"pk": line["posting_pk"], "sk": line["posting_sk"]}),
                             "UpdateExpression": "SET settled = :t, settled_at = :at",
                             "ConditionExpression": "run_id = :run",
-                            "ExpressionAttributeValues": to_item({":t": True, ":at": settled_at, ":run": run_id}),
+                            "ExpressionAttributeValues": to_item(
+                                {":t": True, ":at": settled_at, ":run": run_id}
+                            ),
                         }
                     }
                     for line in chunk

@@ -1,7 +1,7 @@
 """Settlement documents in the tenant's statements bucket (KMS-encrypted by the bucket's default).
 
-  settlement-runs/{run_id}/manifest.json             the parties in batches: the Distributed Map's items
-  settlement-runs/{run_id}/statements/{party}.json   one party's statement, and the same as .csv
+settlement-runs/{run_id}/manifest.json             the parties in batches: the Distributed Map's items
+settlement-runs/{run_id}/statements/{party}.json   one party's statement, and the same as .csv
 """
 
 from __future__ import annotations
@@ -30,10 +30,14 @@ class StatementStore:
         self._put(key, json.dumps(items, separators=(",", ":")), FORMATS["json"])
         return key
 
-    def put_statement(self, run_id: str, party: str, document: dict[str, Any], csv_text: str) -> dict[str, str]:
+    def put_statement(
+        self, run_id: str, party: str, document: dict[str, Any], csv_text: str
+    ) -> dict[str, str]:
         """Overwrites: a retry writes the same bytes (the statement is a function of the claimed lines)."""
         keys = {fmt: statement_key(run_id, party, fmt) for fmt in FORMATS}
-        self._put(keys["json"], json.dumps(document, separators=(",", ":"), ensure_ascii=False), FORMATS["json"])
+        self._put(
+            keys["json"], json.dumps(document, separators=(",", ":"), ensure_ascii=False), FORMATS["json"]
+        )
         self._put(keys["csv"], csv_text, FORMATS["csv"])
         return keys
 

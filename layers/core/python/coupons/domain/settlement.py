@@ -239,10 +239,28 @@ def statement_csv(document: dict[str, Any]) -> str:
     """The statement's lines as CSV, then one TOTAL row per currency (amount = the net)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run_id", "party", *STATEMENT_COLUMNS, "decision", "transfer", "carried_forward", "channel_reference"])
+    writer.writerow(
+        [
+            "run_id",
+            "party",
+            *STATEMENT_COLUMNS,
+            "decision",
+            "transfer",
+            "carried_forward",
+            "channel_reference",
+        ]
+    )
     for line in document["lines"]:
         writer.writerow(
-            [document["run_id"], document["party"], *(line.get(k, "") for k in STATEMENT_COLUMNS), "", "", "", ""]
+            [
+                document["run_id"],
+                document["party"],
+                *(line.get(k, "") for k in STATEMENT_COLUMNS),
+                "",
+                "",
+                "",
+                "",
+            ]
         )
     for total in document["totals"]:
         row = {k: "" for k in STATEMENT_COLUMNS}

@@ -11,7 +11,7 @@ recorded as INSTRUCTED before it is sent, so a lost acknowledgement is recovered
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,7 +86,9 @@ class SettlementSteps:
 
     # -- open ------------------------------------------------------------------------------
 
-    def open(self, *, execution: str, business_date: str | None = None, scheduled_at: str | None = None) -> dict:
+    def open(
+        self, *, execution: str, business_date: str | None = None, scheduled_at: str | None = None
+    ) -> dict:
         """Opens the run for the date (a schedule gives the time it fired: the run settles the day
         before, in the tenant's zone). Proceeds only if this execution owns the run: a second
         execution for a date that has a run (two schedules firing, a start racing one) stops here."""
@@ -110,7 +112,9 @@ class SettlementSteps:
             if run["status"] == RunStatus.CLOSED or run.get("execution_name") != execution:
                 return {"run_id": run_id, "business_date": day, "proceed": False, "status": run["status"]}
             self._store.update_run(
-                run_id, {"status": RunStatus.RUNNING.value, "opened_at": now}, expect={"execution_name": execution}
+                run_id,
+                {"status": RunStatus.RUNNING.value, "opened_at": now},
+                expect={"execution_name": execution},
             )
         return {
             "run_id": run_id,
@@ -127,7 +131,9 @@ class SettlementSteps:
         cleared before postings are selected, or a late journal would miss its run."""
         pending = self._redemptions.pending_clearing(business_date, limit=5)
         if pending:
-            shown = ", ".join(f"{p['kind'].lower()} {p.get('reversal_id') or p['redemption_id']}" for p in pending)
+            shown = ", ".join(
+                f"{p['kind'].lower()} {p.get('reversal_id') or p['redemption_id']}" for p in pending
+            )
             raise ClearingBehind(f"not cleared yet for business dates up to {business_date}: {shown}")
         return {"cleared_through": business_date}
 
@@ -273,7 +279,9 @@ class SettlementSteps:
             for currency, outcome in record["currencies"].items():
                 total = sum(line["amount"] for line in lines if line["currency"] == currency)
                 if total != outcome["net"]:
-                    raise StatementMismatch(f"{party} {currency}: lines sum to {total}, net is {outcome['net']}")
+                    raise StatementMismatch(
+                        f"{party} {currency}: lines sum to {total}, net is {outcome['net']}"
+                    )
             document = rules.statement(run, party, lines, record)
             keys = self._statements.put_statement(run_id, party, document, rules.statement_csv(document))
             self._store.set_party(run_id, party, {"statement": keys})
@@ -288,7 +296,9 @@ class SettlementSteps:
             record = self._store.party(run_id, party)
             if record.get("settled_at"):
                 continue
-            unpaid = [c for c, o in record["currencies"].items() if o["status"] not in ("SENT", "NO_TRANSFER")]
+            unpaid = [
+                c for c, o in record["currencies"].items() if o["status"] not in ("SENT", "NO_TRANSFER")
+            ]
             if unpaid:
                 raise TransfersIncomplete(f"{party}: {', '.join(unpaid)} not transferred")
             lines = self._store.lines(run_id, party)
@@ -309,8 +319,15 @@ class SettlementSteps:
             for currency, o in record["currencies"].items():
                 t = totals.setdefault(
                     currency,
-                    {"lines": 0, "net": 0, "payouts": 0, "payout_count": 0, "collections": 0,
-                     "collection_count": 0, "carried_forward": 0},
+                    {
+                        "lines": 0,
+                        "net": 0,
+                        "payouts": 0,
+                        "payout_count": 0,
+                        "collections": 0,
+                        "collection_count": 0,
+                        "carried_forward": 0,
+                    },
                 )
                 t["lines"] += o["lines"]
                 t["net"] += o["net"]
@@ -324,11 +341,21 @@ class SettlementSteps:
         summary = [{"currency": c, **t} for c, t in sorted(totals.items())]
         self._store.update_run(
             run_id,
-            {"status": RunStatus.CLOSED.value, "closed_at": iso(self._clock()), "totals": summary, "parties": parties},
+            {
+                "status": RunStatus.CLOSED.value,
+                "closed_at": iso(self._clock()),
+                "totals": summary,
+                "parties": parties,
+            },
             expect={"execution_name": execution},
         )
         run = self._store.run(run_id)
-        return {"run_id": run_id, "business_date": run["business_date"], "parties": parties, "totals": summary}
+        return {
+            "run_id": run_id,
+            "business_date": run["business_date"],
+            "parties": parties,
+            "totals": summary,
+        }
 
     def record_failure(self, run_id: str, execution: str, error: str, cause: str) -> dict:
         self._store.update_run(
@@ -363,11 +390,17 @@ class SettlementRuns:
         self._zone = time_zone
         self._clock = clock
 
-    def start(self, business_date: str, principal: Principal) -> tuple[dict[str, Any], bool]:
+    def start(
+        self, business_date: str, principal: Principal, *, day_must_be_over: bool = True
+    ) -> tuple[dict[str, Any], bool]:
         """(the run, whether an execution was started now). A date has one run: asking again returns
-        it; asking again after its execution failed or was stopped resumes it (the next attempt)."""
+        it; asking again after its execution failed or was stopped resumes it (the next attempt).
+
+        `day_must_be_over=False` is for the local stack only (`make settle`), where a developer settles
+        today's T+1 redemptions "tomorrow" without waiting for it."""
         principal.require(Role.ADMIN)
-        today = self._clock().astimezone(ZoneInfo(self._zone)).date()
+        tomorrow = self._clock().astimezone(ZoneInfo(self._zone)).date() + timedelta(days=1)
+        today = date.max if not day_must_be_over else tomorrow - timedelta(days=1)
         day = rules.validate_business_date(business_date, today=today)
         run_id = rules.run_id(day)
         run = self._store.run(run_id)
@@ -442,8 +475,18 @@ class SettlementRuns:
 
 def _run_view(run: dict[str, Any]) -> dict[str, Any]:
     keep = (
-        "run_id", "business_date", "status", "attempt", "requested_at", "opened_at", "closed_at",
-        "failed_at", "error", "parties", "batches", "totals",
+        "run_id",
+        "business_date",
+        "status",
+        "attempt",
+        "requested_at",
+        "opened_at",
+        "closed_at",
+        "failed_at",
+        "error",
+        "parties",
+        "batches",
+        "totals",
     )
     return {k: run[k] for k in keep if k in run}
 
@@ -455,8 +498,19 @@ def _party_summary(record: dict[str, Any]) -> dict[str, Any]:
         "currencies": [
             {
                 "currency": c,
-                **{k: o.get(k) for k in ("lines", "net", "decision", "transfer", "carried", "status",
-                                          "instruction_id", "channel_reference")},
+                **{
+                    k: o.get(k)
+                    for k in (
+                        "lines",
+                        "net",
+                        "decision",
+                        "transfer",
+                        "carried",
+                        "status",
+                        "instruction_id",
+                        "channel_reference",
+                    )
+                },
             }
             for c, o in sorted((record.get("currencies") or {}).items())
         ],
