@@ -78,6 +78,7 @@ def local_stack(tmp_path_factory):
         endpoints = json.loads(endpoints_file.read_text())
         endpoints["ready_seconds"] = time.monotonic() - started
         endpoints["output_file"] = str(output_path)
+        endpoints["endpoints_file"] = str(endpoints_file)
         yield endpoints
     finally:
         if proc.poll() is None:

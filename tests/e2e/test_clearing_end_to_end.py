@@ -39,40 +39,14 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
-import requests
+
+from tests.e2e.support import CLEARING_WAIT_S, Api, redeem, reverse, wait_for_clearing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
-TIMEOUT_S = 60
-# The stream is read after the write; earlier tests of the session may have left it a backlog.
-CLEARING_WAIT_S = 120
 
 SHARES = {"PLATFORM": 5000, "BRAND": 3000, "MERCHANT": 2000}
 EXPECTED = {"platform": -777, "brand": -467, "m1": 266, "m2": 978}
-
-
-class Api:
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-
-    def call(self, method: str, path: str, key: str, body: dict | None = None, **params) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.base_url}{path}",
-            json=body,
-            params=params or None,
-            headers={"x-api-key": key},
-            timeout=TIMEOUT_S,
-        )
-
-    def ok(self, method: str, path: str, key: str, body: dict | None = None, **params) -> dict:
-        answer = self.call(method, path, key, body, **params)
-        assert answer.status_code in (200, 201), f"{method} {path}: {answer.status_code} {answer.text}"
-        return answer.json()
-
-    def balance(self, account: str, key: str, **params) -> dict[str, int]:
-        body = self.ok("GET", f"/v1/accounts/{account}/balance", key, **params)
-        return {b["currency"]: b["amount"] for b in body["balances"]}
 
 
 @pytest.fixture(scope="module")
@@ -137,27 +111,6 @@ def world(api: Api, keys):
     }
 
 
-def redeem(api: Api, key: str, merchant_id: str, code: str, order_amount: int) -> dict:
-    return api.ok(
-        "POST",
-        "/v1/redemptions",
-        key,
-        {
-            "code": code,
-            "merchant_id": merchant_id,
-            "store_id": "s-1",
-            "order_amount": order_amount,
-            "currency": "CNY",
-            "order_id": f"o-{uuid.uuid4().hex[:10]}",
-        },
-    )
-
-
-def reverse(api: Api, key: str, redemption_id: str, amount: int | None) -> dict:
-    body = {} if amount is None else {"amount": amount}
-    return api.ok("POST", f"/v1/redemptions/{redemption_id}/reversals", key, body)
-
-
 @pytest.fixture(scope="module")
 def cleared(api: Api, world, keys):
     """The three redemptions and four reversals, made over HTTP; returns once the ledger shows them."""
@@ -197,17 +150,6 @@ def cleared(api: Api, world, keys):
         "all_seen_s": time.monotonic() - started,
         "platform_before": platform_before,
     }
-
-
-def wait_for_clearing(api: Api, key: str, redemption_id: str) -> dict:
-    deadline = time.monotonic() + CLEARING_WAIT_S
-    while True:
-        clearing = api.ok("GET", f"/v1/redemptions/{redemption_id}", key)["clearing"]
-        if clearing["status"] == "CLEARED":
-            return clearing
-        assert clearing == {"status": "PENDING"}
-        assert time.monotonic() < deadline, f"{redemption_id} not cleared in {CLEARING_WAIT_S} s"
-        time.sleep(0.1)
 
 
 def test_a_redemption_is_cleared_by_the_stream_with_the_rules_shares(world, cleared):

@@ -97,6 +97,15 @@ class SimulatedBank:
         records = [from_item(item) for item in self._scan("INSTRUCTION")]
         return [_receipt(r) for r in sorted(records, key=lambda r: (r["accepted_at"], r["instruction_id"]))]
 
+    def records(self) -> list[dict[str, Any]]:
+        """The bank's statement lines: each accepted instruction with whom it paid or collected from,
+        oldest first (what reconciliation will read)."""
+        records = [from_item(item) for item in self._scan("INSTRUCTION")]
+        for record in records:
+            record.pop("pk", None)
+            record.pop("sk", None)
+        return sorted(records, key=lambda r: (r["accepted_at"], r["instruction_id"]))
+
     def inject(self, party: str, mode: str, *, times: int = 1, delay_ms: int = 0) -> None:
         """The next `times` sends to `party` (`*`: any party) fail in `mode`. Replaces any fault
         already injected for that party; a party's own fault is used before the wildcard's."""
