@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.timeout
     while True:
         view, _ = runs().get(run["run_id"], bucket=0, start=None, limit=50)
-        if view["status"] in FINAL or time.monotonic() > deadline:
+        stopped = view.get("execution_status") not in (None, "RUNNING", "NOT_STARTED")
+        if view["status"] in FINAL or stopped or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     print(json.dumps(view, indent=2, ensure_ascii=False))

@@ -462,7 +462,16 @@ class SettlementRuns:
                 bucket, start = bucket + 1, None
         summaries = [_party_summary(p) for p in parties]
         position = (bucket, start) if bucket < rules.PARTY_BUCKETS else None
-        return {**_run_view(run), "parties": summaries}, position
+        view = _run_view(run)
+        if run["status"] in (RunStatus.STARTING, RunStatus.RUNNING):
+            # A stopped execution records nothing on the run (no Catch runs): ask Step Functions, so
+            # that a caller sees the run is not moving, and that starting it again resumes it.
+            state = self._workflow().status(run["execution_name"]) or "NOT_STARTED"
+            if state == "SUCCEEDED":  # it closed the run between our two reads: show it closed
+                view = _run_view(self._store.run(run_id))
+            else:
+                view["execution_status"] = state
+        return {**view, "parties": summaries}, position
 
     def statement(self, run_id: str, party: str, principal: Principal, fmt: str) -> str:
         rules.business_date_of(run_id)
