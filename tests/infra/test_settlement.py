@@ -1,0 +1,172 @@
+"""Settlement: the Standard state machine's definition as synthesized (steps, Map and Distributed Map, retries
+and catches), the schedule in the tenant's zone, the simulated bank's table, and who may touch it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from coupons.data.schema import BANK
+from infra.tenants import load_tenant
+from tests.infra.conftest import only, resources
+from tests.infra.test_functions import _listed, _role_of, _statements
+
+pytestmark = pytest.mark.xdist_group("infra")
+
+CHILD_STEPS = ["Pay", "WriteStatements", "MarkSettled"]
+
+
+def _definition(template: dict) -> dict:
+    """The definition with each token (a step function's ARN, the bucket) replaced by its logical id."""
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(
+        p if isinstance(p, str) else "<" + (p.get("Ref") or p.get("Fn::GetAtt", ["?"])[0]) + ">"
+        for p in parts
+    )
+    return json.loads(text)
+
+
+@pytest.fixture
+def definition(template: dict) -> dict:
+    return _definition(template)
+
+
+def _tasks(states: dict) -> dict[str, dict]:
+    found = {}
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            found[name] = state
+        if state["Type"] == "Map":
+            found.update(_tasks(state["ItemProcessor"]["States"]))
+    return found
+
+
+def test_the_run_goes_open_wait_claim_plan_settle_close_emit(definition: dict):
+    states = definition["States"]
+    assert definition["StartAt"] == "Open"
+    path, name = [], "Open"
+    while name in states and states[name]["Type"] not in ("Succeed", "Fail"):
+        path.append(name)
+        state = states[name]
+        name = state.get("Next") or state.get("Default")
+    assert path == [
+        "Open",
+        "Proceed?",
+        "AwaitClearing",
+        "ClaimShards",
+        "Plan",
+        "SettleParties",
+        "Close",
+        "EmitCompleted",
+    ]
+    assert states[name]["Type"] == "Succeed"
+    # A second execution for a date whose run another execution owns (or that is closed) ends at once.
+    (choice,) = states["Proceed?"]["Choices"]
+    assert choice == {"Variable": "$.run.proceed", "BooleanEquals": False, "Next": "AlreadySettledOrOwned"}
+
+
+def test_postings_are_claimed_shard_by_shard_and_parties_settled_in_a_distributed_map(definition: dict):
+    states = definition["States"]
+    claim = states["ClaimShards"]
+    assert claim["ItemsPath"] == "$.run.shards" and claim["MaxConcurrency"] >= 1
+    parties = states["SettleParties"]
+    assert parties["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert parties["ItemReader"]["Resource"] == "arn:<AWS::Partition>:states:::s3:getObject"
+    assert parties["ItemReader"]["Parameters"]["Key.$"] == "$.plan.key"
+    assert parties["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    child = parties["ItemProcessor"]
+    order, name = [], child["StartAt"]
+    while name:
+        order.append(name)
+        name = child["States"][name].get("Next")
+    assert order == CHILD_STEPS
+    # The children's results are not gathered into the state (1,000 batches would not fit 256 KB).
+    assert parties["ResultSelector"] == {"batches.$": "States.ArrayLength($)"}
+
+
+def test_every_step_retries_transient_errors_with_backoff_and_permanent_ones_never(definition: dict):
+    for name, task in _tasks(definition["States"]).items():
+        if name == "EmitCompleted":
+            continue
+        retries = task["Retry"]
+        assert retries[0]["MaxAttempts"] == 0 and "TransferRejected" in retries[0]["ErrorEquals"], name
+        last = retries[-1]
+        assert last["ErrorEquals"] == ["States.ALL"], name
+        assert last["BackoffRate"] > 1 and 0 < last["MaxAttempts"] <= 10 and last["MaxDelaySeconds"] <= 300, (
+            name
+        )
+    (wait,) = [
+        r for r in definition["States"]["AwaitClearing"]["Retry"] if r["ErrorEquals"] == ["ClearingBehind"]
+    ]
+    # Bounded: clearing gets half an hour to catch up, then the run fails saying so.
+    assert wait["IntervalSeconds"] * wait["MaxAttempts"] * wait.get("BackoffRate", 1) <= 3600
+
+
+def test_a_failure_after_open_is_recorded_on_the_run_and_fails_the_execution(definition: dict):
+    states = definition["States"]
+    for name in ("AwaitClearing", "ClaimShards", "Plan", "SettleParties", "Close", "EmitCompleted"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "RecordFailure"}
+        ], name
+    assert states["RecordFailure"]["Next"] == "Failed"
+    assert states["Failed"] == {
+        "Type": "Fail",
+        "ErrorPath": "$.failure.Error",
+        "CausePath": "$.failure.Cause",
+    }
+
+
+def test_the_completed_run_is_announced_on_eventbridge(definition: dict):
+    emit = definition["States"]["EmitCompleted"]
+    assert emit["Resource"] == "arn:<AWS::Partition>:states:::events:putEvents"
+    (entry,) = emit["Parameters"]["Entries"]
+    assert entry["Source"] == "coupons.settlement" and entry["DetailType"] == "SettlementRunCompleted"
+    assert entry["Detail.$"] == "$.closed"
+
+
+def test_the_state_machine_is_standard_traced_and_logs_everything(template: dict):
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_the_schedule_starts_a_run_in_the_tenants_zone_with_the_time_it_fired(tenant: str, template: dict):
+    settings = load_tenant(tenant)
+    _, schedule = only(template, "AWS::Scheduler::Schedule")
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == settings.settlement_schedule
+    assert props["ScheduleExpressionTimezone"] == settings.settlement_time_zone
+    assert props["State"] == "ENABLED"
+    machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
+    assert props["Target"]["Arn"] == {"Ref": machine_id}
+    assert json.loads(props["Target"]["Input"]) == {"scheduled_at": "<aws.scheduler.scheduled-time>"}
+
+
+def test_only_the_pay_step_may_reach_the_simulated_bank(template: dict):
+    bank = template["Resources"][BANK.logical_id]
+    assert bank["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert bank["DeletionPolicy"] == "Retain"
+    bank_arn = {"Fn::GetAtt": [BANK.logical_id, "Arn"]}
+    reaching = []
+    for logical_id, function in resources(template, "AWS::Lambda::Function").items():
+        for statement in _statements(template, _role_of(function)):
+            if bank_arn in _listed(statement["Resource"]):
+                reaching.append(logical_id)
+                assert sorted(_listed(statement["Action"])) == [
+                    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                ]  # fmt: skip
+    assert len(reaching) == 1 and reaching[0].startswith("SettlementStepsPay")
+
+
+def test_the_step_functions_may_write_to_s3_only_under_settlement_runs(template: dict):
+    for logical_id, function in resources(template, "AWS::Lambda::Function").items():
+        for statement in _statements(template, _role_of(function)):
+            for action in _listed(statement["Action"]):
+                if action.startswith("s3:") and action != "s3:GetObject":
+                    assert action == "s3:PutObject", logical_id
+                    (resource,) = _listed(statement["Resource"])
+                    assert resource["Fn::Join"][1][-1] == "/settlement-runs/*", logical_id
