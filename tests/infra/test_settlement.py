@@ -4,6 +4,7 @@ and catches), the schedule in the tenant's zone, the simulated bank's table, and
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,18 @@ def test_the_step_functions_may_write_to_s3_only_under_settlement_runs(template:
                     assert action == "s3:PutObject", logical_id
                     (resource,) = _listed(statement["Resource"])
                     assert resource["Fn::Join"][1][-1] == "/settlement-runs/*", logical_id
+
+
+def test_the_sample_events_carry_what_the_definition_passes_each_step(definition: dict):
+    events = Path(__file__).resolve().parents[2] / "events" / "settlement"
+    steps = {name: task for name, task in _tasks(definition["States"]).items() if name != "EmitCompleted"}
+    folders = {"ClaimShard": "claim", "RecordFailure": "record_failure", "WriteStatements": "write_statements",
+               "MarkSettled": "mark_settled", "AwaitClearing": "await_clearing"}  # fmt: skip
+    for name, task in steps.items():
+        folder = folders.get(name, name.lower())
+        sample = json.loads((events / f"{folder}.json").read_text())
+        passed = {key.removesuffix(".$") for key in task["Parameters"]}
+        assert set(sample) == passed, name
+        assert (
+            Path(__file__).resolve().parents[2] / "functions" / "settlement" / folder / "handler.py"
+        ).is_file()
