@@ -141,6 +141,12 @@ class SettlementSteps:
 
     def claim(self, run_id: str, business_date: str, shard: int) -> dict:
         """Claims every unsettled posting of one shard due on or before the date."""
+        run = self._store.run(run_id)
+        if run is not None and run.get("planned_at"):
+            # A resumed run whose parties were planned (and perhaps netted and paid) claims nothing
+            # more: a posting that became visible since would be settled without being paid. It
+            # waits for the next run.
+            return {"shard": shard, "claimed": 0, "taken_by_other_runs": 0, "skipped": "planned"}
         now = iso(self._clock())
         met: set[str] = set()
         claimed = taken = 0
@@ -160,7 +166,9 @@ class SettlementSteps:
         parties = sorted(p["party"] for p in self._store.parties(run_id))
         items = rules.batches(parties)
         key = self._statements.put_manifest(run_id, items)
-        self._store.update_run(run_id, {"parties": len(parties), "batches": len(items)})
+        self._store.update_run(
+            run_id, {"parties": len(parties), "batches": len(items), "planned_at": iso(self._clock())}
+        )
         return {"bucket": self._statements.bucket, "key": key, "parties": len(parties), "batches": len(items)}
 
     # -- pay -------------------------------------------------------------------------------
