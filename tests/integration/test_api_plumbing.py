@@ -119,6 +119,9 @@ def test_the_openapi_document_is_public_and_lists_every_route(api):
         ("/v1/redemptions/{redemption_id}", "get"),
         ("/v1/redemptions/{redemption_id}/reversals", "get"),
         ("/v1/redemptions/{redemption_id}/reversals", "post"),
+        ("/v1/settlement-runs", "post"),
+        ("/v1/settlement-runs/{run_id}", "get"),
+        ("/v1/settlement-runs/{run_id}/statements/{party}", "get"),
     }
     assert doc["components"]["securitySchemes"]["apiKey"] == {
         "type": "apiKey",
