@@ -20,32 +20,13 @@ from typing import Any
 
 from coupons.data.items import from_item, to_item
 from coupons.data.ledger import UNSETTLED, unsettled_partition
-from coupons.domain.settlement import PARTY_BUCKETS, party_bucket
+from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS, party_bucket
 
 # TransactWriteItems takes at most 100 actions: a claim is 2 (posting update + line put).
 CLAIMS_PER_TRANSACTION = 50
 SETTLES_PER_TRANSACTION = 100
-_LINE_FIELDS = (
-    "account",
-    "amount",
-    "currency",
-    "journal_id",
-    "source_id",
-    "source_kind",
-    "business_date",
-    "due_date",
-    "redemption_id",
-    "reversal_id",
-    "order_id",
-    "code",
-    "campaign_id",
-    "merchant_id",
-    "store_id",
-    "brand_id",
-    "rule_id",
-    "rule_version",
-    "carried_from",
-)
+# What a run's line copies from its posting: what a statement shows, and whose line it is.
+_LINE_FIELDS = (*STATEMENT_COLUMNS, "account", "source_id", "brand_id", "carried_from")
 
 
 def run_key(run_id: str) -> dict[str, Any]:
