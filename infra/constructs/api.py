@@ -173,6 +173,15 @@ class Api(Construct):
                 actions=["s3:GetObject"], resources=[statements.arn_for_objects(STATEMENT_OBJECTS)]
             )
         )
+        # Without ListBucket, S3 answers a missing key with 403 instead of NoSuchKey, and "this party has
+        # no statement" would be a 500; the condition keeps the listing to the settlement runs.
+        self.handler.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[statements.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["settlement-runs/*"]}},
+            )
+        )
         bucket_id = Stack.of(self).get_logical_id(statements.node.default_child)
         Validations.of(self.handler.role).acknowledge(
             Acknowledgment(

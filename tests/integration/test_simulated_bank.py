@@ -23,6 +23,7 @@ from coupons.domain.payments import (
     InstructionMismatch,
     PaymentChannel,
 )
+from tests.integration.moto_threads import OneRequestAtATime
 
 TABLE = "coupons-test-bank"
 START = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
@@ -127,7 +128,8 @@ def test_accepted_lists_every_payment_oldest_first(bank):
     assert bank.accepted() == receipts
 
 
-def test_concurrent_sends_of_one_instruction_make_one_payment(bank):
+def test_concurrent_sends_of_one_instruction_make_one_payment(ddb, bank):
+    bank = SimulatedBank(OneRequestAtATime(ddb), TABLE)
     start = threading.Barrier(16)
 
     def send(_):
@@ -237,7 +239,8 @@ def test_a_fault_for_one_party_leaves_the_others_alone(bank):
         bank.send(instruction(party="merchant:m1"))
 
 
-def test_a_single_fault_fires_once_under_concurrent_sends(bank):
+def test_a_single_fault_fires_once_under_concurrent_sends(ddb, bank):
+    bank = SimulatedBank(OneRequestAtATime(ddb), TABLE)
     bank.inject("*", "fail")
     start = threading.Barrier(16)
 

@@ -34,6 +34,7 @@ PARTY_BUCKETS = 16
 # Parties per child of the Distributed Map: one Lambda invocation per step handles this many.
 BATCH_SIZE = 100
 RUN_ID = re.compile(r"^stl_\d{8}$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class RunStatus(StrEnum):
@@ -100,12 +101,13 @@ def execution_name(tenant: str, business_date: str, attempt: int) -> str:
 
 def validate_business_date(text: str, *, today: date) -> str:
     """A date whose day is over in the tenant's zone: settling today would cut the day in two."""
+    # The pattern first: date.fromisoformat also reads other ISO 8601 forms ("2026-W10-1", "20260301").
+    if not isinstance(text, str) or not _DATE.fullmatch(text):
+        raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date")
     try:
         day = date.fromisoformat(text)
-    except (TypeError, ValueError):
+    except ValueError:
         raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date") from None
-    if len(text) != 10:
-        raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date")
     if day >= today:
         raise InvalidField(
             f"business_date must be a day that is over (before {today.isoformat()} in the tenant's zone)",

@@ -167,7 +167,7 @@ class SettlementSteps:
         items = rules.batches(parties)
         key = self._statements.put_manifest(run_id, items)
         self._store.update_run(
-            run_id, {"parties": len(parties), "batches": len(items), "planned_at": iso(self._clock())}
+            run_id, {"party_count": len(parties), "batches": len(items), "planned_at": iso(self._clock())}
         )
         return {"bucket": self._statements.bucket, "key": key, "parties": len(parties), "batches": len(items)}
 
@@ -353,7 +353,7 @@ class SettlementSteps:
                 "status": RunStatus.CLOSED.value,
                 "closed_at": iso(self._clock()),
                 "totals": summary,
-                "parties": parties,
+                "party_count": parties,
             },
             expect={"execution_name": execution},
         )
@@ -361,11 +361,17 @@ class SettlementSteps:
         return {
             "run_id": run_id,
             "business_date": run["business_date"],
-            "parties": parties,
+            "party_count": parties,
             "totals": summary,
         }
 
     def record_failure(self, run_id: str, execution: str, error: str, cause: str) -> dict:
+        run = self._store.run(run_id)
+        if run is not None and run["status"] == RunStatus.CLOSED:
+            # Only the SettlementRunCompleted event failed (after its retries): the money is settled
+            # and the run stays CLOSED (a resume would settle nothing); the failure is kept on it.
+            self._store.update_run(run_id, {"completion_event_error": {"error": error, "cause": cause[:2000]}})
+            return {"run_id": run_id, "status": RunStatus.CLOSED.value}
         self._store.update_run(
             run_id,
             {
@@ -501,9 +507,10 @@ def _run_view(run: dict[str, Any]) -> dict[str, Any]:
         "closed_at",
         "failed_at",
         "error",
-        "parties",
+        "party_count",
         "batches",
         "totals",
+        "completion_event_error",
     )
     return {k: run[k] for k in keep if k in run}
 
