@@ -343,7 +343,7 @@ def test_a_run_settled_by_its_execution_shows_its_totals_parties_and_statements(
 def test_a_page_of_one_party_still_tells_how_many_parties_the_run_has(api, keys, settlement):
     start(api, keys["admin"])
     seed_parties(api, count=5)
-    SettlementStore(api.ddb, TABLE).update_run(RUN, {"parties": 5, "batches": 1})  # as plan records it
+    SettlementStore(api.ddb, TABLE).update_run(RUN, {"party_count": 5, "batches": 1})  # as plan records it
 
     page = api.call("GET", f"/v1/settlement-runs/{RUN}", api_key=keys["admin"], query={"limit": "1"}).json
 
