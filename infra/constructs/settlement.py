@@ -227,7 +227,9 @@ class Settlement(Construct):
         settle_batch = (
             self._task("Pay", "pay", batch, result_path=None)
             .next(self._task("WriteStatements", "write_statements", batch, result_path=None))
-            .next(self._task("MarkSettled", "mark_settled", batch, result_path=None))
+            # The child's output is its last result, a few bytes ({"parties", "postings"}), not its input
+            # (100 party names): the Distributed Map gathers every child's output, 256 KB at most.
+            .next(self._task("MarkSettled", "mark_settled", batch, result_path="$"))
         )
         parties = sfn.DistributedMap(
             self,

@@ -83,8 +83,10 @@ def test_postings_are_claimed_shard_by_shard_and_parties_settled_in_a_distribute
         order.append(name)
         name = child["States"][name].get("Next")
     assert order == CHILD_STEPS
-    # The children's results are not gathered into the state (1,000 batches would not fit 256 KB).
+    # The children's results are not gathered into the state (1,000 batches would not fit 256 KB), and
+    # each child's output is its last step's small result, not its input's party names.
     assert parties["ResultSelector"] == {"batches.$": "States.ArrayLength($)"}
+    assert child["States"]["MarkSettled"]["ResultPath"] == "$"
 
 
 def test_every_step_retries_transient_errors_with_backoff_and_permanent_ones_never(definition: dict):
