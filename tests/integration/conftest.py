@@ -75,7 +75,7 @@ def load_api_handler():
     import dependencies
 
     coupons.config.settings.cache_clear()
-    coupons.data.clients._dynamodb.cache_clear()
+    coupons.data.clients.reset()
     coupons.data.secrets._tenant_key.cache_clear()
     coupons.data.secrets._secretsmanager.cache_clear()
     for name in ("campaigns", "api_keys", "idempotency", "authenticator", "coupons", "issuer", "redeemer"):

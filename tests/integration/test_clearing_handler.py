@@ -33,7 +33,7 @@ def ledger(aws):
     import coupons.data.clients
 
     coupons.config.settings.cache_clear()
-    coupons.data.clients._dynamodb.cache_clear()
+    coupons.data.clients.reset()
     store = LedgerStore(aws, TABLE)
     store.put_rule(
         {"rule_id": "fr_DEMO", "name": "demo 50/30/20"},

@@ -282,12 +282,12 @@ def test_a_fault_that_cannot_fire_is_refused(bank, mode, kwargs):
 def test_a_simulated_tenant_gets_the_simulated_bank_on_its_table(ddb):
     import coupons.data.clients
 
-    coupons.data.clients._dynamodb.cache_clear()  # made inside moto, not by an earlier test
+    coupons.data.clients.reset()  # made inside moto, not by an earlier test
     try:
         channel = channel_from_environment({"PAYMENT_CHANNEL": "simulated", "BANK_TABLE_NAME": TABLE})
         receipt = channel.send(instruction())
     finally:
-        coupons.data.clients._dynamodb.cache_clear()
+        coupons.data.clients.reset()
 
     assert isinstance(channel, SimulatedBank)
     assert SimulatedBank(ddb, TABLE).status(receipt.instruction_id) == receipt

@@ -19,11 +19,9 @@ def _client(service: str):
     return botocore.session.get_session().create_client(service, config=config)
 
 
-def _dynamodb():
-    return _client("dynamodb")
-
-
-_dynamodb.cache_clear = _client.cache_clear  # tests reset every client through the old name
+def reset() -> None:
+    """Forget every client (tests: each moto instance needs clients made inside it)."""
+    _client.cache_clear()
 
 
 def dynamodb():
