@@ -172,8 +172,61 @@ def _state_machines_from_cloudformation_are_executable() -> None:
     StateMachine.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+def _transactions_are_idempotent_by_client_request_token() -> None:
+    # DynamoDB answers a TransactWriteItems whose ClientRequestToken it saw succeed (within 10 minutes)
+    # with success again, applying nothing; botocore fills the token in by itself and keeps it across
+    # its retries. moto ignores the token: a transaction that committed while its client timed out
+    # (a loaded machine, a 5 s read timeout) was applied again on botocore's retry, or refused by its
+    # own conditions, where DynamoDB would have answered the retry with the first success.
+    import hashlib
+    import json
+    import threading
+    import time
+
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+    if getattr(original, "_local_fixed", False):
+        return
+    window_s = 600
+    done: dict[str, tuple[str, float, object]] = {}
+    locks: dict[str, threading.Lock] = {}
+    guard = threading.Lock()
+
+    @functools.wraps(original)
+    def transact_write_items(self):
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        fingerprint = hashlib.sha256(
+            json.dumps(self.body.get("TransactItems"), sort_keys=True).encode()
+        ).hexdigest()
+        with guard:
+            now = time.monotonic()
+            for old in [t for t, (_, at, _) in done.items() if now - at > window_s]:
+                done.pop(old, None)
+                locks.pop(old, None)
+            lock = locks.setdefault(token, threading.Lock())
+        with lock:  # a retry arriving while the first attempt still runs waits for its outcome
+            seen = done.get(token)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    raise MockValidationException(
+                        "IdempotentParameterMismatch: the token was used with other TransactItems"
+                    )
+                return seen[2]
+            result = original(self)
+            done[token] = (fingerprint, time.monotonic(), result)
+            return result
+
+    transact_write_items._local_fixed = True
+    DynamoHandler.transact_write_items = transact_write_items
+
+
 def apply() -> None:
     _kms_key_tags()
     _transactions_back_up_their_items_only()
     _base_table_queries_read_their_partition_only()
     _state_machines_from_cloudformation_are_executable()
+    _transactions_are_idempotent_by_client_request_token()
