@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import boto3
 import pytest
 
 from coupons.data.schema import MAIN
-from infra.local import moto_server
+from tests.integration.local_moto import local_moto
 
 REGION = "eu-west-1"
 TABLE = "fixes-main"
@@ -16,23 +14,10 @@ TABLE = "fixes-main"
 
 @pytest.fixture(scope="module")
 def ddb():
-    """moto as `make local` runs it (its fixes applied); the environment is put back afterwards."""
-    from moto.core.config import default_user_config
-
-    saved_env = dict(os.environ)
-    saved_config = {name: dict(default_user_config[name]) for name in ("stepfunctions", "lambda")}
-    server = moto_server.start(region=REGION)
-    try:
+    with local_moto(REGION) as server:
         client = boto3.client("dynamodb", region_name=REGION, endpoint_url=server.endpoint)
         client.create_table(**MAIN.create_table_kwargs(TABLE))
         yield client
-    finally:
-        server.stop()
-        for name, values in saved_config.items():
-            default_user_config[name].clear()
-            default_user_config[name].update(values)
-        os.environ.clear()
-        os.environ.update(saved_env)
 
 
 def _put_once(pk: str) -> list[dict]:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import string
 from pathlib import Path
 
 import pytest
 
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
-from infra.local import deploy, moto_server
+from infra.local import deploy
 from infra.local.runtime import LocalRuntime
+from tests.integration.local_moto import local_moto
 
 pytestmark = pytest.mark.xdist_group("local-runtime")
 
@@ -26,23 +26,9 @@ ALNUM = set(string.ascii_letters + string.digits)
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    """moto as `make local` runs it; the process's environment is put back afterwards, so the other
-    integration tests of this worker (mock_aws in-process) see nothing of it."""
-    from moto.core.config import default_user_config
-
-    saved_env = dict(os.environ)
-    saved_config = {name: dict(default_user_config[name]) for name in ("stepfunctions", "lambda")}
-    server = moto_server.start(region=REGION)
-    try:
+def moto():
+    with local_moto(REGION) as server:
         yield server
-    finally:
-        server.stop()
-        for name, values in saved_config.items():
-            default_user_config[name].clear()
-            default_user_config[name].update(values)
-        os.environ.clear()
-        os.environ.update(saved_env)
 
 
 def _function(name: str, variables: dict) -> dict:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 import dependencies
 from coupons.api.idempotency import run_idempotent
-from coupons.data.items import from_item, to_item
-from coupons.domain.errors import InvalidCursor
+from coupons.data.items import decode_position, encode_position
+from coupons.data.settlement import parties_partition
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Role
 from coupons.domain.settlement import PARTY_BUCKETS
@@ -66,9 +63,11 @@ def get_run(
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ):
     caller(Role.ADMIN)
-    bucket, start = _decode(cursor, run_id)
+    bucket, start = decode_position(
+        cursor, run_id, partitions=PARTY_BUCKETS, partition_key=lambda b: parties_partition(run_id, b)
+    )
     body, position = runs().get(run_id, bucket=bucket, start=start, limit=limit)
-    return json_response(200, {**body, "next_cursor": _encode(position, run_id)})
+    return json_response(200, {**body, "next_cursor": encode_position(run_id, position)})
 
 
 @app.get(
@@ -91,28 +90,3 @@ def get_statement(run_id: str, party: str):
 
 def _public(run: dict) -> dict:
     return {k: v for k, v in run.items() if k not in ("kind", "execution_name")}
-
-
-def _encode(position, run_id: str) -> str | None:
-    if position is None:
-        return None
-    bucket, key = position
-    plain = {"r": run_id, "b": bucket, "k": from_item(key) if key else None}
-    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str | None, run_id: str):
-    if cursor is None:
-        return 0, None
-    try:
-        plain = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
-        bucket, key = plain["b"], plain["k"]
-        if plain["r"] != run_id or not isinstance(bucket, int) or not 0 <= bucket < PARTY_BUCKETS:
-            raise ValueError
-        if key is not None and (
-            set(key) != {"pk", "sk"} or key["pk"] != f"SETTLEMENT#{run_id}#PARTIES#{bucket}"
-        ):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor(field="cursor") from None
-    return bucket, to_item(key) if key else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -82,3 +83,32 @@ def decode_cursor(cursor: str | None, *, expect: dict[str, str]) -> dict[str, An
     ):
         raise InvalidCursor(field="cursor")
     return to_item(plain)
+
+
+def encode_position(scope: str, position: tuple[int, dict[str, Any] | None] | None) -> str | None:
+    """A cursor for a listing that reads partition after partition: (partition index, last key), tied
+    to what is listed (`scope`: an account, a run)."""
+    if position is None:
+        return None
+    index, key = position
+    plain = {"r": scope, "b": index, "k": from_item(key) if key else None}
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_position(
+    cursor: str | None, scope: str, *, partitions: int, partition_key: Callable[[int], str]
+) -> tuple[int, dict[str, Any] | None]:
+    """The position a cursor of `encode_position` stands for; anything this listing did not issue (another
+    scope, a partition out of range, a key of another partition) is an InvalidCursor."""
+    if cursor is None:
+        return 0, None
+    try:
+        plain = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        index, key = plain["b"], plain["k"]
+        if plain["r"] != scope or not isinstance(index, int) or not 0 <= index < partitions:
+            raise ValueError
+        if key is not None and (set(key) != {"pk", "sk"} or key["pk"] != partition_key(index)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor(field="cursor") from None
+    return index, to_item(key) if key else None

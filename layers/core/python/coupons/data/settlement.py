@@ -33,8 +33,12 @@ def run_key(run_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"SETTLEMENT#{run_id}"}, "sk": {"S": "RUN"}}
 
 
+def parties_partition(run_id: str, bucket: int) -> str:
+    return f"SETTLEMENT#{run_id}#PARTIES#{bucket}"
+
+
 def party_key(run_id: str, party: str) -> dict[str, Any]:
-    return {"pk": {"S": f"SETTLEMENT#{run_id}#PARTIES#{party_bucket(party)}"}, "sk": {"S": party}}
+    return {"pk": {"S": parties_partition(run_id, party_bucket(party))}, "sk": {"S": party}}
 
 
 def lines_partition(run_id: str, party: str) -> str:
@@ -226,7 +230,7 @@ class SettlementStore:
         args: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"SETTLEMENT#{run_id}#PARTIES#{bucket}"}},
+            "ExpressionAttributeValues": {":pk": {"S": parties_partition(run_id, bucket)}},
             "ConsistentRead": True,
             "Limit": limit,
         }

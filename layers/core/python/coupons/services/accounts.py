@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from typing import Any
 
-from coupons.data.items import from_item, to_item
-from coupons.data.ledger import LedgerStore
-from coupons.domain.errors import InvalidCursor, InvalidField, NotFound
+from coupons.data.items import decode_position, encode_position
+from coupons.data.ledger import SHARDS, LedgerStore
+from coupons.domain.errors import InvalidField, NotFound
 from coupons.domain.principals import ID_PATTERN, Principal, Role
 
 _ACCOUNT = re.compile(rf"^(platform|(brand|merchant):({ID_PATTERN[1:-1]}))$")
@@ -66,32 +63,8 @@ def entries(
     cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     account = check_account(account, principal)
-    found, position = store.entries(
-        account, from_date=from_date, to_date=to_date, start=_decode(cursor, account), limit=limit
+    start = decode_position(
+        cursor, account, partitions=SHARDS, partition_key=lambda shard: f"ENTRIES#{account}#{shard}"
     )
-    return found, _encode(position, account)
-
-
-def _encode(position: tuple[int, dict[str, Any] | None] | None, account: str) -> str | None:
-    if position is None:
-        return None
-    shard, key = position
-    plain = {"a": account, "s": shard, "k": from_item(key) if key else None}
-    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str | None, account: str) -> tuple[int, dict[str, Any] | None]:
-    if cursor is None:
-        return 0, None
-    try:
-        plain = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
-        shard, key = plain["s"], plain["k"]
-        if plain["a"] != account or not isinstance(shard, int) or not 0 <= shard < 1000:
-            raise ValueError
-        if key is not None and (
-            set(key) != {"pk", "sk"} or not str(key["pk"]).startswith(f"ENTRIES#{account}#")
-        ):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor(field="cursor") from None
-    return shard, to_item(key) if key else None
+    found, position = store.entries(account, from_date=from_date, to_date=to_date, start=start, limit=limit)
+    return found, encode_position(account, position)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from coupons.data.ledger import AlreadyPosted, LedgerStore, ReversalsMoved, SourceMissing
+from coupons.data.ledger import POSTING_EXTRA, AlreadyPosted, LedgerStore, ReversalsMoved, SourceMissing
 from coupons.domain import funding, ledger
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
@@ -99,21 +99,8 @@ class Clearer:
                 due_date=due_date(source["business_date"], source["settlement_cycle"]),
                 posted_at=iso(self._clock()),
                 source_key={"pk": source["pk"], "sk": source["sk"]},
-                extra={
-                    k: source[k]
-                    for k in (
-                        "redemption_id",
-                        "reversal_id",
-                        "campaign_id",
-                        "brand_id",
-                        "merchant_id",
-                        "store_id",
-                        "order_id",
-                        "code",
-                        "settlement_cycle",
-                    )
-                    if k in source
-                },
+                # What postings carry for statements, and the cycle the journal records.
+                extra={k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
                 **kwargs,
             )
         except AlreadyPosted:
