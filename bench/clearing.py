@@ -304,8 +304,8 @@ def main() -> int:
         raw.create_table(**MAIN.create_table_kwargs(TABLE))
         store = ledger.LedgerStore(raw, TABLE)
         store.put_rule(
-            {"rule_id": "fr_DEMO", "name": "bench 50/30/20"},
-            {"version": 1, "shares": RULE, "effective_from": "2026-01-01T00:00:00Z"},
+            {"rule_id": "fr_DEMO", "name": "bench 50/30/20", "brand_ids": ["brand-demo"]},
+            {"version": 1, "shares": RULE, "effective_from": "2026-01-01T00:00:00Z", "status": "APPROVED"},
         )
         handler = load_handler()
         from coupons.data.clients import dynamodb

@@ -65,7 +65,12 @@ def world(api: Api, keys):
         made[principal] = api.ok(
             "POST", "/v1/api-keys", admin, {"principal": principal, "description": "e2e"}
         )["api_key"]
-    rule = api.ok("POST", "/v1/funding-rules", admin, {"name": f"e2e 50/30/20 {tag}", "shares": SHARES})
+    rule = api.ok(
+        "POST",
+        "/v1/funding-rules",
+        admin,
+        {"name": f"e2e 50/30/20 {tag}", "shares": SHARES, "brand_ids": [brand]},
+    )
     campaign = api.ok(
         "POST",
         "/v1/campaigns",

@@ -97,7 +97,12 @@ class World:
         self.issuer_key = api.ok("POST", "/v1/api-keys", admin, {"principal": f"issuer:{self.brand_id}"})[
             "api_key"
         ]
-        rule = api.ok("POST", "/v1/funding-rules", admin, {"name": f"stl {tag}", "shares": SHARES})
+        rule = api.ok(
+            "POST",
+            "/v1/funding-rules",
+            admin,
+            {"name": f"stl {tag}", "shares": SHARES, "brand_ids": [self.brand_id]},
+        )
         common = {
             "brand_id": self.brand_id,
             "currency": "CNY",

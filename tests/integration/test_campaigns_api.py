@@ -133,3 +133,40 @@ def test_a_clash_of_code_tags_gets_the_campaign_another_tag(api, keys, monkeypat
     monkeypatch.setattr(codes, "new_tag", lambda: next(tags))
     second = create(api, keys["admin"])
     assert second["code_tag"] == "Z0Z0"
+
+
+def test_a_merchant_reads_only_what_a_till_needs_and_nothing_about_other_parties(api, keys):
+    """Issue #10 (7): not the eligible users, the other merchants, the budget, the rule or the counters."""
+    made = create(
+        api,
+        keys["admin"],
+        eligible_merchants=["m-001", "m-002"],
+        eligible_users=[f"u-{i}" for i in range(50)],
+        budget=100_000,
+    )
+    answer = api.call("GET", f"/v1/campaigns/{made['campaign_id']}", api_key=keys["merchant:m-001"])
+    assert answer.status == 200, answer.raw
+    till = {
+        "campaign_id",
+        "name",
+        "type",
+        "currency",
+        "amount",
+        "percent_bps",
+        "max_discount",
+        "min_order",
+        "valid_from",
+        "valid_until",
+        "valid_days",
+        "status",
+        "settlement_cycle",
+        "verification_methods",
+    }
+    assert set(answer.json) <= till
+    assert {k: answer.json[k] for k in ("campaign_id", "type", "currency", "amount", "status")} == {
+        k: made[k] for k in ("campaign_id", "type", "currency", "amount", "status")
+    }
+    # The same campaign for its admin: all of it.
+    assert {"eligible_users", "eligible_merchants", "budget", "issued_count"} <= set(
+        api.call("GET", f"/v1/campaigns/{made['campaign_id']}", api_key=keys["admin"]).json
+    )

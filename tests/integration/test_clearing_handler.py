@@ -36,8 +36,8 @@ def ledger(aws):
     coupons.data.clients.reset()
     store = LedgerStore(aws, TABLE)
     store.put_rule(
-        {"rule_id": "fr_DEMO", "name": "demo 50/30/20"},
-        {"version": 1, "shares": RULE, "effective_from": "2026-01-01T00:00:00Z"},
+        {"rule_id": "fr_DEMO", "name": "demo 50/30/20", "brand_ids": ["brand-demo"]},
+        {"version": 1, "shares": RULE, "effective_from": "2026-01-01T00:00:00Z", "status": "APPROVED"},
     )
     return store
 
@@ -154,7 +154,10 @@ def test_the_sample_events_are_what_the_redemption_code_writes(api, keys):
     from tests.integration.test_redemption_api import coupon, redeem
 
     rule = api.call(
-        "POST", "/v1/funding-rules", api_key=keys["admin"], body={"name": "r", "shares": RULE}
+        "POST",
+        "/v1/funding-rules",
+        api_key=keys["admin"],
+        body={"name": "r", "shares": RULE, "brand_ids": ["brand-demo"]},
     ).json
     code, _ = coupon(api, keys, funding_rule_id=rule["rule_id"])
     rid = redeem(api, keys["merchant:m-001"], code).json["redemption_id"]

@@ -61,7 +61,10 @@ def test_a_fixed_coupon_is_quoted_then_redeemed_once(api, keys):
 def test_the_redemption_record_carries_what_clearing_needs(api, keys):
     shares = {"PLATFORM": 5000, "BRAND": 3000, "MERCHANT": 2000}
     rule_id = api.call(
-        "POST", "/v1/funding-rules", api_key=keys["admin"], body={"name": "r", "shares": shares}
+        "POST",
+        "/v1/funding-rules",
+        api_key=keys["admin"],
+        body={"name": "r", "shares": shares, "brand_ids": ["brand-demo"]},
     ).json["rule_id"]
     code, campaign_id = coupon(api, keys, funding_rule_id=rule_id, settlement_cycle="T+2")
     rid = redeem(api, keys["merchant:m-001"], code).json["redemption_id"]

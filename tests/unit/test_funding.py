@@ -6,7 +6,15 @@ import pytest
 from pydantic import ValidationError
 
 from coupons.domain.errors import InvalidField
-from coupons.domain.funding import FundingRuleNotFound, RuleTerms, check_version, shares_for, version_in_force
+from coupons.domain.funding import (
+    FundingRuleNotFound,
+    RuleTerms,
+    check_version,
+    is_approved,
+    next_whole_second,
+    shares_for,
+    version_in_force,
+)
 
 SHARES = {"PLATFORM": 5000, "BRAND": 3000, "MERCHANT": 2000}
 
@@ -82,10 +90,51 @@ def test_a_merchant_override_beats_a_window_which_beats_the_default():
 
 def test_the_version_in_force_at_the_redemption_time_applies():
     versions = [
-        {"version": 1, "effective_from": "2026-01-01T00:00:00Z"},
-        {"version": 2, "effective_from": "2026-06-01T00:00:00Z"},
+        {"version": 1, "effective_from": "2026-01-01T00:00:00Z", "status": "APPROVED"},
+        {"version": 2, "effective_from": "2026-06-01T00:00:00Z", "status": "APPROVED"},
     ]
     assert version_in_force(versions, datetime(2026, 3, 1, tzinfo=UTC))["version"] == 1
     assert version_in_force(versions, datetime(2026, 7, 1, tzinfo=UTC))["version"] == 2
     with pytest.raises(FundingRuleNotFound):
         version_in_force(versions, datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def test_a_proposed_version_is_never_in_force_whatever_its_start():
+    versions = [
+        {"version": 1, "effective_from": "2026-01-01T00:00:00Z", "status": "APPROVED"},
+        {"version": 2, "effective_from": "2026-02-01T00:00:00Z", "status": "PROPOSED"},
+    ]
+    assert version_in_force(versions, datetime(2026, 3, 1, tzinfo=UTC))["version"] == 1
+    with pytest.raises(FundingRuleNotFound):
+        version_in_force(versions[1:], datetime(2026, 3, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("version", "approved"),
+    [
+        ({"shares": SHARES, "created_by": "admin"}, True),
+        ({"shares": SHARES, "created_by": "issuer:brand-a"}, False),
+        ({"shares": {"PLATFORM": 0, "BRAND": 10000, "MERCHANT": 0}, "created_by": "issuer:brand-a"}, True),
+        (
+            {
+                "shares": {"PLATFORM": 0, "BRAND": 10000, "MERCHANT": 0},
+                "merchant_overrides": {"m-1": SHARES},
+                "created_by": "issuer:brand-a",
+            },
+            False,
+        ),
+    ],
+)
+def test_a_version_written_before_approvals_existed_is_approved_only_if_an_admin_or_its_brand_alone_funds_it(
+    version, approved
+):
+    assert is_approved(version) is approved
+
+
+def test_a_version_starts_at_the_next_whole_second_so_an_earlier_redemption_of_that_second_is_not_under_it():
+    assert next_whole_second(datetime(2026, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)) == datetime(
+        2026, 5, 1, 12, 0, 1, tzinfo=UTC
+    )
+    assert next_whole_second(datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)) == datetime(
+        2026, 5, 1, 12, 0, 0, tzinfo=UTC
+    )

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import dependencies
-from coupons.domain.campaigns import Campaign, CampaignTerms, PartyId, UserId
+from coupons.domain.campaigns import Campaign, CampaignTerms, MerchantCampaignView, PartyId, UserId
 from coupons.domain.codes import display
 from coupons.domain.errors import InvalidField
 from coupons.domain.principals import Role
@@ -43,8 +43,13 @@ def create_campaign(terms: Annotated[CampaignTerms, Body()]):
 
 @app.get(
     "/v1/campaigns/<campaign_id>",
-    summary="Read a campaign",
-    responses={200: {"description": "the campaign", "content": {"application/json": {"model": Campaign}}}},
+    summary="Read a campaign (a merchant that may redeem it: the till's view only)",
+    responses={
+        200: {
+            "description": "the campaign; for a merchant, MerchantCampaignView",
+            "content": {"application/json": {"model": Campaign | MerchantCampaignView}},
+        }
+    },
     tags=["campaigns"],
 )
 def get_campaign(campaign_id: str):

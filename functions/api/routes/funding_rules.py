@@ -36,3 +36,13 @@ def add_version(rule_id: str, terms: Annotated[RuleVersionTerms, Body()]):
 def get_rule(rule_id: str):
     header, versions = funding.readable(dependencies.ledger(), rule_id, caller())
     return json_response(200, {**header, "versions": versions})
+
+
+@app.post(
+    "/v1/funding-rules/<rule_id>/versions/<version>/approve",
+    summary="Approve a proposed version (admin): in force from its effective_from or now, whichever is "
+    "later; approving an approved version changes nothing",
+    tags=["clearing"],
+)
+def approve_version(rule_id: str, version: int):
+    return json_response(200, funding.approve(dependencies.ledger(), rule_id, version, caller()))

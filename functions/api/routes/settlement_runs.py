@@ -63,11 +63,12 @@ def get_run(
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ):
     caller(Role.ADMIN)
+    query = {"list": "run-parties", "run": run_id}
     bucket, start = decode_position(
-        cursor, run_id, partitions=PARTY_BUCKETS, partition_key=lambda b: parties_partition(run_id, b)
+        cursor, query, partitions=PARTY_BUCKETS, partition_key=lambda b: parties_partition(run_id, b)
     )
     body, position = runs().get(run_id, bucket=bucket, start=start, limit=limit)
-    return json_response(200, {**body, "next_cursor": encode_position(run_id, position)})
+    return json_response(200, {**body, "next_cursor": encode_position(query, position)})
 
 
 @app.get(

@@ -153,11 +153,13 @@ class CampaignStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        start = decode_cursor(cursor, expect={index.partition_key: partition})
+        query = {"list": "campaigns", "partition": partition}
+        start = decode_cursor(cursor, query=query, expect={index.partition_key: partition})
         if start:
             args["ExclusiveStartKey"] = start
         page = self._client.query(**args)
-        return [_record(i) for i in page.get("Items", [])], encode_cursor(page.get("LastEvaluatedKey"))
+        next_cursor = encode_cursor(page.get("LastEvaluatedKey"), query=query)
+        return [_record(i) for i in page.get("Items", [])], next_cursor
 
 
 def _record(item: dict[str, Any]) -> dict[str, Any]:

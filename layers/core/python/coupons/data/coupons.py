@@ -187,11 +187,14 @@ class CouponStore:
         }
         if filters:
             args["FilterExpression"] = " AND ".join(filters)
-        start = decode_cursor(cursor, expect={GSI1.partition_key: partition})
+        # The cursor is bound to the user and the filters: a page's start key is only meant for them.
+        query = {"list": "wallet", "user": user_id, "brand": brand_id, "state": state}
+        start = decode_cursor(cursor, query=query, expect={GSI1.partition_key: partition})
         if start:
             args["ExclusiveStartKey"] = start
         page = self._client.query(**args)
-        return [_record(i) for i in page.get("Items", [])], encode_cursor(page.get("LastEvaluatedKey"))
+        next_cursor = encode_cursor(page.get("LastEvaluatedKey"), query=query)
+        return [_record(i) for i in page.get("Items", [])], next_cursor
 
 
 def _record(item: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Plain values <-> DynamoDB attribute values, and opaque paging cursors.
+"""Plain values <-> DynamoDB attribute values, and paging cursors (signed: coupons.domain.cursors).
 
 Written here rather than taken from boto3.dynamodb.types because importing that module imports all
 of boto3 (and s3transfer) into every cold start; our values are few kinds: str, int, bool, None,
@@ -7,13 +7,12 @@ lists and maps. Floats are refused: money is integers in minor units.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from coupons.data import secrets
+from coupons.domain import cursors
 from coupons.domain.errors import InvalidCursor
 
 
@@ -60,22 +59,22 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: from_attribute(v) for k, v in item.items()}
 
 
-def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+def encode_cursor(last_key: dict[str, Any] | None, *, query: dict[str, Any]) -> str | None:
+    """The cursor for a page that ended at `last_key`, signed and bound to `query` (coupons.domain.cursors):
+    the listing's name and every parameter that shapes its answer."""
     if not last_key:
         return None
-    plain = from_item(last_key)
-    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+    return cursors.issue(secrets.tenant_key(), query, from_item(last_key))
 
 
-def decode_cursor(cursor: str | None, *, expect: dict[str, str]) -> dict[str, Any] | None:
-    """The start key a cursor stands for; `expect` pins attributes (the listing's partition) it must carry."""
+def decode_cursor(
+    cursor: str | None, *, query: dict[str, Any], expect: dict[str, str]
+) -> dict[str, Any] | None:
+    """The start key a cursor of `encode_cursor` for this same query stands for. Beyond the signature,
+    `expect` pins attributes (the listing's partition) it must carry: a second lock on the same door."""
     if cursor is None:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        plain = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor(field="cursor") from None
+    plain = cursors.read(secrets.tenant_key(), query, cursor)
     if (
         not isinstance(plain, dict)
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in plain.items())
@@ -85,30 +84,29 @@ def decode_cursor(cursor: str | None, *, expect: dict[str, str]) -> dict[str, An
     return to_item(plain)
 
 
-def encode_position(scope: str, position: tuple[int, dict[str, Any] | None] | None) -> str | None:
-    """A cursor for a listing that reads partition after partition: (partition index, last key), tied
-    to what is listed (`scope`: an account, a run)."""
+def encode_position(query: dict[str, Any], position: tuple[int, dict[str, Any] | None] | None) -> str | None:
+    """A cursor for a listing that reads partition after partition: (partition index, last key), signed
+    and bound to `query` (what is listed: an account and its date range, a run)."""
     if position is None:
         return None
     index, key = position
-    plain = {"r": scope, "b": index, "k": from_item(key) if key else None}
-    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+    return cursors.issue(secrets.tenant_key(), query, {"b": index, "k": from_item(key) if key else None})
 
 
 def decode_position(
-    cursor: str | None, scope: str, *, partitions: int, partition_key: Callable[[int], str]
+    cursor: str | None, query: dict[str, Any], *, partitions: int, partition_key: Callable[[int], str]
 ) -> tuple[int, dict[str, Any] | None]:
-    """The position a cursor of `encode_position` stands for; anything this listing did not issue (another
-    scope, a partition out of range, a key of another partition) is an InvalidCursor."""
+    """The position a cursor of `encode_position` for this same query stands for; anything else is an
+    InvalidCursor (and, behind the signature, a partition out of range or a key of another partition)."""
     if cursor is None:
         return 0, None
+    plain = cursors.read(secrets.tenant_key(), query, cursor)
     try:
-        plain = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
         index, key = plain["b"], plain["k"]
-        if plain["r"] != scope or not isinstance(index, int) or not 0 <= index < partitions:
+        if not isinstance(index, int) or not 0 <= index < partitions:
             raise ValueError
         if key is not None and (set(key) != {"pk", "sk"} or key["pk"] != partition_key(index)):
             raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError):
         raise InvalidCursor(field="cursor") from None
     return index, to_item(key) if key else None

@@ -20,6 +20,7 @@ the index is sparse, it holds only what nobody has claimed yet.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
@@ -315,14 +316,47 @@ class LedgerStore:
             return False
         return True
 
+    def approve_version(
+        self, rule_id: str, number: int, *, effective_from: str, approved_at: str, approved_by: str
+    ) -> None:
+        """Marks a proposed version approved from `effective_from`. Approving twice is harmless: a version
+        already approved keeps its first approval (the condition fails and nothing is written)."""
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"pk": f"FUNDINGRULE#{rule_id}", "sk": f"VERSION#{number:06d}"}),
+                UpdateExpression="SET #st = :approved, effective_from = :from, approved_at = :at, "
+                "approved_by = :by, proposed_from = effective_from",
+                # Only a proposal is approved, once: an approved version's start never moves again.
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(#st) OR #st = :proposed)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=to_item(
+                    {
+                        ":approved": "APPROVED",
+                        ":proposed": "PROPOSED",
+                        ":from": effective_from,
+                        ":at": approved_at,
+                        ":by": approved_by,
+                    }
+                ),
+            )
+
     def rule(self, rule_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        page = self._client.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"FUNDINGRULE#{rule_id}"}},
-            ConsistentRead=True,
-        )
-        items = [from_item(i) for i in page.get("Items", [])]
+        """The rule's header and every version (at most funding.MAX_VERSIONS), page after page: versions
+        with many merchant overrides can pass the 1 MB a Query page holds."""
+        items: list[dict[str, Any]] = []
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"FUNDINGRULE#{rule_id}"}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._client.query(**args)
+            items += [from_item(i) for i in page.get("Items", [])]
+            if not page.get("LastEvaluatedKey"):
+                break
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         header = next((i for i in items if i["sk"] == "RULE"), None)
         if header is None:
             return None

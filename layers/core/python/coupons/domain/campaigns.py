@@ -124,6 +124,30 @@ class Campaign(CampaignTerms):
     created_by: StrictStr
 
 
+class MerchantCampaignView(BaseModel):
+    """A campaign as a merchant that may redeem it reads it: what a till needs to take the coupon, and
+    nothing about other parties (no eligible users or merchants, budget, funding rule, counters)."""
+
+    campaign_id: StrictStr
+    name: StrictStr
+    type: CampaignType
+    currency: Currency
+    amount: Amount | None = None
+    percent_bps: StrictInt | None = None
+    max_discount: Amount | None = None
+    min_order: AmountOrZero | None = None
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    valid_days: StrictInt | None = None
+    status: CampaignStatus
+    settlement_cycle: StrictStr
+    verification_methods: list[VerificationMethod]
+
+
+def merchant_view(campaign: dict[str, Any]) -> dict[str, Any]:
+    return {k: campaign[k] for k in MerchantCampaignView.model_fields if k in campaign}
+
+
 # Which optional money terms each type takes: required ones must be present, the rest absent.
 _TERMS_BY_TYPE: dict[CampaignType, tuple[set[str], set[str]]] = {
     #                         required                       allowed besides

@@ -4,16 +4,22 @@ A rule version gives PLATFORM / BRAND / MERCHANT shares summing to exactly 10,00
 overridden for some merchants and for time windows. Versions are immutable: a change is a new version
 effective from a time, and the version in force at a redemption's time is the one applied.
 Precedence, most specific first: a merchant override, then a time window, then the default shares.
+
+Who may fund what: a share borne by anyone but the campaign's brand is not the brand's to set. A version
+an issuer writes in which its brand bears everything is APPROVED as written; one that gives any share to
+the platform or the merchant is PROPOSED, and nothing uses it until an admin approves it. An admin's
+versions are APPROVED. Only approved versions are ever in force.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from coupons.domain.errors import InvalidField, NotFound
+from coupons.domain.errors import Conflict, DomainError, InvalidField, Kind, NotFound
 from coupons.domain.principals import ID_PATTERN
 
 # The documented tie-break of every split: equal remainders go to the parties in this order.
@@ -21,6 +27,24 @@ PARTIES = ("PLATFORM", "BRAND", "MERCHANT")
 TOTAL_BPS = 10_000
 
 Bps = Annotated[StrictInt, Field(ge=0, le=TOTAL_BPS)]
+# Versions a rule may have: each clearing reads them all, so the list must not grow without end.
+MAX_VERSIONS = 100
+
+
+class VersionStatus(StrEnum):
+    APPROVED = "APPROVED"  # in force from its effective_from
+    PROPOSED = "PROPOSED"  # commits another party's money: waits for an admin, never in force
+
+
+class FundingRuleNotApproved(DomainError):
+    kind = Kind.UNPROCESSABLE
+    code = "funding_rule_not_approved"
+    title = "The funding rule has no approved version yet: an admin must approve it first"
+
+
+class TooManyVersions(Conflict):
+    code = "funding_rule_version_limit"
+    title = f"A funding rule holds at most {MAX_VERSIONS} versions; create a new rule"
 
 
 class FundingRuleNotFound(NotFound):
@@ -72,11 +96,31 @@ class RuleVersionTerms(BaseModel):
 
 class RuleTerms(RuleVersionTerms):
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
-    brand_id: Annotated[StrictStr, Field(pattern=ID_PATTERN)] | None = None
+    brand_id: Annotated[StrictStr, Field(pattern=ID_PATTERN)] | None = Field(
+        default=None, description="the brand whose rule this is (an issuer's own when it creates one)"
+    )
+    brand_ids: (
+        Annotated[list[Annotated[StrictStr, Field(pattern=ID_PATTERN)]], Field(min_length=1, max_length=1000)]
+        | None
+    ) = Field(
+        default=None,
+        description="a platform rule (admin, no brand_id): the brands whose campaigns may use it",
+    )
+
+    @field_validator("brand_ids")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("must not contain duplicates")
+        return value
 
 
 def check_version(terms: RuleVersionTerms) -> None:
     """Rules a field's schema cannot say; raises InvalidField naming the field."""
+    if isinstance(terms, RuleTerms) and terms.brand_id is not None and terms.brand_ids is not None:
+        raise InvalidField(
+            "a brand's rule serves that brand only: brand_ids is for platform rules", field="brand_ids"
+        )
     _check_sum(terms.shares, "shares")
     for merchant_id, shares in (terms.merchant_overrides or {}).items():
         _check_sum(shares, f"merchant_overrides.{merchant_id}")
@@ -96,10 +140,47 @@ def _check_sum(shares: Shares, field: str) -> None:
         raise InvalidField(f"shares must sum to exactly {TOTAL_BPS} bps, not {total}", field=field)
 
 
+def brand_bears_all(terms: RuleVersionTerms) -> bool:
+    """True when every set of shares in the version (default, overrides, windows) is the brand's alone."""
+    every = [
+        terms.shares,
+        *(terms.merchant_overrides or {}).values(),
+        *(w.shares for w in terms.windows or []),
+    ]
+    return all(shares.PLATFORM == 0 and shares.MERCHANT == 0 for shares in every)
+
+
+def status_when_made(terms: RuleVersionTerms, *, by_admin: bool) -> VersionStatus:
+    return VersionStatus.APPROVED if by_admin or brand_bears_all(terms) else VersionStatus.PROPOSED
+
+
+def is_approved(version: dict[str, Any]) -> bool:
+    """A version written before approvals existed (no `status`) is judged as it would be now: made by an
+    admin, or its brand bears everything."""
+    status = version.get("status")
+    if status is not None:
+        return status == VersionStatus.APPROVED
+    if version.get("created_by") == "admin":
+        return True
+    terms = RuleVersionTerms.model_validate(
+        {k: version[k] for k in ("shares", "merchant_overrides", "windows") if version.get(k) is not None}
+    )
+    return brand_bears_all(terms)
+
+
+def next_whole_second(moment: datetime) -> datetime:
+    """The first whole second not before `moment`. Redemptions are stamped in whole seconds (truncated):
+    a version starting at the *start* of the current second would apply to a redemption made earlier in
+    that second, which was stamped with the same second."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
+
+
 def version_in_force(versions: list[dict[str, Any]], at: datetime) -> dict[str, Any]:
-    """The version whose effective_from is the latest at or before `at` (versions: any order)."""
+    """The approved version whose effective_from is the latest at or before `at` (versions: any order).
+    A proposed version is never in force, whatever its effective_from."""
     stamp = at.isoformat()
-    eligible = [v for v in versions if _utc(v["effective_from"]) <= _utc(stamp)]
+    eligible = [v for v in versions if is_approved(v) and _utc(v["effective_from"]) <= _utc(stamp)]
     if not eligible:
         raise FundingRuleNotFound(field="funding_rule_id")
     return max(eligible, key=lambda v: (_utc(v["effective_from"]), v["version"]))

@@ -25,14 +25,13 @@ derivation and token format, not the key.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
-import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from coupons.domain import signing
 from coupons.domain.errors import DomainError, Kind
 from coupons.domain.ids import random_token
 
@@ -160,8 +159,6 @@ QR_TOKEN_VERSION = 1
 MAX_QR_TOKEN_CHARS = 1024  # larger is refused unread; signing refuses to make one this large
 _QR_DOMAIN = b"qr:v1:"
 _QR_FIELDS = frozenset({"code", "user_id", "expires_at", "nonce", "v"})
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
-_SIGNATURE_BYTES = 32  # HMAC-SHA256
 
 
 class VerificationFailed(DomainError):
@@ -190,39 +187,12 @@ def new_nonce() -> str:
     return random_token(16)
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _b64d(text: str) -> bytes:
-    """Strict base64url without padding: only the alphabet, and only the canonical encoding.
-
-    The standard decoder skips characters outside the alphabet and ignores the unused low bits of the
-    last character, so several texts decode to the same bytes; here a token has exactly one spelling,
-    and any changed character is a refused token."""
-    if not _B64URL.match(text) or len(text) % 4 == 1:
-        raise VerificationFailed()
-    try:
-        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationFailed() from None
-    if _b64e(data) != text:
-        raise VerificationFailed()
-    return data
-
-
-def _qr_mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, _QR_DOMAIN + payload, hashlib.sha256).digest()
-
-
 def sign_qr_token(key: bytes, *, code: str, user_id: str, expires_at: int, nonce: str) -> str:
-    """base64url(payload) + "." + base64url(HMAC-SHA256(key, b"qr:v1:" + payload)).
+    """base64url(payload) + "." + base64url(HMAC-SHA256(key, b"qr:v1:" + payload)) (`coupons.domain.signing`).
 
     The payload is compact JSON with sorted keys: {"code", "expires_at", "nonce", "user_id", "v": 1}.
     The MAC is over the payload's bytes, not its base64 text. Bad arguments are a programming error
     (ValueError), never a token this module would later refuse."""
-    if not key:
-        raise ValueError("empty signing key")
     for name, value in (("code", code), ("user_id", user_id), ("nonce", nonce)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string")
@@ -234,7 +204,7 @@ def sign_qr_token(key: bytes, *, code: str, user_id: str, expires_at: int, nonce
         sort_keys=True,
         ensure_ascii=False,
     ).encode("utf-8")
-    token = f"{_b64e(payload)}.{_b64e(_qr_mac(key, payload))}"
+    token = signing.seal(key, _QR_DOMAIN, payload)
     if len(token) > MAX_QR_TOKEN_CHARS:
         raise ValueError(
             f"a token for these values would be {len(token)} characters, over {MAX_QR_TOKEN_CHARS}"
@@ -248,13 +218,10 @@ def verify_qr_token(key: bytes, token: str, *, now: int) -> QrClaims:
 
     The signature is checked (constant time) before the payload is parsed: nothing an attacker wrote
     is interpreted until it is known to be ours. Single use is the caller's part: record the nonce."""
-    if not isinstance(token, str) or len(token) > MAX_QR_TOKEN_CHARS or token.count(".") != 1:
-        raise VerificationFailed()
-    payload_text, signature_text = token.split(".")
-    payload = _b64d(payload_text)
-    signature = _b64d(signature_text)
-    if len(signature) != _SIGNATURE_BYTES or not hmac.compare_digest(signature, _qr_mac(key, payload)):
-        raise VerificationFailed()
+    try:
+        payload = signing.unseal(key, _QR_DOMAIN, token, max_chars=MAX_QR_TOKEN_CHARS)
+    except signing.BadSignature:
+        raise VerificationFailed() from None
     try:
         claims = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

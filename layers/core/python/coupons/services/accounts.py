@@ -63,8 +63,9 @@ def entries(
     cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     account = check_account(account, principal)
+    query = {"list": "entries", "account": account, "from": from_date, "to": to_date}
     start = decode_position(
-        cursor, account, partitions=SHARDS, partition_key=lambda shard: f"ENTRIES#{account}#{shard}"
+        cursor, query, partitions=SHARDS, partition_key=lambda shard: f"ENTRIES#{account}#{shard}"
     )
     found, position = store.entries(account, from_date=from_date, to_date=to_date, start=start, limit=limit)
-    return found, encode_position(account, position)
+    return found, encode_position(query, position)

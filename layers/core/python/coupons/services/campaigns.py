@@ -39,7 +39,11 @@ def create(
 
 
 def get(store: CampaignStore, campaign_id: str, principal: Principal) -> dict[str, Any]:
-    return with_counters(store, readable(store, campaign_id, principal))
+    record = readable(store, campaign_id, principal)
+    if principal.role is Role.MERCHANT:
+        # A till's view: no counters read, nothing about other parties.
+        return campaigns.merchant_view(record)
+    return with_counters(store, record)
 
 
 def readable(store: CampaignStore, campaign_id: str, principal: Principal) -> dict[str, Any]:
