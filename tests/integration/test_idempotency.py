@@ -100,3 +100,34 @@ def test_a_malformed_idempotency_key_is_400_and_writes_nothing(api, keys):
         field="Idempotency-Key",
     )
     assert api.items() == before
+
+
+def test_two_admin_keys_using_one_idempotency_key_each_get_their_own_answer(api, keys):
+    other_admin = api.call("POST", "/v1/api-keys", api_key=keys["admin"], body={"principal": "admin"})
+    assert other_admin.status == 201, other_admin.raw
+    other = other_admin.json["api_key"]
+
+    mine = post(api, keys["admin"], campaign_body(name="mine"), idem="shared")
+    theirs = post(api, other, campaign_body(name="theirs"), idem="shared")
+
+    assert (mine.status, theirs.status) == (201, 201), theirs.raw
+    assert mine.json["campaign_id"] != theirs.json["campaign_id"]
+    mine_again = post(api, keys["admin"], campaign_body(name="mine"), idem="shared")
+    theirs_again = post(api, other, campaign_body(name="theirs"), idem="shared")
+    assert (mine_again.raw, theirs_again.raw) == (mine.raw, theirs.raw)
+    assert mine_again.headers["Idempotent-Replayed"] == theirs_again.headers["Idempotent-Replayed"] == "true"
+    assert len(campaigns_in(api)) == 2
+
+
+def test_releasing_a_key_never_deletes_a_completed_record(api):
+    import dependencies
+
+    store, now = dependencies.idempotency(), int(time.time())
+    assert store.acquire(
+        "admin/K", "k", fingerprint="f", token="t", now=now, lock_until=now + 60, expires_at=now + 3600
+    ) is None
+    store.complete("admin/K", "k", token="t", status=201, body={"done": True})
+
+    store.release("admin/K", "k", token="t")  # a holder that failed after its completion committed
+
+    assert store.get("admin/K", "k")["response_body"] == {"done": True}
