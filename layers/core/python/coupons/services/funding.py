@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from coupons.data.idempotency import Completion, put_of
 from coupons.data.ledger import LedgerStore
 from coupons.domain import funding
 from coupons.domain.coupons import iso
@@ -19,7 +20,9 @@ class VersionRace(Conflict):
     title = "Another version of this rule was added at the same moment; retry"
 
 
-def create(store: LedgerStore, terms: funding.RuleTerms, principal: Principal) -> dict[str, Any]:
+def create(
+    store: LedgerStore, terms: funding.RuleTerms, principal: Principal, *, completion: Completion | None = None
+) -> dict[str, Any]:
     principal.require(Role.ADMIN, Role.ISSUER)
     funding.check_version(terms)
     brand_id = terms.brand_id
@@ -36,12 +39,19 @@ def create(store: LedgerStore, terms: funding.RuleTerms, principal: Principal) -
         "created_by": str(principal),
     }
     version = _version(terms, 1, now, principal)
-    store.put_rule({k: v for k, v in rule.items() if v is not None}, version)
-    return {**{k: v for k, v in rule.items() if v is not None}, "versions": [version]}
+    header = {k: v for k, v in rule.items() if v is not None}
+    answer = {**header, "versions": [version]}
+    store.put_rule(header, version, completion=put_of(completion, answer))
+    return answer
 
 
 def add_version(
-    store: LedgerStore, rule_id: str, terms: funding.RuleVersionTerms, principal: Principal
+    store: LedgerStore,
+    rule_id: str,
+    terms: funding.RuleVersionTerms,
+    principal: Principal,
+    *,
+    completion: Completion | None = None,
 ) -> dict[str, Any]:
     header, versions = readable(store, rule_id, principal)
     principal.require(Role.ADMIN, Role.ISSUER)
@@ -53,9 +63,10 @@ def add_version(
         # Journals already posted used the version in force then: a rule never changes the past.
         raise InvalidField("a new version cannot take effect in the past", field="effective_from")
     version = _version(terms, max(v["version"] for v in versions) + 1, now, principal)
-    if not store.put_version(rule_id, version):
+    answer = {**header, "versions": sorted([*versions, version], key=lambda v: v["version"])}
+    if not store.put_version(rule_id, version, completion=put_of(completion, answer)):
         raise VersionRace()
-    return {**header, "versions": sorted([*versions, version], key=lambda v: v["version"])}
+    return answer
 
 
 def readable(
