@@ -126,9 +126,12 @@ def test_releasing_a_key_never_deletes_a_completed_record(api):
     import dependencies
 
     store, now = dependencies.idempotency(), int(time.time())
-    assert store.acquire(
-        "admin/K", "k", fingerprint="f", token="t", now=now, lock_until=now + 60, expires_at=now + 3600
-    ) is None
+    assert (
+        store.acquire(
+            "admin/K", "k", fingerprint="f", token="t", now=now, lock_until=now + 60, expires_at=now + 3600
+        )
+        is None
+    )
     store.complete("admin/K", "k", token="t", status=201, body={"done": True})
 
     store.release("admin/K", "k", token="t")  # a holder that failed after its completion committed

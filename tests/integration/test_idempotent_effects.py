@@ -32,7 +32,7 @@ def _keys_written(name: str, kwargs: dict) -> list[tuple[str, dict]]:
     if name == "transact_write_items":
         found = []
         for action in kwargs["TransactItems"]:
-            (_, body), = action.items()
+            ((_, body),) = action.items()
             item = body.get("Item") or body["Key"]
             found.append((item["pk"]["S"], item))
         return found
@@ -165,14 +165,20 @@ def funding_rule_version(api, keys, request) -> Case:
         {"shares": {"PLATFORM": 4000, "BRAND": 4000, "MERCHANT": 2000}},
         keys["admin"],
         201,
-        lambda: [i["sk"]["S"] for i in _items(api, f"FUNDINGRULE#{rule_id}", "VERSION#") if i["sk"]["S"] != "VERSION#000001"],
+        lambda: [
+            i["sk"]["S"]
+            for i in _items(api, f"FUNDINGRULE#{rule_id}", "VERSION#")
+            if i["sk"]["S"] != "VERSION#000001"
+        ],
         lambda body: [f"VERSION#{max(v['version'] for v in body['versions']):06d}"],
     )
 
 
 def reversal(api, keys, request) -> Case:
     code, _ = coupon(api, keys)
-    redeemed = api.call("POST", "/v1/redemptions", api_key=keys["merchant:m-001"], body={**ORDER, "code": code})
+    redeemed = api.call(
+        "POST", "/v1/redemptions", api_key=keys["merchant:m-001"], body={**ORDER, "code": code}
+    )
     rid = redeemed.json["redemption_id"]
 
     def effects() -> list[str]:

@@ -62,7 +62,9 @@ def run_idempotent(
     if existing is not None:
         replay = rules.on_existing(existing, request)
         return replay.status, replay.body, True
-    completion = store.completion(scope, key, token=token, fingerprint=request, expires_at=expires_at, redact=redact)
+    completion = store.completion(
+        scope, key, token=token, fingerprint=request, expires_at=expires_at, redact=redact
+    )
     try:
         status, answer = run(completion)
     except LockLost:
@@ -75,4 +77,3 @@ def run_idempotent(
     if not completion.committed:
         store.complete(scope, key, token=token, status=status, body=redact(answer) if redact else answer)
     return status, answer, completion.replayed
-

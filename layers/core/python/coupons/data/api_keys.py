@@ -27,7 +27,11 @@ class ApiKeyStore:
             **record,
         }
         # 80 random bits make a clash unlikely; the condition makes it impossible to overwrite a key.
-        put = {"TableName": self._table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        put = {
+            "TableName": self._table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
         if completion is None:
             self._client.put_item(**put)
             return

@@ -57,7 +57,11 @@ def completed_put(
         values = {":token": {"S": token}, ":in_progress": {"S": "IN_PROGRESS"}}
     else:
         # Same rule as acquire: an expired record counts as absent.
-        condition, names, values = "attribute_not_exists(pk) OR expires_at < :now", {}, {":now": {"N": str(now)}}
+        condition, names, values = (
+            "attribute_not_exists(pk) OR expires_at < :now",
+            {},
+            {":now": {"N": str(now)}},
+        )
     put: dict[str, Any] = {
         "TableName": table,
         "Item": to_item(record),
@@ -207,7 +211,13 @@ class IdempotencyStore:
         redact: Callable[[Any], Any] | None = None,
     ) -> Completion:
         return Completion(
-            self._table, scope, key, token=token, fingerprint=fingerprint, expires_at=expires_at, redact=redact
+            self._table,
+            scope,
+            key,
+            token=token,
+            fingerprint=fingerprint,
+            expires_at=expires_at,
+            redact=redact,
         )
 
     def complete(self, scope: str, key: str, *, token: str, status: int, body: Any) -> None:

@@ -318,7 +318,11 @@ class LedgerStore:
         """Appends version n; False if version n exists (another writer got there first). With
         `completion` (the Idempotency-Key's COMPLETED record), in one transaction with it."""
         item = {"pk": f"FUNDINGRULE#{rule_id}", "sk": f"VERSION#{version['version']:06d}", **version}
-        put = {"TableName": self._table, "Item": to_item(item), "ConditionExpression": "attribute_not_exists(pk)"}
+        put = {
+            "TableName": self._table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
         try:
             if completion is None:
                 self._client.put_item(**put)

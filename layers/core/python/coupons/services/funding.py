@@ -21,7 +21,11 @@ class VersionRace(Conflict):
 
 
 def create(
-    store: LedgerStore, terms: funding.RuleTerms, principal: Principal, *, completion: Completion | None = None
+    store: LedgerStore,
+    terms: funding.RuleTerms,
+    principal: Principal,
+    *,
+    completion: Completion | None = None,
 ) -> dict[str, Any]:
     principal.require(Role.ADMIN, Role.ISSUER)
     funding.check_version(terms)

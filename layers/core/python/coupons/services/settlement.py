@@ -447,7 +447,9 @@ class SettlementRuns:
                 return record, self._start_execution(record)
         return self._existing(run, completion)
 
-    def _existing(self, run: dict[str, Any], completion: Completion | None = None) -> tuple[dict[str, Any], bool]:
+    def _existing(
+        self, run: dict[str, Any], completion: Completion | None = None
+    ) -> tuple[dict[str, Any], bool]:
         if completion is not None and run.get("idempotency_ref") == completion.ref:
             # This request's first run recorded this attempt and lost its answer: StartExecution is
             # idempotent by the attempt's name, so start (or find) it and answer as the first did.
