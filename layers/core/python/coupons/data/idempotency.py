@@ -200,25 +200,10 @@ class IdempotencyStore:
         ).get("Item")
         return _decoded(from_item(item)) if item else None
 
-    def completion(
-        self,
-        scope: str,
-        key: str,
-        *,
-        token: str,
-        fingerprint: str,
-        expires_at: int,
-        redact: Callable[[Any], Any] | None = None,
-    ) -> Completion:
-        return Completion(
-            self._table,
-            scope,
-            key,
-            token=token,
-            fingerprint=fingerprint,
-            expires_at=expires_at,
-            redact=redact,
-        )
+    def completion(self, scope: str, key: str, **how: Any) -> Completion:
+        """The Completion of our claim on (scope, key): `how` is Completion's token, fingerprint,
+        expires_at and redact."""
+        return Completion(self._table, scope, key, **how)
 
     def complete(self, scope: str, key: str, *, token: str, status: int, body: Any) -> None:
         """For an effect that could not carry its completion (see Completion)."""
