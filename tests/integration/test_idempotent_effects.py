@@ -234,27 +234,34 @@ CASES = [
 ]
 
 
+def died_then_retried(api, monkeypatch, path: str, body: Any, api_key: str, effects: Callable[[], list]):
+    """POSTs under a key, the request dying once its effect is written; then retries twice once the
+    dead request's lock has run out. Returns (the effects the dead request left, retry, again)."""
+    call = lambda: api.call(  # noqa: E731
+        "POST", path, api_key=api_key, body=body, headers={"Idempotency-Key": "asked-once"}
+    )
+    failure = LostCompletion(coupons.data.clients.dynamodb(), monkeypatch)
+    first = call()
+    assert first.status == 500, first.raw
+    stored = effects()
+    assert stored, "the effect was written before the request died"
+    failure.armed = False
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 61)
+    return stored, call(), call()
+
+
 @pytest.mark.parametrize("route", CASES, ids=[c.__name__ for c in CASES])
 def test_a_retry_after_a_lost_completion_gets_the_first_effects_answer_and_applies_nothing_again(
     api, keys, monkeypatch, request, route
 ):
     # Given a creating request under a key, which dies once its effect is written
     case = route(api, keys, request)
-    call = lambda: api.call(  # noqa: E731
-        "POST", case.path, api_key=case.api_key, body=case.body, headers={"Idempotency-Key": "asked-once"}
-    )
-    failure = LostCompletion(coupons.data.clients.dynamodb(), monkeypatch)
-    first = call()
-    assert first.status == 500, first.raw
-    stored = case.effects()
-    assert stored, "the effect was written before the request died"
 
     # When the client retries with the same key once the dead request's lock has run out
-    failure.armed = False
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() + 61)
-    retry = call()
-    again = call()
+    stored, retry, again = died_then_retried(
+        api, monkeypatch, case.path, case.body, case.api_key, case.effects
+    )
 
     # Then it gets the first effect's answer, marked a replay, and nothing was applied twice
     assert case.effects() == stored
@@ -263,3 +270,35 @@ def test_a_retry_after_a_lost_completion_gets_the_first_effects_answer_and_appli
     assert case.answered(retry.json) == stored
     assert (again.status, again.raw) == (retry.status, retry.raw)
     assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_a_bulk_rerun_finds_its_coupons_where_the_users_limit_is_reached_and_the_quota_is_gone(
+    api, keys, monkeypatch
+):
+    # Given a bulk issuance that issued the last two coupons, refused a third user, then died
+    campaign_id = active_campaign(api, keys, per_user_limit=1, total_quantity=2)
+    codes_in = lambda: sorted(i["code"]["S"] for i in _items(api, "COUPON#"))  # noqa: E731
+
+    stored, retry, _ = died_then_retried(
+        api,
+        monkeypatch,
+        f"/v1/campaigns/{campaign_id}/coupons",
+        {"user_ids": ["u-1", "u-2", "u-3"]},
+        keys["admin"],
+        codes_in,
+    )
+
+    # Then the retry answers the first run's coupons, the third user refused as before
+    assert retry.status == 200, retry.raw
+    assert retry.headers.get("Idempotent-Replayed") == "true"
+    assert [(r["user_id"], r["status"], r.get("code")) for r in retry.json["results"]] == [
+        ("u-1", "ISSUED", _codes_of(api, "u-1")[0]),
+        ("u-2", "ISSUED", _codes_of(api, "u-2")[0]),
+        ("u-3", "REFUSED", None),
+    ]
+    assert codes_in() == stored and len(stored) == 2
+    assert retry.json["results"][2]["reason"] == "campaign_exhausted"
+
+
+def _codes_of(api, user: str) -> list[str]:
+    return [i["code"]["S"] for i in _items(api, "COUPON#") if i["user_id"]["S"] == user]
