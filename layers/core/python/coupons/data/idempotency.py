@@ -80,10 +80,10 @@ class Completion:
     - `put(result)`: the COMPLETED record's Put, for a store to append to the transaction that writes
       the effect (then no separate completion write follows). The answer is `shape(result)`. Ask for
       it only for a transaction that commits before the action returns (a retry asks again).
-    - `ref` / `derive(...)`: for an effect that cannot share one transaction (many transactions, or a
+    - `scope`, `key`, `ref`: for an effect that cannot share one transaction (many transactions, or a
       write outside DynamoDB): ids derived from (scope, key) and written under attribute_not_exists,
       so a re-run after a lost completion lands on the first effect; the action then calls
-      `found_first()` and its answer is marked a replay.
+      `found_first()` and its answer is marked a replay. run_idempotent completes the key afterwards.
     """
 
     def __init__(
