@@ -56,7 +56,7 @@ def coupons() -> CouponStore:
 
 @cache
 def issuer() -> Issuer:
-    return Issuer(campaigns(), coupons())
+    return Issuer(campaigns(), coupons(), tenant_key=tenant_key)
 
 
 def tenant_key() -> bytes:

@@ -8,6 +8,7 @@ from aws_lambda_powertools.logging import correlation_paths
 import dependencies
 from coupons.api import problems
 from coupons.api.auth import HEADER as API_KEY_HEADER
+from coupons.domain.api_keys import key_id_of
 from coupons.domain.errors import DomainError
 from resolver import app
 from routes import (  # noqa: F401  (registers routes)
@@ -38,10 +39,12 @@ def lambda_handler(event: dict, context) -> dict:
     # Authentication comes before routing and validation: a caller without a valid key learns
     # nothing else (not which routes exist, nor what a body should look like).
     if event.get("path") not in PUBLIC_PATHS:
+        plain_key = _header(event, API_KEY_HEADER)
         try:
-            principal = dependencies.authenticator().principal(_header(event, API_KEY_HEADER))
+            principal = dependencies.authenticator().principal(plain_key)
         except DomainError as error:
             return problems.as_proxy(problems.from_domain_error(error))
-        app.append_context(principal=principal)
+        # The key's id (never the key) scopes the caller's Idempotency-Keys.
+        app.append_context(principal=principal, api_key_id=key_id_of(plain_key))
         logger.append_keys(principal=str(principal))
     return app.resolve(event, context)

@@ -13,6 +13,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 import dependencies
 from coupons.api import problems
 from coupons.api.idempotency import run_idempotent
+from coupons.data.idempotency import Completion
+from coupons.domain import idempotency as idempotency_rules
 from coupons.domain.errors import DomainError
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Principal, Role
@@ -34,20 +36,36 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
+def idempotency_scope() -> str:
+    """The caller's Idempotency-Keys: per principal and API key."""
+    return idempotency_rules.scope(caller(), app.context.get("api_key_id"))
+
+
 def created(
-    run: Callable[[], Any], *, redact: Callable[[Any], Any] | None = None, status: int = 201
+    run: Callable[[Completion | None], Any],
+    *,
+    shape: Callable[[Any], Any] | None = None,
+    redact: Callable[[Any], Any] | None = None,
+    status: int = 201,
 ) -> Response:
-    """`status` (201) with what `run` made, at most once per Idempotency-Key (a replay says so)."""
+    """`status` (201) with `shape(what run made)`, at most once per Idempotency-Key (a replay says so).
+
+    `run` gets the request's Completion (None without a key) for its store to commit with the effect;
+    `shape` turns what it returns into the answer, the same way for the answer and for the record."""
     event = app.current_event
+    shape = shape or (lambda result: result)
     status, body, replayed = run_idempotent(
         dependencies.idempotency(),
-        scope=str(caller()),
+        scope=idempotency_scope(),
         key=event.headers.get(IDEMPOTENCY_HEADER),
         method=event.http_method,
         path=event.path,
         body=event.json_body,
         ttl_seconds=dependencies.settings().idempotency_ttl_seconds,
-        run=lambda: (status, run()),
+        run=lambda completion: (
+            status,
+            shape(run(completion.answering(status, shape) if completion else None)),
+        ),
         redact=redact,
     )
     return answered(status, body, replayed)

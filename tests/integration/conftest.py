@@ -78,7 +78,16 @@ def load_api_handler():
     coupons.data.clients.reset()
     coupons.data.secrets._tenant_key.cache_clear()
     coupons.data.secrets._secretsmanager.cache_clear()
-    for name in ("campaigns", "api_keys", "idempotency", "authenticator", "coupons", "issuer", "redeemer"):
+    for name in (
+        "campaigns",
+        "api_keys",
+        "idempotency",
+        "authenticator",
+        "coupons",
+        "issuer",
+        "redeemer",
+        "ledger",
+    ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")
 

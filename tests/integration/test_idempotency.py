@@ -1,7 +1,9 @@
-"""Idempotency-Key on creating POSTs: replays, reuse, requests in flight, scope per principal."""
+"""Idempotency-Key on creating POSTs: replays, reuse, requests in flight, scope per principal and API key."""
 
 import json
 import time
+
+import pytest
 
 from tests.integration.conftest import TABLE
 from tests.integration.test_api_plumbing import assert_problem, campaign_body
@@ -40,13 +42,14 @@ def test_the_same_key_with_another_body_is_422(api, keys):
     assert len(campaigns_in(api)) == 1
 
 
-def hold_key(body, *, token: str, locked_at: int) -> None:
-    """Another request holding idem-1 for this body since `locked_at` (its lock lasts 60 s)."""
+def hold_key(api_key, body, *, token: str, locked_at: int) -> None:
+    """Another request with `api_key` holding idem-1 for this body since `locked_at` (its lock lasts 60 s)."""
     import dependencies
-    from coupons.domain.idempotency import fingerprint
+    from coupons.domain.api_keys import key_id_of
+    from coupons.domain.idempotency import fingerprint, scope
 
     dependencies.idempotency().acquire(
-        "admin",
+        scope("admin", key_id_of(api_key)),
         "idem-1",
         fingerprint=fingerprint("POST", "/v1/campaigns", body),
         token=token,
@@ -58,14 +61,14 @@ def hold_key(body, *, token: str, locked_at: int) -> None:
 
 def test_a_duplicate_while_the_first_is_in_flight_is_409(api, keys):
     body = campaign_body()
-    hold_key(body, token="other", locked_at=int(time.time()))
+    hold_key(keys["admin"], body, token="other", locked_at=int(time.time()))
     assert_problem(post(api, keys["admin"], body), 409, "idempotency_request_in_flight")
     assert campaigns_in(api) == []
 
 
 def test_a_lock_left_by_a_crashed_request_is_taken_over(api, keys):
     body = campaign_body()
-    hold_key(body, token="dead", locked_at=int(time.time()) - 120)
+    hold_key(keys["admin"], body, token="dead", locked_at=int(time.time()) - 120)
     assert post(api, keys["admin"], body).status == 201
 
 
@@ -100,3 +103,80 @@ def test_a_malformed_idempotency_key_is_400_and_writes_nothing(api, keys):
         field="Idempotency-Key",
     )
     assert api.items() == before
+
+
+def test_two_admin_keys_using_one_idempotency_key_each_get_their_own_answer(api, keys):
+    other_admin = api.call("POST", "/v1/api-keys", api_key=keys["admin"], body={"principal": "admin"})
+    assert other_admin.status == 201, other_admin.raw
+    other = other_admin.json["api_key"]
+
+    mine = post(api, keys["admin"], campaign_body(name="mine"), idem="shared")
+    theirs = post(api, other, campaign_body(name="theirs"), idem="shared")
+
+    assert (mine.status, theirs.status) == (201, 201), theirs.raw
+    assert mine.json["campaign_id"] != theirs.json["campaign_id"]
+    mine_again = post(api, keys["admin"], campaign_body(name="mine"), idem="shared")
+    theirs_again = post(api, other, campaign_body(name="theirs"), idem="shared")
+    assert (mine_again.raw, theirs_again.raw) == (mine.raw, theirs.raw)
+    assert mine_again.headers["Idempotent-Replayed"] == theirs_again.headers["Idempotent-Replayed"] == "true"
+    assert len(campaigns_in(api)) == 2
+
+
+def test_releasing_a_key_never_deletes_a_completed_record(api):
+    import dependencies
+
+    store, now = dependencies.idempotency(), int(time.time())
+    assert (
+        store.acquire(
+            "admin/K", "k", fingerprint="f", token="t", now=now, lock_until=now + 60, expires_at=now + 3600
+        )
+        is None
+    )
+    store.complete("admin/K", "k", token="t", status=201, body={"done": True})
+
+    store.release("admin/K", "k", token="t")  # a holder that failed after its completion committed
+
+    assert store.get("admin/K", "k")["response_body"] == {"done": True}
+
+
+def test_a_request_whose_lock_was_taken_over_writes_nothing_not_even_its_effect(api, keys):
+    import dependencies
+    from coupons.api.idempotency import run_idempotent
+    from coupons.domain.campaigns import CampaignTerms
+    from coupons.domain.errors import IdempotencyRequestInFlight
+    from coupons.domain.idempotency import fingerprint
+    from coupons.domain.principals import Principal, Role
+    from coupons.services import campaigns
+
+    store, body, now = dependencies.idempotency(), campaign_body(), int(time.time())
+
+    def slow_create(completion):
+        # Meanwhile the lock ran out and a retry took the key over.
+        store.acquire(
+            "admin/K",
+            "idem-1",
+            fingerprint=fingerprint("POST", "/v1/campaigns", body),
+            token="the-retry",
+            now=now + 61,
+            lock_until=now + 121,
+            expires_at=now + 3600,
+        )
+        return 201, campaigns.create(
+            dependencies.campaigns(), CampaignTerms(**body), Principal(Role.ADMIN), completion=completion
+        )
+
+    with pytest.raises(IdempotencyRequestInFlight):
+        run_idempotent(
+            store,
+            scope="admin/K",
+            key="idem-1",
+            method="POST",
+            path="/v1/campaigns",
+            body=body,
+            ttl_seconds=3600,
+            run=slow_create,
+            clock=lambda: now,
+        )
+
+    assert campaigns_in(api) == []
+    assert store.get("admin/K", "idem-1")["token"] == "the-retry"

@@ -54,3 +54,17 @@ def test_garbage_is_refused_without_a_read(bad):
     with pytest.raises(Exception) as refused:
         normalize(bad)
     assert refused.value.field == "code"
+
+
+def test_a_derived_code_is_a_valid_code_of_its_campaign_and_the_same_for_the_same_material():
+    secret = b"s" * 32
+    code = codes.derived_code(secret, "admin/K|idem-1|u-1", "AB12", "XMAS")
+    assert codes.normalize(code) == code
+    assert (codes.prefix_of(code), codes.tag_of(code)) == ("XMAS", "AB12")
+    assert codes.derived_code(secret, "admin/K|idem-1|u-1", "AB12", "XMAS") == code
+    others = {
+        codes.derived_code(secret, "admin/K|idem-1|u-2", "AB12", "XMAS"),
+        codes.derived_code(secret, "admin/K|idem-2|u-1", "AB12", "XMAS"),
+        codes.derived_code(b"t" * 32, "admin/K|idem-1|u-1", "AB12", "XMAS"),
+    }
+    assert code not in others and len(others) == 3

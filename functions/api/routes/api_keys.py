@@ -39,11 +39,12 @@ def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
     admin = caller(Role.ADMIN)
     principal = parse_principal(request.principal)
     return created(
-        lambda: api_keys.create_key(
+        lambda completion: api_keys.create_key(
             dependencies.api_keys(),
             principal=principal,
             description=request.description,
             created_by=str(admin),
+            completion=completion,
         ),
         redact=_without_secret,
     )

@@ -30,13 +30,14 @@ from resolver import app, caller, created, json_response
 def create_campaign(terms: Annotated[CampaignTerms, Body()]):
     principal = caller(Role.ADMIN, Role.ISSUER)
     return created(
-        lambda: campaigns.create(
+        lambda completion: campaigns.create(
             dependencies.campaigns(),
             terms,
             principal,
             check_rule=lambda rule_id, brand: funding.usable_by_campaign(
                 dependencies.ledger(), rule_id, brand
             ),
+            completion=completion,
         )
     )
 
@@ -117,13 +118,22 @@ def issue_coupons(campaign_id: str, request: Annotated[IssueRequest, Body()]):
     campaign = issuer.campaign_for(campaign_id, principal)
     if request.user_id is not None:
         return created(
-            lambda: _issued(
-                issuer.issue_one(campaign, request.user_id, segment=request.segment, issued_by=str(principal))
-            )
+            lambda completion: issuer.issue_one(
+                campaign,
+                request.user_id,
+                segment=request.segment,
+                issued_by=str(principal),
+                completion=completion,
+            ),
+            shape=_issued,
         )
     return created(
-        lambda: issuer.issue_many(
-            campaign, request.user_ids, segment=request.segment, issued_by=str(principal)
+        lambda completion: issuer.issue_many(
+            campaign,
+            request.user_ids,
+            segment=request.segment,
+            issued_by=str(principal),
+            completion=completion,
         ),
         status=200,
     )

@@ -19,7 +19,9 @@ from resolver import app, caller, created, json_response
 )
 def create_rule(terms: Annotated[RuleTerms, Body()]):
     principal = caller()
-    return created(lambda: funding.create(dependencies.ledger(), terms, principal))
+    return created(
+        lambda completion: funding.create(dependencies.ledger(), terms, principal, completion=completion)
+    )
 
 
 @app.post(
@@ -29,7 +31,11 @@ def create_rule(terms: Annotated[RuleTerms, Body()]):
 )
 def add_version(rule_id: str, terms: Annotated[RuleVersionTerms, Body()]):
     principal = caller()
-    return created(lambda: funding.add_version(dependencies.ledger(), rule_id, terms, principal))
+    return created(
+        lambda completion: funding.add_version(
+            dependencies.ledger(), rule_id, terms, principal, completion=completion
+        )
+    )
 
 
 @app.get("/v1/funding-rules/<rule_id>", summary="A funding rule with all its versions", tags=["clearing"])

@@ -56,7 +56,7 @@ _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "description": "retries with the same key and body get the first answer; kept 48 h, per principal",
+    "description": "retries with the same key and body get the first answer; kept 48 h, per principal and API key",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 

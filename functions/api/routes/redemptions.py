@@ -14,7 +14,7 @@ from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.ledger import journal_id
 from coupons.domain.money import Currency
 from coupons.services.redemption import Order, Proof
-from resolver import answered, app, caller, created, json_response
+from resolver import answered, app, caller, created, idempotency_scope, json_response
 
 
 class OrderFields(BaseModel):
@@ -97,6 +97,7 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
         request.proof(),
         _order(request),
         caller(),
+        idempotency_scope=idempotency_scope(),
         idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
         request_body=event.json_body,
     )
@@ -147,11 +148,14 @@ def reverse(redemption_id: str, request: Annotated[ReversalRequest | None, Body(
     request = request or ReversalRequest()
     principal = caller()
     return created(
-        lambda: _public(
-            dependencies.redeemer().reverse(
-                redemption_id, principal, amount=request.amount, restore_coupon=request.restore_coupon
-            )
-        )
+        lambda completion: dependencies.redeemer().reverse(
+            redemption_id,
+            principal,
+            amount=request.amount,
+            restore_coupon=request.restore_coupon,
+            completion=completion,
+        ),
+        shape=_public,
     )
 
 

@@ -16,7 +16,7 @@ from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Role
 from coupons.domain.settlement import PARTY_BUCKETS
 from coupons.settlement_wiring import runs
-from resolver import answered, app, caller, json_response
+from resolver import answered, app, caller, idempotency_scope, json_response
 
 
 class StartRun(BaseModel):
@@ -35,13 +35,14 @@ def start_run(request: Annotated[StartRun, Body()]):
     principal = caller(Role.ADMIN)
     event = app.current_event
 
-    def start():
-        run, started = runs().start(request.business_date, principal)
+    def start(completion):
+        # StartExecution is outside DynamoDB: no shared transaction; the attempt carries the key's ref.
+        run, started = runs().start(request.business_date, principal, completion=completion)
         return (202 if started else 200), {**_public(run), "started": started}
 
     status, body, replayed = run_idempotent(
         dependencies.idempotency(),
-        scope=str(principal),
+        scope=idempotency_scope(),
         key=event.headers.get(IDEMPOTENCY_HEADER),
         method=event.http_method,
         path=event.path,
@@ -90,4 +91,4 @@ def get_statement(run_id: str, party: str):
 
 
 def _public(run: dict) -> dict:
-    return {k: v for k, v in run.items() if k not in ("kind", "execution_name")}
+    return {k: v for k, v in run.items() if k not in ("kind", "execution_name", "idempotency_ref")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coupons.data.idempotency import raise_if_lock_lost
 from coupons.data.items import from_item, to_item
 
 
@@ -16,7 +17,8 @@ class ApiKeyStore:
         self._client = client
         self._table = table_name
 
-    def put_new(self, record: dict[str, Any]) -> None:
+    def put_new(self, record: dict[str, Any], *, completion: dict[str, Any] | None = None) -> None:
+        """The key's record; with `completion` (the Idempotency-Key's COMPLETED record) in one transaction."""
         item = {
             "pk": f"APIKEY#{record['key_id']}",
             "sk": "APIKEY",
@@ -25,9 +27,19 @@ class ApiKeyStore:
             **record,
         }
         # 80 random bits make a clash unlikely; the condition makes it impossible to overwrite a key.
-        self._client.put_item(
-            TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-        )
+        put = {
+            "TableName": self._table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if completion is None:
+            self._client.put_item(**put)
+            return
+        try:
+            self._client.transact_write_items(TransactItems=[{"Put": put}, completion])
+        except self._client.exceptions.TransactionCanceledException as error:
+            raise_if_lock_lost(error, 1)
+            raise
 
     def get(self, key_id: str) -> dict[str, Any] | None:
         item = self._client.get_item(TableName=self._table, Key=_key(key_id), ConsistentRead=True).get("Item")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coupons.data.idempotency import raise_if_lock_lost
 from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
 from coupons.data.schema import GSI1, GSI2
 
@@ -40,8 +41,11 @@ class CampaignStore:
         self._client = client
         self._table = table_name
 
-    def put_new(self, record: dict[str, Any], shard_capacities: list[int]) -> None:
-        """The campaign and its quota shards, all or nothing."""
+    def put_new(
+        self, record: dict[str, Any], shard_capacities: list[int], *, completion: dict[str, Any] | None = None
+    ) -> None:
+        """The campaign and its quota shards, all or nothing; with `completion` (the Idempotency-Key's
+        COMPLETED record) in the same transaction."""
         order = f"{record['created_at']}#{record['campaign_id']}"
         item = {
             "pk": f"CAMPAIGN#{record['campaign_id']}",
@@ -70,9 +74,13 @@ class CampaignStore:
             puts.append(
                 {"Put": {"TableName": self._table, "Item": to_item(shard), "ConditionExpression": _NEW}}
             )
+        if completion is not None:
+            puts.append(completion)
         try:
             self._client.transact_write_items(TransactItems=puts)
         except self._client.exceptions.TransactionCanceledException as error:
+            if completion is not None:
+                raise_if_lock_lost(error, len(puts) - 1)
             reasons = error.response.get("CancellationReasons", [])
             if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
                 raise TagTaken() from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from coupons.data.campaigns import shard_key
+from coupons.data.idempotency import raise_if_lock_lost
 from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
 from coupons.data.schema import GSI1
 
@@ -28,7 +29,11 @@ class HoldingFull(Exception):
 
 
 class CodeTaken(Exception):
-    pass
+    """A coupon has this code already: `coupon` is that coupon."""
+
+    def __init__(self, coupon: dict[str, Any] | None = None):
+        super().__init__("code taken")
+        self.coupon = coupon or {}
 
 
 class WriteConflict(Exception):
@@ -49,11 +54,19 @@ class CouponStore:
         self._client = client
         self._table = table_name
 
-    def issue(self, coupon: dict[str, Any], *, shard: int, per_user_limit: int) -> None:
+    def issue(
+        self,
+        coupon: dict[str, Any],
+        *,
+        shard: int,
+        per_user_limit: int,
+        completion: dict[str, Any] | None = None,
+    ) -> None:
         """Issues `coupon` in one transaction, or raises why not. Three conditions hold together:
         the shard has a unit left and the campaign is ACTIVE (no over-issue, no issue while paused),
         the code is new (unique per tenant by condition, not by probability alone), and the user
-        holds fewer than `per_user_limit` coupons of the campaign."""
+        holds fewer than `per_user_limit` coupons of the campaign. `completion`: the Idempotency-Key's
+        COMPLETED record, committed with the coupon."""
         campaign_id, user_id = coupon["campaign_id"], coupon["user_id"]
         item = {
             **{k: v["S"] for k, v in coupon_key(coupon["code"]).items()},
@@ -78,6 +91,8 @@ class CouponStore:
                     "TableName": self._table,
                     "Item": to_item(item),
                     "ConditionExpression": "attribute_not_exists(pk)",
+                    # A code derived from an Idempotency-Key that exists is the first run's coupon.
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
             {
@@ -92,17 +107,24 @@ class CouponStore:
                 }
             },
         ]
+        if completion is not None:
+            actions.append(completion)
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
+            if completion is not None:
+                raise_if_lock_lost(error, len(actions) - 1)
             codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            # The code first: a re-run that lands on its first coupon also finds the user's holding
+            # counted and maybe the shard dry, and must learn that the coupon is there.
+            if codes[1] == "ConditionalCheckFailed":
+                old = error.response["CancellationReasons"][1].get("Item")
+                raise CodeTaken(_record(old) if old else None) from None
             if codes[0] == "ConditionalCheckFailed":
                 old = error.response["CancellationReasons"][0].get("Item")
                 raise ShardRefused(from_item(old) if old else {}) from None
             if codes[2] == "ConditionalCheckFailed":
                 raise HoldingFull() from None
-            if codes[1] == "ConditionalCheckFailed":
-                raise CodeTaken() from None
             if {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"} & set(codes):
                 raise WriteConflict() from None
             raise

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 from typing import Any
 
+from coupons.data.idempotency import raise_if_lock_lost
 from coupons.data.items import from_item, to_item
 from coupons.domain.ledger import Journal
 
@@ -289,31 +290,52 @@ class LedgerStore:
 
     # -- funding rules -----------------------------------------------------------------------
 
-    def put_rule(self, rule: dict[str, Any], version: dict[str, Any]) -> None:
+    def put_rule(
+        self, rule: dict[str, Any], version: dict[str, Any], *, completion: dict[str, Any] | None = None
+    ) -> None:
+        """The rule and its version 1; with `completion` (the Idempotency-Key's COMPLETED record)."""
         header = {"pk": f"FUNDINGRULE#{rule['rule_id']}", "sk": "RULE", **rule}
         first = {"pk": f"FUNDINGRULE#{rule['rule_id']}", "sk": "VERSION#000001", **version}
-        self._client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": to_item(x),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
+        actions = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_item(x),
+                    "ConditionExpression": "attribute_not_exists(pk)",
                 }
-                for x in (header, first)
-            ]
-        )
-
-    def put_version(self, rule_id: str, version: dict[str, Any]) -> bool:
-        """Appends version n; False if version n exists (another writer got there first)."""
-        item = {"pk": f"FUNDINGRULE#{rule_id}", "sk": f"VERSION#{version['version']:06d}", **version}
+            }
+            for x in (header, first)
+        ]
         try:
-            self._client.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._client.transact_write_items(TransactItems=actions + ([completion] if completion else []))
+        except self._client.exceptions.TransactionCanceledException as error:
+            if completion is not None:
+                raise_if_lock_lost(error, len(actions))
+            raise
+
+    def put_version(
+        self, rule_id: str, version: dict[str, Any], *, completion: dict[str, Any] | None = None
+    ) -> bool:
+        """Appends version n; False if version n exists (another writer got there first). With
+        `completion` (the Idempotency-Key's COMPLETED record), in one transaction with it."""
+        item = {"pk": f"FUNDINGRULE#{rule_id}", "sk": f"VERSION#{version['version']:06d}", **version}
+        put = {
+            "TableName": self._table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        try:
+            if completion is None:
+                self._client.put_item(**put)
+            else:
+                self._client.transact_write_items(TransactItems=[{"Put": put}, completion])
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
+        except self._client.exceptions.TransactionCanceledException as error:
+            raise_if_lock_lost(error, 1)
+            if error.response.get("CancellationReasons", [{}])[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
         return True
 
     def approve_version(

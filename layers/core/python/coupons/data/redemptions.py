@@ -24,7 +24,7 @@ from typing import Any
 
 from coupons.data.campaigns import shard_key
 from coupons.data.coupons import WriteConflict, coupon_key
-from coupons.data.idempotency import record_key as idempotency_key
+from coupons.data.idempotency import completed_put, raise_if_lock_lost
 from coupons.data.items import from_item, to_item
 
 
@@ -201,25 +201,18 @@ class RedemptionStore:
             },
         ]
         if idempotency is not None:
-            record = {
-                **{k: v["S"] for k, v in idempotency_key(idempotency.scope, idempotency.key).items()},
-                "status": "COMPLETED",
-                "fingerprint": idempotency.fingerprint,
-                "response_status": idempotency.status,
-                "response_body": idempotency.body,
-                "expires_at": idempotency.expires_at,
-            }
+            # No lock was claimed first (one request): the record goes in where no live one is.
             actions.append(
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": to_item(record),
-                        # Same rule as the shared mechanism: an expired record counts as absent.
-                        "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
-                        "ExpressionAttributeValues": {":now": {"N": str(idempotency.now)}},
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                }
+                completed_put(
+                    table,
+                    idempotency.scope,
+                    idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    status=idempotency.status,
+                    body=idempotency.body,
+                    expires_at=idempotency.expires_at,
+                    now=idempotency.now,
+                )
             )
         if qr_token is not None:
             nonce, expires_at = qr_token
@@ -320,12 +313,14 @@ class RedemptionStore:
         refunded_after: int,
         discount_reversed_after: int,
         coupon_update: dict[str, Any] | None,
+        completion: dict[str, Any] | None = None,
     ) -> bool:
         """Records a reversal against its redemption in one transaction. False when another reversal
         of the same redemption got in first (the caller reads again and recomputes).
 
         `coupon_update`: Update arguments (Key, expressions) that give the coupon back or restore a
-        gift card's balance, or None."""
+        gift card's balance, or None. `completion`: the Idempotency-Key's COMPLETED record, committed
+        with the reversal (a refund whose answer was lost is then replayed, never applied again)."""
         redemption_id = reversal["redemption_id"]
         item = {
             "pk": f"REDEMPTION#{redemption_id}",
@@ -357,9 +352,13 @@ class RedemptionStore:
         ]
         if coupon_update is not None:
             actions.append({"Update": {"TableName": self._table, **coupon_update}})
+        if completion is not None:
+            actions.append(completion)
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
+            if completion is not None:
+                raise_if_lock_lost(error, len(actions) - 1)
             codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
             if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
                 return False

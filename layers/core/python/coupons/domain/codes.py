@@ -11,6 +11,8 @@ every swap of two adjacent characters is caught — by arithmetic, before any da
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 
@@ -61,6 +63,16 @@ def new_tag() -> str:
 def new_code(tag: str, prefix: str = "") -> str:
     """A new code in its canonical form (no hyphens): prefix + tag + 16 random chars + check char."""
     body = prefix + tag + random_chars(RANDOM_CHARS)
+    return body + check_char(body)
+
+
+def derived_code(secret: bytes, material: str, tag: str, prefix: str = "") -> str:
+    """The code `new_code` would make, with its 80 bits taken from HMAC-SHA256(secret, material)
+    instead of the CSPRNG: the same material always gives the same code (a retried request lands on
+    its first coupon), and without the secret it is as unguessable as a random one."""
+    digest = int.from_bytes(hmac.new(secret, material.encode(), hashlib.sha256).digest()[:10], "big")
+    chars = "".join(CROCKFORD[(digest >> (5 * i)) & 31] for i in reversed(range(RANDOM_CHARS)))
+    body = prefix + tag + chars
     return body + check_char(body)
 
 

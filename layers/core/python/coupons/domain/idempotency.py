@@ -20,6 +20,12 @@ def check_key(key: str) -> str:
     return key
 
 
+def scope(principal: object, api_key_id: str | None) -> str:
+    """Whose keys these are: the principal and the API key it called with, so two clients (two admin
+    keys, say) never replay each other's answers. `/` is in neither part, and no scope has a `#`."""
+    return f"{principal}/{api_key_id}" if api_key_id else str(principal)
+
+
 def fingerprint(method: str, path: str, body: Any) -> str:
     """Same request = same method, path and parsed body; JSON whitespace and key order do not count."""
     canonical = json.dumps([method.upper(), path, body], sort_keys=True, separators=(",", ":"))

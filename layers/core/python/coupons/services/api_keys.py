@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coupons.data.api_keys import ApiKeyStore
+from coupons.data.idempotency import Completion, put_of
 from coupons.domain import api_keys
 from coupons.domain.errors import ApiKeyNotFound
 from coupons.domain.principals import Principal
@@ -15,8 +16,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def create_key(store: ApiKeyStore, *, principal: Principal, description: str | None, created_by: str) -> dict:
-    """Stores a new key's hash; the answer carries the plain key, which is never stored or shown again."""
+def create_key(
+    store: ApiKeyStore,
+    *,
+    principal: Principal,
+    description: str | None,
+    created_by: str,
+    completion: Completion | None = None,
+) -> dict:
+    """Stores a new key's hash (with the Idempotency-Key's completion, if any); the answer carries the
+    plain key, which is never stored or shown again."""
     new = api_keys.generate()
     record: dict[str, Any] = {
         "key_id": new.key_id,
@@ -26,8 +35,9 @@ def create_key(store: ApiKeyStore, *, principal: Principal, description: str | N
         "created_at": _now(),
         "created_by": created_by,
     }
-    store.put_new(record)
-    return {**public_view(record), "api_key": new.plain}
+    answer = {**public_view(record), "api_key": new.plain}
+    store.put_new(record, completion=put_of(completion, answer))  # the completion redacts the key
+    return answer
 
 
 def revoke_key(store: ApiKeyStore, key_id: str) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coupons.data.campaigns import CampaignStore, TagTaken
+from coupons.data.idempotency import Completion, put_of
 from coupons.domain import campaigns, codes
 from coupons.domain.campaigns import TRANSITIONS, CampaignTerms, InvalidTransition
 from coupons.domain.errors import CampaignNotFound
@@ -22,20 +23,25 @@ def create(
     principal: Principal,
     *,
     check_rule: Callable[[str, str], None] | None = None,
+    completion: Completion | None = None,
 ) -> dict[str, Any]:
-    """`check_rule(rule_id, brand_id)` refuses a funding rule the campaign may not use."""
+    """`check_rule(rule_id, brand_id)` refuses a funding rule the campaign may not use. The campaign
+    and the Idempotency-Key's completion (if any) are one transaction."""
     record = campaigns.new_campaign(terms, principal)
     if terms.funding_rule_id is not None and check_rule is not None:
         check_rule(terms.funding_rule_id, record["brand_id"])
+
+    def put() -> dict[str, Any]:
+        answer = with_counters(store, record, issued=0)  # known before the write: it rides with it
+        store.put_new(record, campaigns.shard_capacities(record), completion=put_of(completion, answer))
+        return answer
+
     for _ in range(TAG_TRIES - 1):
         try:
-            store.put_new(record, campaigns.shard_capacities(record))
-            break
+            return put()
         except TagTaken:
             record["code_tag"] = codes.new_tag()
-    else:
-        store.put_new(record, campaigns.shard_capacities(record))
-    return with_counters(store, record, issued=0)
+    return put()
 
 
 def get(store: CampaignStore, campaign_id: str, principal: Principal) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from coupons.data.idempotency import Completion, put_of
 from coupons.data.ledger import LedgerStore
 from coupons.domain import funding
 from coupons.domain.coupons import iso
@@ -21,7 +22,12 @@ class VersionRace(Conflict):
 
 
 def create(
-    store: LedgerStore, terms: funding.RuleTerms, principal: Principal, *, now: datetime | None = None
+    store: LedgerStore,
+    terms: funding.RuleTerms,
+    principal: Principal,
+    *,
+    now: datetime | None = None,
+    completion: Completion | None = None,
 ) -> dict[str, Any]:
     principal.require(Role.ADMIN, Role.ISSUER)
     funding.check_version(terms)
@@ -41,10 +47,11 @@ def create(
         "created_at": iso(now),
         "created_by": str(principal),
     }
-    rule = {k: v for k, v in rule.items() if v is not None}
     version = _version(terms, 1, now, principal, first=True)
-    store.put_rule(rule, version)
-    return {**rule, "versions": [version]}
+    header = {k: v for k, v in rule.items() if v is not None}
+    answer = {**header, "versions": [version]}
+    store.put_rule(header, version, completion=put_of(completion, answer))
+    return answer
 
 
 def add_version(
@@ -54,6 +61,7 @@ def add_version(
     principal: Principal,
     *,
     now: datetime | None = None,
+    completion: Completion | None = None,
 ) -> dict[str, Any]:
     header, versions = readable(store, rule_id, principal)
     principal.require(Role.ADMIN, Role.ISSUER)
@@ -68,9 +76,10 @@ def add_version(
         raise funding.TooManyVersions()
     first = not any(funding.is_approved(v) for v in versions)
     version = _version(terms, max(v["version"] for v in versions) + 1, now, principal, first=first)
-    if not store.put_version(rule_id, version):
+    answer = {**header, "versions": sorted([*versions, version], key=lambda v: v["version"])}
+    if not store.put_version(rule_id, version, completion=put_of(completion, answer)):
         raise VersionRace()
-    return {**header, "versions": sorted([*versions, version], key=lambda v: v["version"])}
+    return answer
 
 
 def approve(

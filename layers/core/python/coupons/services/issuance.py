@@ -4,6 +4,10 @@ Each coupon is one DynamoDB transaction (quota shard, coupon, user's holding: se
 The shard is picked at random; a shard that has run dry is remembered by this container (quota never
 returns to a shard, so that memory is never wrong) and the next one is tried, so a user is refused
 `campaign_exhausted` only when every shard is dry.
+
+Under an Idempotency-Key, one coupon commits with the key's completion (one transaction); a bulk
+call (many transactions) derives each user's code from the key (codes.derived_code), so a re-run
+after a lost completion finds the coupons of its first run by their codes and answers them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CodeTaken, CouponStore, HoldingFull, ShardRefused, WriteConflict
+from coupons.data.idempotency import Completion, put_of
 from coupons.domain import codes
 from coupons.domain import coupons as rules
 from coupons.domain.campaigns import CampaignStatus
@@ -38,9 +43,11 @@ class Issuer:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        tenant_key: Callable[[], bytes] | None = None,
     ):
         self._campaigns = campaigns
         self._coupons = coupons
+        self._tenant_key = tenant_key  # keys the codes derived from an Idempotency-Key
         self._clock = clock
         self._rng = rng or random.SystemRandom()
         self._dry: set[tuple[str, int]] = set()
@@ -63,28 +70,52 @@ class Issuer:
         return campaign
 
     def issue_one(
-        self, campaign: dict[str, Any], user_id: str, *, segment: str | None, issued_by: str
+        self,
+        campaign: dict[str, Any],
+        user_id: str,
+        *,
+        segment: str | None,
+        issued_by: str,
+        completion: Completion | None = None,
     ) -> dict[str, Any]:
+        """The coupon issued; with `completion` (an Idempotency-Key), committed with it."""
+        return self._issue(campaign, user_id, segment=segment, issued_by=issued_by, completion=completion)[0]
+
+    def _issue(
+        self,
+        campaign: dict[str, Any],
+        user_id: str,
+        *,
+        segment: str | None,
+        issued_by: str,
+        completion: Completion | None = None,
+        derived: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """(the coupon, whether it was there already). `derived`: a code derived from the request's
+        Idempotency-Key, tried first; the user's coupon under it is the first run's."""
         now = self._clock()
         rules.check_issuable(campaign, now)
         rules.check_audience(campaign, user_id, segment)
         campaign_id = campaign["campaign_id"]
         shards = [s for s in range(campaign["shards"]) if (campaign_id, s) not in self._dry]
         self._rng.shuffle(shards)
+        if not shards and derived is not None:
+            # Dry here, but the first run may have issued this coupon: the write will say which.
+            shards = [self._rng.randrange(campaign["shards"])]
         conflicts = 0
         while shards:
             shard = shards[0]
             coupon = rules.new_coupon(
                 campaign,
-                code=codes.new_code(campaign["code_tag"], campaign.get("code_prefix", "")),
+                code=derived or codes.new_code(campaign["code_tag"], campaign.get("code_prefix", "")),
                 user_id=user_id,
                 issued_by=issued_by,
                 now=now,
                 shard=shard,
             )
             try:
-                self._write(coupon, shard, campaign["per_user_limit"])
-                return coupon
+                found = self._write(coupon, shard, campaign["per_user_limit"], completion, derived)
+                return found or coupon, found is not None
             except ShardRefused as refused:
                 status = refused.shard.get("status")
                 if status and status != CampaignStatus.ACTIVE:
@@ -103,25 +134,63 @@ class Issuer:
                 shards.append(shards.pop(0))  # another shard next: the conflict was on this one
         raise rules.CampaignExhausted()
 
-    def _write(self, coupon: dict[str, Any], shard: int, per_user_limit: int) -> None:
+    def _write(
+        self,
+        coupon: dict[str, Any],
+        shard: int,
+        per_user_limit: int,
+        completion: Completion | None,
+        derived: str | None,
+    ) -> dict[str, Any] | None:
+        """Writes `coupon`; returns the coupon found instead when `derived` is already this user's."""
         for _ in range(CODE_TRIES - 1):
             try:
-                return self._coupons.issue(coupon, shard=shard, per_user_limit=per_user_limit)
-            except CodeTaken:
+                self._coupons.issue(
+                    coupon, shard=shard, per_user_limit=per_user_limit, completion=put_of(completion, coupon)
+                )
+                return None
+            except CodeTaken as taken:
+                mine = (taken.coupon.get("campaign_id"), taken.coupon.get("user_id"))
+                if coupon["code"] == derived and mine == (coupon["campaign_id"], coupon["user_id"]):
+                    return taken.coupon
                 code = coupon["code"]
                 coupon["code"] = codes.new_code(codes.tag_of(code), codes.prefix_of(code))
-        return self._coupons.issue(coupon, shard=shard, per_user_limit=per_user_limit)
+        self._coupons.issue(
+            coupon, shard=shard, per_user_limit=per_user_limit, completion=put_of(completion, coupon)
+        )
+        return None
 
     def issue_many(
-        self, campaign: dict[str, Any], user_ids: list[str], *, segment: str | None, issued_by: str
+        self,
+        campaign: dict[str, Any],
+        user_ids: list[str],
+        *,
+        segment: str | None,
+        issued_by: str,
+        completion: Completion | None = None,
     ) -> dict[str, Any]:
         """Each user's outcome; one refusal never undoes the others. A campaign that cannot issue at
-        all (not ACTIVE, outside its window) refuses the whole call before anything is written."""
+        all (not ACTIVE, outside its window) refuses the whole call before anything is written.
+
+        With `completion` (an Idempotency-Key) each user's code derives from (scope, key, user): a
+        re-run finds what its first run issued, and when it issues nothing new its answer is a replay."""
         rules.check_issuable(campaign, self._clock())
         results = []
+        found = new = 0
         for user_id in user_ids:
+            derived = None
+            if completion is not None:
+                derived = codes.derived_code(
+                    self._tenant_key(),
+                    f"{completion.scope}|{completion.key}|{user_id}",
+                    campaign["code_tag"],
+                    campaign.get("code_prefix", ""),
+                )
             try:
-                coupon = self.issue_one(campaign, user_id, segment=segment, issued_by=issued_by)
+                coupon, there = self._issue(
+                    campaign, user_id, segment=segment, issued_by=issued_by, derived=derived
+                )
+                found, new = found + there, new + (not there)
                 results.append({"user_id": user_id, "status": "ISSUED", "code": coupon["code"]})
             except (rules.PerUserLimitReached, rules.CampaignExhausted, rules.UserNotEligible) as refused:
                 results.append({"user_id": user_id, "status": "REFUSED", "reason": refused.code})
@@ -129,5 +198,7 @@ class Issuer:
                 if not results or all(r["status"] == "REFUSED" for r in results):
                     raise
                 results.append({"user_id": user_id, "status": "REFUSED", "reason": refused.code})
+        if completion is not None and found and not new:
+            completion.found_first()
         issued = sum(r["status"] == "ISSUED" for r in results)
         return {"issued": issued, "refused": len(results) - issued, "results": results}

@@ -20,7 +20,7 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore, WriteConflict, coupon_key
-from coupons.data.idempotency import IdempotencyStore
+from coupons.data.idempotency import Completion, IdempotencyStore, put_of
 from coupons.data.items import to_item
 from coupons.data.redemptions import (
     CampaignInactive,
@@ -194,13 +194,19 @@ class Redeemer:
         order: Order,
         principal: Principal,
         *,
+        idempotency_scope: str,
         idempotency_key: str | None,
         request_body: Any,
     ) -> tuple[int, Any, bool]:
         """(status, answer, replayed). Refusals are raised; a replay returns the first answer."""
         try:
             return self._redeem(
-                proof, order, principal, idempotency_key=idempotency_key, request_body=request_body
+                proof,
+                order,
+                principal,
+                scope=idempotency_scope,
+                idempotency_key=idempotency_key,
+                request_body=request_body,
             )
         except _Replayed as replayed:
             return replayed.status, replayed.body, True
@@ -211,6 +217,7 @@ class Redeemer:
         order: Order,
         principal: Principal,
         *,
+        scope: str,
         idempotency_key: str | None,
         request_body: Any,
     ) -> tuple[int, Any, bool]:
@@ -223,7 +230,7 @@ class Redeemer:
         except verification.VerificationFailed:
             # A till retrying after its QR token expired or its TOTP step passed must still get the
             # first answer: the proof was good when the first attempt used it.
-            self._replay_if_done(principal, idempotency_key, fingerprint)
+            self._replay_if_done(scope, idempotency_key, fingerprint)
             raise
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
@@ -234,7 +241,7 @@ class Redeemer:
                 taken = rules.gift_card_take(balance, order.order_amount, order.amount)
                 if taken == 0:
                     # A retry of the request that drained the card must get its first answer.
-                    self._replay_if_done(principal, idempotency_key, fingerprint)
+                    self._replay_if_done(scope, idempotency_key, fingerprint)
                     raise rules.BalanceExhausted(field="code")
             else:
                 taken = rules.discount(campaign, order.order_amount)
@@ -266,7 +273,7 @@ class Redeemer:
                     idempotency=None
                     if idempotency_key is None
                     else IdempotencyWrite(
-                        scope=str(principal),
+                        scope=scope,
                         key=idempotency_key,
                         fingerprint=fingerprint,
                         status=201,
@@ -301,10 +308,10 @@ class Redeemer:
                 time.sleep(self._rng.uniform(0, 0.01 * conflicts))
         raise Contention(field="code")
 
-    def _replay_if_done(self, principal: Principal, key: str | None, fingerprint: str) -> None:
+    def _replay_if_done(self, scope: str, key: str | None, fingerprint: str) -> None:
         if key is None:
             return
-        record = self._idempotency.get(str(principal), key)
+        record = self._idempotency.get(scope, key)
         if record is not None and record.get("expires_at", 0) >= int(self._clock()):
             replay = idempotency_rules.on_existing(record, fingerprint)
             raise _Replayed(replay.status, replay.body)
@@ -382,10 +389,17 @@ class Redeemer:
         return found
 
     def reverse(
-        self, redemption_id: str, principal: Principal, *, amount: int | None, restore_coupon: bool
+        self,
+        redemption_id: str,
+        principal: Principal,
+        *,
+        amount: int | None,
+        restore_coupon: bool,
+        completion: Completion | None = None,
     ) -> dict[str, Any]:
         """Refunds `amount` of the order (None: all that remains), giving back the discount in
-        proportion (domain/redemption.py: reversal_share)."""
+        proportion (domain/redemption.py: reversal_share). The reversal and the Idempotency-Key's
+        completion (if any) are one transaction: a refund whose answer was lost is never made twice."""
         principal.require(Role.ADMIN, Role.MERCHANT)
         for _ in range(ATTEMPTS):
             redemption, _ = self.get(redemption_id, principal)
@@ -429,6 +443,7 @@ class Redeemer:
                 refunded_after=refunded + refund,
                 discount_reversed_after=redemption.get("discount_reversed", 0) + share,
                 coupon_update=coupon_update,
+                completion=put_of(completion, reversal),
             ):
                 return reversal
         raise Contention(field="redemption_id")

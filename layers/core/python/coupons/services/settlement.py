@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from coupons.data.idempotency import Completion
 from coupons.data.ledger import SHARDS, shard_of
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import RunExists, SettlementStore
@@ -405,13 +406,22 @@ class SettlementRuns:
         self._clock = clock
 
     def start(
-        self, business_date: str, principal: Principal, *, day_must_be_over: bool = True
+        self,
+        business_date: str,
+        principal: Principal,
+        *,
+        day_must_be_over: bool = True,
+        completion: Completion | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """(the run, whether an execution was started now). A date has one run: asking again returns
         it; asking again after its execution failed or was stopped resumes it (the next attempt).
 
         `day_must_be_over=False` is for the local stack only (`make settle`), where a developer settles
-        today's T+1 redemptions "tomorrow" without waiting for it."""
+        today's T+1 redemptions "tomorrow" without waiting for it.
+
+        Under an Idempotency-Key (`completion`), the attempt this request records carries the key's
+        ref: the run id and execution name derive from the date and attempt, so a re-run after a lost
+        completion finds its attempt, makes sure its execution started, and answers as the first did."""
         principal.require(Role.ADMIN)
         tomorrow = self._clock().astimezone(ZoneInfo(self._zone)).date() + timedelta(days=1)
         today = date.max if not day_must_be_over else tomorrow - timedelta(days=1)
@@ -426,16 +436,26 @@ class SettlementRuns:
                 "attempt": 1,
                 "execution_name": rules.execution_name(self._tenant, day, 1),
                 "requested_at": iso(self._clock()),
+                "idempotency_ref": completion.ref if completion else None,
             }
+            record = {k: v for k, v in record.items() if v is not None}
             try:
                 self._store.create_run(record)
             except RunExists as exists:
                 run = exists.run  # another request (or the schedule) got there first
             else:
                 return record, self._start_execution(record)
-        return self._existing(run)
+        return self._existing(run, completion)
 
-    def _existing(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    def _existing(
+        self, run: dict[str, Any], completion: Completion | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        if completion is not None and run.get("idempotency_ref") == completion.ref:
+            # This request's first run recorded this attempt and lost its answer: StartExecution is
+            # idempotent by the attempt's name, so start (or find) it and answer as the first did.
+            self._start_execution(run)
+            completion.found_first()
+            return run, True
         if run["status"] == RunStatus.CLOSED:
             return run, False
         state = self._workflow().status(run["execution_name"])
@@ -450,6 +470,8 @@ class SettlementRuns:
             "attempt": attempt,
             "execution_name": rules.execution_name(self._tenant, run["business_date"], attempt),
             "resumed_at": iso(self._clock()),
+            # Whose attempt this is now; "" is nobody's (an earlier request's retry must not claim it).
+            "idempotency_ref": completion.ref if completion else "",
         }
         if not self._store.update_run(run["run_id"], changes, expect={"attempt": run["attempt"]}):
             return self._store.run(run["run_id"]), False  # a concurrent request resumed it
