@@ -8,18 +8,53 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 import dependencies
-from coupons.api import problems
+from coupons.api import bodies, problems
 from coupons.api.idempotency import run_idempotent
 from coupons.data.idempotency import Completion
 from coupons.domain import idempotency as idempotency_rules
-from coupons.domain.errors import DomainError
+from coupons.domain.errors import DomainError, UnsupportedMediaType
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Principal, Role
 
 app = APIGatewayRestResolver(enable_validation=True)
+
+ROLES = "x-roles"  # a route's openapi_extensions: the roles that may call it at all
+
+
+def _request_gate(app: APIGatewayRestResolver, next_middleware) -> Response:
+    """Runs before powertools' request validation on every route: the caller may call this route at
+    all (so a caller that may not learns nothing of the body's fields), and the body is one JSON
+    object of bounded size and depth (coupons/api/bodies.py). Then validation."""
+    route = app.context.get("_route")
+    roles = (getattr(route, "openapi_extensions", None) or {}).get(ROLES)
+    if roles:
+        caller(*(Role(r) for r in roles))
+    event = app.current_event
+    body = bodies.read(event.decoded_body, event.headers.get("content-type"))
+    if body is not None and not bodies.is_malformed(body):
+        # powertools compares the media type case-sensitively: say it the way it reads it.
+        headers = event.raw_event.get("headers") or {}
+        for name in [n for n in headers if n.lower() == "content-type"]:
+            del headers[name]
+        headers["content-type"] = bodies.JSON_MEDIA_TYPE
+    return validate(app, next_middleware)
+
+
+# powertools keeps its request validation middleware here and puts it first on every route's stack
+# (built on the route's first call); the gate takes its place and calls it.
+validate = app._request_validation_middleware
+app._request_validation_middleware = _request_gate
+
+
+def roles(*allowed: Role) -> dict[str, list[str]]:
+    """A route's openapi_extensions naming who may call it (checked by the gate, shown in the document)."""
+    return {ROLES: [r.value for r in allowed]}
 
 
 def caller(*roles: Role) -> Principal:
@@ -83,6 +118,12 @@ def _domain_error(error: DomainError) -> Response:
 @app.exception_handler(RequestValidationError)
 def _invalid_request(error: RequestValidationError) -> Response:
     return problems.from_validation_errors(list(error.errors()))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+    # The gate refuses these first; kept so that powertools' own refusal is never a 500.
+    return problems.from_domain_error(UnsupportedMediaType("send application/json", field="Content-Type"))
 
 
 @app.exception_handler(NotFoundError)

@@ -12,7 +12,7 @@ import dependencies
 from coupons.domain.errors import ApiKeyNotFound
 from coupons.domain.principals import Role, parse_principal
 from coupons.services import api_keys
-from resolver import app, caller, created, json_response
+from resolver import app, caller, created, json_response, roles
 
 
 class ApiKeyRequest(BaseModel):
@@ -34,6 +34,7 @@ def _without_secret(answer: dict) -> dict:
     summary="Create an API key (admin); the plain key is in this answer only",
     responses={201: {"description": "the key id, its principal and the plain key (once)"}},
     tags=["api-keys"],
+    openapi_extensions=roles(Role.ADMIN),
 )
 def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
     admin = caller(Role.ADMIN)
@@ -51,7 +52,10 @@ def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
 
 
 @app.get(
-    "/v1/api-keys/<key_id>", summary="Read an API key's record, never the key (admin)", tags=["api-keys"]
+    "/v1/api-keys/<key_id>",
+    summary="Read an API key's record, never the key (admin)",
+    tags=["api-keys"],
+    openapi_extensions=roles(Role.ADMIN),
 )
 def get_api_key(key_id: str):
     caller(Role.ADMIN)
@@ -61,7 +65,12 @@ def get_api_key(key_id: str):
     return json_response(200, api_keys.public_view(record))
 
 
-@app.delete("/v1/api-keys/<key_id>", summary="Revoke an API key (admin)", tags=["api-keys"])
+@app.delete(
+    "/v1/api-keys/<key_id>",
+    summary="Revoke an API key (admin)",
+    tags=["api-keys"],
+    openapi_extensions=roles(Role.ADMIN),
+)
 def revoke_api_key(key_id: str):
     caller(Role.ADMIN)
     api_keys.revoke_key(dependencies.api_keys(), key_id)

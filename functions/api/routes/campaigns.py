@@ -13,7 +13,7 @@ from coupons.domain.codes import display
 from coupons.domain.errors import InvalidField
 from coupons.domain.principals import Role
 from coupons.services import campaigns, funding
-from resolver import app, caller, created, json_response
+from resolver import app, caller, created, json_response, roles
 
 
 @app.post(
@@ -26,6 +26,7 @@ from resolver import app, caller, created, json_response
         }
     },
     tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def create_campaign(terms: Annotated[CampaignTerms, Body()]):
     principal = caller(Role.ADMIN, Role.ISSUER)
@@ -61,6 +62,7 @@ def get_campaign(campaign_id: str):
     "/v1/campaigns",
     summary="List campaigns, newest first (admin: all; issuer: its brand's)",
     tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -74,17 +76,32 @@ def _transition(action: str, campaign_id: str):
     return json_response(200, campaigns.transition(dependencies.campaigns(), campaign_id, action, caller()))
 
 
-@app.post("/v1/campaigns/<campaign_id>/activate", summary="DRAFT or PAUSED → ACTIVE", tags=["campaigns"])
+@app.post(
+    "/v1/campaigns/<campaign_id>/activate",
+    summary="DRAFT or PAUSED → ACTIVE",
+    tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+)
 def activate_campaign(campaign_id: str):
     return _transition("activate", campaign_id)
 
 
-@app.post("/v1/campaigns/<campaign_id>/pause", summary="ACTIVE → PAUSED: issuing stops", tags=["campaigns"])
+@app.post(
+    "/v1/campaigns/<campaign_id>/pause",
+    summary="ACTIVE → PAUSED: issuing stops",
+    tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+)
 def pause_campaign(campaign_id: str):
     return _transition("pause", campaign_id)
 
 
-@app.post("/v1/campaigns/<campaign_id>/end", summary="→ ENDED, for good", tags=["campaigns"])
+@app.post(
+    "/v1/campaigns/<campaign_id>/end",
+    summary="→ ENDED, for good",
+    tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+)
 def end_campaign(campaign_id: str):
     return _transition("end", campaign_id)
 
@@ -109,6 +126,7 @@ class IssueRequest(BaseModel):
     "/v1/campaigns/<campaign_id>/coupons",
     summary="Issue a coupon to user_id (201), or to user_ids in bulk (200, each user's outcome)",
     tags=["coupons"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def issue_coupons(campaign_id: str, request: Annotated[IssueRequest, Body()]):
     principal = caller()

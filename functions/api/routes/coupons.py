@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 import dependencies
+from coupons.domain.principals import Role
 from coupons.services import coupons
-from resolver import app, caller, json_response
+from resolver import app, caller, json_response, roles
 
 
 @app.get(
@@ -28,7 +29,12 @@ class VoidRequest(BaseModel):
     reason: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
-@app.post("/v1/coupons/<code>/void", summary="Void an unused coupon (admin, owning issuer)", tags=["coupons"])
+@app.post(
+    "/v1/coupons/<code>/void",
+    summary="Void an unused coupon (admin, owning issuer)",
+    tags=["coupons"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+)
 def void_coupon(code: str, request: Annotated[VoidRequest | None, Body()] = None):
     reason = request.reason if request else None
     return json_response(200, coupons.void(dependencies.coupons(), code, caller(), reason))
@@ -38,6 +44,7 @@ def void_coupon(code: str, request: Annotated[VoidRequest | None, Body()] = None
     "/v1/users/<user_id>/coupons",
     summary="A user's wallet, newest first (admin; issuer: its brand's)",
     tags=["coupons"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def user_wallet(
     user_id: str,
@@ -57,6 +64,7 @@ def user_wallet(
     "/v1/coupons/<code>/qr-token",
     summary="A signed QR token (60 s) for the holder's app to show at the till (admin, owning issuer)",
     tags=["coupons"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def coupon_qr_token(code: str):
     answer = coupons.qr_token(
@@ -74,6 +82,7 @@ def coupon_qr_token(code: str):
     "/v1/coupons/<code>/dynamic-code",
     summary="The coupon's dynamic-code (TOTP) secret as an otpauth:// URI, handed out once",
     tags=["coupons"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def coupon_dynamic_code(code: str):
     answer = coupons.provision_dynamic_code(

@@ -8,14 +8,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 import dependencies
 from coupons.domain.funding import RuleTerms, RuleVersionTerms
+from coupons.domain.principals import Role
 from coupons.services import funding
-from resolver import app, caller, created, json_response
+from resolver import app, caller, created, json_response, roles
 
 
 @app.post(
     "/v1/funding-rules",
     summary="Create a funding rule, version 1 (admin: platform-wide or a brand's; issuer: its brand's)",
     tags=["clearing"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def create_rule(terms: Annotated[RuleTerms, Body()]):
     principal = caller()
@@ -28,6 +30,7 @@ def create_rule(terms: Annotated[RuleTerms, Body()]):
     "/v1/funding-rules/<rule_id>/versions",
     summary="Add a version effective from now or a later time (rules never change the past)",
     tags=["clearing"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def add_version(rule_id: str, terms: Annotated[RuleVersionTerms, Body()]):
     principal = caller()
@@ -49,6 +52,7 @@ def get_rule(rule_id: str):
     summary="Approve a proposed version (admin): in force from its effective_from or now, whichever is "
     "later; approving an approved version changes nothing",
     tags=["clearing"],
+    openapi_extensions=roles(Role.ADMIN),
 )
 def approve_version(rule_id: str, version: int):
     return json_response(200, funding.approve(dependencies.ledger(), rule_id, version, caller()))

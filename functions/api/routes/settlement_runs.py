@@ -16,7 +16,7 @@ from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Role
 from coupons.domain.settlement import PARTY_BUCKETS
 from coupons.settlement_wiring import runs
-from resolver import answered, app, caller, idempotency_scope, json_response
+from resolver import answered, app, caller, idempotency_scope, json_response, roles
 
 
 class StartRun(BaseModel):
@@ -30,6 +30,7 @@ class StartRun(BaseModel):
     summary="Start the settlement run of a business date (admin): 202 if an execution started, 200 with "
     "the existing run otherwise; a failed or stopped run is resumed; accepts Idempotency-Key",
     tags=["settlement"],
+    openapi_extensions=roles(Role.ADMIN),
 )
 def start_run(request: Annotated[StartRun, Body()]):
     principal = caller(Role.ADMIN)
@@ -57,6 +58,7 @@ def start_run(request: Annotated[StartRun, Body()]):
     "/v1/settlement-runs/<run_id>",
     summary="A run: status, totals per currency, and its parties with their transfers (paged; admin)",
     tags=["settlement"],
+    openapi_extensions=roles(Role.ADMIN),
 )
 def get_run(
     run_id: str,
