@@ -115,3 +115,34 @@ def test_a_merchant_posting_an_invalid_body_to_a_route_it_may_not_use_gets_403_n
     answer = api.call(method, path, api_key=keys["merchant:m-001"], body={})
     assert_problem(answer, 403, "forbidden")
     assert "errors" not in answer.json
+
+
+@pytest.mark.parametrize(
+    "path, query, field",
+    [
+        ("/v1/accounts/merchant:m-001/balance", {"as_of": "2026-02-30"}, "as_of"),
+        ("/v1/accounts/merchant:m-001/balance", {"as_of": "0000-00-00"}, "as_of"),
+        ("/v1/accounts/merchant:m-001/balance", {"as_of": "2026-2-1"}, "as_of"),
+        ("/v1/accounts/merchant:m-001/entries", {"from": "2026-13-45"}, "from"),
+        ("/v1/accounts/merchant:m-001/entries", {"to": "2025-02-29"}, "to"),
+    ],
+)
+def test_an_impossible_date_in_a_query_is_400_naming_it(api, keys, path, query, field):
+    answer = api.call("GET", path, api_key=keys["merchant:m-001"], query=query)
+    assert_problem(answer, 400, "validation_failed", field=field)
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"valid_from": "2026-02-30T00:00:00Z", "valid_until": "2026-03-30T00:00:00Z"}, "valid_from"),
+        ({"valid_from": "2026-01-01T00:00:00Z", "valid_until": "2026-01-01T25:00:00Z"}, "valid_until"),
+        ({"issuance_starts_at": "0000-00-00T00:00:00Z"}, "issuance_starts_at"),
+    ],
+)
+def test_an_impossible_time_in_a_body_is_400_naming_it_and_writes_nothing(api, keys, changes, field):
+    before = len(api.items())
+    body = {k: v for k, v in campaign_body(**changes).items() if not (k == "valid_days" and "valid_from" in changes)}
+    answer = api.call("POST", "/v1/campaigns", api_key=keys["admin"], body=body)
+    assert_problem(answer, 400, "validation_failed", field=field)
+    assert len(api.items()) == before

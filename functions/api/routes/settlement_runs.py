@@ -6,12 +6,13 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 import dependencies
 from coupons.api.idempotency import run_idempotent
 from coupons.data.items import decode_position, encode_position
 from coupons.data.settlement import parties_partition
+from coupons.domain.dates import IsoDate
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Role
 from coupons.domain.settlement import PARTY_BUCKETS
@@ -22,7 +23,7 @@ from resolver import answered, app, caller, idempotency_scope, json_response, ro
 class StartRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    business_date: Annotated[StrictStr, Field(description="the day to settle, YYYY-MM-DD, already over")]
+    business_date: Annotated[IsoDate, Field(description="the day to settle, YYYY-MM-DD, already over")]
 
 
 @app.post(
