@@ -25,6 +25,8 @@ from coupons.domain.principals import Principal, Role
 app = APIGatewayRestResolver(enable_validation=True)
 
 ROLES = "x-roles"  # a route's openapi_extensions: the roles that may call it at all
+# Every POST takes an Idempotency-Key but these, which write nothing (a quote is a read).
+KEYLESS_POSTS = frozenset({"/v1/redemptions/quote"})
 
 
 def _request_gate(app: APIGatewayRestResolver, next_middleware) -> Response:
@@ -36,6 +38,9 @@ def _request_gate(app: APIGatewayRestResolver, next_middleware) -> Response:
     if roles:
         caller(*(Role(r) for r in roles))
     event = app.current_event
+    key = event.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and event.http_method == "POST" and getattr(route, "path", None) not in KEYLESS_POSTS:
+        idempotency_rules.check_key(key)  # one rule for every route that takes a key, before its body
     body = bodies.read(event.decoded_body, event.headers.get("content-type"))
     if body is not None and not bodies.is_malformed(body):
         # powertools compares the media type case-sensitively: say it the way it reads it.
@@ -81,12 +86,15 @@ def created(
     *,
     shape: Callable[[Any], Any] | None = None,
     redact: Callable[[Any], Any] | None = None,
+    restore: Callable[[Any], Any] | None = None,
     status: int = 201,
 ) -> Response:
     """`status` (201) with `shape(what run made)`, at most once per Idempotency-Key (a replay says so).
 
     `run` gets the request's Completion (None without a key) for its store to commit with the effect;
-    `shape` turns what it returns into the answer, the same way for the answer and for the record."""
+    `shape` turns what it returns into the answer, the same way for the answer and for the record.
+    `redact` drops what the record must not keep; `restore` rebuilds it on a replay, where it can be
+    derived again (a dynamic-code secret), so a client whose first answer was lost still gets it."""
     event = app.current_event
     shape = shape or (lambda result: result)
     status, body, replayed = run_idempotent(
@@ -103,6 +111,8 @@ def created(
         ),
         redact=redact,
     )
+    if replayed and restore is not None and 200 <= status < 300:
+        body = restore(body)
     return answered(status, body, replayed)
 
 

@@ -73,7 +73,13 @@ def list_campaigns(
 
 
 def _transition(action: str, campaign_id: str):
-    return json_response(200, campaigns.transition(dependencies.campaigns(), campaign_id, action, caller()))
+    principal = caller()
+    return created(
+        lambda completion: campaigns.transition(
+            dependencies.campaigns(), campaign_id, action, principal, completion=completion
+        ),
+        status=200,
+    )
 
 
 @app.post(

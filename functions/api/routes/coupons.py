@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 import dependencies
 from coupons.domain.principals import Role
 from coupons.services import coupons
-from resolver import app, caller, json_response, roles
+from resolver import app, caller, created, json_response, roles
 
 
 @app.get(
@@ -37,7 +37,9 @@ class VoidRequest(BaseModel):
 )
 def void_coupon(code: str, request: Annotated[VoidRequest | None, Body()] = None):
     reason = request.reason if request else None
-    return json_response(200, coupons.void(dependencies.coupons(), code, caller(), reason))
+    principal = caller()
+    # One conditional update; its completion follows it (a replay after a lost completion is a 409).
+    return created(lambda _: coupons.void(dependencies.coupons(), code, principal, reason), status=200)
 
 
 @app.get(
@@ -67,15 +69,19 @@ def user_wallet(
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def coupon_qr_token(code: str):
-    answer = coupons.qr_token(
-        dependencies.coupons(),
-        dependencies.campaigns(),
-        code,
-        caller(),
-        key=dependencies.tenant_key(),
-        now=int(time.time()),
+    principal = caller()
+    # Writes nothing: the replay is the token the first call made (the record keeps it until it expires
+    # with the key; the token itself expires in 60 s).
+    return created(
+        lambda _: coupons.qr_token(
+            dependencies.coupons(),
+            dependencies.campaigns(),
+            code,
+            principal,
+            key=dependencies.tenant_key(),
+            now=int(time.time()),
+        )
     )
-    return json_response(201, answer)
 
 
 @app.post(
@@ -85,12 +91,18 @@ def coupon_qr_token(code: str):
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def coupon_dynamic_code(code: str):
-    answer = coupons.provision_dynamic_code(
-        dependencies.coupons(),
-        dependencies.campaigns(),
-        code,
-        caller(),
-        key=dependencies.tenant_key(),
-        issuer=f"Coupons {dependencies.settings().tenant}",
+    principal = caller()
+    issuer = f"Coupons {dependencies.settings().tenant}"
+    return created(
+        lambda completion: coupons.provision_dynamic_code(
+            dependencies.coupons(),
+            dependencies.campaigns(),
+            code,
+            principal,
+            key=dependencies.tenant_key(),
+            issuer=issuer,
+            completion=completion,
+        ),
+        redact=coupons.without_secret,
+        restore=lambda body: coupons.with_secret(body, key=dependencies.tenant_key(), issuer=issuer),
     )
-    return json_response(201, answer)

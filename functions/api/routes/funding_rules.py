@@ -55,4 +55,6 @@ def get_rule(rule_id: str):
     openapi_extensions=roles(Role.ADMIN),
 )
 def approve_version(rule_id: str, version: int):
-    return json_response(200, funding.approve(dependencies.ledger(), rule_id, version, caller()))
+    principal = caller()
+    # Approving is idempotent by itself; the key makes a replay say so, as every listed POST does.
+    return created(lambda _: funding.approve(dependencies.ledger(), rule_id, version, principal), status=200)

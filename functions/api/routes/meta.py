@@ -8,7 +8,7 @@ from functools import cache
 from aws_lambda_powertools.event_handler import Response
 
 from coupons.api.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
-from resolver import app
+from resolver import KEYLESS_POSTS, app
 
 OPENAPI_PATH = "/v1/openapi.json"
 
@@ -84,12 +84,12 @@ def _document() -> str:
     schemas.pop("ValidationError", None)
     schemas["Problem"] = _PROBLEM_SCHEMA
     problem = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operations in doc.get("paths", {}).values():
+    for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             listed = {**_PROBLEMS, **(_POST_PROBLEMS if method == "post" else {})}
-            if method == "post":
+            if method == "post" and path not in KEYLESS_POSTS:
                 operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
             for status, description in listed.items():
                 responses.setdefault(status, {"description": description, "content": problem})
