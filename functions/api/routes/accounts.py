@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import Balance, EntryPage, documented
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 import dependencies
@@ -19,6 +20,8 @@ FIRST_DAY, LAST_DAY = "0000-01-01", "9999-12-31"
     "/v1/accounts/<account>/balance",
     summary="Balance per currency: now, or as of the end of a business date (?as_of=YYYY-MM-DD)",
     tags=["clearing"],
+    operation_id="getAccountBalance",
+    responses=documented((200, Balance, "balances per currency")),
 )
 def account_balance(account: str, as_of: Annotated[IsoDate | None, Query()] = None):
     return json_response(200, accounts.balance(dependencies.ledger(), account, caller(), as_of=as_of))
@@ -28,6 +31,8 @@ def account_balance(account: str, as_of: Annotated[IsoDate | None, Query()] = No
     "/v1/accounts/<account>/entries",
     summary="Postings with business dates in [from, to], paged",
     tags=["clearing"],
+    operation_id="listAccountEntries",
+    responses=documented((200, EntryPage, "a page of postings")),
 )
 def account_entries(
     account: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import ApiKey, ApiKeyCreated, documented
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
@@ -32,9 +33,10 @@ def _without_secret(answer: dict) -> dict:
 @app.post(
     "/v1/api-keys",
     summary="Create an API key (admin); the plain key is in this answer only",
-    responses={201: {"description": "the key id, its principal and the plain key (once)"}},
     tags=["api-keys"],
     openapi_extensions=roles(Role.ADMIN),
+    operation_id="createApiKey",
+    responses=documented((201, ApiKeyCreated, "the key id, its principal and the plain key (once)")),
 )
 def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
     admin = caller(Role.ADMIN)
@@ -56,6 +58,8 @@ def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
     summary="Read an API key's record, never the key (admin)",
     tags=["api-keys"],
     openapi_extensions=roles(Role.ADMIN),
+    operation_id="getApiKey",
+    responses=documented((200, ApiKey, "the key's record")),
 )
 def get_api_key(key_id: str):
     caller(Role.ADMIN)
@@ -70,6 +74,8 @@ def get_api_key(key_id: str):
     summary="Revoke an API key (admin)",
     tags=["api-keys"],
     openapi_extensions=roles(Role.ADMIN),
+    operation_id="revokeApiKey",
+    responses=documented((204, None, "revoked")),
 )
 def revoke_api_key(key_id: str):
     caller(Role.ADMIN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
+from answers import Coupon, CouponPage, DynamicCode, QrToken, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -18,6 +19,8 @@ from resolver import app, caller, created, json_response, roles
     "/v1/coupons/<code>",
     summary="A coupon: state, owner, validity, balance, history (a merchant sees only what it needs)",
     tags=["coupons"],
+    operation_id="getCoupon",
+    responses=documented((200, Coupon, "the coupon")),
 )
 def get_coupon(code: str):
     return json_response(200, coupons.get(dependencies.coupons(), dependencies.campaigns(), code, caller()))
@@ -34,6 +37,8 @@ class VoidRequest(BaseModel):
     summary="Void an unused coupon (admin, owning issuer)",
     tags=["coupons"],
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="voidCoupon",
+    responses=documented((200, Coupon, "the coupon, VOID")),
 )
 def void_coupon(code: str, request: Annotated[VoidRequest | None, Body()] = None):
     reason = request.reason if request else None
@@ -47,6 +52,8 @@ def void_coupon(code: str, request: Annotated[VoidRequest | None, Body()] = None
     summary="A user's wallet, newest first (admin; issuer: its brand's)",
     tags=["coupons"],
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="listUserCoupons",
+    responses=documented((200, CouponPage, "a page of the user's coupons")),
 )
 def user_wallet(
     user_id: str,
@@ -67,6 +74,8 @@ def user_wallet(
     summary="A signed QR token (60 s) for the holder's app to show at the till (admin, owning issuer)",
     tags=["coupons"],
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="createQrToken",
+    responses=documented((201, QrToken, "the token")),
 )
 def coupon_qr_token(code: str):
     principal = caller()
@@ -89,6 +98,14 @@ def coupon_qr_token(code: str):
     summary="The coupon's dynamic-code (TOTP) secret as an otpauth:// URI, handed out once",
     tags=["coupons"],
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="provisionDynamicCode",
+    responses=documented(
+        (
+            201,
+            DynamicCode,
+            "the secret as an otpauth URI (a replay under the same Idempotency-Key gives it again)",
+        )
+    ),
 )
 def coupon_dynamic_code(code: str):
     principal = caller()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import FundingRule, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 import dependencies
@@ -18,6 +19,8 @@ from resolver import app, caller, created, json_response, roles
     summary="Create a funding rule, version 1 (admin: platform-wide or a brand's; issuer: its brand's)",
     tags=["clearing"],
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="createFundingRule",
+    responses=documented((201, FundingRule, "the rule with version 1")),
 )
 def create_rule(terms: Annotated[RuleTerms, Body()]):
     principal = caller()
@@ -31,6 +34,8 @@ def create_rule(terms: Annotated[RuleTerms, Body()]):
     summary="Add a version effective from now or a later time (rules never change the past)",
     tags=["clearing"],
     openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="addFundingRuleVersion",
+    responses=documented((201, FundingRule, "the new version")),
 )
 def add_version(rule_id: str, terms: Annotated[RuleVersionTerms, Body()]):
     principal = caller()
@@ -41,7 +46,13 @@ def add_version(rule_id: str, terms: Annotated[RuleVersionTerms, Body()]):
     )
 
 
-@app.get("/v1/funding-rules/<rule_id>", summary="A funding rule with all its versions", tags=["clearing"])
+@app.get(
+    "/v1/funding-rules/<rule_id>",
+    summary="A funding rule with all its versions",
+    tags=["clearing"],
+    operation_id="getFundingRule",
+    responses=documented((200, FundingRule, "the rule with its versions")),
+)
 def get_rule(rule_id: str):
     header, versions = funding.readable(dependencies.ledger(), rule_id, caller())
     return json_response(200, {**header, "versions": versions})
@@ -53,6 +64,8 @@ def get_rule(rule_id: str):
     "later; approving an approved version changes nothing",
     tags=["clearing"],
     openapi_extensions=roles(Role.ADMIN),
+    operation_id="approveFundingRuleVersion",
+    responses=documented((200, FundingRule, "the rule with its versions")),
 )
 def approve_version(rule_id: str, version: int):
     principal = caller()

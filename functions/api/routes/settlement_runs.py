@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import SettlementRunDetail, SettlementRunStarted, Statement, documented
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +33,11 @@ class StartRun(BaseModel):
     "the existing run otherwise; a failed or stopped run is resumed; accepts Idempotency-Key",
     tags=["settlement"],
     openapi_extensions=roles(Role.ADMIN),
+    operation_id="startSettlementRun",
+    responses=documented(
+        (202, SettlementRunStarted, "an execution was started"),
+        (200, SettlementRunStarted, "the run as it is (nothing started)"),
+    ),
 )
 def start_run(request: Annotated[StartRun, Body()]):
     principal = caller(Role.ADMIN)
@@ -60,6 +66,8 @@ def start_run(request: Annotated[StartRun, Body()]):
     summary="A run: status, totals per currency, and its parties with their transfers (paged; admin)",
     tags=["settlement"],
     openapi_extensions=roles(Role.ADMIN),
+    operation_id="getSettlementRun",
+    responses=documented((200, SettlementRunDetail, "the run and a page of its parties")),
 )
 def get_run(
     run_id: str,
@@ -80,6 +88,8 @@ def get_run(
     summary="One party's statement in a run: JSON, or CSV with Accept: text/csv (admin; an issuer its "
     "brand; a merchant itself)",
     tags=["settlement"],
+    operation_id="getStatement",
+    responses=documented((200, Statement, "the party's statement in the run")),
 )
 def get_statement(run_id: str, party: str):
     accept = (
