@@ -95,7 +95,9 @@ class Clearing(_Open):
 
 class Reversal(_Open):
     reversal_id: str
-    amount: int = Field(description="the part of the order refunded, minor units")
+    redemption_id: str
+    refund_amount: int = Field(description="the part of the order refunded, minor units")
+    discount_reversed: int = Field(description="the part of the discount given back, minor units")
 
 
 class RedemptionDetail(Redemption):

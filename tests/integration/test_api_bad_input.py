@@ -37,7 +37,8 @@ def test_a_body_that_is_not_a_json_object_is_400_on_every_route_and_writes_nothi
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data"]
+    "content_type",
+    ["text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data"],
 )
 def test_an_unsupported_content_type_is_415_and_writes_nothing(api, keys, content_type):
     before = len(api.items())
@@ -85,7 +86,9 @@ def test_a_body_above_the_documented_size_is_413(api, keys):
 
 
 def test_a_wrong_dynamic_code_is_422_not_401(api, keys):
-    code, _ = coupon(api, keys, type="GIFT_CARD", amount=5000, min_order=None, verification_methods=["DYNAMIC_CODE"])
+    code, _ = coupon(
+        api, keys, type="GIFT_CARD", amount=5000, min_order=None, verification_methods=["DYNAMIC_CODE"]
+    )
     api.call("POST", f"/v1/coupons/{code}/dynamic-code", api_key=keys["admin"])
     before = len(api.items())
     answer = api.call(
@@ -142,7 +145,11 @@ def test_an_impossible_date_in_a_query_is_400_naming_it(api, keys, path, query, 
 )
 def test_an_impossible_time_in_a_body_is_400_naming_it_and_writes_nothing(api, keys, changes, field):
     before = len(api.items())
-    body = {k: v for k, v in campaign_body(**changes).items() if not (k == "valid_days" and "valid_from" in changes)}
+    body = {
+        k: v
+        for k, v in campaign_body(**changes).items()
+        if not (k == "valid_days" and "valid_from" in changes)
+    }
     answer = api.call("POST", "/v1/campaigns", api_key=keys["admin"], body=body)
     assert_problem(answer, 400, "validation_failed", field=field)
     assert len(api.items()) == before

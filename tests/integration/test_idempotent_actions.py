@@ -36,13 +36,17 @@ def test_a_void_twice_under_one_key_answers_the_first_answer(api, keys):
 
 
 def test_a_dynamic_code_replayed_gives_the_same_secret_and_its_record_keeps_no_secret(api, keys):
-    code, _ = coupon(api, keys, type="GIFT_CARD", amount=5000, min_order=None, verification_methods=["DYNAMIC_CODE"])
+    code, _ = coupon(
+        api, keys, type="GIFT_CARD", amount=5000, min_order=None, verification_methods=["DYNAMIC_CODE"]
+    )
     first, second = twice(api, keys["admin"], f"/v1/coupons/{code}/dynamic-code")
     assert_replayed(first, second, 201)
     assert first.json["otpauth_uri"].startswith("otpauth://totp/")
     stored = [i for i in api.items() if i["pk"]["S"].startswith("IDEMPOTENCY#")]
     assert stored and all("secret=" not in str(i) for i in stored)
-    other_key = api.call("POST", f"/v1/coupons/{code}/dynamic-code", api_key=keys["admin"], headers={"Idempotency-Key": "k-2"})
+    other_key = api.call(
+        "POST", f"/v1/coupons/{code}/dynamic-code", api_key=keys["admin"], headers={"Idempotency-Key": "k-2"}
+    )
     assert_problem(other_key, 409, "dynamic_code_already_provisioned")
 
 

@@ -55,4 +55,6 @@ def test_the_statuses_the_issue_named_are_documented_as_answered(api):
     assert set(statement["content"]) == {"application/json", "text/csv"}
     redeem = doc["paths"]["/v1/redemptions"]["post"]
     assert "Idempotent-Replayed" in redeem["responses"]["201"]["headers"]
-    assert doc["paths"]["/v1/redemptions/{redemption_id}/reversals"]["post"]["requestBody"]["required"] is False
+    assert (
+        doc["paths"]["/v1/redemptions/{redemption_id}/reversals"]["post"]["requestBody"]["required"] is False
+    )
