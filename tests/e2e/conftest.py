@@ -98,3 +98,44 @@ def base_url(local_stack) -> str:
 @pytest.fixture(scope="session")
 def keys(local_stack) -> dict[str, str]:
     return local_stack["keys"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def conforming_answers(request):
+    """Records every answer the e2e tests get from the local stack; at the end, checks them all against
+    the document the stack serves (tests/conformance.py). A test that never starts the stack records
+    nothing and checks nothing."""
+    import requests
+
+    from tests import conformance
+
+    recorded: list = []
+    documents: dict[str, dict] = {}  # base URL → its document, read while the stack runs
+    original = requests.Session.send
+
+    def send(session, prepared, **kwargs):
+        response = original(session, prepared, **kwargs)
+        base, found, rest = response.url.partition("/v1/")
+        if found and not rest.startswith("openapi.json"):
+            if base not in documents:
+                documents[base] = original(
+                    session, requests.Request("GET", f"{base}/v1/openapi.json").prepare(), timeout=10
+                ).json()
+            path = "/v1/" + rest.split("?", 1)[0]
+            recorded.append(
+                (base, conformance.Recorded(
+                    prepared.method.lower(), path, response.status_code,
+                    response.headers.get("Content-Type", ""), response.text,
+                ))
+            )  # fmt: skip
+        return response
+
+    requests.Session.send = send
+    yield
+    requests.Session.send = original
+    found = [
+        problem
+        for base, doc in documents.items()
+        for problem in conformance.problems_in(doc, [a for b, a in recorded if b == base])
+    ]
+    assert not found, "Answers that do not conform to the OpenAPI document:\n  " + "\n  ".join(found)

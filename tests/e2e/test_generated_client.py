@@ -108,9 +108,9 @@ def test_a_generated_client_drives_checkout_to_statement(client_package, base_ur
     assert reversal.status_code == 201 and reversal.parsed.refund_amount == 4000
     balance = get_account_balance.sync("merchant:m-001", client=merchant)
     assert balance.account == "merchant:m-001"
-    yesterday = (date.today() - timedelta(days=2)).isoformat()
-    started = start_settlement_run.sync_detailed(client=admin, body=StartRun(business_date=yesterday))
-    assert started.status_code in (200, 202) and started.parsed.business_date == yesterday
+    day_over = date.today() - timedelta(days=2)  # format: date, so the model takes a date
+    started = start_settlement_run.sync_detailed(client=admin, body=StartRun(business_date=day_over))
+    assert started.status_code in (200, 202) and started.parsed.business_date == day_over.isoformat()
     business_date = read.clearing.additional_properties["business_date"]
     run = settle(local_stack, business_date)
     statement = get_statement.sync(run["run_id"], "merchant:m-001", client=merchant)
