@@ -120,6 +120,7 @@ class Clearing(Construct):
             folder="clearing",
             description="Coupon clearing: stream records to journals",
             layers=layers,
+            key=key,
             statements=[
                 iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn]),
                 iam.PolicyStatement(actions=STREAM_ACTIONS, resources=[table.table_stream_arn]),
@@ -128,6 +129,9 @@ class Clearing(Construct):
             ],
             environment={MAIN.env_var: table.table_name},
             timeout_seconds=TIMEOUT_SECONDS,
+            # Set aside (and capped): an API flood of any tenant cannot starve clearing, and clearing
+            # cannot take more than one batch per shard anyway (parallelization 1).
+            reserved_concurrency=tenant.clearing_reserved_concurrency,
         )
         self.function = self.handler.function
 
