@@ -295,10 +295,10 @@ def _web_acl(scope: Construct, tenant: Tenant, stage: apigateway.Stage, key: kms
             ),
         ],
     )
-    association = wafv2.CfnWebACLAssociation(
+    # The stage's ARN refers to the stage, so the association waits for it.
+    wafv2.CfnWebACLAssociation(
         scope, "WebAclAssociation", resource_arn=stage.stage_arn, web_acl_arn=acl.attr_arn
     )
-    association.add_resource_dependency(stage.node.default_child)
     # WAF logs go to a log group whose name must start with aws-waf-logs-; blocked requests are what
     # an operator reads there (docs/runbook.md).
     waf_logs = logs.LogGroup(

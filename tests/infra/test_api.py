@@ -127,6 +127,6 @@ def test_a_web_acl_on_the_stage_rate_limits_each_ip_then_applies_aws_common_rule
     stage_id, _ = only(template, "AWS::ApiGateway::Stage")
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
     assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
-    assert stage_id in association["DependsOn"]
+    assert {"Ref": stage_id} in association["Properties"]["ResourceArn"]["Fn::Join"][1]
     _, logging = only(template, "AWS::WAFv2::LoggingConfiguration")
     assert logging["Properties"]["ResourceArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
