@@ -194,7 +194,8 @@ class Settlement(Construct):
             Acknowledgment(
                 id="AwsSolutions-SQS3",
                 reason="This queue is itself the dead-letter queue of the settlement and heartbeat schedules' "
-                "targets; what lands in it is a start that did not happen, redone by an operator (runbook).",
+                "targets; what lands in it is a start that did not happen, redone by an operator (docs/runbook.md, "
+                'section "`SettlementScheduleDeadLetters`").',
             )
         )
         self.schedule = self._schedule(tenant, key)
