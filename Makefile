@@ -12,13 +12,15 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install local settle test test-fast synth bench lint clean admin-key
+.PHONY: help install local settle reclear test test-fast synth bench lint clean admin-key audit-iac
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
 	@echo "make settle DATE=YYYY-MM-DD - run that date's settlement on the running local stack"
 	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
+	@echo "make reclear - re-clear what is still pending clearing on the running local stack"
+	@echo "make audit-iac - checkov on the synthesized templates (docs/iac-audit.md lists what it reports)"
 	@echo "make bench   - benchmarks (cold start ratio)"
 
 # uv itself comes from PyPI into a private venv; it then installs the locked dependencies.
@@ -40,6 +42,10 @@ install: $(VENV)/.installed node_modules/.installed
 settle: install
 	@test -n "$(DATE)" || { echo "usage: make settle DATE=YYYY-MM-DD"; exit 2; }
 	$(PY) -m infra.local.settle --date $(DATE)
+
+# Post every redemption and reversal still pending clearing on the running local stack (docs/runbook.md).
+reclear: install
+	$(PY) -m infra.reclear --endpoints-file .local/endpoints.json
 
 local: install
 	$(PY) -m infra.local --tenant $(TENANT) --port $(PORT)
