@@ -110,8 +110,7 @@ class Clearing(Construct):
                 reason="This queue is itself a dead-letter queue: the on-failure destination of the clearing "
                 "event source mapping, which cdk-nag does not recognise as a DLQ use; its messages point at "
                 "stream records that age out in 24 h, so the remedy is a re-clear of what is still pending "
-                '(docs/runbook.md, section "Re-clear"), never a consumer that could fail again.",
-
+                '(docs/runbook.md, section "Re-clear"), never a consumer that could fail again.',
             )
         )
 
