@@ -34,6 +34,8 @@ class CouponClearingStack(Stack):
             # Stack tags: CloudFormation puts them on every resource at deploy time, so the template
             # itself carries none (moto's CloudFormation fails on a tagged KMS key).
             tags={"tenant": tenant.name, "product": "coupon-clearing"},
+            # A tenant's stack holds its money's records: deleting it is never one command away.
+            termination_protection=True,
             **kwargs,
         )
 
@@ -60,6 +62,7 @@ class CouponClearingStack(Stack):
         monitoring.watch_function("Clearing", clearing.function)
         monitoring.watch_stream_lag("Clearing", clearing.function)
         monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
+        monitoring.watch_settlement(tenant, settlement)
 
         CfnOutput(self, "TenantName", value=tenant.name)
         CfnOutput(self, "ApiUrl", value=api.url)

@@ -108,8 +108,9 @@ class Clearing(Construct):
             Acknowledgment(
                 id="AwsSolutions-SQS3",
                 reason="This queue is itself a dead-letter queue: the on-failure destination of the clearing "
-                "event source mapping, which cdk-nag does not recognise as a DLQ use; a failed record is "
-                "replayed from it by an operator, never consumed by a function that could fail again.",
+                "event source mapping, which cdk-nag does not recognise as a DLQ use; its messages point at "
+                "stream records that age out in 24 h, so the remedy is a re-clear of what is still pending "
+                '(docs/runbook.md, section "Re-clear"), never a consumer that could fail again.',
             )
         )
 
@@ -120,6 +121,7 @@ class Clearing(Construct):
             folder="clearing",
             description="Coupon clearing: stream records to journals",
             layers=layers,
+            key=key,
             statements=[
                 iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn]),
                 iam.PolicyStatement(actions=STREAM_ACTIONS, resources=[table.table_stream_arn]),
@@ -128,6 +130,9 @@ class Clearing(Construct):
             ],
             environment={MAIN.env_var: table.table_name},
             timeout_seconds=TIMEOUT_SECONDS,
+            # Set aside (and capped): an API flood of any tenant cannot starve clearing, and clearing
+            # cannot take more than one batch per shard anyway (parallelization 1).
+            reserved_concurrency=tenant.clearing_reserved_concurrency,
         )
         self.function = self.handler.function
 

@@ -378,3 +378,16 @@ def _idempotency_record(item: dict[str, Any] | None) -> dict[str, Any]:
     if "response_body" in record:
         record["response_body"] = json.loads(record["response_body"])
     return record
+
+
+def source_images(client, table_name: str, redemption_id: str) -> list[dict[str, Any]]:
+    """The redemption and its reversals as stored, keys included: what clearing is given from the stream's
+    new image (re-clear hands these to the same Clearer). Oldest reversal last, redemption first."""
+    page = client.query(
+        TableName=table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"REDEMPTION#{redemption_id}"}},
+        ConsistentRead=True,
+    )
+    items = [from_item(i) for i in page.get("Items", [])]
+    return sorted(items, key=lambda i: (i["sk"] != "REDEMPTION", i["sk"]))
