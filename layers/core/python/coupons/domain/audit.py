@@ -11,6 +11,7 @@ JSON.stringify does, integers only (|n| ≤ 2^53 - 1), no floats. For such value
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,13 @@ KINDS = ("change", "api_call")
 MAX_SAFE_INTEGER = 2**53 - 1  # JCS numbers are IEEE doubles: beyond this an integer is not exact
 
 REDACTED = "[redacted]"
+_ENTRY_KEYS = {"seq", "time", "kind", "fields"}
+
+# Bytes for which Python's sort_keys order or integer range may differ from JCS: a 4-byte UTF-8 sequence
+# (a character above U+FFFF, sorted differently by UTF-16) or 16+ digits in a row (maybe beyond 2^53).
+# decode checks those the slow, exact way; every other entry by one json.dumps.
+_NEEDS_EXACT_CHECK = re.compile(rb"[\xf0-\xf4]|[0-9]{16}")
+_ABOVE_BMP = re.compile(rb"[\xf0-\xf4]")
 
 # Attribute / field names whose values never enter the log (compared lower-cased, at any depth). The log
 # must record THAT they changed, never what they are: the log is readable by auditors, the secrets are not.
@@ -81,7 +89,10 @@ def _sorted(value: Any) -> Any:
 def canonical(value: Any) -> bytes:
     """The canonical bytes of a JSON value (module docstring); InvalidEntry for what it cannot carry."""
     _check(value, "$")
-    return json.dumps(_sorted(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    out = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if _ABOVE_BMP.search(out):  # only then can code-point order differ from UTF-16 order
+        out = json.dumps(_sorted(value), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return out
 
 
 def entry(seq: int, time: str, kind: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -104,16 +115,30 @@ def entry_leaf_hash(data: bytes) -> bytes:
     return merkle.leaf_hash(data)
 
 
+
+
+def _no_float(text: str):
+    raise InvalidEntry(f"{text} is not an integer")
+
+
 def decode(data: bytes) -> dict[str, Any]:
     """The entry in canonical bytes; InvalidEntry if they are not an entry or not canonical (the writer
     never writes other bytes, so non-canonical bytes were written by someone else)."""
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidEntry(f"not JSON: {err}") from err
-    if not isinstance(value, dict) or set(value) != {"seq", "time", "kind", "fields"}:
+    if not isinstance(value, dict) or value.keys() != _ENTRY_KEYS:
         raise InvalidEntry("not an audit entry (keys seq, time, kind, fields)")
-    if canonical(entry(value["seq"], value["time"], value["kind"], value["fields"])) != data:
+    value = entry(value["seq"], value["time"], value["kind"], value["fields"])
+    try:
+        if _NEEDS_EXACT_CHECK.search(data):
+            again = canonical(value)
+        else:
+            again = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError as err:
+        raise InvalidEntry("not valid Unicode") from err
+    if again != data:
         raise InvalidEntry("not in canonical form")
     return value
 
