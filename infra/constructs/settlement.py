@@ -43,7 +43,16 @@ READ = ["dynamodb:GetItem", "dynamodb:Query"]
 WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
 # Errors that retrying cannot fix: the run fails at once (and can be resumed once the cause is fixed).
-PERMANENT = ["TransferRejected", "StatementMismatch", "SettlementRunNotFound", "KeyError", "ValueError"]
+# Matched by the Lambda's error type, the exception's class name. InstructionMismatch: the channel
+# holds another payment under our instruction id; resending cannot change that, a person must look.
+PERMANENT = [
+    "TransferRejected",
+    "InstructionMismatch",
+    "StatementMismatch",
+    "SettlementRunNotFound",
+    "KeyError",
+    "ValueError",
+]
 # Clearing behind the cut-off: wait up to 30 × 60 s, then fail the run saying so.
 CLEARING_WAIT = {"interval": Duration.seconds(60), "max_attempts": 30, "backoff_rate": 1.0}
 # Everything else (the channel down or slow, a Lambda crash or timeout, throttling): back off.

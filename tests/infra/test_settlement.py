@@ -108,6 +108,13 @@ def test_every_step_retries_transient_errors_with_backoff_and_permanent_ones_nev
     assert wait["IntervalSeconds"] * wait["MaxAttempts"] * wait.get("BackoffRate", 1) <= 3600
 
 
+def test_an_instruction_mismatch_from_the_channel_is_permanent_and_never_retried(definition: dict):
+    pay = _tasks(definition["States"])["Pay"]
+    (permanent,) = [r for r in pay["Retry"] if "InstructionMismatch" in r["ErrorEquals"]]
+    assert permanent["MaxAttempts"] == 0
+    assert pay["Retry"].index(permanent) == 0  # before States.ALL, which would retry it
+
+
 def test_a_failure_after_open_is_recorded_on_the_run_and_fails_the_execution(definition: dict):
     states = definition["States"]
     for name in ("AwaitClearing", "ClaimShards", "Plan", "SettleParties", "Close", "EmitCompleted"):

@@ -5,7 +5,7 @@ from coupons.data.redemptions import RedemptionStore
 from infra.reclear import reclear
 from tests.events import load
 from tests.integration.conftest import TABLE
-from tests.integration.test_clearing_handler import RVS, balances, clearing, ledger, store, table  # noqa: F401 - fixtures
+from tests.integration.test_clearing_handler import RVS, balances, store, table  # noqa: F401 - fixtures
 
 
 def test_a_redemption_and_its_reversal_never_delivered_are_posted_by_a_reclear_in_order(ledger, aws):  # noqa: F811
