@@ -171,7 +171,8 @@ class Monitoring(Construct):
             cloudwatch.Metric(
                 namespace=metrics_namespace(tenant),
                 metric_name=OVERDUE_METRIC,
-                dimensions_map={"service": SERVICE_NAME},
+                # As powertools Metrics writes it (coupons.observability): service and tenant.
+                dimensions_map={"service": SERVICE_NAME, "tenant": tenant.name},
                 period=Duration.hours(1),
                 statistic="Maximum",
             ),
