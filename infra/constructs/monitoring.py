@@ -15,6 +15,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.encryption import narrow_policy
 from infra.constructs.function import SERVICE_NAME, metrics_namespace
 from infra.constructs.settlement import OVERDUE_METRIC, Settlement
 from infra.tenants import Tenant
@@ -34,6 +35,8 @@ class Monitoring(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
+            # Used by CloudWatch (below) and through SNS by this account's principals (a test message).
+            policy=narrow_policy(self, ("sns",)),
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
