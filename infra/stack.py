@@ -73,7 +73,7 @@ class CouponClearingStack(Stack):
             clearing_function=clearing.function,
             clearing_dead_letters=clearing.dead_letters,
             settlement=settlement,
-            alarms=monitoring.alarms,
+            alarm_names=monitoring.alarm_names,
         )
 
         CfnOutput(self, "TenantName", value=tenant.name)

@@ -35,7 +35,7 @@ class Dashboard(Construct):
         clearing_function: lambda_.IFunction,
         clearing_dead_letters: sqs.IQueue,
         settlement: Settlement,
-        alarms: list[cloudwatch.IAlarm],
+        alarm_names: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -56,6 +56,9 @@ class Dashboard(Construct):
             )
 
         machine = settlement.state_machine
+        alarms = [
+            cloudwatch.Alarm.from_alarm_name(self, f"Alarm{i}", name) for i, name in enumerate(alarm_names)
+        ]
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",

@@ -78,6 +78,9 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self._action = actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
+        # The names, as literals: the dashboard refers to the alarms by these, not by a reference to the
+        # resources (which moto's CloudFormation does not create, so the local stack could not resolve).
+        self.alarm_names: list[str] = []
 
     def _alarm(
         self,
@@ -102,6 +105,7 @@ class Monitoring(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         self.alarms.append(alarm)
+        self.alarm_names.append(f"{Stack.of(self).stack_name}-{construct_id}")
         return alarm
 
     def watch_api(self, rest_api: apigateway.RestApi) -> None:
