@@ -8,6 +8,7 @@ import json
 import pytest
 
 from coupons.business_events import Event
+from infra import REPO_ROOT
 from infra.stack import stack_name
 from tests.infra.conftest import only
 
@@ -76,3 +77,11 @@ def test_the_dashboard_shows_the_state_of_every_alarm(template: dict):
     (status,) = [w for w in body["widgets"] if w["type"] == "alarm"]
     alarms = [r for r, x in template["Resources"].items() if x["Type"] == "AWS::CloudWatch::Alarm"]
     assert len(status["properties"]["alarms"]) == len(alarms)
+
+
+def test_every_widget_is_explained_in_the_runbook(template: dict):
+    runbook = (REPO_ROOT / "docs" / "runbook.md").read_text()
+    section = runbook.split("## The dashboard", 1)[1].split("\n## ", 1)[0]
+    for widget in _body(template)["widgets"]:
+        title = widget["properties"]["title"]
+        assert f"**{title.split(' (')[0]}" in section, title
