@@ -371,9 +371,7 @@ class SettlementSteps:
         if run is not None and run["status"] == RunStatus.CLOSED:
             # Only the SettlementRunCompleted event failed (after its retries): the money is settled
             # and the run stays CLOSED (a resume would settle nothing); the failure is kept on it.
-            self._store.update_run(
-                run_id, {"completion_event_error": {"error": error, "cause": cause[:2000]}}
-            )
+            self._store.update_run(run_id, {"completion_event_error": {"error": error, "cause": cause[:2000]}})
             return {"run_id": run_id, "status": RunStatus.CLOSED.value}
         self._store.update_run(
             run_id,
