@@ -20,6 +20,7 @@ from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.constructs.settlement import executions_of
+from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
 # Routes live under /v1 in the path, so the stage keeps one fixed name and API versions coexist behind it.
@@ -30,16 +31,6 @@ IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 # What the API reads of the statements bucket: the parties' statements (coupons.data.statements).
 STATEMENT_OBJECTS = "settlement-runs/*/statements/*"
 
-# What the API's stores call on the main table. TransactWriteItems is authorised per contained
-# action (Put/Update/Delete/ConditionCheck), so it needs no action of its own.
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:Query",
-]
 KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 
 
@@ -56,9 +47,6 @@ class Api(Construct):
         secret: secretsmanager.ISecret,
     ) -> None:
         super().__init__(scope, construct_id)
-        # Indexes by name, from the schema: a wildcard (index/*) would also open indexes added later
-        # for other purposes.
-        index_arns = [f"{table.table_arn}/index/{index.name}" for index in MAIN.indexes]
         self.handler = ServiceFunction(
             self,
             "Handler",
@@ -68,7 +56,8 @@ class Api(Construct):
             layers=layers,
             key=key,
             statements=[
-                iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn, *index_arns]),
+                # Reads anywhere; writes only its own entities' items (coupons.data.access: "api").
+                *table_statements(table, "api"),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
                 # The tenant secret and nothing else (not grant_read: DescribeSecret is not needed). Its
                 # value is encrypted with the data key above, whose kms:Decrypt covers reading it.

@@ -15,21 +15,12 @@ from constructs import Construct
 from coupons.data.schema import MAIN
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
 # The stream records clearing posts (the `kind` of the item a redemption or a reversal inserts).
 CLEARED_KINDS = ("REDEMPTION", "REVERSAL")
 
-# What the clearing code calls on the main table: it reads journals (GetItem) and funding rules (Query),
-# and posts a journal, its postings and its balance updates in one TransactWriteItems, which is
-# authorised per contained action (Put / Update / ConditionCheck). It deletes nothing, reads no index.
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:Query",
-]
 # What Lambda's poller calls on the stream with the function's role.
 STREAM_ACTIONS = [
     "dynamodb:DescribeStream",
@@ -123,7 +114,10 @@ class Clearing(Construct):
             layers=layers,
             key=key,
             statements=[
-                iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn]),
+                # Reads journals and funding rules; posts a journal, its postings and balances and takes
+                # its source out of the clearing-pending index, in one TransactWriteItems: only those
+                # items (coupons.data.access: "clearing").
+                *table_statements(table, "clearing"),
                 iam.PolicyStatement(actions=STREAM_ACTIONS, resources=[table.table_stream_arn]),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]),

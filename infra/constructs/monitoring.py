@@ -15,6 +15,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.constructs.encryption import narrow_policy
 from infra.constructs.function import SERVICE_NAME, metrics_namespace
 from infra.constructs.settlement import OVERDUE_METRIC, Settlement
 from infra.tenants import Tenant
@@ -34,6 +35,8 @@ class Monitoring(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
+            # Used by CloudWatch (below) and through SNS by this account's principals (a test message).
+            policy=narrow_policy(self, ("sns",)),
         )
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -75,6 +78,9 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         self._action = actions.SnsAction(self.topic)
         self.alarms: list[cloudwatch.Alarm] = []
+        # The names, as literals: the dashboard refers to the alarms by these, not by a reference to the
+        # resources (which moto's CloudFormation does not create, so the local stack could not resolve).
+        self.alarm_names: list[str] = []
 
     def _alarm(
         self,
@@ -99,6 +105,7 @@ class Monitoring(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         self.alarms.append(alarm)
+        self.alarm_names.append(f"{Stack.of(self).stack_name}-{construct_id}")
         return alarm
 
     def watch_api(self, rest_api: apigateway.RestApi) -> None:
@@ -171,7 +178,8 @@ class Monitoring(Construct):
             cloudwatch.Metric(
                 namespace=metrics_namespace(tenant),
                 metric_name=OVERDUE_METRIC,
-                dimensions_map={"service": SERVICE_NAME},
+                # As powertools Metrics writes it (coupons.observability): service and tenant.
+                dimensions_map={"service": SERVICE_NAME, "tenant": tenant.name},
                 period=Duration.hours(1),
                 statistic="Maximum",
             ),

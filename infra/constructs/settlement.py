@@ -30,6 +30,7 @@ from coupons.data.schema import BANK, MAIN
 from coupons.settlement_wiring import MINIMUM_TRANSFER, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.table_access import table_statements
 from infra.constructs.tables import table_from_schema
 from infra.tenants import Tenant
 
@@ -39,8 +40,6 @@ KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 # Everything settlement writes to the statements bucket lives under this prefix (coupons.data.statements).
 RUN_OBJECTS = "settlement-runs/*"
 MANIFESTS = "settlement-runs/*/manifest.json"
-READ = ["dynamodb:GetItem", "dynamodb:Query"]
-WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
 # Errors that retrying cannot fix: the run fails at once (and can be resumed once the cause is fixed).
 # Matched by the Lambda's error type, the exception's class name. InstructionMismatch: the channel
@@ -69,34 +68,34 @@ BATCH_CONCURRENCY = 10
 
 @dataclass(frozen=True)
 class Step:
+    """A step's function. What it may read and write of the main table is coupons.data.access's
+    `settlement.{folder}`: each step writes only its own items (the run's, its parties', its lines, the
+    postings it claims and settles, the amounts it carries)."""
+
     folder: str
     description: str
-    table: list[str]
     timeout_seconds: int = 60
     bucket: list[str] | None = None  # S3 actions on the statements bucket
     bank: bool = False  # talks to the payment channel
-    index: bool = False  # reads the main table's indexes
+
+    @property
+    def writer(self) -> str:
+        return f"settlement.{self.folder}"
 
 
 STEPS = [
-    Step("open", "Settlement: open the run", READ + WRITE),
-    Step("await_clearing", "Settlement: wait for clearing", READ, index=True),
-    Step("claim", "Settlement: claim due postings of a shard", READ + WRITE, timeout_seconds=900, index=True),
-    Step("plan", "Settlement: batch the parties", READ + ["dynamodb:UpdateItem"], 300, ["s3:PutObject"]),
-    Step("pay", "Settlement: net and transfer", READ + WRITE, 300, bank=True),
-    Step(
-        "write_statements",
-        "Settlement: statements to S3",
-        READ + ["dynamodb:UpdateItem"],
-        300,
-        ["s3:PutObject"],
-    ),
-    Step("mark_settled", "Settlement: mark postings settled", READ + ["dynamodb:UpdateItem"], 300),
-    Step("close", "Settlement: total and close the run", READ + ["dynamodb:UpdateItem"], 300),
-    Step("record_failure", "Settlement: record a failed run", ["dynamodb:UpdateItem"]),
+    Step("open", "Settlement: open the run"),
+    Step("await_clearing", "Settlement: wait for clearing"),
+    Step("claim", "Settlement: claim due postings of a shard", timeout_seconds=900),
+    Step("plan", "Settlement: batch the parties", 300, ["s3:PutObject"]),
+    Step("pay", "Settlement: net and transfer", 300, bank=True),
+    Step("write_statements", "Settlement: statements to S3", 300, ["s3:PutObject"]),
+    Step("mark_settled", "Settlement: mark postings settled", 300),
+    Step("close", "Settlement: total and close the run", 300),
+    Step("record_failure", "Settlement: record a failed run"),
 ]
 # Not a state of the machine: the check, at the tenant's deadline, that the day before's run closed.
-HEARTBEAT = Step("heartbeat", "Settlement: alarm when the day's run is not closed by the deadline", READ)
+HEARTBEAT = Step("heartbeat", "Settlement: alarm when the day's run is not closed by the deadline")
 # The metric the heartbeat emits (1 overdue, 0 closed), in the tenant's powertools namespace.
 OVERDUE_METRIC = "SettlementOverdue"
 # Step Functions' dedicated prefix: a log group under it needs no CloudWatch Logs resource-policy entry
@@ -130,7 +129,6 @@ class Settlement(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.bank = self._bank(key) if tenant.payment_channel == "simulated" else None
-        index_arns = [f"{table.table_arn}/index/{index.name}" for index in MAIN.indexes]
         environment = {
             MAIN.env_var: table.table_name,
             STATEMENTS_BUCKET: statements.bucket_name,
@@ -140,9 +138,7 @@ class Settlement(Construct):
         steps_scope = Construct(self, "Steps")
         for step in [*STEPS, HEARTBEAT]:
             statements_ = [
-                iam.PolicyStatement(
-                    actions=step.table, resources=[table.table_arn, *(index_arns if step.index else [])]
-                ),
+                *table_statements(table, step.writer),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
             ]
             env = dict(environment)

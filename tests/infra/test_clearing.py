@@ -138,7 +138,11 @@ def test_the_clearing_role_may_do_exactly_what_clearing_does(template: dict, cle
     granted = {}
     for statement in statements:
         assert statement["Effect"] == "Allow"
-        assert "Condition" not in statement
+        # The one condition: its writes only on its own items (test_table_access.py).
+        assert "Condition" not in statement or set(statement["Condition"]) == {
+            "ForAllValues:StringLike",
+            "Null",
+        }
         for action in _listed(statement["Action"]):
             granted.setdefault(action, []).append(statement["Resource"])
     log_group = clearing_function[1]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]

@@ -133,7 +133,10 @@ def test_the_heartbeat_checks_at_the_tenant_s_deadline_in_its_zone_and_alarms_on
         for a in resources(template, "AWS::CloudWatch::Alarm").values()
         if a["Properties"]["MetricName"] == "SettlementOverdue"
     ]
-    assert overdue["Dimensions"] == [{"Name": "service", "Value": "coupons"}]
+    assert overdue["Dimensions"] == [
+        {"Name": "service", "Value": "coupons"},
+        {"Name": "tenant", "Value": tenant},
+    ]
     assert overdue["Statistic"] == "Maximum" and overdue["Threshold"] == 1
 
 

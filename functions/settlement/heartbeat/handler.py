@@ -2,19 +2,20 @@
 run of the business date before it is closed, as the metric SettlementOverdue (1 not closed, 0 closed);
 the SettlementOverdue alarm watches it (docs/runbook.md)."""
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from coupons.config import settings
 from coupons.domain import settlement as rules
+from coupons.observability import metrics, tracer
 from coupons.settlement_wiring import store
 
 logger = Logger()
-metrics = Metrics()
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context) -> dict:
     day = event.get("business_date") or rules.scheduled_business_date(
         event["scheduled_at"], settings().time_zone
