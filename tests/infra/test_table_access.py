@@ -31,7 +31,7 @@ EXPECTED = {
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [RUN],
     "settlement.await_clearing": None,
-    "settlement.claim": ["ENTRIES#*", "CARRY#*", LINES, PARTIES],
+    "settlement.claim": ["ENTRIES#*", "CARRY#*", LINES, PARTIES, RUN],
     "settlement.plan": [RUN],
     "settlement.pay": [PARTIES, "CARRY#*"],
     "settlement.write_statements": [PARTIES],

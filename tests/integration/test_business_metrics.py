@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.conftest import FakeContext
-from tests.integration.test_clearing_handler import load_clearing_handler
+from tests.integration.conftest import FakeContext, load_clearing_handler
 from tests.integration.test_redemption_api import coupon, redeem
 from tests.integration.test_write_access import stream_event
 

@@ -106,9 +106,10 @@ WRITERS: dict[str, TableAccess] = {
     "settlement.open": TableAccess(READ, (PUT, UPDATE, CHECK), (RUN,)),
     "settlement.await_clearing": TableAccess(READ, indexes=True),
     # Claims postings (and carried amounts, which the unsettled index lists alike) with their lines,
-    # after making sure each party's item exists.
+    # after making sure each party's item exists; every claim transaction checks the run item (not
+    # planned yet), so RUN is among its partitions for that ConditionCheck.
     "settlement.claim": TableAccess(
-        READ, (PUT, UPDATE, CHECK), (ENTRIES, CARRY, LINES, PARTIES), indexes=True
+        READ, (PUT, UPDATE, CHECK), (ENTRIES, CARRY, LINES, PARTIES, RUN), indexes=True
     ),
     "settlement.plan": TableAccess(READ, (UPDATE,), (RUN,)),
     "settlement.pay": TableAccess(READ, (PUT, UPDATE, CHECK), (PARTIES, CARRY)),
