@@ -70,6 +70,10 @@ class Recorder:
         elif operation in _WRITES:
             key = params.get("Key") or params["Item"]
             log.append((params["TableName"], _WRITES[operation], key["pk"]["S"]))
+        elif operation == "TransactGetItems":
+            # Authorised per contained Get, as dynamodb:GetItem on its item (there is no action of its own).
+            for action in params["TransactItems"]:
+                log.append((action["Get"]["TableName"], access.GET, None))  # reads are table-wide
         elif operation == "BatchGetItem":
             log += [(table, f"dynamodb:{operation}", None) for table in params["RequestItems"]]
         else:
