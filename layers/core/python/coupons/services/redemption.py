@@ -159,12 +159,14 @@ class Redeemer:
 
     def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
         """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
-        now = int(self._clock())
+        instant = self._clock()
+        now = int(instant)  # whole seconds for the proofs (token expiry, TOTP steps)
         code, verified, campaign = self._checked(proof, order, principal, now)
         coupon = self._coupons.get(code)
         if coupon is None:
             raise CouponNotFound(field="code")
-        now_iso = iso(datetime.fromtimestamp(now, UTC))
+        # Validity to the microsecond, as valid_from (the moment of issue) is written.
+        now_iso = iso(datetime.fromtimestamp(instant, UTC))
         usable = (
             coupon["state"] in ("ISSUED", "PARTIALLY_USED")
             and coupon["valid_from"] <= now_iso < coupon["valid_until"]
@@ -183,6 +185,7 @@ class Redeemer:
             answer.update(discount=take, balance_after=coupon["balance"] - take)
         else:
             answer["discount"] = rules.discount(campaign, order.order_amount)
+            rules.check_discount(answer["discount"])
         answer["payable"] = order.order_amount - answer["discount"]
         return answer
 
@@ -217,7 +220,8 @@ class Redeemer:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
         fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
-        now = int(self._clock())
+        instant = self._clock()
+        now = int(instant)  # whole seconds for the proofs and the idempotency record's times
         try:
             code, verified, campaign = self._checked(proof, order, principal, now)
         except verification.VerificationFailed:
@@ -229,7 +233,7 @@ class Redeemer:
         balance = self._gift_card_balance(code) if gift else None
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
-            moment = datetime.fromtimestamp(now, UTC)
+            moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
             if gift:
                 taken = rules.gift_card_take(balance, order.order_amount, order.amount)
                 if taken == 0:
@@ -238,6 +242,7 @@ class Redeemer:
                     raise rules.BalanceExhausted(field="code")
             else:
                 taken = rules.discount(campaign, order.order_amount)
+                rules.check_discount(taken)  # before any write: the coupon stays as it is
             redemption, answer = self._records(
                 campaign, code, order, principal, verified, moment, taken, balance
             )
