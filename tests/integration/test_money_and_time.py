@@ -17,7 +17,9 @@ def test_a_percent_coupon_whose_discount_rounds_to_zero_is_refused_and_left_unto
     order = {**ORDER, "code": code, "order_amount": 19}  # 5 % of 19 fen is 0.95: 0 after rounding down
     quote = api.call("POST", "/v1/redemptions/quote", api_key=keys["merchant:m-001"], body=order)
     assert_problem(quote, 422, "discount_zero", field="order_amount")
-    assert_problem(redeem(api, keys["merchant:m-001"], code, order_amount=19), 422, "discount_zero", "order_amount")
+    assert_problem(
+        redeem(api, keys["merchant:m-001"], code, order_amount=19), 422, "discount_zero", "order_amount"
+    )
     assert api.items() == before
     assert api.call("GET", f"/v1/coupons/{code}", api_key=keys["admin"]).json["state"] == "ISSUED"
     assert redeem(api, keys["merchant:m-001"], code, order_amount=20).json["discount"] == 1  # 5 % of 20
@@ -61,7 +63,9 @@ def test_a_coupon_valid_until_half_a_second_after_now_is_still_used_now(api, key
     until = (moment + timedelta(milliseconds=500)).isoformat()
     code, _ = coupon(api, keys, valid_days=None, valid_until=until)
     dependencies.redeemer()._clock = lambda: moment.timestamp()
-    quote = api.call("POST", "/v1/redemptions/quote", api_key=keys["merchant:m-001"], body={**ORDER, "code": code})
+    quote = api.call(
+        "POST", "/v1/redemptions/quote", api_key=keys["merchant:m-001"], body={**ORDER, "code": code}
+    )
     assert quote.status == 200, quote.raw
     answer = redeem(api, keys["merchant:m-001"], code)
     assert answer.status == 201, answer.raw

@@ -10,9 +10,11 @@ from coupons.domain.times import iso, parse
 
 # Aware datetimes in any whole-minute offset, kept a day inside datetime's range so UTC never overflows.
 MOMENTS = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.builds(
+    min_value=datetime(1, 1, 2),
+    max_value=datetime(9999, 12, 30),
+    timezones=st.builds(
         lambda minutes: timezone(timedelta(minutes=minutes)), st.integers(-23 * 60 - 59, 23 * 60 + 59)
-    )
+    ),
 )
 
 
@@ -32,7 +34,9 @@ def test_every_formatted_time_has_one_fixed_width_in_utc_and_reads_back_as_the_s
 
 
 def test_a_whole_second_is_written_with_its_microseconds():
-    assert iso(datetime(2026, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))) == "2026-03-01T00:00:00.000000Z"
+    assert (
+        iso(datetime(2026, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))) == "2026-03-01T00:00:00.000000Z"
+    )
 
 
 def test_times_in_other_forms_read_back_as_the_same_moment():

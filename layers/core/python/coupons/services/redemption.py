@@ -47,6 +47,9 @@ from coupons.domain.principals import Principal, Role
 # failed write returns the new balance (no extra read).
 ATTEMPTS = 12
 LOST_RACES = 500
+# Reversals a read returns at most at once: a redemption may have many partial refunds (each at least
+# one minor unit), so they are read page by page.
+REVERSALS_PAGE = 20
 
 
 class _Replayed(Exception):
@@ -380,8 +383,16 @@ class Redeemer:
 
     # -- read and reverse --------------------------------------------------------------------
 
-    def get(self, redemption_id: str, principal: Principal) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        found = self._redemptions.get(redemption_id)
+    def get(
+        self,
+        redemption_id: str,
+        principal: Principal,
+        *,
+        limit: int = REVERSALS_PAGE,
+        cursor: str | None = None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+        """The redemption, a page of its reversals (oldest first) and the next page's cursor."""
+        found = self._redemptions.get(redemption_id, limit=limit, cursor=cursor)
         if found is None or not _may_see(found[0], principal):
             raise RedemptionNotFound(field="redemption_id")
         return found
@@ -393,7 +404,11 @@ class Redeemer:
         proportion (domain/redemption.py: reversal_share)."""
         principal.require(Role.ADMIN, Role.MERCHANT)
         for _ in range(ATTEMPTS):
-            redemption, _ = self.get(redemption_id, principal)
+            # The redemption item alone: its totals are what a reversal computes from, however many
+            # reversals it already has.
+            redemption = self._redemptions.redemption(redemption_id)
+            if redemption is None or not _may_see(redemption, principal):
+                raise RedemptionNotFound(field="redemption_id")
             order, refunded = redemption["order_amount"], redemption.get("refunded_amount", 0)
             refund = order - refunded if amount is None else amount
             share = rules.reversal_share(redemption["discount"], order, refunded, refund)
@@ -428,12 +443,20 @@ class Redeemer:
                 redemption, share, refunded + refund == order, restore_coupon, moment
             )
             reversal["coupon_restored"] = restored
+            event = {
+                "at": reversal["reversed_at"],
+                "event": "REVERSED",
+                "redemption_id": redemption_id,
+                "reversal_id": reversal["reversal_id"],
+                "amount": share,
+            }
             if self._redemptions.reverse(
                 reversal,
                 refunded_before=refunded,
                 refunded_after=refunded + refund,
                 discount_reversed_after=redemption.get("discount_reversed", 0) + share,
                 coupon_update=coupon_update,
+                coupon_event=event if restored else None,
             ):
                 return reversal
         raise Contention(field="redemption_id")
@@ -446,19 +469,13 @@ class Redeemer:
         coupon = self._coupons.get(redemption["code"])
         if coupon is None:
             return None, False
-        event = {
-            "at": iso(moment),
-            "event": "REVERSED",
-            "redemption_id": redemption["redemption_id"],
-            "amount": share,
-        }
         if redemption.get("coupon_type") == CampaignType.GIFT_CARD:
             if share == 0:
                 return None, False
             after = coupon["balance"] + share
             return {
                 "Key": coupon_key(coupon["code"]),
-                "UpdateExpression": "SET balance = :after, #st = :state, history = list_append(history, :ev)",
+                "UpdateExpression": "SET balance = :after, #st = :state",
                 "ConditionExpression": "balance = :before",
                 "ExpressionAttributeNames": {"#st": "state"},
                 "ExpressionAttributeValues": to_item(
@@ -466,7 +483,6 @@ class Redeemer:
                         ":after": after,
                         ":before": coupon["balance"],
                         ":state": "ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
-                        ":ev": [event],
                     }
                 ),
             }, True
@@ -477,7 +493,7 @@ class Redeemer:
             return None, False
         return {
             "Key": coupon_key(coupon["code"]),
-            "UpdateExpression": "SET #st = :issued, history = list_append(history, :ev) REMOVE redemption_id",
+            "UpdateExpression": "SET #st = :issued REMOVE redemption_id",
             "ConditionExpression": "#st = :redeemed AND redemption_id = :rid",
             "ExpressionAttributeNames": {"#st": "state"},
             "ExpressionAttributeValues": to_item(
@@ -485,7 +501,6 @@ class Redeemer:
                     ":issued": "ISSUED",
                     ":redeemed": "REDEEMED",
                     ":rid": redemption["redemption_id"],
-                    ":ev": [event],
                 }
             ),
         }, True
