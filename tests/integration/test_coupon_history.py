@@ -116,7 +116,7 @@ def test_void_and_whole_reversals_write_their_events_in_the_same_transaction(api
     assert history[-1]["reversal_id"] == reversal["reversal_id"]
 
 
-def test_the_checkout_reads_no_history(api, keys):
+def test_the_checkout_and_a_refund_read_no_history_and_no_reversals(api, keys):
     code, _ = coupon(api, keys, type="GIFT_CARD", amount=100, min_order=None)
     for n in range(3):
         redeem(api, keys["merchant:m-001"], code, order_amount=1, order_id=f"o-{n}")
