@@ -25,7 +25,7 @@ LINES = "SETTLEMENT#stl_????????#LINES#*"
 # What each function may write, spelled out: a change to coupons.data.access shows here.
 EXPECTED = {
     "api": [
-        "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
+        "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HISTORY#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
         "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", RUN,
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from coupons.data.api_keys import _key as api_key_key
 from coupons.data.campaigns import _key as campaign_key
 from coupons.data.campaigns import shard_key, tag_key
-from coupons.data.coupons import coupon_key, holding_key
+from coupons.data.coupons import coupon_key, history_partition, holding_key
 from coupons.data.idempotency import record_key
 from coupons.data.ledger import balance_key, journal_key
 from coupons.data.redemptions import redemption_key
@@ -43,6 +43,7 @@ CAMPAIGN = Partition(_pk(campaign_key("*")), "campaigns: created, paused, resume
 CAMPAIGN_TAG = Partition(_pk(tag_key("*")), "a campaign's code tag, unique per tenant")
 QUOTA = Partition(_pk(shard_key("*", "*")), "quota shards: issue takes a unit, status follows the campaign")
 COUPON = Partition(_pk(coupon_key("*")), "coupons: issued, redeemed, voided, given back by a reversal")
+HISTORY = Partition(history_partition("*"), "a coupon's history events, written with the change they record")
 HOLDING = Partition(_pk(holding_key("*", "*")), "how many coupons of a campaign a user holds")
 REDEMPTION = Partition(_pk(redemption_key("*")), "redemptions and their reversals (one partition each)")
 QR_TOKEN = Partition("QRTOKEN#*", "a used QR token's nonce (coupons.data.redemptions)")
@@ -90,6 +91,7 @@ WRITERS: dict[str, TableAccess] = {
             CAMPAIGN_TAG,
             QUOTA,
             COUPON,
+            HISTORY,
             HOLDING,
             REDEMPTION,
             QR_TOKEN,

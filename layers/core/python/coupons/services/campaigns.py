@@ -12,6 +12,7 @@ from coupons.domain import campaigns, codes
 from coupons.domain.campaigns import TRANSITIONS, CampaignTerms, InvalidTransition
 from coupons.domain.errors import CampaignNotFound
 from coupons.domain.principals import Principal, Role
+from coupons.domain.times import iso
 
 # 2^20 tags per tenant: a clash is rare until a tenant has tens of thousands of campaigns.
 TAG_TRIES = 8
@@ -82,7 +83,7 @@ def transition(store: CampaignStore, campaign_id: str, action: str, principal: P
     principal.require(Role.ADMIN, Role.ISSUER)
     record = readable(store, campaign_id, principal)
     allowed_from, to = TRANSITIONS[action]
-    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    at = iso(datetime.now(UTC))
     if not store.set_status(
         campaign_id, record["shards"], allowed_from={s.value for s in allowed_from}, to=to, at=at
     ):
