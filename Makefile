@@ -12,13 +12,15 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install local settle test test-fast synth bench lint clean admin-key
+.PHONY: help install local settle reclear test test-fast synth bench lint clean admin-key audit-iac
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
 	@echo "make settle DATE=YYYY-MM-DD - run that date's settlement on the running local stack"
 	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
+	@echo "make reclear - re-clear what is still pending clearing on the running local stack"
+	@echo "make audit-iac - checkov on the synthesized templates (docs/iac-audit.md lists what it reports)"
 	@echo "make bench   - benchmarks (cold start ratio)"
 
 # uv itself comes from PyPI into a private venv; it then installs the locked dependencies.
@@ -30,6 +32,13 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
+# checkov pins boto3 1.35 (the runtime pins 1.44): its own virtualenv, at a pinned version.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -40,6 +49,10 @@ install: $(VENV)/.installed node_modules/.installed
 settle: install
 	@test -n "$(DATE)" || { echo "usage: make settle DATE=YYYY-MM-DD"; exit 2; }
 	$(PY) -m infra.local.settle --date $(DATE)
+
+# Post every redemption and reversal still pending clearing on the running local stack (docs/runbook.md).
+reclear: install
+	$(PY) -m infra.reclear --endpoints-file .local/endpoints.json
 
 local: install
 	$(PY) -m infra.local --tenant $(TENANT) --port $(PORT)
@@ -55,12 +68,20 @@ synth: install
 
 # Figures, not pass/fail: counts that are deterministic (requests, write units) and ratios measured
 # in one run on this shared machine.
-BENCHES := cold_start issuance redemption clearing settlement
+BENCHES := cold_start issuance redemption clearing settlement audit
 bench: install
 	@for b in $(BENCHES); do [ -f bench/$$b.py ] || continue; echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; echo; done
+
+# checkov on every synthesized template; the checks it fails by design are skipped in .checkov.yaml,
+# each with its reason in docs/iac-audit.md. Anything else that fails, fails this target.
+audit-iac: install $(CHECKOV)
+	rm -rf .local/audit
+	$(PY) -c "from infra.app import build_app; build_app(outdir='.local/audit', bundle=False).synth()"
+	$(CHECKOV) --config-file .checkov.yaml --framework cloudformation --compact --quiet \
+	    $(foreach t,$(wildcard .local/audit/*.template.json),-f $(t))
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .venv-uv node_modules cdk.out .local .pytest_cache
+	rm -rf $(VENV) .venv-uv .venv-checkov node_modules cdk.out .local .pytest_cache

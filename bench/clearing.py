@@ -176,6 +176,8 @@ class Meter:
             self.rcu += units(item_size(parsed.get("Item")), 4096)
         elif model.name == "Query":
             self.rcu += units(sum(item_size(i) for i in parsed.get("Items", [])), 4096)
+        elif model.name == "TransactGetItems":  # 2 RCU per 4 KB of each item read (transactional)
+            self.rcu += sum(2 * units(item_size(r.get("Item")), 4096) for r in parsed.get("Responses", []))
 
 
 def _keyed(image: dict | None, hash_key: str, range_key: str) -> bool:

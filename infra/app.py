@@ -1,4 +1,5 @@
-"""The CDK app: a stack per tenant (`-c tenant=NAME` picks one; absent, every tenant file)."""
+"""The CDK app: the account stack (once per account and region) and a stack per tenant (`-c tenant=NAME`
+picks one; absent, every tenant file)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aws_cdk import Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra import REPO_ROOT
+from infra.account import AccountStack
 from infra.stack import CouponClearingStack
 from infra.tenants import load_tenants
 
@@ -35,8 +37,12 @@ def build_app(tenants: list[str] | None = None, outdir: str | None = None, bundl
     if tenants is None:
         selected = app.node.try_get_context("tenant")
         tenants = [selected] if selected else None
+    # Synthesized with every selection: `cdk deploy -c tenant=x` deploys it first where it is missing.
+    account = AccountStack(app)
     for tenant in load_tenants(tenants):
-        CouponClearingStack(app, tenant=tenant)
+        CouponClearingStack(app, tenant=tenant).add_stack_dependency(
+            account, "API Gateway's account-wide CloudWatch role must exist before a logged stage"
+        )
     return app
 
 

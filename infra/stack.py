@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.constructs.api import Api
 from infra.constructs.clearing import Clearing
+from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
@@ -34,6 +35,8 @@ class CouponClearingStack(Stack):
             # Stack tags: CloudFormation puts them on every resource at deploy time, so the template
             # itself carries none (moto's CloudFormation fails on a tagged KMS key).
             tags={"tenant": tenant.name, "product": "coupon-clearing"},
+            # A tenant's stack holds its money's records: deleting it is never one command away.
+            termination_protection=True,
             **kwargs,
         )
 
@@ -60,6 +63,18 @@ class CouponClearingStack(Stack):
         monitoring.watch_function("Clearing", clearing.function)
         monitoring.watch_stream_lag("Clearing", clearing.function)
         monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
+        monitoring.watch_settlement(tenant, settlement)
+        Dashboard(
+            self,
+            "Dashboard",
+            tenant=tenant,
+            rest_api=api.rest_api,
+            api_function=api.function,
+            clearing_function=clearing.function,
+            clearing_dead_letters=clearing.dead_letters,
+            settlement=settlement,
+            alarm_names=monitoring.alarm_names,
+        )
 
         CfnOutput(self, "TenantName", value=tenant.name)
         CfnOutput(self, "ApiUrl", value=api.url)

@@ -19,6 +19,21 @@ TENANTS_DIR = Path(__file__).resolve().parent / "tenants"
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 
 
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# An API route as the API function serves it: a method and a path under /v1, a parameter written
+# {name} (API Gateway throttles per resource and method; one {param} resource serves every value).
+Route = Annotated[str, Field(pattern=r"^(GET|POST|PUT|PATCH|DELETE) /v1(/([a-z0-9-]+|\{[a-z_]+\}))+$")]
+
+
+class Throttle(BaseModel):
+    """API Gateway's token bucket: `rate_limit` requests per second steady, `burst_limit` at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_limit: int = Field(ge=1, le=10_000)
+    burst_limit: int = Field(ge=1, le=5_000)
+
+
 class Tenant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,7 +46,23 @@ class Tenant(BaseModel):
     # A revoked API key keeps working for at most this long in a warm container.
     api_key_cache_seconds: int = Field(ge=0, le=900)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # Each address gets an SNS e-mail subscription to the alarm topic (confirmed once by its owner).
+    alarm_emails: tuple[Email, ...] = ()
+    # The state machine's own log (Step Functions levels). ERROR records failed states only; execution
+    # data (amounts, parties) is never logged, whatever the level.
+    settlement_log_level: Literal["OFF", "ERROR", "FATAL", "ALL"] = "ERROR"
+    # Local time (tenant's zone) by which the previous business date's run must be closed: a check at
+    # that time alarms otherwise. After the schedule, with room for clearing's wait and retries.
+    settlement_deadline: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    api_throttle: Throttle = Throttle(rate_limit=100, burst_limit=200)
+    # Tighter limits on single routes ("METHOD /path", as the API serves them), e.g. the redemption hot path.
+    api_route_throttles: dict[Route, Throttle] = Field(default_factory=dict)
+    # Requests per source IP per 5 minutes before the web ACL blocks that IP (WAF's minimum is 10).
+    waf_rate_limit_per_ip: int = Field(default=1000, ge=10, le=2_000_000_000)
+    # Concurrency set aside (and the most allowed) for clearing and for each settlement step, so an API
+    # flood of this or another tenant can never take it: the account's unreserved pool must keep 100.
+    clearing_reserved_concurrency: int = Field(default=5, ge=1, le=100)
+    settlement_reserved_concurrency: int = Field(default=10, ge=1, le=100)
     # Where payouts and collections go. Only the simulated bank exists so far (a real channel adapter
     # is a later issue); it keeps its own records in a table of the stack.
     payment_channel: Literal["simulated"] = "simulated"

@@ -10,6 +10,7 @@ from coupons.api import problems
 from coupons.api.auth import HEADER as API_KEY_HEADER
 from coupons.domain.api_keys import key_id_of
 from coupons.domain.errors import DomainError
+from coupons.observability import count_api_answer, metrics, tracer
 from resolver import app
 from routes import (  # noqa: F401  (registers routes)
     accounts,
@@ -34,7 +35,9 @@ def _header(event: dict, name: str) -> str | None:
     return None
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)  # an answer carries codes and amounts
 def lambda_handler(event: dict, context) -> dict:
     # Authentication comes before routing and validation: a caller without a valid key learns
     # nothing else (not which routes exist, nor what a body should look like).
@@ -47,4 +50,6 @@ def lambda_handler(event: dict, context) -> dict:
         # The key's id (never the key) scopes the caller's Idempotency-Keys.
         app.append_context(principal=principal, api_key_id=key_id_of(plain_key))
         logger.append_keys(principal=str(principal))
-    return app.resolve(event, context)
+    answer = app.resolve(event, context)
+    count_api_answer(event, answer)
+    return answer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -19,10 +19,10 @@ from coupons.config import settings
 from coupons.data.clients import dynamodb
 from coupons.data.items import from_item
 from coupons.data.ledger import LedgerStore
+from coupons.observability import Event, count, metrics, tracer
 from coupons.services.clearing import Clearer
 
 logger = Logger()
-metrics = Metrics()
 # A batch whose records all failed is reported like any other (every record listed), not raised:
 # Lambda then retries from the lowest failed record either way, and the metrics still get flushed.
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
@@ -50,12 +50,20 @@ def record_handler(record: DynamoDBRecord) -> str:
         )
         raise
     metrics.add_metric(name=f"Clearing{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+    if outcome == "posted":
+        count(Event.JOURNAL_POSTED)
     return outcome
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context) -> dict:
-    return process_partial_response(
+    answer = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # Records of this batch that Lambda will deliver again (then give up to the dead-letter queue).
+    metrics.add_metric(
+        name="ClearingRecordsPending", unit=MetricUnit.Count, value=len(answer["batchItemFailures"])
+    )
+    return answer

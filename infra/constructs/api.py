@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from coupons.data.schema import MAIN
@@ -19,6 +20,7 @@ from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.constructs.settlement import executions_of
+from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
 # Routes live under /v1 in the path, so the stage keeps one fixed name and API versions coexist behind it.
@@ -29,16 +31,6 @@ IDEMPOTENCY_TTL_SECONDS = 48 * 3600
 # What the API reads of the statements bucket: the parties' statements (coupons.data.statements).
 STATEMENT_OBJECTS = "settlement-runs/*/statements/*"
 
-# What the API's stores call on the main table. TransactWriteItems is authorised per contained
-# action (Put/Update/Delete/ConditionCheck), so it needs no action of its own.
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:Query",
-]
 KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 
 
@@ -55,9 +47,6 @@ class Api(Construct):
         secret: secretsmanager.ISecret,
     ) -> None:
         super().__init__(scope, construct_id)
-        # Indexes by name, from the schema: a wildcard (index/*) would also open indexes added later
-        # for other purposes.
-        index_arns = [f"{table.table_arn}/index/{index.name}" for index in MAIN.indexes]
         self.handler = ServiceFunction(
             self,
             "Handler",
@@ -65,8 +54,10 @@ class Api(Construct):
             folder="api",
             description="Coupon clearing REST API",
             layers=layers,
+            key=key,
             statements=[
-                iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn, *index_arns]),
+                # Reads anywhere; writes only its own entities' items (coupons.data.access: "api").
+                *table_statements(table, "api"),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
                 # The tenant secret and nothing else (not grant_read: DescribeSecret is not needed). Its
                 # value is encrypted with the data key above, whose kms:Decrypt covers reading it.
@@ -82,8 +73,13 @@ class Api(Construct):
         self.function = self.handler.function
 
         access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.RETAIN
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.RETAIN,
+            encryption_key=key,
         )
+        throttle = tenant.api_throttle
         self.rest_api = apigateway.RestApi(
             self,
             "RestApi",
@@ -91,11 +87,31 @@ class Api(Construct):
             rest_api_name=f"{Stack.of(self).stack_name}-api",
             description=f"Coupon clearing API of tenant {tenant.name}",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
+            # The account's CloudWatch role is the account stack's (infra/account.py), which this
+            # stack depends on: one per account and region, shared by every tenant.
             cloud_watch_role=False,
             deploy_options=apigateway.StageOptions(
                 stage_name=STAGE_NAME,
                 tracing_enabled=True,
                 metrics_enabled=True,
+                # Execution logs of failed requests only, without bodies (no data trace): a body carries
+                # coupon codes and amounts.
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                # Every route of the stage; the tenant file tightens single routes below.
+                throttling_rate_limit=throttle.rate_limit,
+                throttling_burst_limit=throttle.burst_limit,
+                method_options={
+                    # A method's settings replace the stage's for it: metrics and logging said again.
+                    _method_path(route): apigateway.MethodDeploymentOptions(
+                        throttling_rate_limit=limit.rate_limit,
+                        throttling_burst_limit=limit.burst_limit,
+                        metrics_enabled=True,
+                        logging_level=apigateway.MethodLoggingLevel.ERROR,
+                        data_trace_enabled=False,
+                    )
+                    for route, limit in tenant.api_route_throttles.items()
+                },
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
                 access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
                     caller=False,
@@ -110,6 +126,16 @@ class Api(Construct):
                 ),
             ),
         )
+        # API Gateway makes the execution log group on first use, unencrypted and kept forever; made
+        # here first, under the name it will use, it has the tenant's key and a retention.
+        logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE_NAME}",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.RETAIN,
+            encryption_key=key,
+        )
         # Spelled out rather than `rest_api.url`, which refers to the Stage resource: the URL then
         # also resolves where the stage is not created (moto's CloudFormation skips it).
         self.url = Fn.join(
@@ -122,6 +148,18 @@ class Api(Construct):
         # The function owns routing (404/405 as problem+json), so API Gateway forwards everything.
         self.rest_api.root.add_method("ANY", integration)
         self.rest_api.root.add_proxy(default_integration=integration, any_method=True)
+        # A route throttled on its own needs a resource of its own (API Gateway throttles per resource
+        # and method). Each resource on its path forwards ANY method too: a request that matches a
+        # resource never falls back to {proxy+}, so without it a sibling route would answer 403.
+        for route in tenant.api_route_throttles:
+            method, path = route.split(" ", 1)
+            resource = self.rest_api.root
+            for part in path.strip("/").split("/"):
+                resource = resource.get_resource(part) or _forwarding(
+                    resource.add_resource(part), integration
+                )
+            resource.add_method(method, integration)
+        self.web_acl = _web_acl(self, tenant, self.rest_api.deployment_stage, key)
 
         auth = (
             "Callers authenticate with an x-api-key that the API function checks against hashed keys in "
@@ -136,17 +174,6 @@ class Api(Construct):
                 reason="Requests are validated in the function by pydantic models that answer with RFC 9457 "
                 "problem+json naming the field; API Gateway validators would answer in another format, "
                 "before the function could.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-APIG6",
-                reason="Execution logging needs the account-wide API Gateway CloudWatch role, which one "
-                "tenant's stack must not own; access logs on the stage and the function's structured logs "
-                "record every request.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-APIG3",
-                reason="A WAF web ACL is an account-level choice of the operator; coupon-code guessing and "
-                "velocity limits are enforced by the service itself, per principal.",
             ),
         )
 
@@ -194,3 +221,87 @@ class Api(Construct):
                 reason="Reading statements (one object per run and party) and nothing else of the bucket.",
             ),
         )
+
+
+def _method_path(route: str) -> str:
+    """The key of a stage's method settings: "POST /v1/redemptions" → "/v1/redemptions/POST"."""
+    method, path = route.split(" ", 1)
+    return f"{path}/{method}"
+
+
+def _forwarding(resource: apigateway.Resource, integration: apigateway.Integration) -> apigateway.Resource:
+    resource.add_method("ANY", integration)
+    return resource
+
+
+# What a rule does when it matches; the managed rules keep their own (block) actions.
+_RATE_RULE_PRIORITY = 0
+_COMMON_RULES_PRIORITY = 1
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )
+
+
+def _web_acl(scope: Construct, tenant: Tenant, stage: apigateway.Stage, key: kms.IKey) -> wafv2.CfnWebACL:
+    """A regional web ACL on the stage: a per-IP rate limit (first: a flood is cut before anything else is
+    evaluated) and AWS's common rule set (known bad inputs, oversized bodies, scanners)."""
+    name = Stack.of(scope).stack_name
+    acl = wafv2.CfnWebACL(
+        scope,
+        "WebAcl",
+        name=f"{name}-api",
+        scope="REGIONAL",
+        description=f"Coupon clearing API of tenant {tenant.name}: per-IP rate limit, AWS common rules",
+        default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+        visibility_config=_visibility(f"{name}-api"),
+        rules=[
+            wafv2.CfnWebACL.RuleProperty(
+                name="RatePerIp",
+                priority=_RATE_RULE_PRIORITY,
+                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                        aggregate_key_type="IP",
+                        limit=tenant.waf_rate_limit_per_ip,
+                        evaluation_window_sec=300,
+                    )
+                ),
+                visibility_config=_visibility(f"{name}-rate-per-ip"),
+            ),
+            wafv2.CfnWebACL.RuleProperty(
+                name="AWSManagedRulesCommonRuleSet",
+                priority=_COMMON_RULES_PRIORITY,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
+                    )
+                ),
+                visibility_config=_visibility(f"{name}-common-rules"),
+            ),
+        ],
+    )
+    # The stage's ARN refers to the stage, so the association waits for it.
+    wafv2.CfnWebACLAssociation(
+        scope, "WebAclAssociation", resource_arn=stage.stage_arn, web_acl_arn=acl.attr_arn
+    )
+    # WAF logs go to a log group whose name must start with aws-waf-logs-; blocked requests are what
+    # an operator reads there (docs/runbook.md).
+    waf_logs = logs.LogGroup(
+        scope,
+        "WafLogs",
+        log_group_name=f"aws-waf-logs-{name}",
+        retention=logs.RetentionDays.THREE_MONTHS,
+        removal_policy=RemovalPolicy.RETAIN,
+        encryption_key=key,
+    )
+    wafv2.CfnLoggingConfiguration(
+        scope,
+        "WafLogging",
+        resource_arn=acl.attr_arn,
+        log_destination_configs=[waf_logs.log_group_arn],
+    )
+    return acl

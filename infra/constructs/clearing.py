@@ -15,21 +15,12 @@ from constructs import Construct
 from coupons.data.schema import MAIN
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
 # The stream records clearing posts (the `kind` of the item a redemption or a reversal inserts).
 CLEARED_KINDS = ("REDEMPTION", "REVERSAL")
 
-# What the clearing code calls on the main table: it reads journals (GetItem) and funding rules (Query),
-# and posts a journal, its postings and its balance updates in one TransactWriteItems, which is
-# authorised per contained action (Put / Update / ConditionCheck). It deletes nothing, reads no index.
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:Query",
-]
 # What Lambda's poller calls on the stream with the function's role.
 STREAM_ACTIONS = [
     "dynamodb:DescribeStream",
@@ -108,8 +99,9 @@ class Clearing(Construct):
             Acknowledgment(
                 id="AwsSolutions-SQS3",
                 reason="This queue is itself a dead-letter queue: the on-failure destination of the clearing "
-                "event source mapping, which cdk-nag does not recognise as a DLQ use; a failed record is "
-                "replayed from it by an operator, never consumed by a function that could fail again.",
+                "event source mapping, which cdk-nag does not recognise as a DLQ use; its messages point at "
+                "stream records that age out in 24 h, so the remedy is a re-clear of what is still pending "
+                '(docs/runbook.md, section "Re-clear"), never a consumer that could fail again.',
             )
         )
 
@@ -120,14 +112,21 @@ class Clearing(Construct):
             folder="clearing",
             description="Coupon clearing: stream records to journals",
             layers=layers,
+            key=key,
             statements=[
-                iam.PolicyStatement(actions=TABLE_ACTIONS, resources=[table.table_arn]),
+                # Reads journals and funding rules; posts a journal, its postings and balances and takes
+                # its source out of the clearing-pending index, in one TransactWriteItems: only those
+                # items (coupons.data.access: "clearing").
+                *table_statements(table, "clearing"),
                 iam.PolicyStatement(actions=STREAM_ACTIONS, resources=[table.table_stream_arn]),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]),
             ],
             environment={MAIN.env_var: table.table_name},
             timeout_seconds=TIMEOUT_SECONDS,
+            # Set aside (and capped): an API flood of any tenant cannot starve clearing, and clearing
+            # cannot take more than one batch per shard anyway (parallelization 1).
+            reserved_concurrency=tenant.clearing_reserved_concurrency,
         )
         self.function = self.handler.function
 

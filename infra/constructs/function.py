@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -16,13 +17,17 @@ from infra.tenants import Tenant
 SERVICE_NAME = "coupons"
 
 
+def metrics_namespace(tenant: Tenant) -> str:
+    return f"CouponClearing/{tenant.name}"
+
+
 def common_environment(tenant: Tenant) -> dict[str, str]:
     return {
         "TENANT": tenant.name,
         # IANA zone of the tenant's business day: redemption and clearing date records in it, not in UTC.
         "TENANT_TIME_ZONE": tenant.settlement_time_zone,
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-        "POWERTOOLS_METRICS_NAMESPACE": f"CouponClearing/{tenant.name}",
+        "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace(tenant),
         "POWERTOOLS_LOG_LEVEL": tenant.log_level,
         "LOG_LEVEL": tenant.log_level,
     }
@@ -40,10 +45,12 @@ class ServiceFunction(Construct):
         folder: str,
         description: str,
         layers: Layers,
+        key: kms.IKey,
         statements: list[iam.PolicyStatement],
         environment: dict[str, str],
         memory_size: int = 512,
         timeout_seconds: int = 29,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # An explicit log group (not the logRetention custom resource): its retention and lifetime
@@ -53,6 +60,8 @@ class ServiceFunction(Construct):
             "Logs",
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=RemovalPolicy.RETAIN,
+            # The tenant's data key: a log line may carry a coupon code or a party's id.
+            encryption_key=key,
         )
         # A role per function, never shared: what one function may do is readable from its role alone.
         self.role = iam.Role(
@@ -86,6 +95,7 @@ class ServiceFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             memory_size=memory_size,
             timeout=Duration.seconds(timeout_seconds),
+            reserved_concurrent_executions=reserved_concurrency,
             environment={**common_environment(tenant), **environment},
         )
         Validations.of(self.role).acknowledge(

@@ -33,7 +33,8 @@ class TenantSecret(Construct):
                 id="AwsSolutions-SMG4",
                 reason="Every coupon's TOTP secret is derived from this key and every outstanding QR token is "
                 "signed with it, so a scheduled rotation would silently break the dynamic codes already in "
-                "holders' apps; rotating it is a deliberate operator runbook (new value, redeploy, every "
-                "holder fetches its otpauth URI again), not a schedule.",
+                "holders' apps; rotating it is a deliberate operator procedure (docs/runbook.md, section "
+                '"Rotate the tenant secret": new value, new containers, every holder fetches its otpauth URI '
+                "again), not a schedule.",
             )
         )

@@ -21,6 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -29,6 +30,7 @@ from coupons.data.schema import BANK, MAIN
 from coupons.settlement_wiring import MINIMUM_TRANSFER, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.table_access import table_statements
 from infra.constructs.tables import table_from_schema
 from infra.tenants import Tenant
 
@@ -38,11 +40,18 @@ KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 # Everything settlement writes to the statements bucket lives under this prefix (coupons.data.statements).
 RUN_OBJECTS = "settlement-runs/*"
 MANIFESTS = "settlement-runs/*/manifest.json"
-READ = ["dynamodb:GetItem", "dynamodb:Query"]
-WRITE = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
 
 # Errors that retrying cannot fix: the run fails at once (and can be resumed once the cause is fixed).
-PERMANENT = ["TransferRejected", "StatementMismatch", "SettlementRunNotFound", "KeyError", "ValueError"]
+# Matched by the Lambda's error type, the exception's class name. InstructionMismatch: the channel
+# holds another payment under our instruction id; resending cannot change that, a person must look.
+PERMANENT = [
+    "TransferRejected",
+    "InstructionMismatch",
+    "StatementMismatch",
+    "SettlementRunNotFound",
+    "KeyError",
+    "ValueError",
+]
 # Clearing behind the cut-off: wait up to 30 × 60 s, then fail the run saying so.
 CLEARING_WAIT = {"interval": Duration.seconds(60), "max_attempts": 30, "backoff_rate": 1.0}
 # Everything else (the channel down or slow, a Lambda crash or timeout, throttling): back off.
@@ -59,32 +68,51 @@ BATCH_CONCURRENCY = 10
 
 @dataclass(frozen=True)
 class Step:
+    """A step's function. What it may read and write of the main table is coupons.data.access's
+    `settlement.{folder}`: each step writes only its own items (the run's, its parties', its lines, the
+    postings it claims and settles, the amounts it carries)."""
+
     folder: str
     description: str
-    table: list[str]
     timeout_seconds: int = 60
     bucket: list[str] | None = None  # S3 actions on the statements bucket
     bank: bool = False  # talks to the payment channel
-    index: bool = False  # reads the main table's indexes
+
+    @property
+    def writer(self) -> str:
+        return f"settlement.{self.folder}"
 
 
 STEPS = [
-    Step("open", "Settlement: open the run", READ + WRITE),
-    Step("await_clearing", "Settlement: wait for clearing", READ, index=True),
-    Step("claim", "Settlement: claim due postings of a shard", READ + WRITE, timeout_seconds=900, index=True),
-    Step("plan", "Settlement: batch the parties", READ + ["dynamodb:UpdateItem"], 300, ["s3:PutObject"]),
-    Step("pay", "Settlement: net and transfer", READ + WRITE, 300, bank=True),
-    Step(
-        "write_statements",
-        "Settlement: statements to S3",
-        READ + ["dynamodb:UpdateItem"],
-        300,
-        ["s3:PutObject"],
-    ),
-    Step("mark_settled", "Settlement: mark postings settled", READ + ["dynamodb:UpdateItem"], 300),
-    Step("close", "Settlement: total and close the run", READ + ["dynamodb:UpdateItem"], 300),
-    Step("record_failure", "Settlement: record a failed run", ["dynamodb:UpdateItem"]),
+    Step("open", "Settlement: open the run"),
+    Step("await_clearing", "Settlement: wait for clearing"),
+    Step("claim", "Settlement: claim due postings of a shard", timeout_seconds=900),
+    Step("plan", "Settlement: batch the parties", 300, ["s3:PutObject"]),
+    Step("pay", "Settlement: net and transfer", 300, bank=True),
+    Step("write_statements", "Settlement: statements to S3", 300, ["s3:PutObject"]),
+    Step("mark_settled", "Settlement: mark postings settled", 300),
+    Step("close", "Settlement: total and close the run", 300),
+    Step("record_failure", "Settlement: record a failed run"),
 ]
+# Not a state of the machine: the check, at the tenant's deadline, that the day before's run closed.
+HEARTBEAT = Step("heartbeat", "Settlement: alarm when the day's run is not closed by the deadline")
+# The metric the heartbeat emits (1 overdue, 0 closed), in the tenant's powertools namespace.
+OVERDUE_METRIC = "SettlementOverdue"
+# Step Functions' dedicated prefix: a log group under it needs no CloudWatch Logs resource-policy entry
+# (an unprefixed one adds one per stack to the account's 5,120-character policy until deploys fail).
+VENDED_LOGS = "/aws/vendedlogs/states/"
+
+
+class _ManifestReader(sfn.S3JsonItemReader):
+    """The Distributed Map's reader, allowed to read the runs' manifests only: the stock reader grants
+    s3:GetObject on the whole bucket (statements included), which the state machine never reads."""
+
+    def __init__(self, *, bucket: s3.IBucket, key: str) -> None:
+        super().__init__(bucket=bucket, key=key)
+        self._manifests = bucket.arn_for_objects(MANIFESTS)
+
+    def provide_policy_statements(self) -> list[iam.PolicyStatement]:
+        return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[self._manifests])]
 
 
 class Settlement(Construct):
@@ -101,7 +129,6 @@ class Settlement(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.bank = self._bank(key) if tenant.payment_channel == "simulated" else None
-        index_arns = [f"{table.table_arn}/index/{index.name}" for index in MAIN.indexes]
         environment = {
             MAIN.env_var: table.table_name,
             STATEMENTS_BUCKET: statements.bucket_name,
@@ -109,11 +136,9 @@ class Settlement(Construct):
         }
         self.functions: dict[str, lambda_.Function] = {}
         steps_scope = Construct(self, "Steps")
-        for step in STEPS:
+        for step in [*STEPS, HEARTBEAT]:
             statements_ = [
-                iam.PolicyStatement(
-                    actions=step.table, resources=[table.table_arn, *(index_arns if step.index else [])]
-                ),
+                *table_statements(table, step.writer),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
             ]
             env = dict(environment)
@@ -140,9 +165,13 @@ class Settlement(Construct):
                 folder=f"settlement/{step.folder}",
                 description=step.description,
                 layers=layers,
+                key=key,
                 statements=statements_,
                 environment=env,
                 timeout_seconds=step.timeout_seconds,
+                # Set aside for settlement (and its most): no API flood, of this tenant or another,
+                # can take the concurrency a run needs; the Maps never ask for more than this each.
+                reserved_concurrency=tenant.settlement_reserved_concurrency,
             ).function
             self.functions[step.folder] = function
             if step.bucket:
@@ -154,8 +183,28 @@ class Settlement(Construct):
                     )
                 )
 
+        self.heartbeat = self.functions.pop(HEARTBEAT.folder)
         self.state_machine = self._state_machine(tenant, statements, key)
-        self.schedule = self._schedule(tenant)
+        # Invocations the scheduler gave up on (after its retries) land here, alarmed: a missed start.
+        self.schedule_dead_letters = sqs.Queue(
+            self,
+            "ScheduleDeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(self.schedule_dead_letters).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter queue of the settlement and heartbeat schedules' "
+                "targets; what lands in it is a start that did not happen, redone by an operator (docs/runbook.md, "
+                'section "`SettlementScheduleDeadLetters`").',
+            )
+        )
+        self.schedule = self._schedule(tenant, key)
+        self.heartbeat_schedule = self._heartbeat_schedule(tenant, key)
 
     # -- the simulated bank ------------------------------------------------------------------
 
@@ -234,7 +283,7 @@ class Settlement(Construct):
         parties = sfn.DistributedMap(
             self,
             "SettleParties",
-            item_reader=sfn.S3JsonItemReader(bucket=statements, key=sfn.JsonPath.string_at("$.plan.key")),
+            item_reader=_ManifestReader(bucket=statements, key=sfn.JsonPath.string_at("$.plan.key")),
             item_selector={
                 "run_id.$": "$.run.run_id",
                 "business_date.$": "$.run.business_date",
@@ -288,7 +337,12 @@ class Settlement(Construct):
             )
         )
         logs_group = logs.LogGroup(
-            self, "Logs", retention=logs.RetentionDays.ONE_YEAR, removal_policy=RemovalPolicy.RETAIN
+            self,
+            "Logs",
+            log_group_name=f"{VENDED_LOGS}{Stack.of(self).stack_name}-settlement",
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=RemovalPolicy.RETAIN,
+            encryption_key=key,
         )
         machine = sfn.StateMachine(
             self,
@@ -297,7 +351,12 @@ class Settlement(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.hours(6),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=logs_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # Never the states' data: it carries amounts and parties, which do not belong in logs.
+            logs=sfn.LogOptions(
+                destination=logs_group,
+                level=sfn.LogLevel(tenant.settlement_log_level),
+                include_execution_data=False,
+            ),
             comment=f"Settlement of tenant {tenant.name}: one run per business date",
         )
         # The Distributed Map reads its manifest (and nothing else of the bucket), decrypting with the data key.
@@ -309,8 +368,6 @@ class Settlement(Construct):
             # The Distributed Map's child executions: Step Functions names them per run.
             executions_of(machine) + ":*",
             executions_of(machine) + "/*:*",
-            # The S3JsonItemReader's own grant (bucket/*) besides ours (the manifests only).
-            f"arn:<AWS::Partition>:s3:::<{_logical_id(statements)}>/*",
             f"<{_logical_id(statements)}.Arn>/{MANIFESTS}",
             # LambdaInvoke grants each step function by any version or alias (function:{name}:*).
             *(f"<{_logical_id(f)}.Arn>:*" for f in self.functions.values()),
@@ -328,12 +385,18 @@ class Settlement(Construct):
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="X-Ray tracing and log delivery to CloudWatch Logs support no resource-level permissions.",
             ),
+            Acknowledgment(
+                id="AwsSolutions-SF1",
+                reason="The state machine logs ERROR by default (the tenant file's settlement_log_level may "
+                "raise it to ALL) and never execution data: states carry amounts and parties, and each step "
+                "function logs its own work; X-Ray traces every execution.",
+            ),
         )
         return machine
 
     # -- the schedule ------------------------------------------------------------------------
 
-    def _schedule(self, tenant: Tenant) -> scheduler.Schedule:
+    def _schedule(self, tenant: Tenant, key: kms.IKey) -> scheduler.Schedule:
         # EventBridge Scheduler (not a rule): its cron is read in the tenant's zone, so "02:00" is
         # 02:00 where the tenant's business day ends, through daylight-saving changes.
         return scheduler.Schedule(
@@ -348,7 +411,42 @@ class Settlement(Construct):
                 input=scheduler.ScheduleTargetInput.from_object(
                     {"scheduled_at": scheduler.ContextAttribute.scheduled_time}
                 ),
+                dead_letter_queue=self.schedule_dead_letters,
             ),
+            key=key,
+        )
+
+    def _heartbeat_schedule(self, tenant: Tenant, key: kms.IKey) -> scheduler.Schedule:
+        hour, minute = (int(part) for part in tenant.settlement_deadline.split(":"))
+        role = iam.Role(
+            self,
+            "HeartbeatScheduleRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description=f"The settlement deadline check's schedule invokes the check ({tenant.name})",
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self.heartbeat)}.Arn>:*]",
+                reason="The scheduler's Lambda target is granted the deadline check function by any version "
+                "or alias (function:{name}:*): that one function of this tenant, nothing else.",
+            )
+        )
+        return scheduler.Schedule(
+            self,
+            "HeartbeatSchedule",
+            description=f"Settlement deadline check of tenant {tenant.name} ({tenant.settlement_deadline} local)",
+            schedule=scheduler.ScheduleExpression.cron(
+                minute=str(minute), hour=str(hour), time_zone=TimeZone.of(tenant.settlement_time_zone)
+            ),
+            target=scheduler_targets.LambdaInvoke(
+                self.heartbeat,
+                role=role,
+                input=scheduler.ScheduleTargetInput.from_object(
+                    {"scheduled_at": scheduler.ContextAttribute.scheduled_time}
+                ),
+                dead_letter_queue=self.schedule_dead_letters,
+            ),
+            key=key,
         )
 
 

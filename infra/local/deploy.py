@@ -53,7 +53,11 @@ class Deployment:
     functions: dict[str, FunctionSource] = field(default_factory=dict)  # by physical function name
 
     def of_type(self, resource_type: str) -> dict[str, str]:
-        return {lid: self.physical[lid] for lid, t in self.types.items() if t == resource_type and lid in self.physical}
+        return {
+            lid: self.physical[lid]
+            for lid, t in self.types.items()
+            if t == resource_type and lid in self.physical
+        }
 
 
 def stack_name_for(tenant: str) -> str:
@@ -217,9 +221,7 @@ def deploy(synth: Synthesized, *, region: str, timeout: float = 60.0) -> Deploym
                 if region == "us-east-1":
                     s3.create_bucket(Bucket=bucket)
                 else:
-                    s3.create_bucket(
-                        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
-                    )
+                    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
             except s3.exceptions.BucketAlreadyOwnedByYou:
                 pass
             buckets.add(bucket)

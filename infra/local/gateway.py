@@ -51,9 +51,7 @@ class Route:
 
     def specificity(self) -> tuple[int, ...]:
         # A literal segment beats a {param}, which beats a greedy {proxy+}, left to right.
-        return tuple(
-            0 if s.endswith("+}") else 1 if s.startswith("{") else 2 for s in self.segments
-        )
+        return tuple(0 if s.endswith("+}") else 1 if s.startswith("{") else 2 for s in self.segments)
 
 
 @dataclass
@@ -69,8 +67,11 @@ class RestApi:
         """The most specific resource matching the path, then its method (or ANY) — resource first, as
         API Gateway routes: a literal resource without the method does not fall back to {proxy+}."""
         parts = [p for p in path.split("/") if p]
-        matches = [(route.specificity(), route, params) for route in self.routes
-                   if (params := route.match(parts)) is not None]
+        matches = [
+            (route.specificity(), route, params)
+            for route in self.routes
+            if (params := route.match(parts)) is not None
+        ]
         if not matches:
             return None
         _, route, params = max(matches, key=lambda m: m[0])
@@ -324,8 +325,16 @@ class Gateway:
             log.error("%s %s: integration %s is not served locally", method, route.path, kind)
             return self._json(*BAD_GATEWAY, request_id)
         event = build_event(
-            self.api, route, params, method=method, path=path, query=split.query,
-            headers=edge_headers(headers, source_ip), body=body, source_ip=source_ip, request_id=request_id,
+            self.api,
+            route,
+            params,
+            method=method,
+            path=path,
+            query=split.query,
+            headers=edge_headers(headers, source_ip),
+            body=body,
+            source_ip=source_ip,
+            request_id=request_id,
         )
         reply = self.lambda_client.invoke(FunctionName=arn, Payload=json.dumps(event).encode())
         payload = reply["Payload"].read()
@@ -344,8 +353,11 @@ class Gateway:
 
     @staticmethod
     def _json(status: int, body: dict, request_id: str):
-        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ApiGatewayError"),
-                   ("x-amzn-RequestId", request_id)]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", "ApiGatewayError"),
+            ("x-amzn-RequestId", request_id),
+        ]
         return status, headers, json.dumps(body).encode()
 
     @staticmethod
@@ -400,8 +412,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and out_body:
             self.wfile.write(out_body)
-        log.info('%s "%s %s" %d %d %.0fms', self.client_address[0], self.command, self.path, status,
-                 len(out_body), (time.perf_counter() - started) * 1000)
+        log.info(
+            '%s "%s %s" %d %d %.0fms',
+            self.client_address[0],
+            self.command,
+            self.path,
+            status,
+            len(out_body),
+            (time.perf_counter() - started) * 1000,
+        )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -208,8 +208,10 @@ class FunctionPool:
         except WorkerDied as exc:
             if worker is not None:
                 worker.kill()
-            error = {"errorMessage": f"RequestId: {request_id} Error: Runtime exited: {exc}",
-                     "errorType": "Runtime.ExitError"}
+            error = {
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited: {exc}",
+                "errorType": "Runtime.ExitError",
+            }
             return json.dumps(error), True
         finally:
             self._release(worker)
@@ -314,8 +316,12 @@ class LocalRuntime:
             event = {}
         started = time.perf_counter()
         output, errored = self._pool(fn.function_name).invoke(self.config_for(fn), event)
-        log.debug("%s %s in %.0f ms", fn.function_name, "failed" if errored else "ok",
-                  (time.perf_counter() - started) * 1000)
+        log.debug(
+            "%s %s in %.0f ms",
+            fn.function_name,
+            "failed" if errored else "ok",
+            (time.perf_counter() - started) * 1000,
+        )
         return output, errored, ""
 
     def warm(self, function_name: str) -> float | None:

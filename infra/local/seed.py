@@ -19,14 +19,45 @@ PRINCIPALS = [
     ("merchant:m-002", "demo merchant m-002"),
 ]
 CAMPAIGNS = [
-    {"name": "10 off", "brand_id": BRAND, "type": "FIXED", "currency": "CNY", "amount": 1000,
-     "min_order": 5000, "valid_days": 30, "total_quantity": 1000},
-    {"name": "15% off, up to 30", "brand_id": BRAND, "type": "PERCENT", "currency": "CNY", "percent_bps": 1500,
-     "max_discount": 3000, "valid_days": 30, "total_quantity": 1000},
-    {"name": "20 off 100", "brand_id": BRAND, "type": "THRESHOLD", "currency": "CNY", "amount": 2000,
-     "min_order": 10000, "valid_days": 30, "total_quantity": 1000},
-    {"name": "500 gift card", "brand_id": BRAND, "type": "GIFT_CARD", "currency": "CNY", "amount": 50000,
-     "valid_days": 365, "total_quantity": 100},
+    {
+        "name": "10 off",
+        "brand_id": BRAND,
+        "type": "FIXED",
+        "currency": "CNY",
+        "amount": 1000,
+        "min_order": 5000,
+        "valid_days": 30,
+        "total_quantity": 1000,
+    },
+    {
+        "name": "15% off, up to 30",
+        "brand_id": BRAND,
+        "type": "PERCENT",
+        "currency": "CNY",
+        "percent_bps": 1500,
+        "max_discount": 3000,
+        "valid_days": 30,
+        "total_quantity": 1000,
+    },
+    {
+        "name": "20 off 100",
+        "brand_id": BRAND,
+        "type": "THRESHOLD",
+        "currency": "CNY",
+        "amount": 2000,
+        "min_order": 10000,
+        "valid_days": 30,
+        "total_quantity": 1000,
+    },
+    {
+        "name": "500 gift card",
+        "brand_id": BRAND,
+        "type": "GIFT_CARD",
+        "currency": "CNY",
+        "amount": 50000,
+        "valid_days": 365,
+        "total_quantity": 100,
+    },
 ]
 
 
@@ -41,8 +72,16 @@ class Seeded:
     campaigns: dict[str, str] = field(default_factory=dict)  # type → campaign_id
 
 
-def request(base_url: str, method: str, path: str, *, key: str | None = None, body: dict | None = None,
-            headers: dict[str, str] | None = None, timeout: float = 60.0) -> tuple[int, dict, dict]:
+def request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    key: str | None = None,
+    body: dict | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> tuple[int, dict, dict]:
     """One JSON request; (status, response headers, parsed body)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"{base_url}{path}", data=data, method=method)
@@ -66,8 +105,9 @@ def request(base_url: str, method: str, path: str, *, key: str | None = None, bo
 
 def _create(base_url: str, path: str, key: str, body: dict) -> dict:
     # An Idempotency-Key as any careful client sends one with a creating POST.
-    status, _, answer = request(base_url, "POST", path, key=key, body=body,
-                                headers={"Idempotency-Key": str(uuid.uuid4())})
+    status, _, answer = request(
+        base_url, "POST", path, key=key, body=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
     if status != 201:
         raise SeedError(f"POST {path} {json.dumps(body)} answered {status}: {json.dumps(answer)}")
     return answer
@@ -88,7 +128,9 @@ def seed(base_url: str, stack_name: str, *, region: str) -> Seeded:
     )
     admin = seeded.keys["admin"]
     for principal, description in PRINCIPALS:
-        answer = _create(base_url, "/v1/api-keys", admin, {"principal": principal, "description": description})
+        answer = _create(
+            base_url, "/v1/api-keys", admin, {"principal": principal, "description": description}
+        )
         seeded.keys[principal] = answer["api_key"]
         seeded.key_ids[principal] = answer["key_id"]
     for terms in CAMPAIGNS:

@@ -13,6 +13,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 import aws_cdk as cdk
 import pytest
 
+from infra.account import ACCOUNT_STACK_NAME
 from infra.app import build_app
 from infra.stack import stack_name
 from infra.tenants import tenant_names
@@ -24,6 +25,8 @@ class Synthesized:
     outdir: Path
     templates: dict[str, dict]  # by tenant name
     metadata: dict[str, dict]  # by tenant name: construct path -> metadata entries
+    account: dict  # the account stack's template (infra/account.py)
+    manifest: dict  # the cloud assembly's manifest.json (stack properties, dependencies)
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +40,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         outdir=outdir,
         templates={t: json.loads((outdir / f"{stack_name(t)}.template.json").read_text()) for t in tenants},
         metadata={t: json.loads((outdir / f"{stack_name(t)}.metadata.json").read_text()) for t in tenants},
+        account=json.loads((outdir / f"{ACCOUNT_STACK_NAME}.template.json").read_text()),
+        manifest=json.loads((outdir / "manifest.json").read_text()),
     )
 
 

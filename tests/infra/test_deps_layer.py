@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
 
 from infra import REPO_ROOT
-from infra.constructs.layers import PipInstall
+from infra.constructs.layers import UV_VERSION, Layers, UvInstall, lock_digest
+from tests.infra.conftest import resources
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -67,21 +70,76 @@ def test_the_layer_pins_the_whole_runtime_closure_and_nothing_else():
     assert set(_pins()) == _runtime_closure()
 
 
-def test_local_bundling_installs_the_pins_alone_as_aarch64_cpython_311_wheels(
+def test_the_layer_is_built_by_the_project_s_uv_from_the_lock_for_aarch64_cpython_311_wheels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     ran: list[list[str]] = []
-    monkeypatch.setattr("subprocess.run", lambda command, check: ran.append(command))
-    assert PipInstall(REQUIREMENTS.parent).try_bundle(str(tmp_path)) is True
-    (command,) = ran
-    joined = " ".join(command)
-    assert f"-r {REQUIREMENTS}" in joined
+
+    def run(command, check, cwd=None, capture_output=False, text=False):
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=f"uv {UV_VERSION} (x86_64-unknown-linux-gnu)\n")
+
+    monkeypatch.setattr("subprocess.run", run)
+    assert UvInstall().try_bundle(str(tmp_path)) is True
+    version, export, install = ran
+    assert version[0] == export[0] == install[0] == str(REPO_ROOT / ".venv-uv" / "bin" / "uv")
+    assert version[1:] == ["--version"]
+    # The runtime group of uv.lock, as it is locked (never re-resolved), with its hashes.
+    assert export[1] == "export" and {"--frozen", "--no-dev", "--no-emit-project"} <= set(export)
+    joined = " ".join(install)
+    assert install[1:3] == ["pip", "install"]
     assert f"--target {tmp_path / 'python'}" in joined
     for flag in (
         "--no-deps",
-        "--platform manylinux2014_aarch64",
-        "--only-binary=:all:",
+        "--require-hashes",
+        "--python-platform aarch64-manylinux2014",
+        "--only-binary :all:",
         "--python-version 3.11",
-        "--implementation cp",
     ):
         assert flag in joined
+    # Whatever pip is on PATH plays no part.
+    assert not any(Path(c[0]).name == "pip" or c[0].endswith("pip3") for c in ran)
+
+
+def test_an_installer_other_than_the_makefile_s_uv_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(
+        "subprocess.run",
+        lambda command, **_: subprocess.CompletedProcess(command, 0, stdout="uv 0.0.1 (somewhere)\n"),
+    )
+    with pytest.raises(RuntimeError, match=f"uv {UV_VERSION}"):
+        UvInstall().try_bundle(str(tmp_path))
+
+
+def test_the_layer_digest_follows_the_lock_s_runtime_entries_and_nothing_of_the_machine():
+    lock = (REPO_ROOT / "uv.lock").read_text()
+    assert lock_digest(lock) == lock_digest()
+    # Another wheel hash of a pinned package is another layer; a change to a dev-only package is not.
+    pinned = lock.replace(
+        'name = "pydantic-core"\nversion = "2.50.4"', 'name = "pydantic-core"\nversion = "2.50.5"'
+    )
+    assert pinned != lock and lock_digest(pinned) != lock_digest(lock)
+    dev_only = lock.replace('name = "pytest"\nversion = "9.2.0"', 'name = "pytest"\nversion = "9.2.1"')
+    assert dev_only != lock and lock_digest(dev_only) == lock_digest(lock)
+
+
+def _deps_layer_key(monkeypatch: pytest.MonkeyPatch, digest: str, outdir: Path) -> str:
+    monkeypatch.setattr("infra.constructs.layers.lock_digest", lambda: digest)
+    app = cdk.App(outdir=str(outdir), post_cli_context={"aws:cdk:bundling-stacks": []})
+    stack = cdk.Stack(app, "LayerOnly")
+    Layers(stack, "Layers")
+    template = app.synth().get_stack_by_name("LayerOnly").template
+    (key,) = [
+        layer["Properties"]["Content"]["S3Key"]
+        for layer in resources(template, "AWS::Lambda::LayerVersion").values()
+        if "Locked third-party" in layer["Properties"]["Description"]
+    ]
+    return key
+
+
+def test_the_layer_asset_is_named_by_the_lock_digest_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    first = _deps_layer_key(monkeypatch, "a" * 64, tmp_path / "one")
+    again = _deps_layer_key(monkeypatch, "a" * 64, tmp_path / "two")
+    other = _deps_layer_key(monkeypatch, "b" * 64, tmp_path / "three")
+    assert first == again != other

@@ -104,16 +104,22 @@ def test_the_api_function_is_configured_for_its_tenant(
     }
 
 
-def test_the_api_role_reaches_the_table_and_its_named_indexes_only(template: dict, api_function):
+def test_the_api_role_reads_the_table_and_its_named_indexes_and_writes_only_the_tables_items(
+    template: dict, api_function
+):
     statements = _statements(template, _role_of(api_function[1]))
     dynamodb = [s for s in statements if any(a.startswith("dynamodb:") for a in _listed(s["Action"]))]
-    assert len(dynamodb) == 1
-    (statement,) = dynamodb
-    assert not any("*" in action for action in statement["Action"])
-    assert {"dynamodb:ConditionCheckItem", "dynamodb:PutItem", "dynamodb:Query"} <= set(statement["Action"])
+    assert len(dynamodb) == 2
+    reads, writes = dynamodb
+    for statement in dynamodb:
+        assert not any("*" in action for action in statement["Action"])
+    assert {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem"} == set(reads["Action"])
+    assert {"dynamodb:ConditionCheckItem", "dynamodb:PutItem"} <= set(writes["Action"])
     table_arn = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
     index_arns = [{"Fn::Join": ["", [table_arn, f"/index/{index.name}"]]} for index in MAIN.indexes]
-    assert statement["Resource"] == [table_arn, *index_arns]
+    assert reads["Resource"] == [table_arn, *index_arns]
+    # Writes on items of the table only (never through an index), by partition (test_table_access.py).
+    assert writes["Resource"] == table_arn and "dynamodb:LeadingKeys" in json.dumps(writes["Condition"])
 
 
 def test_the_api_role_uses_only_the_data_key_and_no_wildcard_except_for_xray(template: dict, api_function):

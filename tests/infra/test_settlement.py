@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from coupons.data.schema import BANK
+from infra.constructs.settlement import BATCH_CONCURRENCY, CLAIM_CONCURRENCY
 from infra.tenants import load_tenant
 from tests.infra.conftest import only, resources
 from tests.infra.test_functions import _listed, _role_of, _statements
@@ -107,6 +108,13 @@ def test_every_step_retries_transient_errors_with_backoff_and_permanent_ones_nev
     assert wait["IntervalSeconds"] * wait["MaxAttempts"] * wait.get("BackoffRate", 1) <= 3600
 
 
+def test_an_instruction_mismatch_from_the_channel_is_permanent_and_never_retried(definition: dict):
+    pay = _tasks(definition["States"])["Pay"]
+    (permanent,) = [r for r in pay["Retry"] if "InstructionMismatch" in r["ErrorEquals"]]
+    assert permanent["MaxAttempts"] == 0
+    assert pay["Retry"].index(permanent) == 0  # before States.ALL, which would retry it
+
+
 def test_a_failure_after_open_is_recorded_on_the_run_and_fails_the_execution(definition: dict):
     states = definition["States"]
     for name in ("AwaitClearing", "ClaimShards", "Plan", "SettleParties", "Close", "EmitCompleted"):
@@ -129,18 +137,73 @@ def test_the_completed_run_is_announced_on_eventbridge(definition: dict):
     assert entry["Detail.$"] == "$.closed"
 
 
-def test_the_state_machine_is_standard_traced_and_logs_everything(template: dict):
+def test_the_state_machine_is_standard_traced_and_logs_at_the_tenant_s_level_without_execution_data(
+    tenant: str, template: dict
+):
     _, machine = only(template, "AWS::StepFunctions::StateMachine")
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
-    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    # Amounts and parties do not belong in logs; ERROR unless the tenant file says otherwise.
+    assert props["LoggingConfiguration"]["Level"] == load_tenant(tenant).settlement_log_level == "ERROR"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_the_state_machine_logs_to_a_vended_logs_group_encrypted_with_the_data_key(
+    tenant: str, template: dict
+):
+    _, machine = only(template, "AWS::StepFunctions::StateMachine")
+    (destination,) = machine["Properties"]["LoggingConfiguration"]["Destinations"]
+    group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    group = template["Resources"][group_id]["Properties"]
+    # Under /aws/vendedlogs/states/, Step Functions needs no entry in the account's Logs resource policy.
+    assert group["LogGroupName"] == f"/aws/vendedlogs/states/CouponClearing-{tenant}-settlement"
+    assert "KmsKeyId" in group  # the data key: test_every_log_group_is_encrypted_...
+
+
+def test_every_log_group_is_encrypted_with_the_tenant_data_key_which_cloudwatch_logs_may_use(template: dict):
+    groups = resources(template, "AWS::Logs::LogGroup")
+    (data_key_id,) = [k for k in resources(template, "AWS::KMS::Key") if k.startswith("DataKey")]
+    for logical_id, group in groups.items():
+        assert group["Properties"].get("KmsKeyId") == {"Fn::GetAtt": [data_key_id, "Arn"]}, logical_id
+    policy = template["Resources"][data_key_id]["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [s for s in policy if "logs." in json.dumps(s.get("Principal"))]
+    assert ":log-group:*" in json.dumps(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+
+
+def test_clearing_and_every_settlement_function_have_reserved_concurrency_from_the_tenant_file(
+    tenant: str, template: dict
+):
+    settings = load_tenant(tenant)
+    for logical_id, function in resources(template, "AWS::Lambda::Function").items():
+        reserved = function["Properties"].get("ReservedConcurrentExecutions")
+        if logical_id.startswith("SettlementSteps"):
+            assert reserved == settings.settlement_reserved_concurrency, logical_id
+        elif logical_id.startswith("ClearingHandler"):
+            assert reserved == settings.clearing_reserved_concurrency
+    # The Maps never ask a step for more than it has set aside.
+    assert max(CLAIM_CONCURRENCY, BATCH_CONCURRENCY) <= settings.settlement_reserved_concurrency
+
+
+def test_the_state_machine_may_read_the_runs_manifests_and_nothing_else_of_the_bucket(template: dict):
+    (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")
+    role_id = template["Resources"][machine_id]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    s3 = [s for s in _statements(template, role_id) if "s3:" in json.dumps(s["Action"])]
+    assert s3 and all(s["Action"] == "s3:GetObject" for s in s3)
+    for statement in s3:
+        for resource in _listed(statement["Resource"]):
+            assert json.dumps(resource).endswith('"/settlement-runs/*/manifest.json"]]}'), resource
 
 
 def test_the_schedule_starts_a_run_in_the_tenants_zone_with_the_time_it_fired(tenant: str, template: dict):
     settings = load_tenant(tenant)
-    _, schedule = only(template, "AWS::Scheduler::Schedule")
-    props = schedule["Properties"]
+    machine_id, _ = only(template, "AWS::StepFunctions::StateMachine")
+    # The other schedule is the deadline check (test_monitoring.py).
+    (props,) = [
+        s["Properties"]
+        for s in resources(template, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Target"]["Arn"] == {"Ref": machine_id}
+    ]
     assert props["ScheduleExpression"] == settings.settlement_schedule
     assert props["ScheduleExpressionTimezone"] == settings.settlement_time_zone
     assert props["State"] == "ENABLED"

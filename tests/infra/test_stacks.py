@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra import REPO_ROOT
+from infra.account import ACCOUNT_STACK_NAME
 from infra.stack import stack_name
 from infra.tenants import tenant_names
 from tests.infra.conftest import Synthesized
@@ -40,9 +41,10 @@ def test_every_tenant_file_gives_a_stack_named_after_the_tenant(synthesized: Syn
     assert set(synthesized.templates) == set(tenant_names()) >= {"demo", "acme"}
     for tenant, template in synthesized.templates.items():
         assert template["Outputs"]["TenantName"]["Value"] == tenant
+    # Besides the tenants' stacks, only the account stack (one per account and region).
     assert {s.stack_name for s in synthesized.app.node.children if hasattr(s, "stack_name")} == {
         stack_name(t) for t in tenant_names()
-    }
+    } | {ACCOUNT_STACK_NAME}
 
 
 def test_no_two_tenant_stacks_share_a_physical_name(synthesized: Synthesized):
@@ -88,4 +90,18 @@ def test_the_cli_entry_point_synthesizes_only_the_tenant_in_context_and_passes_t
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.glob("*.template.json")) == ["CouponClearing-acme.template.json"]
+    assert sorted(p.name for p in tmp_path.glob("*.template.json")) == [
+        "CouponClearing-acme.template.json",
+        f"{ACCOUNT_STACK_NAME}.template.json",
+    ]
+
+
+def test_tenant_stacks_are_termination_protected_and_deploy_after_the_account_stack(
+    synthesized: Synthesized,
+):
+    artifacts = synthesized.manifest["artifacts"]
+    assert artifacts[ACCOUNT_STACK_NAME]["properties"]["terminationProtection"] is True
+    for tenant in tenant_names():
+        artifact = artifacts[stack_name(tenant)]
+        assert artifact["properties"]["terminationProtection"] is True
+        assert ACCOUNT_STACK_NAME in artifact["dependencies"]

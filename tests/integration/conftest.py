@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from coupons.data.ledger import LedgerStore
 from coupons.data.schema import MAIN
 from tests import conformance
 from tests.events import api_request
@@ -127,3 +130,46 @@ def keys(api) -> dict[str, str]:
         assert answer.status == 201, answer.raw
         made[principal] = answer.json["api_key"]
     return made
+
+
+# -- clearing ----------------------------------------------------------------------------------------
+
+# The demo funding rule's shares (basis points), as the `ledger` fixture stores it (fr_DEMO).
+RULE = {"PLATFORM": 5000, "BRAND": 3000, "MERCHANT": 2000}
+
+
+def load_clearing_handler():
+    """functions/clearing/handler.py under its own module name (the API's is also `handler`)."""
+    spec = importlib.util.spec_from_file_location(
+        "clearing_handler", ROOT / "functions" / "clearing" / "handler.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def ledger(aws):
+    """The ledger store over the test table, with the demo rule fr_DEMO (50/30/20) in it."""
+    import coupons.config
+    import coupons.data.clients
+
+    coupons.config.settings.cache_clear()
+    coupons.data.clients.reset()
+    store = LedgerStore(aws, TABLE)
+    store.put_rule(
+        {"rule_id": "fr_DEMO", "name": "demo 50/30/20", "brand_ids": ["brand-demo"]},
+        {"version": 1, "shares": RULE, "effective_from": "2026-01-01T00:00:00Z", "status": "APPROVED"},
+    )
+    return store
+
+
+@pytest.fixture
+def clearing(ledger):
+    """Delivers a stream batch to the clearing function; returns its batchItemFailures."""
+    module = load_clearing_handler()
+
+    def deliver(event):
+        return module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]
+
+    return deliver

@@ -226,7 +226,7 @@ def test_a_version_made_half_a_second_after_a_redemption_does_not_clear_it(aws):
     changed = funding.add_version(
         store, rule["rule_id"], RuleVersionTerms(shares=BRAND_ALONE), admin, now=made
     )
-    assert changed["versions"][1]["effective_from"] == "2030-05-01T13:00:01Z"
+    assert changed["versions"][1]["effective_from"] == "2030-05-01T13:00:01.000000Z"
     redeemed_at = (made - timedelta(microseconds=100_000)).replace(microsecond=0)  # 13:00:00
     assert version_in_force(changed["versions"], redeemed_at)["version"] == 1
     assert version_in_force(changed["versions"], redeemed_at + timedelta(seconds=1))["version"] == 2

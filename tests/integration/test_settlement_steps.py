@@ -8,6 +8,7 @@ import json
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import boto3
@@ -65,12 +66,12 @@ class World:
         self.bank = SimulatedBank(ddb, BANK_TABLE, crash=die)
         self.steps = self.make_steps()
 
-    def make_steps(self, client=None) -> SettlementSteps:
+    def make_steps(self, client=None, *, store=None, channel=None) -> SettlementSteps:
         return SettlementSteps(
-            SettlementStore(client, MAIN_TABLE) if client else self.store,
+            store or (SettlementStore(client, MAIN_TABLE) if client else self.store),
             self.redemptions,
             self.statements,
-            lambda: self.bank,
+            lambda: channel or self.bank,
             time_zone="Asia/Shanghai",
             minimums=MINIMUMS,
             clock=self.clock,
@@ -164,8 +165,9 @@ class World:
         return self.statements.statement(run, party, fmt)
 
 
-@pytest.fixture
-def world():
+@contextmanager
+def moto_world():
+    """The world on a fresh moto: the tables and the bucket, empty."""
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="eu-west-1")
         ddb.create_table(**MAIN.create_table_kwargs(MAIN_TABLE))
@@ -173,6 +175,12 @@ def world():
         s3 = boto3.client("s3", region_name="eu-west-1")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         yield World(ddb, s3, FixedClock())
+
+
+@pytest.fixture
+def world():
+    with moto_world() as made:
+        yield made
 
 
 def post_the_day(world):

@@ -83,7 +83,7 @@ def test_an_accepted_instruction_gets_a_receipt_with_a_reference_derived_from_it
 
     assert receipt.status is ChannelStatus.ACCEPTED
     assert (receipt.amount, receipt.currency, receipt.direction) == (10_000, "CNY", Direction.PAYOUT)
-    assert receipt.accepted_at == "2025-03-01T02:00:01Z"
+    assert receipt.accepted_at == "2025-03-01T02:00:01.000000Z"
     assert receipt.channel_reference.startswith("SIMBANK-")
     suffix = receipt.channel_reference.removeprefix("SIMBANK-")
     assert len(suffix) == 20 and suffix == suffix.upper() and int(suffix, 16) >= 0

@@ -111,7 +111,7 @@ def test_times_are_kept_in_utc():
     parsed = CampaignTerms.model_validate(
         terms(valid_days=None, valid_from="2026-12-01T08:00:00+08:00", valid_until="2026-12-31T00:00:00Z")
     )
-    assert parsed.model_dump(mode="json")["valid_from"] == "2026-12-01T00:00:00Z"
+    assert parsed.model_dump(mode="json")["valid_from"] == "2026-12-01T00:00:00.000000Z"
 
 
 def test_an_issuer_creates_for_its_own_brand_and_an_admin_must_name_one():

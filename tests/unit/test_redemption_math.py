@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from coupons.domain.money import MAX_AMOUNT
 from coupons.domain.redemption import (
+    DiscountZero,
     Method,
     OrderBelowMinimum,
     ReversalExceedsOrder,
+    check_discount,
     check_terms,
     discount,
     gift_card_take,
@@ -235,3 +237,11 @@ def test_a_refund_beyond_what_remains_is_refused(case, beyond):
 def test_a_refund_of_zero_or_less_is_refused(order, refund):
     with pytest.raises(ReversalExceedsOrder):
         reversal_share(min(order, 1000), order, 0, refund)
+
+
+@pytest.mark.parametrize("amount", [0, -1])
+def test_a_discount_of_nothing_is_refused_naming_the_order_amount(amount):
+    with pytest.raises(DiscountZero) as refused:
+        check_discount(amount)
+    assert (refused.value.code, refused.value.field) == ("discount_zero", "order_amount")
+    check_discount(1)

@@ -17,13 +17,29 @@ from resolver import app, caller, created, json_response, roles
 
 @app.get(
     "/v1/coupons/<code>",
-    summary="A coupon: state, owner, validity, balance, history (a merchant sees only what it needs)",
+    summary="A coupon: state, owner, validity, balance, its latest 20 events (history, oldest first) and"
+    " history_next_cursor for older ones (a merchant sees only what it needs)",
     tags=["coupons"],
     operation_id="getCoupon",
     responses=documented((200, Coupon, "the coupon")),
 )
 def get_coupon(code: str):
     return json_response(200, coupons.get(dependencies.coupons(), dependencies.campaigns(), code, caller()))
+
+
+@app.get(
+    "/v1/coupons/<code>/history",
+    summary="A coupon's events, newest first (admin, owning issuer); cursor: a next_cursor or the"
+    " coupon's history_next_cursor",
+    tags=["coupons"],
+)
+def coupon_history(
+    code: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+):
+    items, next_cursor = coupons.history(dependencies.coupons(), code, caller(), limit=limit, cursor=cursor)
+    return json_response(200, {"items": items, "next_cursor": next_cursor})
 
 
 class VoidRequest(BaseModel):

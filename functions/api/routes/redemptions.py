@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from answers import Quote, Redemption, RedemptionDetail, Reversal, ReversalPage, documented
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 import dependencies
@@ -111,14 +111,19 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
 
 @app.get(
     "/v1/redemptions/<redemption_id>",
-    summary="A redemption with its reversals",
+    summary="A redemption with its first 20 reversals (reversals_next_cursor: where GET …/reversals"
+    " continues)",
     tags=["redemptions"],
     operation_id="getRedemption",
-    responses=documented((200, RedemptionDetail, "the redemption, its reversals and its clearing")),
+    responses=documented((200, RedemptionDetail, "the redemption, its first reversals and its clearing")),
 )
 def get_redemption(redemption_id: str):
-    redemption, reversals = dependencies.redeemer().get(redemption_id, caller())
-    body = {**_public(redemption), "reversals": [_public(r) for r in reversals]}
+    redemption, reversals, next_cursor = dependencies.redeemer().get(redemption_id, caller())
+    body = {
+        **_public(redemption),
+        "reversals": [_public(r) for r in reversals],
+        "reversals_next_cursor": next_cursor,
+    }
     return json_response(200, {**body, "clearing": _clearing(redemption_id)})
 
 
@@ -142,14 +147,20 @@ def _clearing(redemption_id: str) -> dict:
 
 @app.get(
     "/v1/redemptions/<redemption_id>/reversals",
-    summary="A redemption's reversals, oldest first",
+    summary="A redemption's reversals, oldest first, page by page",
     tags=["redemptions"],
     operation_id="listReversals",
     responses=documented((200, ReversalPage, "the reversals, oldest first")),
 )
-def list_reversals(redemption_id: str):
-    _, reversals = dependencies.redeemer().get(redemption_id, caller())
-    return json_response(200, {"items": [_public(r) for r in reversals]})
+def list_reversals(
+    redemption_id: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+):
+    _, reversals, next_cursor = dependencies.redeemer().get(
+        redemption_id, caller(), limit=limit, cursor=cursor
+    )
+    return json_response(200, {"items": [_public(r) for r in reversals], "next_cursor": next_cursor})
 
 
 @app.post(

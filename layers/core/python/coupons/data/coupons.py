@@ -1,7 +1,16 @@
-"""Coupon records, the per-user holding counters, and the one transaction that issues a coupon.
+"""Coupon records, their history, the per-user holding counters, and the one transaction that issues
+a coupon.
 
 COUPON#{code}             / COUPON    gsi1: USER#{user_id} / {issued_at}#{code}   (the wallet)
+HISTORY#{code}            / {at}#{ref}  one item per event of the coupon (issued, redeemed, reversed,
+                                      voided); ref: the redemption / reversal id, or the event's name
 HOLDING#{campaign}#{user} / HOLDING   held: how many coupons of the campaign the user was issued
+
+A coupon's history is never a list on the coupon item: a busy gift card would reach DynamoDB's 400 KB
+item limit after some 2,000 uses, and every write of the item costs its whole size. Each event is an
+item of its own, written in the same transaction as the change it records; the coupon item's size does
+not grow with use. The history has its own partition (not beside the coupon under COUPON#): the hot
+item's partition holds only the coupon, and listings of COUPON# partitions see coupons only.
 """
 
 from __future__ import annotations
@@ -45,6 +54,20 @@ def coupon_key(code: str) -> dict[str, Any]:
     return {"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}}
 
 
+def history_partition(code: str) -> str:
+    return f"HISTORY#{code}"
+
+
+def history_put(table: str, code: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The TransactWriteItems action that records `event` ({"at", "event", …}) in the coupon's history.
+
+    No condition: the event's ref is new by the transaction's own conditions (a new redemption or
+    reversal id, a coupon issued or voided once), and one transaction never writes one event twice."""
+    ref = event.get("reversal_id") or event.get("redemption_id") or event["event"]
+    item = {"pk": history_partition(code), "sk": f"{event['at']}#{ref}", **event}
+    return {"Put": {"TableName": table, "Item": to_item(item)}}
+
+
 def holding_key(campaign_id: str, user_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"HOLDING#{campaign_id}#{user_id}"}, "sk": {"S": "HOLDING"}}
 
@@ -68,11 +91,12 @@ class CouponStore:
         holds fewer than `per_user_limit` coupons of the campaign. `completion`: the Idempotency-Key's
         COMPLETED record, committed with the coupon."""
         campaign_id, user_id = coupon["campaign_id"], coupon["user_id"]
+        history = coupon.get("history", [])
         item = {
             **{k: v["S"] for k, v in coupon_key(coupon["code"]).items()},
             "gsi1pk": f"USER#{user_id}",
             "gsi1sk": f"{coupon['issued_at']}#{coupon['code']}",
-            **coupon,
+            **{k: v for k, v in coupon.items() if k != "history"},  # its events: items of their own
         }
         actions = [
             {
@@ -107,8 +131,9 @@ class CouponStore:
                 }
             },
         ]
+        actions += [history_put(self._table, coupon["code"], event) for event in history]
         if completion is not None:
-            actions.append(completion)
+            actions.append(completion)  # last: raise_if_lock_lost finds it there
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -135,22 +160,55 @@ class CouponStore:
         )
         return _record(item) if item else None
 
-    def void(self, code: str, event: dict[str, Any]) -> dict[str, Any] | None:
-        """ISSUED → VOID with `event` appended to its history; None if the coupon is not ISSUED now."""
+    def history(
+        self, code: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the coupon's events, newest first, and the cursor of the next (older) page."""
+        partition = history_partition(code)
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+            "ConsistentRead": True,  # the event a change wrote a moment ago is shown with it
+        }
+        query = {"list": "coupon_history", "code": code}  # a page's start key is only for this coupon
+        start = decode_cursor(cursor, query=query, expect={"pk": partition})
+        if start:
+            args["ExclusiveStartKey"] = start
+        page = self._client.query(**args)
+        events = [from_item(i) for i in page.get("Items", [])]
+        for event in events:
+            event.pop("pk"), event.pop("sk")
+        return events, encode_cursor(page.get("LastEvaluatedKey"), query=query)
+
+    def void(self, code: str, event: dict[str, Any]) -> bool:
+        """ISSUED → VOID, with `event` in its history; False if the coupon is not ISSUED now."""
+        actions = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": coupon_key(code),
+                    "UpdateExpression": "SET #s = :void",
+                    # Only an unused coupon: a redemption racing the void wins or loses as a whole.
+                    "ConditionExpression": "#s = :issued",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": to_item({":void": "VOID", ":issued": "ISSUED"}),
+                }
+            },
+            history_put(self._table, code, event),
+        ]
         try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=coupon_key(code),
-                UpdateExpression="SET #s = :void, history = list_append(history, :event)",
-                # Only an unused coupon: a redemption racing the void wins or loses as a whole.
-                ConditionExpression="#s = :issued",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues=to_item({":void": "VOID", ":issued": "ISSUED", ":event": [event]}),
-                ReturnValues="ALL_NEW",
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return None
-        return _record(answer["Attributes"])
+            self._client.transact_write_items(TransactItems=actions)
+        except self._client.exceptions.TransactionCanceledException as error:
+            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if codes[0] == "ConditionalCheckFailed":
+                return False
+            if "TransactionConflict" in codes:
+                raise WriteConflict() from None
+            raise
+        return True
 
     def mark_dynamic_code_provisioned(
         self, code: str, at: str, *, completion: dict[str, Any] | None = None

@@ -237,6 +237,22 @@ class LedgerStore:
         record.pop("sk")
         return record
 
+    def journals(self, journal_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The journals that exist among `journal_ids` (at most 100), read as of one moment
+        (TransactGetItems): a reversal asks whether it is posted and what its redemption's journal
+        has left in one read, and the two answers cannot straddle another delivery's posting."""
+        answer = self._client.transact_get_items(
+            TransactItems=[{"Get": {"TableName": self._table, "Key": journal_key(j)}} for j in journal_ids]
+        )
+        found: dict[str, dict[str, Any]] = {}
+        for response in answer["Responses"]:
+            if response.get("Item"):
+                record = from_item(response["Item"])
+                record.pop("pk")
+                record.pop("sk")
+                found[record["journal_id"]] = record
+        return found
+
     # -- balances and entries ----------------------------------------------------------------
 
     def balance(self, account: str) -> dict[str, int]:

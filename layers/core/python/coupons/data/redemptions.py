@@ -1,7 +1,7 @@
 """Redemptions and reversals, and the single transaction that redeems a coupon.
 
   REDEMPTION#{id} / REDEMPTION            the redemption, with what clearing needs (never reads back)
-  REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals: one Query reads a redemption with them all
+  REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals, read page by page (a Query of the partition)
       both, until clearing has posted their journal (sparse):
       gsi2: CLEARING_PENDING#{pending_shard(id)} / {business_date}#{id}
   QRTOKEN#{nonce} / QRTOKEN               a used QR token (TTL: gone once the token has expired)
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from coupons.data.campaigns import shard_key
-from coupons.data.coupons import WriteConflict, coupon_key
+from coupons.data.coupons import WriteConflict, coupon_key, history_put
 from coupons.data.idempotency import completed_put, raise_if_lock_lost
-from coupons.data.items import from_item, to_item
+from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
 
 
 class CampaignInactive(Exception):
@@ -61,7 +61,7 @@ class CouponChange:
     code: str
     campaign_id: str
     now: str  # ISO UTC: the coupon must be valid at this moment
-    event: dict[str, Any]  # appended to the coupon's history
+    event: dict[str, Any]  # recorded in the coupon's history
     redemption_id: str
     balance_before: int | None = None  # gift cards: the exact balance the take was computed from
     balance_after: int | None = None
@@ -132,24 +132,24 @@ class RedemptionStore:
         2 Put the redemption (a new id)
         3 Put the Idempotency-Key record, COMPLETED with the answer, when the caller sent a key
         4 Put the QR token's nonce, when one was used: a token works once
+        last: Put the coupon's history event (data/coupons.py): a write, not a request of its own
         """
         table = self._table
         values: dict[str, Any] = {
             ":cid": change.campaign_id,
             ":now": change.now,
             ":rid": change.redemption_id,
-            ":event": [change.event],
         }
         conditions = ["campaign_id = :cid", "valid_from <= :now", "valid_until > :now"]
         if change.balance_before is None:
             conditions.append("#st = :issued")
-            update = "SET #st = :redeemed, redemption_id = :rid, history = list_append(history, :event)"
+            update = "SET #st = :redeemed, redemption_id = :rid"
             values.update({":issued": "ISSUED", ":redeemed": "REDEEMED"})
         else:
             # The exact balance the take was computed from: a concurrent take makes this fail, and
             # the failure returns the new balance to compute again from.
             conditions.append("#st IN (:issued, :partial) AND balance = :before")
-            update = "SET #st = :state_after, balance = :after, history = list_append(history, :event)"
+            update = "SET #st = :state_after, balance = :after"
             values.update(
                 {
                     ":issued": "ISSUED",
@@ -214,6 +214,7 @@ class RedemptionStore:
                     now=idempotency.now,
                 )
             )
+        qr_index = len(actions)
         if qr_token is not None:
             nonce, expires_at = qr_token
             used = {"pk": f"QRTOKEN#{nonce}", "sk": "QRTOKEN", "expires_at": expires_at}
@@ -226,6 +227,7 @@ class RedemptionStore:
                     }
                 }
             )
+        actions.append(history_put(table, change.code, change.event))
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -241,7 +243,7 @@ class RedemptionStore:
             if 1 in failed:
                 old = reasons[1].get("Item")
                 raise CouponRefused(from_item(old) if old else {}) from None
-            if failed and failed[-1] == len(actions) - 1 and qr_token is not None:
+            if qr_token is not None and qr_index in failed:
                 raise QrTokenUsed() from None
             if 2 in failed:
                 raise RedemptionIdTaken() from None
@@ -249,23 +251,42 @@ class RedemptionStore:
                 raise WriteConflict() from None
             raise
 
-    def get(self, redemption_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The redemption and its reversals (oldest first), in one request."""
-        page = self._client.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"REDEMPTION#{redemption_id}"}},
-            ConsistentRead=True,
-        )
+    def redemption(self, redemption_id: str) -> dict[str, Any] | None:
+        """The redemption item alone (its totals), never its reversals: what a reversal computes from."""
+        item = self._client.get_item(
+            TableName=self._table, Key=redemption_key(redemption_id), ConsistentRead=True
+        ).get("Item")
+        return _public(from_item(item)) if item else None
+
+    def get(
+        self, redemption_id: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], str | None] | None:
+        """The redemption, a page of at most `limit` of its reversals (oldest first) and the cursor of
+        the next page. The first page is one Query: the redemption's sort key, REDEMPTION, sorts before
+        its reversals' (REVERSAL#…); a later page reads the redemption item and the page."""
+        partition = f"REDEMPTION#{redemption_id}"
+        args: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ConsistentRead": True,
+            "Limit": limit + 1,
+        }
+        query = {"list": "reversals", "redemption": redemption_id}  # only for this redemption's reversals
+        start = decode_cursor(cursor, query=query, expect={"pk": partition})
+        if start:
+            redemption = self.redemption(redemption_id)
+            if redemption is None:
+                return None
+            args.update(ExclusiveStartKey=start, Limit=limit)
+        page = self._client.query(**args)
         items = [from_item(i) for i in page.get("Items", [])]
-        redemption = next((i for i in items if i["sk"] == "REDEMPTION"), None)
-        if redemption is None:
-            return None
-        reversals = [i for i in items if i["sk"].startswith("REVERSAL#")]
-        for record in [redemption, *reversals]:
-            for name in ("pk", "sk", *INDEX_KEYS):
-                record.pop(name, None)
-        return redemption, reversals
+        if not start:
+            if not items or items[0]["sk"] != "REDEMPTION":
+                return None
+            redemption = _public(items.pop(0))
+        reversals = [_public(i) for i in items if i["sk"].startswith("REVERSAL#")]
+        return redemption, reversals, encode_cursor(page.get("LastEvaluatedKey"), query=query)
 
     def pending_clearing(self, up_to_business_date: str, *, limit: int = 10) -> list[dict[str, Any]]:
         """Redemptions and reversals with business dates up to `up_to_business_date` whose journal is
@@ -313,14 +334,16 @@ class RedemptionStore:
         refunded_after: int,
         discount_reversed_after: int,
         coupon_update: dict[str, Any] | None,
+        coupon_event: dict[str, Any] | None = None,
         completion: dict[str, Any] | None = None,
     ) -> bool:
         """Records a reversal against its redemption in one transaction. False when another reversal
         of the same redemption got in first (the caller reads again and recomputes).
 
         `coupon_update`: Update arguments (Key, expressions) that give the coupon back or restore a
-        gift card's balance, or None. `completion`: the Idempotency-Key's COMPLETED record, committed
-        with the reversal (a refund whose answer was lost is then replayed, never applied again)."""
+        gift card's balance, or None; `coupon_event`: what the coupon's history records of it.
+        `completion`: the Idempotency-Key's COMPLETED record, committed with the reversal (a refund
+        whose answer was lost is then replayed, never applied again)."""
         redemption_id = reversal["redemption_id"]
         item = {
             "pk": f"REDEMPTION#{redemption_id}",
@@ -352,8 +375,10 @@ class RedemptionStore:
         ]
         if coupon_update is not None:
             actions.append({"Update": {"TableName": self._table, **coupon_update}})
+            if coupon_event is not None:
+                actions.append(history_put(self._table, reversal["code"], coupon_event))
         if completion is not None:
-            actions.append(completion)
+            actions.append(completion)  # last: raise_if_lock_lost finds it there
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -364,6 +389,12 @@ class RedemptionStore:
                 return False
             raise
         return True
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    for name in ("pk", "sk", *INDEX_KEYS):
+        record.pop(name, None)
+    return record
 
 
 def _pending(item: dict[str, Any]) -> dict[str, Any]:
@@ -378,3 +409,16 @@ def _idempotency_record(item: dict[str, Any] | None) -> dict[str, Any]:
     if "response_body" in record:
         record["response_body"] = json.loads(record["response_body"])
     return record
+
+
+def source_images(client, table_name: str, redemption_id: str) -> list[dict[str, Any]]:
+    """The redemption and its reversals as stored, keys included: what clearing is given from the stream's
+    new image (re-clear hands these to the same Clearer). Oldest reversal last, redemption first."""
+    page = client.query(
+        TableName=table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"REDEMPTION#{redemption_id}"}},
+        ConsistentRead=True,
+    )
+    items = [from_item(i) for i in page.get("Items", [])]
+    return sorted(items, key=lambda i: (i["sk"] != "REDEMPTION", i["sk"]))

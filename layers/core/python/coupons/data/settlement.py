@@ -10,7 +10,9 @@
 A posting is claimed by updating it under `attribute_not_exists(run_id)` (so it belongs to at most
 one run) and removing its unsettled-index keys, in the same transaction that writes its line: a line
 exists exactly when its posting is claimed by that run, so a resumed run reads what it claimed from
-its lines (strongly consistent) rather than from an index.
+its lines (strongly consistent) rather than from an index. Claims close when the run is planned
+(`planned_at` on the run): every claim transaction, and the Put of a party record, carries a
+ConditionCheck on it, so nothing is claimed for a run whose parties are listed and netted already.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from coupons.data.items import from_item, to_item
 from coupons.data.ledger import UNSETTLED, unsettled_partition
 from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS, party_bucket
 
-# TransactWriteItems takes at most 100 actions: a claim is 2 (posting update + line put).
-CLAIMS_PER_TRANSACTION = 50
+# TransactWriteItems takes at most 100 actions: the run's ConditionCheck, then 2 per claim (posting
+# update + line put).
+CLAIMS_PER_TRANSACTION = 49
 SETTLES_PER_TRANSACTION = 100
 # What a run's line copies from its posting: what a statement shows, and whose line it is.
 _LINE_FIELDS = (*STATEMENT_COLUMNS, "account", "source_id", "brand_id", "carried_from")
@@ -43,6 +46,10 @@ def party_key(run_id: str, party: str) -> dict[str, Any]:
 
 def lines_partition(run_id: str, party: str) -> str:
     return f"SETTLEMENT#{run_id}#LINES#{party}"
+
+
+class RunPlanned(Exception):
+    """The run's parties are planned: it claims nothing more (what is left waits for the next run)."""
 
 
 class RunExists(Exception):
@@ -109,6 +116,29 @@ class SettlementStore:
             return False
         return True
 
+    def close_claims(self, run_id: str, *, at: str) -> None:
+        """Marks the run planned (`planned_at`, the first time's kept): from here on no claim and no
+        new party record can commit for it (their transactions check this attribute)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=run_key(run_id),
+            UpdateExpression="SET planned_at = if_not_exists(planned_at, :at)",
+            ConditionExpression="attribute_exists(pk)",  # never a stub run
+            ExpressionAttributeValues=to_item({":at": at}),
+        )
+
+    def _claims_open(self, run_id: str) -> dict[str, Any]:
+        """The ConditionCheck every claim carries: a posting claimed once Plan has listed the parties
+        (and Pay perhaps netted their lines) would be settled without being paid, or make a party
+        nobody pays, and the run could not close."""
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": run_key(run_id),
+                "ConditionExpression": "attribute_not_exists(planned_at)",
+            }
+        }
+
     def runs(self, *, limit: int, start: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict | None]:
         args: dict[str, Any] = {
             "TableName": self._table,
@@ -152,13 +182,32 @@ class SettlementStore:
             "party": party,
             "created_at": created_at,
         }
-        # Already there when this run met the party in another shard or an earlier attempt.
-        self._put_new(item)
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    self._claims_open(run_id),
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": to_item(item),
+                            # Already there when this run met the party in another shard or attempt.
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as error:
+            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                raise RunPlanned(run_id) from None
+            if codes[1:2] != ["ConditionalCheckFailed"]:
+                raise
 
     def claim(self, run_id: str, postings: list[dict[str, Any]], *, claimed_at: str) -> tuple[int, int]:
         """Claims postings for the run, each with its line, in transactions of CLAIMS_PER_TRANSACTION.
         Returns (claimed now, taken by another run). A posting this run already claimed counts as
-        neither (an index that lags, or a retry)."""
+        neither (an index that lags, or a retry). RunPlanned once the run is planned: what this call
+        claimed until then stays claimed (planned after it), the rest is left for the next run."""
         claimed = taken = 0
         pending = list(postings)
         while pending:
@@ -172,20 +221,25 @@ class SettlementStore:
                     chunk = []
                 except self._client.exceptions.TransactionCanceledException as error:
                     reasons = error.response.get("CancellationReasons", [])
+                    if reasons[:1] and reasons[0].get("Code") == "ConditionalCheckFailed":
+                        raise RunPlanned(run_id) from None
+                    # Action 1 + 2i is posting i's update, 2 + 2i its line.
                     refused = {
-                        i // 2 for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"
+                        (i - 1) // 2
+                        for i, r in enumerate(reasons)
+                        if i and r.get("Code") == "ConditionalCheckFailed"
                     }
                     if not refused:
                         raise  # a conflict or throttle: the step fails and is retried
                     for i in refused:
-                        old = from_item(reasons[2 * i].get("Item") or {})
+                        old = from_item(reasons[1 + 2 * i].get("Item") or {})
                         if old.get("run_id") != run_id:
                             taken += 1
                     chunk = [p for i, p in enumerate(chunk) if i not in refused]
         return claimed, taken
 
     def _claim_actions(self, run_id: str, chunk: list[dict[str, Any]], claimed_at: str) -> list[dict]:
-        actions: list[dict[str, Any]] = []
+        actions: list[dict[str, Any]] = [self._claims_open(run_id)]
         for posting in chunk:
             line = {
                 "pk": lines_partition(run_id, posting["account"]),
@@ -365,4 +419,4 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-__all__ = ["UNSETTLED", "RunExists", "SettlementStore"]
+__all__ = ["UNSETTLED", "RunExists", "RunPlanned", "SettlementStore"]

@@ -13,6 +13,7 @@ from coupons.domain.errors import Conflict, Forbidden, InvalidField
 from coupons.domain.ids import new_id
 from coupons.domain.money import MAX_AMOUNT, Currency, split
 from coupons.domain.principals import ID_PATTERN, Principal, Role
+from coupons.domain.times import UtcTime, iso
 
 
 class CampaignType(StrEnum):
@@ -59,13 +60,13 @@ class CampaignTerms(BaseModel):
     )
     max_discount: Amount | None = Field(default=None, description="PERCENT: cap on the discount")
     min_order: AmountOrZero | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: UtcTime | None = None
+    valid_until: UtcTime | None = None
     valid_days: Annotated[StrictInt, Field(ge=1, le=3660)] | None = Field(
         default=None, description="validity in days after issue, instead of valid_until"
     )
-    issuance_starts_at: AwareDatetime | None = None
-    issuance_ends_at: AwareDatetime | None = None
+    issuance_starts_at: UtcTime | None = None
+    issuance_ends_at: UtcTime | None = None
     total_quantity: Annotated[StrictInt, Field(ge=1, le=100_000_000)]
     budget: Amount | None = Field(default=None, description="cap on the sum of face values issued")
     per_user_limit: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
@@ -96,7 +97,7 @@ class CampaignTerms(BaseModel):
     @field_validator("valid_from", "valid_until", "issuance_starts_at", "issuance_ends_at")
     @classmethod
     def _in_utc(cls, value: datetime | None) -> datetime | None:
-        # Stored and answered in UTC so that records compare and sort as strings.
+        # In UTC; stored and answered in the one fixed form (UtcTime), so records compare as strings.
         return value.astimezone(UTC) if value is not None else None
 
     @field_validator("eligible_merchants", "verification_methods", "eligible_users", "eligible_segments")
@@ -264,7 +265,7 @@ def new_campaign(
         face_value=face_value(terms),
         capacity=capacity(terms),
         shards=shard_count(terms),
-        created_at=created.isoformat().replace("+00:00", "Z"),
+        created_at=iso(created),
         created_by=str(principal),
     )
     return record

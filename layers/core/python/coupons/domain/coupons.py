@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from coupons.domain.campaigns import CampaignStatus, CampaignType
 from coupons.domain.errors import Conflict, DomainError, Kind, NotFound
 from coupons.domain.principals import Principal, Role
+from coupons.domain.times import iso  # noqa: F401  (re-exported: callers import it from here)
+from coupons.domain.times import parse as _parse
 
 
 class CouponState(StrEnum):
@@ -53,14 +55,6 @@ class CouponNotFound(NotFound):
 class CouponNotVoidable(Conflict):
     code = "coupon_not_voidable"
     title = "Only an unused coupon can be voided"
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def check_issuable(campaign: dict[str, Any], now: datetime) -> None:

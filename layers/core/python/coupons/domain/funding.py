@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from coupons.domain.errors import Conflict, DomainError, InvalidField, Kind, NotFound
 from coupons.domain.principals import ID_PATTERN
+from coupons.domain.times import UtcTime
+from coupons.domain.times import parse as _utc
 
 # The documented tie-break of every split: equal remainders go to the parties in this order.
 PARTIES = ("PLATFORM", "BRAND", "MERCHANT")
@@ -66,8 +68,8 @@ class Shares(BaseModel):
 class Window(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: UtcTime
+    ends_at: UtcTime
     shares: Shares
 
 
@@ -79,7 +81,7 @@ class RuleVersionTerms(BaseModel):
     shares: Shares
     merchant_overrides: Annotated[dict[StrictStr, Shares], Field(max_length=1000)] | None = None
     windows: Annotated[list[Window], Field(min_length=1, max_length=100)] | None = None
-    effective_from: AwareDatetime | None = Field(
+    effective_from: UtcTime | None = Field(
         default=None, description="when this version takes over; omitted = now. Never in the past."
     )
 
@@ -179,8 +181,7 @@ def next_whole_second(moment: datetime) -> datetime:
 def version_in_force(versions: list[dict[str, Any]], at: datetime) -> dict[str, Any]:
     """The approved version whose effective_from is the latest at or before `at` (versions: any order).
     A proposed version is never in force, whatever its effective_from."""
-    stamp = at.isoformat()
-    eligible = [v for v in versions if is_approved(v) and _utc(v["effective_from"]) <= _utc(stamp)]
+    eligible = [v for v in versions if is_approved(v) and _utc(v["effective_from"]) <= at]
     if not eligible:
         raise FundingRuleNotFound(field="funding_rule_id")
     return max(eligible, key=lambda v: (_utc(v["effective_from"]), v["version"]))
@@ -192,10 +193,6 @@ def shares_for(version: dict[str, Any], *, merchant_id: str, at: datetime) -> tu
     if merchant_id in overrides:
         return Shares.model_validate(overrides[merchant_id]), f"merchant:{merchant_id}"
     for window in version.get("windows") or []:
-        if _utc(window["starts_at"]) <= _utc(at.isoformat()) < _utc(window["ends_at"]):
+        if _utc(window["starts_at"]) <= at < _utc(window["ends_at"]):
             return Shares.model_validate(window["shares"]), f"window:{window['starts_at']}"
     return Shares.model_validate(version["shares"]), "default"
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

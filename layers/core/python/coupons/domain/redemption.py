@@ -74,6 +74,11 @@ class CampaignNotRedeemable(Conflict):
     title = "The campaign is paused or ended: its coupons cannot be used now"
 
 
+class DiscountZero(Unprocessable):
+    code = "discount_zero"
+    title = "The order is too small for this coupon to take anything off (the discount rounds to 0)"
+
+
 class ReversalExceedsOrder(Unprocessable):
     code = "reversal_exceeds_remaining"
     title = "The amount is more than what remains of the order to refund"
@@ -112,6 +117,13 @@ def discount(campaign: dict[str, Any], order_amount: int) -> int:
     if kind in (CampaignType.FIXED, CampaignType.THRESHOLD):
         return min(campaign["amount"], order_amount)
     raise ValueError("a gift card takes from its balance: use gift_card_take")
+
+
+def check_discount(amount: int) -> None:
+    """A coupon is used up only for a discount: a PERCENT coupon on a tiny order (5 % of 19) rounds to
+    0, and using it then would spend it for nothing."""
+    if amount <= 0:
+        raise DiscountZero(field="order_amount")
 
 
 def gift_card_take(balance: int, order_amount: int, requested: int | None = None) -> int:

@@ -10,10 +10,11 @@ from coupons.data.idempotency import Completion, put_of
 from coupons.domain import api_keys
 from coupons.domain.errors import ApiKeyNotFound
 from coupons.domain.principals import Principal
+from coupons.domain.times import iso
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def create_key(

@@ -12,6 +12,7 @@ from coupons.domain import campaigns, codes
 from coupons.domain.campaigns import TRANSITIONS, CampaignTerms, InvalidTransition
 from coupons.domain.errors import CampaignNotFound
 from coupons.domain.principals import Principal, Role
+from coupons.domain.times import iso
 
 # 2^20 tags per tenant: a clash is rare until a tenant has tens of thousands of campaigns.
 TAG_TRIES = 8
@@ -90,7 +91,7 @@ def transition(
     principal.require(Role.ADMIN, Role.ISSUER)
     record = readable(store, campaign_id, principal)
     allowed_from, to = TRANSITIONS[action]
-    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    at = iso(datetime.now(UTC))
     # Known before the write, so that it rides with it (the counters as read just before the move).
     answer = with_counters(store, {**record, "status": to.value, "status_changed_at": at})
     if not store.set_status(

@@ -2,7 +2,9 @@
 
 Called once per stream record (functions/clearing). Delivery is at least once, so everything here is
 safe to run again: journal ids derive from the source record and the journal is written under
-`attribute_not_exists`, so a second delivery finds it posted and does nothing.
+`attribute_not_exists`. A record whose journal is posted is a duplicate whatever it holds: that is read
+first, before anything that could fail on the record's content (a reversal rebuilt after it was posted
+would split over what it has itself given back already, and fail), so a redelivery never fails.
 
 The same transaction takes the source item (the redemption / reversal, keyed by the record's pk/sk)
 out of the clearing-pending index; a record whose item is not in the table fails (SourceMissing).
@@ -20,6 +22,8 @@ from coupons.domain import funding, ledger
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
 
+# The attribute each record's journal id derives from.
+SOURCE_IDS = {"REDEMPTION": "redemption_id", "REVERSAL": "reversal_id"}
 # Reversals of one redemption racing each other: each retry re-reads what is left cleared.
 REVERSAL_ATTEMPTS = 8
 # A campaign without a funding rule is funded wholly by its brand (the party that runs it).
@@ -28,6 +32,10 @@ BRAND_FUNDS_ALL = funding.Shares(PLATFORM=0, BRAND=10_000, MERCHANT=0)
 
 class UnknownFundingRule(Exception):
     """The record names a rule that does not exist (or has no version at its time): a poison record."""
+
+
+class MalformedRecord(Exception):
+    """The record lacks the id its journal derives from: a poison record."""
 
 
 class RedemptionNotCleared(Exception):
@@ -43,13 +51,19 @@ class Clearer:
 
     def clear(self, record: dict[str, Any]) -> str:
         """Posts the record's journal. Returns "posted", "duplicate" or "skipped" (not ours)."""
-        if record.get("kind") == "REDEMPTION":
-            return self._redemption(record)
-        if record.get("kind") == "REVERSAL":
-            return self._reversal(record)
-        return "skipped"
+        kind = record.get("kind")
+        if kind not in SOURCE_IDS:
+            return "skipped"
+        source_id = record.get(SOURCE_IDS[kind])
+        if not isinstance(source_id, str) or not source_id:
+            raise MalformedRecord(f"a {kind} record without its {SOURCE_IDS[kind]}")
+        if kind == "REDEMPTION":
+            return self._redemption(record, ledger.journal_id(source_id))
+        return self._reversal(record, ledger.journal_id(source_id))
 
-    def _redemption(self, redemption: dict[str, Any]) -> str:
+    def _redemption(self, redemption: dict[str, Any], own_id: str) -> str:
+        if self._ledger.journal(own_id) is not None:
+            return "duplicate"  # posted before: nothing the record holds is read again
         at = _parse(redemption["redeemed_at"])
         rule, shares = self._shares(redemption, at)
         journal = ledger.redemption_journal(redemption, shares, rule)
@@ -74,10 +88,19 @@ class Clearer:
         shares, source = funding.shares_for(version, merchant_id=redemption["merchant_id"], at=at)
         return {"rule_id": rule_id, "version": version["version"], "source": source}, shares
 
-    def _reversal(self, reversal: dict[str, Any]) -> str:
-        cleared_id = ledger.journal_id(reversal["redemption_id"])
+    def _reversal(self, reversal: dict[str, Any], own_id: str) -> str:
+        redemption_id = reversal.get("redemption_id")
+        cleared_id = ledger.journal_id(redemption_id) if redemption_id else None
         for _ in range(REVERSAL_ATTEMPTS):
-            cleared = self._ledger.journal(cleared_id)
+            # Read together, as of one moment: posted already (a redelivery: the redemption's journal
+            # then counts this reversal's own give-back, and rebuilding it would fail) or not, and
+            # what the parties have left cleared if not.
+            read = self._ledger.journals([own_id] + ([cleared_id] if cleared_id else []))
+            if own_id in read:
+                return "duplicate"
+            if cleared_id is None:
+                raise MalformedRecord(f"reversal {reversal['reversal_id']} names no redemption")
+            cleared = read.get(cleared_id)
             if cleared is None:
                 raise RedemptionNotCleared(f"{reversal['redemption_id']} is not cleared yet")
             journal = ledger.reversal_journal(

@@ -24,12 +24,33 @@ def _found(store: CouponStore, typed_code: str, principal: Principal) -> dict[st
     return coupon
 
 
+# The events a coupon's read shows (its latest); the rest are a cursor away (GET …/history).
+HISTORY_IN_VIEW = 20
+
+
+def _with_history(coupons: CouponStore, coupon: dict[str, Any]) -> dict[str, Any]:
+    """The coupon with its latest HISTORY_IN_VIEW events, oldest first (the order `history` always
+    had), and `history_next_cursor`: where GET /v1/coupons/{code}/history continues, older, or None."""
+    events, cursor = coupons.history(coupon["code"], limit=HISTORY_IN_VIEW)
+    return {**coupon, "history": events[::-1], "history_next_cursor": cursor}
+
+
 def get(
     coupons: CouponStore, campaigns: CampaignStore, typed_code: str, principal: Principal
 ) -> dict[str, Any]:
     coupon = _found(coupons, typed_code, principal)
-    campaign = campaigns.get(coupon["campaign_id"]) if principal.role is Role.MERCHANT else {}
-    return rules.view(coupon, campaign, principal, datetime.now(UTC))
+    if principal.role is Role.MERCHANT:  # a till's view shows no history: none is read
+        return rules.view(coupon, campaigns.get(coupon["campaign_id"]), principal, datetime.now(UTC))
+    return rules.view(_with_history(coupons, coupon), {}, principal, datetime.now(UTC))
+
+
+def history(
+    coupons: CouponStore, typed_code: str, principal: Principal, *, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A coupon's events, newest first, page by page: admin; the issuer of its brand."""
+    principal.require(Role.ADMIN, Role.ISSUER)
+    coupon = _found(coupons, typed_code, principal)
+    return coupons.history(coupon["code"], limit=limit, cursor=cursor)
 
 
 def void(coupons: CouponStore, typed_code: str, principal: Principal, reason: str | None) -> dict[str, Any]:
@@ -43,10 +64,10 @@ def void(coupons: CouponStore, typed_code: str, principal: Principal, reason: st
         "by": str(principal),
         **({"reason": reason} if reason else {}),
     }
-    voided = coupons.void(coupon["code"], event)
-    if voided is None:  # used or voided between our read and the write: the write's condition decided
+    if not coupons.void(coupon["code"], event):
+        # Used or voided between our read and the write: the write's condition decided.
         raise rules.CouponNotVoidable(f"the coupon is {coupons.get(coupon['code'])['state']}")
-    return rules.view(voided, {}, principal, now)
+    return rules.view(_with_history(coupons, {**coupon, "state": "VOID"}), {}, principal, now)
 
 
 def wallet(

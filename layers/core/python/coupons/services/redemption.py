@@ -47,6 +47,9 @@ from coupons.domain.principals import Principal, Role
 # failed write returns the new balance (no extra read).
 ATTEMPTS = 12
 LOST_RACES = 500
+# Reversals a read returns at most at once: a redemption may have many partial refunds (each at least
+# one minor unit), so they are read page by page.
+REVERSALS_PAGE = 20
 
 
 class _Replayed(Exception):
@@ -159,12 +162,14 @@ class Redeemer:
 
     def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
         """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
-        now = int(self._clock())
+        instant = self._clock()
+        now = int(instant)  # whole seconds for the proofs (token expiry, TOTP steps)
         code, verified, campaign = self._checked(proof, order, principal, now)
         coupon = self._coupons.get(code)
         if coupon is None:
             raise CouponNotFound(field="code")
-        now_iso = iso(datetime.fromtimestamp(now, UTC))
+        # Validity to the microsecond, as valid_from (the moment of issue) is written.
+        now_iso = iso(datetime.fromtimestamp(instant, UTC))
         usable = (
             coupon["state"] in ("ISSUED", "PARTIALLY_USED")
             and coupon["valid_from"] <= now_iso < coupon["valid_until"]
@@ -183,6 +188,7 @@ class Redeemer:
             answer.update(discount=take, balance_after=coupon["balance"] - take)
         else:
             answer["discount"] = rules.discount(campaign, order.order_amount)
+            rules.check_discount(answer["discount"])
         answer["payable"] = order.order_amount - answer["discount"]
         return answer
 
@@ -224,7 +230,8 @@ class Redeemer:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
         fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
-        now = int(self._clock())
+        instant = self._clock()
+        now = int(instant)  # whole seconds for the proofs and the idempotency record's times
         try:
             code, verified, campaign = self._checked(proof, order, principal, now)
         except verification.VerificationFailed:
@@ -236,7 +243,7 @@ class Redeemer:
         balance = self._gift_card_balance(code) if gift else None
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
-            moment = datetime.fromtimestamp(now, UTC)
+            moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
             if gift:
                 taken = rules.gift_card_take(balance, order.order_amount, order.amount)
                 if taken == 0:
@@ -245,6 +252,7 @@ class Redeemer:
                     raise rules.BalanceExhausted(field="code")
             else:
                 taken = rules.discount(campaign, order.order_amount)
+                rules.check_discount(taken)  # before any write: the coupon stays as it is
             redemption, answer = self._records(
                 campaign, code, order, principal, verified, moment, taken, balance
             )
@@ -382,8 +390,16 @@ class Redeemer:
 
     # -- read and reverse --------------------------------------------------------------------
 
-    def get(self, redemption_id: str, principal: Principal) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        found = self._redemptions.get(redemption_id)
+    def get(
+        self,
+        redemption_id: str,
+        principal: Principal,
+        *,
+        limit: int = REVERSALS_PAGE,
+        cursor: str | None = None,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+        """The redemption, a page of its reversals (oldest first) and the next page's cursor."""
+        found = self._redemptions.get(redemption_id, limit=limit, cursor=cursor)
         if found is None or not _may_see(found[0], principal):
             raise RedemptionNotFound(field="redemption_id")
         return found
@@ -402,7 +418,11 @@ class Redeemer:
         completion (if any) are one transaction: a refund whose answer was lost is never made twice."""
         principal.require(Role.ADMIN, Role.MERCHANT)
         for _ in range(ATTEMPTS):
-            redemption, _ = self.get(redemption_id, principal)
+            # The redemption item alone: its totals are what a reversal computes from, however many
+            # reversals it already has.
+            redemption = self._redemptions.redemption(redemption_id)
+            if redemption is None or not _may_see(redemption, principal):
+                raise RedemptionNotFound(field="redemption_id")
             order, refunded = redemption["order_amount"], redemption.get("refunded_amount", 0)
             refund = order - refunded if amount is None else amount
             share = rules.reversal_share(redemption["discount"], order, refunded, refund)
@@ -437,12 +457,20 @@ class Redeemer:
                 redemption, share, refunded + refund == order, restore_coupon, moment
             )
             reversal["coupon_restored"] = restored
+            event = {
+                "at": reversal["reversed_at"],
+                "event": "REVERSED",
+                "redemption_id": redemption_id,
+                "reversal_id": reversal["reversal_id"],
+                "amount": share,
+            }
             if self._redemptions.reverse(
                 reversal,
                 refunded_before=refunded,
                 refunded_after=refunded + refund,
                 discount_reversed_after=redemption.get("discount_reversed", 0) + share,
                 coupon_update=coupon_update,
+                coupon_event=event if restored else None,
                 completion=put_of(completion, reversal),
             ):
                 return reversal
@@ -456,19 +484,13 @@ class Redeemer:
         coupon = self._coupons.get(redemption["code"])
         if coupon is None:
             return None, False
-        event = {
-            "at": iso(moment),
-            "event": "REVERSED",
-            "redemption_id": redemption["redemption_id"],
-            "amount": share,
-        }
         if redemption.get("coupon_type") == CampaignType.GIFT_CARD:
             if share == 0:
                 return None, False
             after = coupon["balance"] + share
             return {
                 "Key": coupon_key(coupon["code"]),
-                "UpdateExpression": "SET balance = :after, #st = :state, history = list_append(history, :ev)",
+                "UpdateExpression": "SET balance = :after, #st = :state",
                 "ConditionExpression": "balance = :before",
                 "ExpressionAttributeNames": {"#st": "state"},
                 "ExpressionAttributeValues": to_item(
@@ -476,7 +498,6 @@ class Redeemer:
                         ":after": after,
                         ":before": coupon["balance"],
                         ":state": "ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
-                        ":ev": [event],
                     }
                 ),
             }, True
@@ -487,7 +508,7 @@ class Redeemer:
             return None, False
         return {
             "Key": coupon_key(coupon["code"]),
-            "UpdateExpression": "SET #st = :issued, history = list_append(history, :ev) REMOVE redemption_id",
+            "UpdateExpression": "SET #st = :issued REMOVE redemption_id",
             "ConditionExpression": "#st = :redeemed AND redemption_id = :rid",
             "ExpressionAttributeNames": {"#st": "state"},
             "ExpressionAttributeValues": to_item(
@@ -495,7 +516,6 @@ class Redeemer:
                     ":issued": "ISSUED",
                     ":redeemed": "REDEEMED",
                     ":rid": redemption["redemption_id"],
-                    ":ev": [event],
                 }
             ),
         }, True

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from coupons.data.idempotency import Completion
 from coupons.data.ledger import SHARDS, shard_of
 from coupons.data.redemptions import RedemptionStore
-from coupons.data.settlement import RunExists, SettlementStore
+from coupons.data.settlement import RunExists, RunPlanned, SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import ExecutionExists, SettlementWorkflow
 from coupons.domain import settlement as rules
@@ -30,7 +30,9 @@ from coupons.domain.payments import (
     ChannelStatus,
     Direction,
     Instruction,
+    InstructionMismatch,
     PaymentChannel,
+    Receipt,
 )
 from coupons.domain.principals import Principal, Role
 from coupons.domain.settlement import (
@@ -52,6 +54,11 @@ class TransfersIncomplete(Exception):
 class TransferRejected(Exception):
     """The channel refused a transfer outright: retrying will not help; the run fails, resumable once
     the cause is fixed."""
+
+
+class TransferTaken(Exception):
+    """Another invocation moved this transfer first (its status update won): it sends it, we do not.
+    The step fails as incomplete and its retry finds the transfer SENT or asks the channel by id."""
 
 
 class StatementMismatch(Exception):
@@ -151,25 +158,33 @@ class SettlementSteps:
         now = iso(self._clock())
         met: set[str] = set()
         claimed = taken = 0
-        for page in self._store.unsettled(shard, business_date):
-            for party in sorted({p["account"] for p in page} - met):
-                self._store.ensure_party(run_id, party, created_at=now)
-                met.add(party)
-            got, lost = self._store.claim(run_id, page, claimed_at=now)
-            claimed, taken = claimed + got, taken + lost
+        try:
+            for page in self._store.unsettled(shard, business_date):
+                for party in sorted({p["account"] for p in page} - met):
+                    self._store.ensure_party(run_id, party, created_at=now)
+                    met.add(party)
+                got, lost = self._store.claim(run_id, page, claimed_at=now)
+                claimed, taken = claimed + got, taken + lost
+        except RunPlanned:
+            # The run was planned while this claim ran (the read above is only a shortcut: this
+            # invocation outlived its Lambda timeout and the state machine went on). Each claim
+            # checks it in its own transaction, so what is left stays unclaimed for the next run.
+            return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken, "skipped": "planned"}
         return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken}
 
     # -- plan ------------------------------------------------------------------------------
 
     def plan(self, run_id: str) -> dict:
         """The parties of the run in batches, written to S3 for the Distributed Map to read (a state's
-        payload is limited to 256 KB; 100,000 parties are not)."""
+        payload is limited to 256 KB; 100,000 parties are not).
+
+        Claims close first (`planned_at`): every claim and party record checks it in its own
+        transaction, so the parties listed after it are all there will be, with all their lines."""
+        self._store.close_claims(run_id, at=iso(self._clock()))
         parties = sorted(p["party"] for p in self._store.parties(run_id))
         items = rules.batches(parties)
         key = self._statements.put_manifest(run_id, items)
-        self._store.update_run(
-            run_id, {"party_count": len(parties), "batches": len(items), "planned_at": iso(self._clock())}
-        )
+        self._store.update_run(run_id, {"party_count": len(parties), "batches": len(items)})
         return {"bucket": self._statements.bucket, "key": key, "parties": len(parties), "batches": len(items)}
 
     # -- pay -------------------------------------------------------------------------------
@@ -179,6 +194,7 @@ class SettlementSteps:
         stop the others; the step then fails (and is retried) naming them."""
         failed: list[str] = []
         rejected: list[str] = []
+        mismatched: list[str] = []
         sent = 0
         for party in parties:
             record = self._netted(run_id, business_date, party)
@@ -188,12 +204,19 @@ class SettlementSteps:
                 if outcome["status"] in (TransferStatus.SENT, TransferStatus.NO_TRANSFER):
                     continue
                 try:
-                    self._transfer(run_id, party, currency, outcome)
-                    sent += 1
+                    sent += self._transfer(run_id, party, currency, outcome)
+                except TransferTaken as error:
+                    failed.append(f"{party} {currency}: {error}")
+                except InstructionMismatch as error:
+                    mismatched.append(f"{party} {currency}: {error}")
                 except ChannelRejected as error:
                     rejected.append(f"{party} {currency}: {error}")
                 except ChannelError as error:
                     failed.append(f"{party} {currency}: {type(error).__name__}: {error}")
+        if mismatched:
+            # Permanent (never retried): the channel holds another payment under our id. Someone
+            # must look at both before anything more is sent under it.
+            raise InstructionMismatch("; ".join(mismatched))
         if rejected:
             raise TransferRejected("; ".join(rejected))
         if failed:
@@ -221,7 +244,10 @@ class SettlementSteps:
         }
         return self._store.set_outcomes(run_id, party, currencies)
 
-    def _transfer(self, run_id: str, party: str, currency: str, outcome: dict[str, Any]) -> None:
+    def _transfer(self, run_id: str, party: str, currency: str, outcome: dict[str, Any]) -> int:
+        """Moves one transfer PENDING → INSTRUCTED → SENT, each step conditional on the one before: of
+        two invocations on one transfer (a Lambda retried while the first still runs) only the one that
+        moved it to INSTRUCTED sends; the other stands down (TransferTaken). 1 if this call sent it."""
         channel = self._channel()
         instruction = Instruction(
             instruction_id=outcome["instruction_id"],
@@ -236,29 +262,35 @@ class SettlementSteps:
         if outcome["status"] == TransferStatus.PENDING:
             # Recorded before the channel hears of it: if we die after the channel accepted, the
             # next attempt sees INSTRUCTED and asks the channel instead of assuming nothing was sent.
-            self._store.set_transfer(
+            if not self._store.set_transfer(
                 run_id,
                 party,
                 currency,
                 {"status": TransferStatus.INSTRUCTED.value, "instructed_at": iso(self._clock())},
                 from_status=TransferStatus.PENDING,
-            )
+            ):
+                raise TransferTaken("another invocation is transferring it")
         else:
             receipt = channel.status(instruction.instruction_id)  # a lost acknowledgement comes back here
+            if receipt is not None:
+                _check_receipt(instruction, receipt)
         if receipt is None:
             receipt = channel.send(instruction)  # idempotent per instruction id at the channel too
         if receipt.status != ChannelStatus.ACCEPTED:
             raise ChannelRejected(f"{instruction.instruction_id} is {receipt.status}")
-        self._store.set_transfer(
-            run_id,
-            party,
-            currency,
-            {
-                "status": TransferStatus.SENT.value,
-                "channel_reference": receipt.channel_reference,
-                "sent_at": iso(self._clock()),
-            },
-            from_status=TransferStatus.INSTRUCTED,
+        # Lost only to another invocation that recorded the same receipt (one id, one payment): done.
+        return int(
+            self._store.set_transfer(
+                run_id,
+                party,
+                currency,
+                {
+                    "status": TransferStatus.SENT.value,
+                    "channel_reference": receipt.channel_reference,
+                    "sent_at": iso(self._clock()),
+                },
+                from_status=TransferStatus.INSTRUCTED,
+            )
         )
 
     def _carry(self, run_id: str, business_date: str, party: str, currency: str, outcome: dict) -> None:
@@ -563,6 +595,20 @@ def _party_summary(record: dict[str, Any]) -> dict[str, Any]:
             for c, o in sorted((record.get("currencies") or {}).items())
         ],
     }
+
+
+def _check_receipt(instruction: Instruction, receipt: Receipt) -> None:
+    """What the channel holds under our id must be the payment we mean: never record another one's
+    receipt as ours (the channel's send refuses the same way)."""
+    if (receipt.amount, receipt.currency, receipt.direction) != (
+        instruction.amount,
+        instruction.currency,
+        instruction.direction,
+    ):
+        raise InstructionMismatch(
+            f"{instruction.instruction_id} is held as {receipt.direction} {receipt.amount} {receipt.currency}; "
+            f"ours is {instruction.direction} {instruction.amount} {instruction.currency}"
+        )
 
 
 def parse_minimums(text: str | None) -> dict[str, int]:

@@ -1,0 +1,139 @@
+"""Who may write which items of the main table: the partition-key prefixes of each writer, said once.
+
+The functions' roles (infra/constructs: api.py, clearing.py, settlement.py) allow their writes only on
+these prefixes (`ForAllValues:StringLike` on `dynamodb:LeadingKeys`), and a test runs the real flows
+recording every key written, checking each against its writer's prefixes here
+(tests/integration/test_write_access.py). A new item family is one line below, under every writer
+that writes it; patterns come from the stores' key functions where they have one.
+
+Patterns are IAM `StringLike`: `*` any characters (`#` included), `?` exactly one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from coupons.data.api_keys import _key as api_key_key
+from coupons.data.campaigns import _key as campaign_key
+from coupons.data.campaigns import shard_key, tag_key
+from coupons.data.coupons import coupon_key, history_partition, holding_key
+from coupons.data.idempotency import record_key
+from coupons.data.ledger import balance_key, journal_key
+from coupons.data.redemptions import redemption_key
+from coupons.data.settlement import lines_partition, parties_partition, run_key
+
+# A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
+# apart from its parties' and lines' partitions, which start with the run's pk.
+_RUN = "stl_????????"
+
+
+def _pk(key: dict) -> str:
+    return key["pk"]["S"]
+
+
+@dataclass(frozen=True)
+class Partition:
+    pattern: str  # IAM StringLike pattern of the partition key
+    what: str  # the items, and why the writer writes them
+
+
+# -- the item families -----------------------------------------------------------------------
+CAMPAIGN = Partition(_pk(campaign_key("*")), "campaigns: created, paused, resumed, ended")
+CAMPAIGN_TAG = Partition(_pk(tag_key("*")), "a campaign's code tag, unique per tenant")
+QUOTA = Partition(_pk(shard_key("*", "*")), "quota shards: issue takes a unit, status follows the campaign")
+COUPON = Partition(_pk(coupon_key("*")), "coupons: issued, redeemed, voided, given back by a reversal")
+HISTORY = Partition(history_partition("*"), "a coupon's history events, written with the change they record")
+HOLDING = Partition(_pk(holding_key("*", "*")), "how many coupons of a campaign a user holds")
+REDEMPTION = Partition(_pk(redemption_key("*")), "redemptions and their reversals (one partition each)")
+QR_TOKEN = Partition("QRTOKEN#*", "a used QR token's nonce (coupons.data.redemptions)")
+IDEMPOTENCY = Partition(_pk(record_key("*", "*")), "Idempotency-Key records and their answers")
+API_KEY = Partition(_pk(api_key_key("*")), "API keys: created, revoked")
+FUNDING_RULE = Partition("FUNDINGRULE#*", "funding rules and their versions (coupons.data.ledger)")
+RUN = Partition(_pk(run_key(_RUN)), "a settlement run's own item (status, attempt, execution, totals)")
+JOURNAL = Partition(_pk(journal_key("*")), "journals; a reversal's updates its redemption's journal")
+ENTRIES = Partition("ENTRIES#*", "postings (coupons.data.ledger); settlement claims and settles them")
+BALANCE = Partition(_pk(balance_key("*", "*")), "sharded running balances")
+PARTIES = Partition(parties_partition(_RUN, "*"), "a run's parties: netting, transfers, statements")
+LINES = Partition(lines_partition(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
+CARRY = Partition("CARRY#*", "amounts carried into the next run (coupons.data.settlement)")
+
+GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
+PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+# A transaction's ConditionCheck is authorised as this action (with its key), not as a read.
+CHECK = "dynamodb:ConditionCheckItem"
+READ = (GET, QUERY)
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """What one function does on the main table: `reads` anywhere in it (and in its indexes when
+    `indexes`), `writes` only on items of `partitions`."""
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...] = ()
+    partitions: tuple[Partition, ...] = ()
+    indexes: bool = False
+
+    def __post_init__(self) -> None:
+        if bool(self.writes) != bool(self.partitions):
+            raise ValueError("a writer names both what it writes and where, or neither")
+
+
+WRITERS: dict[str, TableAccess] = {
+    # Internet-facing: its own entities only. Of settlement it writes the run's item alone, when an
+    # admin starts or resumes a run (STARTING, the next attempt); never a ledger item, a party or a line.
+    "api": TableAccess(
+        reads=(*READ, BATCH_GET),  # a balance sums its shards, a campaign its quota shards, in one batch
+        writes=(PUT, UPDATE, DELETE, CHECK),  # DELETE: an Idempotency-Key released after a failure
+        partitions=(
+            CAMPAIGN,
+            CAMPAIGN_TAG,
+            QUOTA,
+            COUPON,
+            HISTORY,
+            HOLDING,
+            REDEMPTION,
+            QR_TOKEN,
+            IDEMPOTENCY,
+            API_KEY,
+            FUNDING_RULE,
+            RUN,
+        ),
+        indexes=True,
+    ),
+    # The journal, its postings and balances, and its source (redemption / reversal) leaving the
+    # clearing-pending index. `infra.reclear` (an operator's tool) writes through the same code.
+    "clearing": TableAccess(READ, (PUT, UPDATE, CHECK), (JOURNAL, ENTRIES, BALANCE, REDEMPTION)),
+    "settlement.open": TableAccess(READ, (PUT, UPDATE, CHECK), (RUN,)),
+    "settlement.await_clearing": TableAccess(READ, indexes=True),
+    # Claims postings (and carried amounts, which the unsettled index lists alike) with their lines,
+    # after making sure each party's item exists; every claim transaction checks the run item (not
+    # planned yet), so RUN is among its partitions for that ConditionCheck.
+    "settlement.claim": TableAccess(
+        READ, (PUT, UPDATE, CHECK), (ENTRIES, CARRY, LINES, PARTIES, RUN), indexes=True
+    ),
+    "settlement.plan": TableAccess(READ, (UPDATE,), (RUN,)),
+    "settlement.pay": TableAccess(READ, (PUT, UPDATE, CHECK), (PARTIES, CARRY)),
+    "settlement.write_statements": TableAccess(READ, (UPDATE,), (PARTIES,)),
+    "settlement.mark_settled": TableAccess(READ, (UPDATE,), (ENTRIES, CARRY, PARTIES)),
+    "settlement.close": TableAccess(READ, (UPDATE,), (RUN,)),
+    # Reads the run first: a failure of an attempt the run has moved past is not recorded on it.
+    "settlement.record_failure": TableAccess((GET,), (UPDATE,), (RUN,)),
+    # Reads the run of the day before, writes nothing.
+    "settlement.heartbeat": TableAccess(READ),
+}
+
+
+def patterns(writer: str) -> list[str]:
+    """The writer's partition-key patterns, as the role's condition lists them."""
+    return [p.pattern for p in WRITERS[writer].partitions]
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern))
+
+
+def allows(writer: str, pk: str) -> bool:
+    """Whether IAM's StringLike lets `writer` write an item of partition `pk`."""
+    return any(_regex(p).fullmatch(pk) for p in patterns(writer))

@@ -1,0 +1,122 @@
+"""Signed tree heads of the audit log as data: the exact bytes a signer signs, and their verification with
+a pluggable `verify(message, signature) -> bool` (KMS, or the `cryptography` package, is plugged in later).
+
+The signed bytes of a head (all integers big-endian, unsigned):
+
+  "coupons-audit-tree-head/v1" 0x00   27 bytes, the format and its version (nothing else starts so)
+  len(log_id)                          2 bytes, 1..256, then log_id in UTF-8
+  tree_size                            8 bytes
+  timestamp_ms                         8 bytes, milliseconds since 1970-01-01T00:00:00Z
+  root_hash                            32 bytes, RFC 6962 MTH of the log's first tree_size entries
+
+Every field has a fixed width or a length before it, so no two different heads share bytes; the log id is
+inside, so one log's head cannot stand for another's. A combined head over shard logs (docs/audit.md) is
+an ordinary head whose root is `shards_root` over its shards' unsigned head bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from coupons.domain import merkle
+
+HEAD_PREFIX = b"coupons-audit-tree-head/v1\x00"
+MAX_LOG_ID_BYTES = 256
+_U64 = 1 << 64
+
+Verify = Callable[[bytes, bytes], bool]  # (message, signature) -> whether the signer signed that message
+
+
+class InvalidHead(ValueError):
+    """Fields that no head can have (a size beyond 64 bits, a root that is not 32 bytes…)."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    log_id: str
+    size: int
+    timestamp_ms: int
+    root: bytes
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    head: TreeHead
+    signature: bytes
+
+
+def head_bytes(head: TreeHead) -> bytes:
+    log_id = head.log_id.encode("utf-8")
+    if not 1 <= len(log_id) <= MAX_LOG_ID_BYTES:
+        raise InvalidHead(f"log id must be 1..{MAX_LOG_ID_BYTES} bytes of UTF-8")
+    for name in ("size", "timestamp_ms"):
+        value = getattr(head, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64:
+            raise InvalidHead(f"{name} must be an unsigned 64-bit integer, not {value!r}")
+    if not isinstance(head.root, bytes) or len(head.root) != merkle.HASH_SIZE:
+        raise InvalidHead("root must be 32 bytes")
+    return b"".join(
+        (
+            HEAD_PREFIX,
+            len(log_id).to_bytes(2, "big"),
+            log_id,
+            head.size.to_bytes(8, "big"),
+            head.timestamp_ms.to_bytes(8, "big"),
+            head.root,
+        )
+    )
+
+
+def parse_head_bytes(data: bytes) -> TreeHead:
+    """The head in its signed bytes (the inverse of head_bytes); InvalidHead for anything else."""
+    if not data.startswith(HEAD_PREFIX):
+        raise InvalidHead("not a v1 tree head")
+    pos = len(HEAD_PREFIX)
+    n = int.from_bytes(data[pos : pos + 2], "big")
+    pos += 2
+    if len(data) != pos + n + 8 + 8 + merkle.HASH_SIZE:
+        raise InvalidHead("a tree head's length does not match its log id's")
+    try:
+        log_id = data[pos : pos + n].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidHead("log id is not UTF-8") from err
+    pos += n
+    size = int.from_bytes(data[pos : pos + 8], "big")
+    timestamp_ms = int.from_bytes(data[pos + 8 : pos + 16], "big")
+    head = TreeHead(log_id, size, timestamp_ms, data[pos + 16 :])
+    head_bytes(head)  # the same checks as on the way in (log id length)
+    return head
+
+
+def sign_head(head: TreeHead, sign: Callable[[bytes], bytes]) -> SignedHead:
+    return SignedHead(head, sign(head_bytes(head)))
+
+
+def verify_head(signed: SignedHead, verify: Verify) -> bool:
+    """Whether the signature is the signer's over exactly this head; a head no encoding can carry, or a
+    verify callback that raises, is not verified."""
+    try:
+        message = head_bytes(signed.head)
+        return bool(verify(message, signed.signature))
+    except Exception:  # noqa: BLE001 - a key library's error on a malformed signature means "not signed"
+        return False
+
+
+def shards_root(shard_heads: Sequence[TreeHead]) -> bytes:
+    """The root of a combined head: the RFC 6962 tree over the shards' head bytes, in shard order."""
+    return merkle.root_of([merkle.leaf_hash(head_bytes(h)) for h in shard_heads])
+
+
+def shard_proof(shard_heads: Sequence[TreeHead], shard: int) -> list[bytes]:
+    """The inclusion proof of one shard's head in the combined head (with shards_root)."""
+    levels = merkle.SubtreeLevels([merkle.leaf_hash(head_bytes(h)) for h in shard_heads])
+    return levels.inclusion_proof(shard)
+
+
+def verify_shard_head(
+    shard_head: TreeHead, shard: int, shard_count: int, proof: Sequence[bytes], combined_root: bytes
+) -> bool:
+    return merkle.verify_inclusion(
+        shard, shard_count, merkle.leaf_hash(head_bytes(shard_head)), proof, combined_root
+    )
