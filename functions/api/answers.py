@@ -101,12 +101,20 @@ class Reversal(_Open):
 
 
 class RedemptionDetail(Redemption):
-    reversals: list[Reversal]
+    reversals: list[Reversal] = Field(description="the first 20 reversals, oldest first")
+    reversals_next_cursor: str | None = Field(
+        default=None, description="where GET …/reversals?cursor= continues; null when all are shown"
+    )
     clearing: Clearing
 
 
 class ReversalPage(_Open):
     items: list[Reversal]
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page; null at the end")
+
+
+class CouponHistoryPage(Page):
+    """A coupon's events, newest first."""
 
 
 class SettlementRun(_Open):

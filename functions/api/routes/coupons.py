@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from answers import Coupon, CouponPage, DynamicCode, QrToken, documented
+from answers import Coupon, CouponHistoryPage, CouponPage, DynamicCode, QrToken, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -32,6 +32,9 @@ def get_coupon(code: str):
     summary="A coupon's events, newest first (admin, owning issuer); cursor: a next_cursor or the"
     " coupon's history_next_cursor",
     tags=["coupons"],
+    operation_id="listCouponHistory",
+    responses=documented((200, CouponHistoryPage, "the coupon's events, newest first")),
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
 )
 def coupon_history(
     code: str,
