@@ -8,18 +8,58 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 import dependencies
-from coupons.api import problems
+from coupons.api import bodies, problems
 from coupons.api.idempotency import run_idempotent
 from coupons.data.idempotency import Completion
 from coupons.domain import idempotency as idempotency_rules
-from coupons.domain.errors import DomainError
+from coupons.domain.errors import DomainError, UnsupportedMediaType
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Principal, Role
 
 app = APIGatewayRestResolver(enable_validation=True)
+
+ROLES = "x-roles"  # a route's openapi_extensions: the roles that may call it at all
+# Every POST takes an Idempotency-Key but these, which write nothing (a quote is a read).
+KEYLESS_POSTS = frozenset({"/v1/redemptions/quote"})
+
+
+def _request_gate(app: APIGatewayRestResolver, next_middleware) -> Response:
+    """Runs before powertools' request validation on every route: the caller may call this route at
+    all (so a caller that may not learns nothing of the body's fields), and the body is one JSON
+    object of bounded size and depth (coupons/api/bodies.py). Then validation."""
+    route = app.context.get("_route")
+    roles = (getattr(route, "openapi_extensions", None) or {}).get(ROLES)
+    if roles:
+        caller(*(Role(r) for r in roles))
+    event = app.current_event
+    key = event.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and event.http_method == "POST" and getattr(route, "path", None) not in KEYLESS_POSTS:
+        idempotency_rules.check_key(key)  # one rule for every route that takes a key, before its body
+    body = bodies.read(event.decoded_body, event.headers.get("content-type"))
+    if body is not None and not bodies.is_malformed(body):
+        # powertools compares the media type case-sensitively: say it the way it reads it.
+        headers = event.raw_event.get("headers") or {}
+        for name in [n for n in headers if n.lower() == "content-type"]:
+            del headers[name]
+        headers["content-type"] = bodies.JSON_MEDIA_TYPE
+    return validate(app, next_middleware)
+
+
+# powertools keeps its request validation middleware here and puts it first on every route's stack
+# (built on the route's first call); the gate takes its place and calls it.
+validate = app._request_validation_middleware
+app._request_validation_middleware = _request_gate
+
+
+def roles(*allowed: Role) -> dict[str, list[str]]:
+    """A route's openapi_extensions naming who may call it (checked by the gate, shown in the document)."""
+    return {ROLES: [r.value for r in allowed]}
 
 
 def caller(*roles: Role) -> Principal:
@@ -46,12 +86,15 @@ def created(
     *,
     shape: Callable[[Any], Any] | None = None,
     redact: Callable[[Any], Any] | None = None,
+    restore: Callable[[Any], Any] | None = None,
     status: int = 201,
 ) -> Response:
     """`status` (201) with `shape(what run made)`, at most once per Idempotency-Key (a replay says so).
 
     `run` gets the request's Completion (None without a key) for its store to commit with the effect;
-    `shape` turns what it returns into the answer, the same way for the answer and for the record."""
+    `shape` turns what it returns into the answer, the same way for the answer and for the record.
+    `redact` drops what the record must not keep; `restore` rebuilds it on a replay, where it can be
+    derived again (a dynamic-code secret), so a client whose first answer was lost still gets it."""
     event = app.current_event
     shape = shape or (lambda result: result)
     status, body, replayed = run_idempotent(
@@ -68,6 +111,8 @@ def created(
         ),
         redact=redact,
     )
+    if replayed and restore is not None and 200 <= status < 300:
+        body = restore(body)
     return answered(status, body, replayed)
 
 
@@ -83,6 +128,12 @@ def _domain_error(error: DomainError) -> Response:
 @app.exception_handler(RequestValidationError)
 def _invalid_request(error: RequestValidationError) -> Response:
     return problems.from_validation_errors(list(error.errors()))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+    # The gate refuses these first; kept so that powertools' own refusal is never a 500.
+    return problems.from_domain_error(UnsupportedMediaType("send application/json", field="Content-Type"))
 
 
 @app.exception_handler(NotFoundError)

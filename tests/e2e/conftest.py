@@ -46,6 +46,10 @@ def _makefile_env() -> dict[str, str]:
     return env
 
 
+# The base URLs of the local stacks this session started: the answers the conformance check records.
+STACK_BASES: set[str] = set()
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
     state = tmp_path_factory.mktemp("local-stack")
@@ -79,6 +83,7 @@ def local_stack(tmp_path_factory):
         endpoints["ready_seconds"] = time.monotonic() - started
         endpoints["output_file"] = str(output_path)
         endpoints["endpoints_file"] = str(endpoints_file)
+        STACK_BASES.add(endpoints["base_url"].rstrip("/"))
         yield endpoints
     finally:
         if proc.poll() is None:
@@ -98,3 +103,45 @@ def base_url(local_stack) -> str:
 @pytest.fixture(scope="session")
 def keys(local_stack) -> dict[str, str]:
     return local_stack["keys"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def conforming_answers(request):
+    """Records every answer the e2e tests get from the local stack; at the end, checks them all against
+    the document the stack serves (tests/conformance.py). A test that never starts the stack records
+    nothing and checks nothing."""
+    import requests
+
+    from tests import conformance
+
+    recorded: list = []
+    documents: dict[str, dict] = {}  # base URL → its document, read while the stack runs
+    original = requests.Session.send
+
+    def send(session, prepared, **kwargs):
+        response = original(session, prepared, **kwargs)
+        base, found, rest = response.url.partition("/v1/")
+        # Only the local stack's answers: other servers (the gateway's own tests) are not this API.
+        if found and base in STACK_BASES and not rest.startswith("openapi.json"):
+            if base not in documents:
+                documents[base] = original(
+                    session, requests.Request("GET", f"{base}/v1/openapi.json").prepare(), timeout=10
+                ).json()
+            path = "/v1/" + rest.split("?", 1)[0]
+            recorded.append(
+                (base, conformance.Recorded(
+                    prepared.method.lower(), path, response.status_code,
+                    response.headers.get("Content-Type", ""), response.text,
+                ))
+            )  # fmt: skip
+        return response
+
+    requests.Session.send = send
+    yield
+    requests.Session.send = original
+    found = [
+        problem
+        for base, doc in documents.items()
+        for problem in conformance.problems_in(doc, [a for b, a in recorded if b == base])
+    ]
+    assert not found, "Answers that do not conform to the OpenAPI document:\n  " + "\n  ".join(found)

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from coupons.data.ledger import LedgerStore
 from coupons.data.schema import MAIN
+from tests import conformance
 from tests.events import api_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,9 @@ class Api:
         headers = dict(result.get("headers") or {})
         for k, values in (result.get("multiValueHeaders") or {}).items():
             headers.setdefault(k, values[-1])
-        return Answer(result["statusCode"], headers, result.get("body"))
+        answer = Answer(result["statusCode"], headers, result.get("body"))
+        conformance.record(method, path, answer.status, answer.content_type, answer.raw)
+        return answer
 
     def items(self) -> list[dict[str, Any]]:
         return self.ddb.scan(TableName=TABLE)["Items"]

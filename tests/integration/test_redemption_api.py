@@ -249,13 +249,13 @@ def test_a_qr_token_works_once_for_its_holder_until_it_expires(api, keys):
     assert_problem(again, 409, "coupon_already_redeemed")
     tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert_problem(
-        redeem(api, keys["merchant:m-001"], qr_token=tampered, order_id="o-3"), 401, "verification_failed"
+        redeem(api, keys["merchant:m-001"], qr_token=tampered, order_id="o-3"), 422, "verification_failed"
     )
     expired = verification.sign_qr_token(
         TENANT_KEY, code=code, user_id="u-1", expires_at=int(time.time()) - 1, nonce=verification.new_nonce()
     )
     assert_problem(
-        redeem(api, keys["merchant:m-001"], qr_token=expired, order_id="o-4"), 401, "verification_failed"
+        redeem(api, keys["merchant:m-001"], qr_token=expired, order_id="o-4"), 422, "verification_failed"
     )
 
 
@@ -268,7 +268,7 @@ def test_a_qr_token_for_another_holder_is_refused(api, keys):
         expires_at=int(time.time()) + 60,
         nonce=verification.new_nonce(),
     )
-    assert_problem(redeem(api, keys["merchant:m-001"], qr_token=forged_owner), 401, "verification_failed")
+    assert_problem(redeem(api, keys["merchant:m-001"], qr_token=forged_owner), 422, "verification_failed")
     assert redemptions_in(api) == []
 
 
@@ -293,11 +293,11 @@ def test_a_dynamic_code_is_handed_out_once_and_each_step_works_once(api, keys):
     reused = redeem(
         api, keys["merchant:m-001"], code, dynamic_code=now_code, order_amount=100, order_id="o-2"
     )
-    assert_problem(reused, 401, "verification_failed")
+    assert_problem(reused, 422, "verification_failed")
     wrong = "000000" if now_code != "000000" else "111111"
     assert_problem(
         redeem(api, keys["merchant:m-001"], code, dynamic_code=wrong, order_id="o-3"),
-        401,
+        422,
         "verification_failed",
     )
 
@@ -382,5 +382,5 @@ def test_a_qr_token_cannot_be_used_twice_even_where_the_card_has_balance_left(ap
     token = api.call("POST", f"/v1/coupons/{code}/qr-token", api_key=keys["admin"]).json["qr_token"]
     assert redeem(api, keys["merchant:m-001"], qr_token=token, order_amount=100).status == 201
     again = redeem(api, keys["merchant:m-001"], qr_token=token, order_amount=100, order_id="o-2")
-    assert_problem(again, 401, "verification_failed")
+    assert_problem(again, 422, "verification_failed")
     assert len(redemptions_in(api)) == 1

@@ -332,7 +332,7 @@ def test_an_oversize_token_is_refused_even_if_well_signed():
         token_for(user_id="u" * 900)
 
 
-def test_every_refusal_is_one_unauthenticated_error_that_names_no_part():
+def test_every_refusal_is_one_unprocessable_error_that_names_no_part():
     refusals = []
     for token, now in [
         (token_for(), NOW + 3600),  # expired
@@ -346,7 +346,7 @@ def test_every_refusal_is_one_unauthenticated_error_that_names_no_part():
     for error in refusals:
         assert isinstance(error, DomainError)
         assert (error.kind, error.code, error.field, error.extra) == (
-            Kind.UNAUTHENTICATED,
+            Kind.UNPROCESSABLE,  # 422: a 401 is about the API key alone (issue #11 point 4)
             "verification_failed",
             None,
             {},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import ApiKey, ApiKeyCreated, documented
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
@@ -12,7 +13,7 @@ import dependencies
 from coupons.domain.errors import ApiKeyNotFound
 from coupons.domain.principals import Role, parse_principal
 from coupons.services import api_keys
-from resolver import app, caller, created, json_response
+from resolver import app, caller, created, json_response, roles
 
 
 class ApiKeyRequest(BaseModel):
@@ -32,8 +33,10 @@ def _without_secret(answer: dict) -> dict:
 @app.post(
     "/v1/api-keys",
     summary="Create an API key (admin); the plain key is in this answer only",
-    responses={201: {"description": "the key id, its principal and the plain key (once)"}},
     tags=["api-keys"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="createApiKey",
+    responses=documented((201, ApiKeyCreated, "the key id, its principal and the plain key (once)")),
 )
 def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
     admin = caller(Role.ADMIN)
@@ -51,7 +54,12 @@ def create_api_key(request: Annotated[ApiKeyRequest, Body()]):
 
 
 @app.get(
-    "/v1/api-keys/<key_id>", summary="Read an API key's record, never the key (admin)", tags=["api-keys"]
+    "/v1/api-keys/<key_id>",
+    summary="Read an API key's record, never the key (admin)",
+    tags=["api-keys"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="getApiKey",
+    responses=documented((200, ApiKey, "the key's record")),
 )
 def get_api_key(key_id: str):
     caller(Role.ADMIN)
@@ -61,7 +69,14 @@ def get_api_key(key_id: str):
     return json_response(200, api_keys.public_view(record))
 
 
-@app.delete("/v1/api-keys/<key_id>", summary="Revoke an API key (admin)", tags=["api-keys"])
+@app.delete(
+    "/v1/api-keys/<key_id>",
+    summary="Revoke an API key (admin)",
+    tags=["api-keys"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="revokeApiKey",
+    responses=documented((204, None, "revoked")),
+)
 def revoke_api_key(key_id: str):
     caller(Role.ADMIN)
     api_keys.revoke_key(dependencies.api_keys(), key_id)

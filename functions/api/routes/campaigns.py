@@ -4,28 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import (
+    BulkIssue,
+    Campaign,
+    CampaignPage,
+    IssuedCoupon,
+    MerchantCampaignView,
+    documented,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import dependencies
-from coupons.domain.campaigns import Campaign, CampaignTerms, MerchantCampaignView, PartyId, UserId
+from coupons.domain.campaigns import CampaignTerms, PartyId, UserId
 from coupons.domain.codes import display
 from coupons.domain.errors import InvalidField
 from coupons.domain.principals import Role
 from coupons.services import campaigns, funding
-from resolver import app, caller, created, json_response
+from resolver import app, caller, created, json_response, roles
 
 
 @app.post(
     "/v1/campaigns",
     summary="Create a campaign (admin, issuer); accepts Idempotency-Key",
-    responses={
-        201: {
-            "description": "the campaign, status DRAFT",
-            "content": {"application/json": {"model": Campaign}},
-        }
-    },
     tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="createCampaign",
+    responses=documented((201, Campaign, "the campaign, status DRAFT")),
 )
 def create_campaign(terms: Annotated[CampaignTerms, Body()]):
     principal = caller(Role.ADMIN, Role.ISSUER)
@@ -45,13 +50,11 @@ def create_campaign(terms: Annotated[CampaignTerms, Body()]):
 @app.get(
     "/v1/campaigns/<campaign_id>",
     summary="Read a campaign (a merchant that may redeem it: the till's view only)",
-    responses={
-        200: {
-            "description": "the campaign; for a merchant, MerchantCampaignView",
-            "content": {"application/json": {"model": Campaign | MerchantCampaignView}},
-        }
-    },
     tags=["campaigns"],
+    operation_id="getCampaign",
+    responses=documented(
+        (200, Campaign | MerchantCampaignView, "the campaign; for a merchant, MerchantCampaignView")
+    ),
 )
 def get_campaign(campaign_id: str):
     return json_response(200, campaigns.get(dependencies.campaigns(), campaign_id, caller()))
@@ -61,6 +64,9 @@ def get_campaign(campaign_id: str):
     "/v1/campaigns",
     summary="List campaigns, newest first (admin: all; issuer: its brand's)",
     tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="listCampaigns",
+    responses=documented((200, CampaignPage, "a page of campaigns")),
 )
 def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -71,20 +77,47 @@ def list_campaigns(
 
 
 def _transition(action: str, campaign_id: str):
-    return json_response(200, campaigns.transition(dependencies.campaigns(), campaign_id, action, caller()))
+    principal = caller()
+    return created(
+        lambda completion: campaigns.transition(
+            dependencies.campaigns(), campaign_id, action, principal, completion=completion
+        ),
+        status=200,
+    )
 
 
-@app.post("/v1/campaigns/<campaign_id>/activate", summary="DRAFT or PAUSED → ACTIVE", tags=["campaigns"])
+@app.post(
+    "/v1/campaigns/<campaign_id>/activate",
+    summary="DRAFT or PAUSED → ACTIVE",
+    tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="activateCampaign",
+    responses=documented((200, Campaign, "the campaign, ACTIVE")),
+)
 def activate_campaign(campaign_id: str):
     return _transition("activate", campaign_id)
 
 
-@app.post("/v1/campaigns/<campaign_id>/pause", summary="ACTIVE → PAUSED: issuing stops", tags=["campaigns"])
+@app.post(
+    "/v1/campaigns/<campaign_id>/pause",
+    summary="ACTIVE → PAUSED: issuing stops",
+    tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="pauseCampaign",
+    responses=documented((200, Campaign, "the campaign, PAUSED")),
+)
 def pause_campaign(campaign_id: str):
     return _transition("pause", campaign_id)
 
 
-@app.post("/v1/campaigns/<campaign_id>/end", summary="→ ENDED, for good", tags=["campaigns"])
+@app.post(
+    "/v1/campaigns/<campaign_id>/end",
+    summary="→ ENDED, for good",
+    tags=["campaigns"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="endCampaign",
+    responses=documented((200, Campaign, "the campaign, ENDED")),
+)
 def end_campaign(campaign_id: str):
     return _transition("end", campaign_id)
 
@@ -109,6 +142,11 @@ class IssueRequest(BaseModel):
     "/v1/campaigns/<campaign_id>/coupons",
     summary="Issue a coupon to user_id (201), or to user_ids in bulk (200, each user's outcome)",
     tags=["coupons"],
+    openapi_extensions=roles(Role.ADMIN, Role.ISSUER),
+    operation_id="issueCoupons",
+    responses=documented(
+        (201, IssuedCoupon, "user_id: the coupon issued"), (200, BulkIssue, "user_ids: each user's outcome")
+    ),
 )
 def issue_coupons(campaign_id: str, request: Annotated[IssueRequest, Body()]):
     principal = caller()

@@ -8,7 +8,7 @@ from functools import cache
 from aws_lambda_powertools.event_handler import Response
 
 from coupons.api.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
-from resolver import app
+from resolver import KEYLESS_POSTS, app
 
 OPENAPI_PATH = "/v1/openapi.json"
 
@@ -40,25 +40,59 @@ _PROBLEM_SCHEMA = {
         },
     },
 }
-_PROBLEMS = {
-    "400": "bad input (validation_failed, malformed_json, invalid_cursor); the field is named",
-    "401": "missing, unknown or revoked x-api-key (unauthenticated)",
+# Every operation may answer these (the gate, authentication, the resolver's own handlers).
+_COMMON = {
+    "400": "bad input; the field is named",
+    "401": "missing, unknown or revoked x-api-key (unauthenticated); nothing else is a 401",
     "403": "this principal may not do this (forbidden)",
     "404": "no such resource, or not one this principal may see",
+    "405": "this method is not allowed on this path (method_not_allowed; Allow lists those that are)",
     "500": "unexpected error (internal_error); nothing about it is shown",
 }
-_POST_PROBLEMS = {
-    "409": "a request with this Idempotency-Key is still in flight (idempotency_request_in_flight)",
-    "422": "this Idempotency-Key was used with another request (idempotency_key_reused)",
+_WITH_BODY = {
+    "413": "the body is over 256 KiB (payload_too_large)",
+    "415": "the body is not application/json (unsupported_media_type)",
 }
+_STATUS_CODES = {"400": ["malformed_json"], "404": ["route_not_found"], "405": ["method_not_allowed"]}
 
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": "retries with the same key and body get the first answer; kept 48 h, per principal and API key",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
 }
+_REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the first answer to this Idempotency-Key, replayed",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _codes_by_status() -> dict[str, list[str]]:
+    """Every domain error's code under the status its kind answers (coupons/api/problems.py)."""
+    from coupons.api.problems import _STATUS
+    from coupons.domain.errors import DomainError
+
+    found: dict[str, set[str]] = {}
+    pending = [DomainError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        found.setdefault(str(_STATUS[cls.kind]), set()).add(cls.code)
+    for status, codes in _STATUS_CODES.items():
+        found.setdefault(status, set()).update(codes)
+    found.setdefault("500", set()).add("internal_error")
+    return {status: sorted(codes) for status, codes in found.items()}
+
+
+def _problem_response(description: str, codes: list[str]) -> dict:
+    listed = ", ".join(f"`{c}`" for c in codes)
+    return {
+        "description": f"{description}. Codes: {listed}" if codes else description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
 
 
 @cache
@@ -77,23 +111,50 @@ def _document() -> str:
             security=[{"apiKey": []}],
         )
     )
-    # Powertools documents FastAPI-style 422 validation errors; this API answers problem documents
-    # (bad input is a 400), so the document is made to say what the API really answers.
+    # Powertools documents FastAPI-style 422 validation errors (and a ResponseValidationError whose
+    # ValidationError it leaves out); this API answers problem documents, so the document is made to
+    # say what the API really answers.
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    schemas.pop("HTTPValidationError", None)
-    schemas.pop("ValidationError", None)
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(name, None)
     schemas["Problem"] = _PROBLEM_SCHEMA
-    problem = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operations in doc.get("paths", {}).values():
+    codes = _codes_by_status()
+    for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            responses.pop("422", None)
-            listed = {**_PROBLEMS, **(_POST_PROBLEMS if method == "post" else {})}
-            if method == "post":
+            for status in [s for s, r in responses.items() if "ValidationError" in json.dumps(r)]:
+                del responses[status]
+            if "204" in responses:
+                responses["204"].pop("content", None)  # no content, by definition
+            operation["security"] = [{"apiKey": []}]
+            keyed = method == "post" and path not in KEYLESS_POSTS
+            if keyed:
                 operation.setdefault("parameters", []).append(_IDEMPOTENCY_KEY)
+                for status, response in responses.items():
+                    if status.startswith("2"):
+                        response.setdefault("headers", {}).update(_REPLAYED)
+            listed = {**_COMMON, **(_WITH_BODY if "requestBody" in operation else {})}
+            listed["409"] = "refused by the current state, or the Idempotency-Key's request is in flight"
+            listed["422"] = "valid, but refused by the coupon or campaign (or the Idempotency-Key was reused)"
             for status, description in listed.items():
-                responses.setdefault(status, {"description": description, "content": problem})
+                responses[status] = _problem_response(description, codes.get(status, []))
+            body = operation.get("requestBody")
+            if body is not None and not _body_required(operation):
+                body["required"] = False
+    _statement(doc)
     return json.dumps(doc)
+
+
+def _body_required(operation: dict) -> bool:
+    schema = operation["requestBody"].get("content", {}).get("application/json", {}).get("schema", {})
+    # An optional body (void, a reversal) comes out of powertools as anyOf [model, null].
+    return not any(option.get("type") == "null" for option in schema.get("anyOf", []))
+
+
+def _statement(doc: dict) -> None:
+    """A statement is JSON, or CSV with Accept: text/csv."""
+    operation = doc["paths"]["/v1/settlement-runs/{run_id}/statements/{party}"]["get"]
+    operation["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
 
 
 @app.get(OPENAPI_PATH, summary="This document", include_in_schema=False)

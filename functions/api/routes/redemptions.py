@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import Quote, Redemption, RedemptionDetail, Reversal, ReversalPage, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
@@ -81,6 +82,8 @@ def _order(request: OrderFields) -> Order:
     "/v1/redemptions/quote",
     summary="The discount an order would get, or why not; writes nothing",
     tags=["redemptions"],
+    operation_id="quoteRedemption",
+    responses=documented((200, Quote, "the discount the order would get")),
 )
 def quote(request: Annotated[QuoteRequest, Body()]):
     return json_response(200, dependencies.redeemer().quote(request.proof(), _order(request), caller()))
@@ -90,6 +93,8 @@ def quote(request: Annotated[QuoteRequest, Body()]):
     "/v1/redemptions",
     summary="Redeem a coupon (merchant for itself, admin); one DynamoDB request; accepts Idempotency-Key",
     tags=["redemptions"],
+    operation_id="redeemCoupon",
+    responses=documented((201, Redemption, "the redemption")),
 )
 def redeem(request: Annotated[RedeemRequest, Body()]):
     event = app.current_event
@@ -109,6 +114,8 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
     summary="A redemption with its first 20 reversals (reversals_next_cursor: where GET …/reversals"
     " continues)",
     tags=["redemptions"],
+    operation_id="getRedemption",
+    responses=documented((200, RedemptionDetail, "the redemption, its first reversals and its clearing")),
 )
 def get_redemption(redemption_id: str):
     redemption, reversals, next_cursor = dependencies.redeemer().get(redemption_id, caller())
@@ -142,6 +149,8 @@ def _clearing(redemption_id: str) -> dict:
     "/v1/redemptions/<redemption_id>/reversals",
     summary="A redemption's reversals, oldest first, page by page",
     tags=["redemptions"],
+    operation_id="listReversals",
+    responses=documented((200, ReversalPage, "the reversals, oldest first")),
 )
 def list_reversals(
     redemption_id: str,
@@ -158,6 +167,8 @@ def list_reversals(
     "/v1/redemptions/<redemption_id>/reversals",
     summary="Refund all or part of the order: the discount comes back in proportion; accepts Idempotency-Key",
     tags=["redemptions"],
+    operation_id="reverseRedemption",
+    responses=documented((201, Reversal, "the reversal")),
 )
 def reverse(redemption_id: str, request: Annotated[ReversalRequest | None, Body()] = None):
     request = request or ReversalRequest()

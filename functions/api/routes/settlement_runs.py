@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from answers import SettlementRunDetail, SettlementRunStarted, Statement, documented
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 import dependencies
 from coupons.api.idempotency import run_idempotent
 from coupons.data.items import decode_position, encode_position
 from coupons.data.settlement import parties_partition
+from coupons.domain.dates import IsoDate
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Role
 from coupons.domain.settlement import PARTY_BUCKETS
 from coupons.settlement_wiring import runs
-from resolver import answered, app, caller, idempotency_scope, json_response
+from resolver import answered, app, caller, idempotency_scope, json_response, roles
 
 
 class StartRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    business_date: Annotated[StrictStr, Field(description="the day to settle, YYYY-MM-DD, already over")]
+    business_date: Annotated[IsoDate, Field(description="the day to settle, YYYY-MM-DD, already over")]
 
 
 @app.post(
@@ -30,6 +32,12 @@ class StartRun(BaseModel):
     summary="Start the settlement run of a business date (admin): 202 if an execution started, 200 with "
     "the existing run otherwise; a failed or stopped run is resumed; accepts Idempotency-Key",
     tags=["settlement"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="startSettlementRun",
+    responses=documented(
+        (202, SettlementRunStarted, "an execution was started"),
+        (200, SettlementRunStarted, "the run as it is (nothing started)"),
+    ),
 )
 def start_run(request: Annotated[StartRun, Body()]):
     principal = caller(Role.ADMIN)
@@ -57,6 +65,9 @@ def start_run(request: Annotated[StartRun, Body()]):
     "/v1/settlement-runs/<run_id>",
     summary="A run: status, totals per currency, and its parties with their transfers (paged; admin)",
     tags=["settlement"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="getSettlementRun",
+    responses=documented((200, SettlementRunDetail, "the run and a page of its parties")),
 )
 def get_run(
     run_id: str,
@@ -77,6 +88,8 @@ def get_run(
     summary="One party's statement in a run: JSON, or CSV with Accept: text/csv (admin; an issuer its "
     "brand; a merchant itself)",
     tags=["settlement"],
+    operation_id="getStatement",
+    responses=documented((200, Statement, "the party's statement in the run")),
 )
 def get_statement(run_id: str, party: str):
     accept = (

@@ -21,6 +21,8 @@ _STATUS = {
     Kind.NOT_FOUND: 404,
     Kind.CONFLICT: 409,
     Kind.UNPROCESSABLE: 422,
+    Kind.TOO_LARGE: 413,
+    Kind.UNSUPPORTED_MEDIA_TYPE: 415,
 }
 
 

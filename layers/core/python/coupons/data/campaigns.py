@@ -107,9 +107,19 @@ class CampaignStore:
             request = answer.get("UnprocessedKeys") or None
         return [found[k["pk"]["S"]]["capacity"] - found[k["pk"]["S"]]["remaining"] for k in keys]
 
-    def set_status(self, campaign_id: str, shards: int, *, allowed_from: set[str], to: str, at: str) -> bool:
+    def set_status(
+        self,
+        campaign_id: str,
+        shards: int,
+        *,
+        allowed_from: set[str],
+        to: str,
+        at: str,
+        completion: dict[str, Any] | None = None,
+    ) -> bool:
         """Moves the campaign and every shard to `to` if the campaign's status is one of `allowed_from`.
-        False when it is not (nothing written)."""
+        False when it is not (nothing written). With `completion` (the Idempotency-Key's COMPLETED
+        record) in the same transaction."""
         names = {"#s": "status"}
         values = to_item({":to": to, ":at": at})
         froms = {f":from{i}": {"S": s} for i, s in enumerate(sorted(allowed_from))}
@@ -138,9 +148,13 @@ class CampaignStore:
             }
             for i in range(shards)
         ]
+        if completion is not None:
+            items.append(completion)
         try:
             self._client.transact_write_items(TransactItems=items)
         except self._client.exceptions.TransactionCanceledException as error:
+            if completion is not None:
+                raise_if_lock_lost(error, len(items) - 1)
             reasons = error.response.get("CancellationReasons", [])
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
                 return False

@@ -210,16 +210,28 @@ class CouponStore:
             raise
         return True
 
-    def mark_dynamic_code_provisioned(self, code: str, at: str) -> bool:
-        """Records that the coupon's dynamic-code secret was handed out; False if it was already."""
+    def mark_dynamic_code_provisioned(
+        self, code: str, at: str, *, completion: dict[str, Any] | None = None
+    ) -> bool:
+        """Records that the coupon's dynamic-code secret was handed out; False if it was already.
+        With `completion` (the Idempotency-Key's COMPLETED record) in one transaction."""
+        update = {
+            "TableName": self._table,
+            "Key": coupon_key(code),
+            "UpdateExpression": "SET dynamic_code_provisioned_at = :at",
+            # Once per coupon: two concurrent calls cannot both hand the secret out.
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(dynamic_code_provisioned_at)",
+            "ExpressionAttributeValues": {":at": {"S": at}},
+        }
+        if completion is not None:
+            try:
+                self._client.transact_write_items(TransactItems=[{"Update": update}, completion])
+            except self._client.exceptions.TransactionCanceledException as error:
+                raise_if_lock_lost(error, 1)
+                return False
+            return True
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=coupon_key(code),
-                UpdateExpression="SET dynamic_code_provisioned_at = :at",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(dynamic_code_provisioned_at)",
-                ExpressionAttributeValues={":at": {"S": at}},
-            )
+            self._client.update_item(**update)
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True

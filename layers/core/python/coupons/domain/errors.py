@@ -12,6 +12,8 @@ class Kind(Enum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"  # valid request, refused by the current state
     UNPROCESSABLE = "unprocessable"
+    TOO_LARGE = "too_large"  # the request body is above the documented size
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 
 
 class DomainError(Exception):
@@ -40,6 +42,18 @@ class InvalidField(DomainError):
 class InvalidCursor(DomainError):
     code = "invalid_cursor"
     title = "The paging cursor is not one this API issued"
+
+
+class PayloadTooLarge(DomainError):
+    kind = Kind.TOO_LARGE
+    code = "payload_too_large"
+    title = "The request body is too large"
+
+
+class UnsupportedMediaType(DomainError):
+    kind = Kind.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+    title = "The request body must be application/json"
 
 
 class Unauthenticated(DomainError):

@@ -163,9 +163,10 @@ _QR_FIELDS = frozenset({"code", "user_id", "expires_at", "nonce", "v"})
 
 class VerificationFailed(DomainError):
     """Any refused dynamic code or QR token. One class, one code and a title that names no part:
-    telling "expired" from "bad signature" from "unknown step" would help whoever is guessing."""
+    telling "expired" from "bad signature" from "unknown step" would help whoever is guessing.
+    A 422, not a 401: 401 is about the API key alone, and a client may drop a good key on a 401."""
 
-    kind = Kind.UNAUTHENTICATED
+    kind = Kind.UNPROCESSABLE
     code = "verification_failed"
     title = "The coupon could not be verified"
 

@@ -78,15 +78,30 @@ def list_for(
     return store.list(brand_id=principal.brand_id, limit=limit, cursor=cursor)
 
 
-def transition(store: CampaignStore, campaign_id: str, action: str, principal: Principal) -> dict[str, Any]:
-    """activate / pause / end, by an admin or the campaign's issuer."""
+def transition(
+    store: CampaignStore,
+    campaign_id: str,
+    action: str,
+    principal: Principal,
+    *,
+    completion: Completion | None = None,
+) -> dict[str, Any]:
+    """activate / pause / end, by an admin or the campaign's issuer. The move and the
+    Idempotency-Key's completion (if any) are one transaction: a replay gets the first answer."""
     principal.require(Role.ADMIN, Role.ISSUER)
     record = readable(store, campaign_id, principal)
     allowed_from, to = TRANSITIONS[action]
     at = iso(datetime.now(UTC))
+    # Known before the write, so that it rides with it (the counters as read just before the move).
+    answer = with_counters(store, {**record, "status": to.value, "status_changed_at": at})
     if not store.set_status(
-        campaign_id, record["shards"], allowed_from={s.value for s in allowed_from}, to=to, at=at
+        campaign_id,
+        record["shards"],
+        allowed_from={s.value for s in allowed_from},
+        to=to,
+        at=at,
+        completion=put_of(completion, answer),
     ):
         current = store.get(campaign_id)["status"]
         raise InvalidTransition(f"cannot {action} a campaign that is {current}", status_now=current)
-    return with_counters(store, {**record, "status": to.value, "status_changed_at": at})
+    return answer

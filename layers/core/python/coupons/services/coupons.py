@@ -7,6 +7,7 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore
+from coupons.data.idempotency import Completion, put_of
 from coupons.domain import codes, verification
 from coupons.domain import coupons as rules
 from coupons.domain.coupons import CouponNotFound, iso
@@ -143,14 +144,25 @@ def provision_dynamic_code(
     *,
     key: bytes,
     issuer: str,
+    completion: Completion | None = None,
 ) -> dict[str, Any]:
     """The otpauth:// URI of the coupon's dynamic-code secret, handed out once (recorded on the coupon
-    under a condition, so two concurrent calls cannot both get it)."""
+    under a condition, so two concurrent calls cannot both get it). With an Idempotency-Key the mark
+    and the completion are one transaction; the record keeps the answer without its URI
+    (`without_secret`), and a replay rebuilds it (`with_secret`): the secret is derived, never stored."""
     coupon, _ = _usable_for_holder(coupons, campaigns, typed_code, principal, "DYNAMIC_CODE")
-    if not coupons.mark_dynamic_code_provisioned(coupon["code"], iso(datetime.now(UTC))):
+    answer = with_secret({"code": coupon["code"]}, key=key, issuer=issuer)
+    if not coupons.mark_dynamic_code_provisioned(
+        coupon["code"], iso(datetime.now(UTC)), completion=put_of(completion, answer)
+    ):
         raise DynamicCodeAlreadyProvisioned(field="code")
-    secret = verification.coupon_totp_secret(key, coupon["code"])
-    return {
-        "otpauth_uri": verification.otpauth_uri(secret, account=coupon["code"], issuer=issuer),
-        "code": coupon["code"],
-    }
+    return answer
+
+
+def without_secret(answer: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in answer.items() if k != "otpauth_uri"}
+
+
+def with_secret(answer: dict[str, Any], *, key: bytes, issuer: str) -> dict[str, Any]:
+    secret = verification.coupon_totp_secret(key, answer["code"])
+    return {"otpauth_uri": verification.otpauth_uri(secret, account=answer["code"], issuer=issuer), **answer}

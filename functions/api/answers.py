@@ -1,0 +1,180 @@
+"""What each route answers, as response models for the OpenAPI document (routes/meta.py).
+
+Each model names the fields a client may rely on; answers may carry more (additionalProperties), so
+a field added later breaks no generated client. The conformance tests check every answer the
+integration and e2e tests receive against these."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coupons.domain.campaigns import Campaign, MerchantCampaignView
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Page(_Open):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+
+
+class CampaignPage(Page):
+    """Campaigns newest first, without live counters."""
+
+
+class Coupon(_Open):
+    """A coupon; a merchant sees the till's view (code, state, validity, terms, eligible_here)."""
+
+    code: str
+    campaign_id: str
+    state: Literal["ISSUED", "REDEEMED", "PARTIALLY_USED", "EXPIRED", "VOID"]
+
+
+class IssuedCoupon(Coupon):
+    display_code: str = Field(description="the code in groups of four, for print")
+
+
+class BulkIssue(_Open):
+    """Each user's outcome of a bulk issue."""
+
+    results: list[dict[str, Any]] | None = None
+
+
+class CouponPage(Page):
+    """A user's coupons, newest first."""
+
+
+class QrToken(_Open):
+    qr_token: str = Field(description="signed, single-use; show it as a QR code at the till")
+    expires_at: int = Field(description="Unix seconds; refused from this second on")
+    code: str
+
+
+class DynamicCode(_Open):
+    otpauth_uri: str = Field(description="otpauth://totp/… with the coupon's secret (an authenticator app)")
+    code: str
+
+
+class ApiKey(_Open):
+    key_id: str
+    principal: str
+
+
+class ApiKeyCreated(ApiKey):
+    api_key: str | None = Field(
+        default=None, description="the plain key: in the first answer only (absent from a replay)"
+    )
+
+
+class FundingRule(_Open):
+    rule_id: str
+    versions: list[dict[str, Any]] | None = None
+
+
+class Quote(_Open):
+    code: str
+    campaign_id: str
+    currency: str
+    discount: int = Field(description="minor units")
+    payable: int = Field(description="order_amount - discount, minor units")
+
+
+class Redemption(_Open):
+    redemption_id: str
+    code: str
+    discount: int = Field(description="minor units")
+
+
+class Clearing(_Open):
+    status: Literal["PENDING", "CLEARED"]
+
+
+class Reversal(_Open):
+    reversal_id: str
+    redemption_id: str
+    refund_amount: int = Field(description="the part of the order refunded, minor units")
+    discount_reversed: int = Field(description="the part of the discount given back, minor units")
+
+
+class RedemptionDetail(Redemption):
+    reversals: list[Reversal] = Field(description="the first 20 reversals, oldest first")
+    reversals_next_cursor: str | None = Field(
+        default=None, description="where GET …/reversals?cursor= continues; null when all are shown"
+    )
+    clearing: Clearing
+
+
+class ReversalPage(_Open):
+    items: list[Reversal]
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page; null at the end")
+
+
+class CouponHistoryPage(Page):
+    """A coupon's events, newest first."""
+
+
+class SettlementRun(_Open):
+    run_id: str
+    business_date: str
+    status: str
+
+
+class SettlementRunStarted(SettlementRun):
+    started: bool = Field(description="whether an execution was started by this request")
+
+
+class SettlementRunDetail(SettlementRun):
+    next_cursor: str | None
+
+
+class Statement(_Open):
+    run_id: str
+    party: str
+
+
+class Balance(_Open):
+    account: str
+    balances: list[dict[str, Any]] | dict[str, Any]
+
+
+class EntryPage(Page):
+    """Postings with business dates in [from, to]."""
+
+
+__all__ = [
+    "ApiKey",
+    "ApiKeyCreated",
+    "Balance",
+    "BulkIssue",
+    "Campaign",
+    "CampaignPage",
+    "Coupon",
+    "CouponPage",
+    "DynamicCode",
+    "EntryPage",
+    "FundingRule",
+    "IssuedCoupon",
+    "MerchantCampaignView",
+    "QrToken",
+    "Quote",
+    "Redemption",
+    "RedemptionDetail",
+    "Reversal",
+    "ReversalPage",
+    "SettlementRun",
+    "SettlementRunDetail",
+    "SettlementRunStarted",
+    "Statement",
+]
+
+
+def documented(*answers: tuple[int, type[BaseModel] | None, str], media: str = "application/json") -> dict:
+    """A route's `responses=`: (status, model or None for no body, description) for each success."""
+    return {
+        status: {"description": description, **({"content": {media: {"model": model}}} if model else {})}
+        for status, model, description in answers
+    }
