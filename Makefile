@@ -21,7 +21,7 @@ help:
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
 	@echo "make reclear - re-clear what is still pending clearing on the running local stack"
 	@echo "make audit-iac - checkov on the synthesized templates (docs/iac-audit.md lists what it reports)"
-	@echo "make bench   - benchmarks (cold start ratio)"
+	@echo "make bench   - benchmarks (requests, write units, ratios; see README)"
 
 # uv itself comes from PyPI into a private venv; it then installs the locked dependencies.
 $(UV):
