@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, ArnFormat, Aws, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Fn, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
@@ -19,6 +18,7 @@ from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.settlement import executions_of
 from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
@@ -72,13 +72,7 @@ class Api(Construct):
         )
         self.function = self.handler.function
 
-        access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
-            encryption_key=key,
-        )
+        access_logs = tenant_log_group(self, "AccessLogs", key=key)
         throttle = tenant.api_throttle
         self.rest_api = apigateway.RestApi(
             self,
@@ -128,13 +122,11 @@ class Api(Construct):
         )
         # API Gateway makes the execution log group on first use, unencrypted and kept forever; made
         # here first, under the name it will use, it has the tenant's key and a retention.
-        logs.LogGroup(
+        tenant_log_group(
             self,
             "ExecutionLogs",
-            log_group_name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE_NAME}",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
-            encryption_key=key,
+            key=key,
+            name=f"API-Gateway-Execution-Logs_{self.rest_api.rest_api_id}/{STAGE_NAME}",
         )
         # Spelled out rather than `rest_api.url`, which refers to the Stage resource: the URL then
         # also resolves where the stage is not created (moto's CloudFormation skips it).
@@ -290,14 +282,7 @@ def _web_acl(scope: Construct, tenant: Tenant, stage: apigateway.Stage, key: kms
     )
     # WAF logs go to a log group whose name must start with aws-waf-logs-; blocked requests are what
     # an operator reads there (docs/runbook.md).
-    waf_logs = logs.LogGroup(
-        scope,
-        "WafLogs",
-        log_group_name=f"aws-waf-logs-{name}",
-        retention=logs.RetentionDays.THREE_MONTHS,
-        removal_policy=RemovalPolicy.RETAIN,
-        encryption_key=key,
-    )
+    waf_logs = tenant_log_group(scope, "WafLogs", key=key, name=f"aws-waf-logs-{name}")
     wafv2.CfnLoggingConfiguration(
         scope,
         "WafLogging",

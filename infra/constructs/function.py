@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import REPO_ROOT
 from infra.constructs.layers import ARCHITECTURE, ASSET_EXCLUDE, RUNTIME, Layers
+from infra.constructs.log_groups import tenant_log_group
 from infra.tenants import Tenant
 
 # One service name for every function, so logs, traces and metrics of one request line up.
@@ -55,14 +55,7 @@ class ServiceFunction(Construct):
         super().__init__(scope, construct_id)
         # An explicit log group (not the logRetention custom resource): its retention and lifetime
         # are declared here, and it is the only log group this function's role may write to.
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
-            # The tenant's data key: a log line may carry a coupon code or a party's id.
-            encryption_key=key,
-        )
+        self.log_group = tenant_log_group(self, "Logs", key=key)
         # A role per function, never shared: what one function may do is readable from its role alone.
         self.role = iam.Role(
             self,

@@ -30,6 +30,7 @@ from coupons.data.schema import BANK, MAIN
 from coupons.settlement_wiring import MINIMUM_TRANSFER, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.table_access import table_statements
 from infra.constructs.tables import table_from_schema
 from infra.tenants import Tenant
@@ -336,13 +337,12 @@ class Settlement(Construct):
                 .next(sfn.Succeed(self, "Settled"))
             )
         )
-        logs_group = logs.LogGroup(
+        logs_group = tenant_log_group(
             self,
             "Logs",
-            log_group_name=f"{VENDED_LOGS}{Stack.of(self).stack_name}-settlement",
+            key=key,
+            name=f"{VENDED_LOGS}{Stack.of(self).stack_name}-settlement",
             retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=RemovalPolicy.RETAIN,
-            encryption_key=key,
         )
         machine = sfn.StateMachine(
             self,

@@ -11,9 +11,10 @@ from pydantic import AfterValidator, Field, StrictStr
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _real(text: str) -> str:
+def calendar_day(text: str) -> str:
+    """`text` if it is a day of the calendar written YYYY-MM-DD; ValueError otherwise."""
     # The pattern first: date.fromisoformat also reads other ISO 8601 forms ("2026-W10-1", "20260301").
-    if not _DATE.fullmatch(text):
+    if not isinstance(text, str) or not _DATE.fullmatch(text):
         raise ValueError("must be a date, YYYY-MM-DD")
     try:
         return date.fromisoformat(text).isoformat()
@@ -25,5 +26,5 @@ def _real(text: str) -> str:
 IsoDate = Annotated[
     StrictStr,
     Field(min_length=10, max_length=10, json_schema_extra={"format": "date"}, examples=["2026-03-01"]),
-    AfterValidator(_real),
+    AfterValidator(calendar_day),
 ]

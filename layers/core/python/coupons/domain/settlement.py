@@ -20,13 +20,15 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from coupons.domain.dates import calendar_day
 from coupons.domain.errors import DomainError, InvalidField, Kind, NotFound
 from coupons.domain.payments import Direction
+from coupons.domain.times import parse as parse_time
 
 # Party records (one per party per run) are spread over this many partitions so that a run with
 # 100,000 parties does not write them all to one partition.
@@ -34,7 +36,6 @@ PARTY_BUCKETS = 16
 # Parties per child of the Distributed Map: one Lambda invocation per step handles this many.
 BATCH_SIZE = 100
 RUN_ID = re.compile(r"^stl_\d{8}$")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class RunStatus(StrEnum):
@@ -101,11 +102,8 @@ def execution_name(tenant: str, business_date: str, attempt: int) -> str:
 
 def validate_business_date(text: str, *, today: date) -> str:
     """A date whose day is over in the tenant's zone: settling today would cut the day in two."""
-    # The pattern first: date.fromisoformat also reads other ISO 8601 forms ("2026-W10-1", "20260301").
-    if not isinstance(text, str) or not _DATE.fullmatch(text):
-        raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date")
     try:
-        day = date.fromisoformat(text)
+        day = date.fromisoformat(calendar_day(text))
     except ValueError:
         raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date") from None
     if day >= today:
@@ -118,7 +116,7 @@ def validate_business_date(text: str, *, today: date) -> str:
 
 def scheduled_business_date(scheduled_at: str, time_zone: str) -> str:
     """A scheduled run settles the day before the schedule fired, in the tenant's zone."""
-    moment = datetime.fromisoformat(scheduled_at.replace("Z", "+00:00"))
+    moment = parse_time(scheduled_at)
     return (moment.astimezone(ZoneInfo(time_zone)).date() - timedelta(days=1)).isoformat()
 
 

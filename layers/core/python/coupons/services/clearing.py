@@ -21,6 +21,7 @@ from coupons.data.ledger import POSTING_EXTRA, AlreadyPosted, LedgerStore, Rever
 from coupons.domain import funding, ledger
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
+from coupons.domain.times import parse as _parse
 
 # The attribute each record's journal id derives from.
 SOURCE_IDS = {"REDEMPTION": "redemption_id", "REVERSAL": "reversal_id"}
@@ -135,7 +136,3 @@ def due_date(business_date: str, settlement_cycle: str) -> str:
     """Business date + N days for a T+N cycle: the day settlement may pay it."""
     days = int(re.fullmatch(r"T\+(\d+)", settlement_cycle).group(1))
     return (date.fromisoformat(business_date) + timedelta(days=days)).isoformat()
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -14,6 +14,7 @@ from coupons.domain.coupons import iso
 from coupons.domain.errors import Conflict, DomainError, Forbidden, InvalidField, Kind
 from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
+from coupons.domain.times import parse as _parse
 
 
 class VersionRace(Conflict):
@@ -170,7 +171,3 @@ def _version(
     if status is funding.VersionStatus.APPROVED:
         record.update(approved_at=iso(now), approved_by=str(principal))
     return record
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
