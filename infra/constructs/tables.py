@@ -1,4 +1,5 @@
-"""The DynamoDB tables, built from coupons.data.schema so the code and the infrastructure cannot drift."""
+"""The DynamoDB tables, built from coupons.data.schema (itself derived from the PynamoDB models in
+coupons.data.models) so the code and the infrastructure cannot drift."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from constructs import Construct
 
 from coupons.data.schema import MAIN, TableSchema
 
+_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER, "B": dynamodb.AttributeType.BINARY}
+_PROJECTIONS = {"ALL": dynamodb.ProjectionType.ALL, "KEYS_ONLY": dynamodb.ProjectionType.KEYS_ONLY}
 
-def _string(name: str) -> dynamodb.Attribute:
-    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
+
+def _attribute(schema: TableSchema, name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=_TYPES[schema.attribute_type(name)])
 
 
 def table_from_schema(scope: Construct, schema: TableSchema, key: kms.IKey) -> dynamodb.Table:
@@ -20,8 +24,8 @@ def table_from_schema(scope: Construct, schema: TableSchema, key: kms.IKey) -> d
     table = dynamodb.Table(
         scope,
         schema.logical_id,
-        partition_key=_string(schema.partition_key),
-        sort_key=_string(schema.sort_key),
+        partition_key=_attribute(schema, schema.partition_key),
+        sort_key=_attribute(schema, schema.sort_key),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         stream=dynamodb.StreamViewType(schema.stream) if schema.stream else None,
         time_to_live_attribute=schema.ttl_attribute,
@@ -36,9 +40,9 @@ def table_from_schema(scope: Construct, schema: TableSchema, key: kms.IKey) -> d
     for index in schema.indexes:
         table.add_global_secondary_index(
             index_name=index.name,
-            partition_key=_string(index.partition_key),
-            sort_key=_string(index.sort_key),
-            projection_type=dynamodb.ProjectionType.ALL,
+            partition_key=_attribute(schema, index.partition_key),
+            sort_key=_attribute(schema, index.sort_key),
+            projection_type=_PROJECTIONS[index.projection],
         )
     # The schema names the logical id: a stateful resource whose logical id moved (say, by nesting
     # it in another construct) would be replaced, and the local deployer finds the table by it.
