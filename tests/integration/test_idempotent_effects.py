@@ -24,7 +24,13 @@ from tests.integration.test_issuance_api import active_campaign
 from tests.integration.test_redemption_api import ORDER, coupon
 from tests.integration.test_settlement_runs_api import PAST, settlement  # noqa: F401  (fixture)
 
-WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+OPERATIONS = {
+    "PutItem": "put_item",
+    "UpdateItem": "update_item",
+    "DeleteItem": "delete_item",
+    "TransactWriteItems": "transact_write_items",
+    "BatchWriteItem": "batch_write_item",
+}
 
 
 def _keys_written(name: str, kwargs: dict) -> list[tuple[str, dict]]:
@@ -47,27 +53,30 @@ def _keys_written(name: str, kwargs: dict) -> list[tuple[str, dict]]:
 
 
 class LostCompletion:
-    """Arms the API's DynamoDB client: the request dies between its effect and its completion."""
+    """Arms the API's DynamoDB client: the request dies between its effect and its completion. Wraps
+    the client's one door to DynamoDB (`_make_api_call`): the low-level calls and PynamoDB's all pass it."""
 
     def __init__(self, client, monkeypatch):
         self.armed, self.dead = True, False
-        for name in WRITES:
-            monkeypatch.setattr(client, name, self._wrap(name, getattr(client, name)))
+        monkeypatch.setattr(client, "_make_api_call", self._wrap(client._make_api_call))
 
-    def _wrap(self, name: str, original: Callable) -> Callable:
-        def call(**kwargs):
-            if not self.armed:
-                return original(**kwargs)
+    def _wrap(self, original: Callable) -> Callable:
+        def call(operation: str, kwargs: dict):
+            name = OPERATIONS.get(operation)
+            if not self.armed or name is None:
+                return original(operation, kwargs)
             if self.dead:
                 raise _gone(name)
             touched = _keys_written(name, kwargs)
             on_key = [item for pk, item in touched if pk.startswith("IDEMPOTENCY#")]
             claims = name == "put_item" and on_key and on_key[0].get("status", {}).get("S") == "IN_PROGRESS"
             if not on_key or claims:
-                return original(**kwargs)  # the key's claim, or the effect
+                return original(operation, kwargs)  # the key's claim, or the effect
             self.dead = True
             if name == "transact_write_items":
-                original(**kwargs)  # the effect committed with its completion; the answer never arrives
+                original(
+                    operation, kwargs
+                )  # the effect committed with its completion; the answer never arrives
             raise _gone(name)
 
         return call

@@ -15,11 +15,10 @@ import re
 from dataclasses import dataclass
 
 from coupons.data.api_keys import _key as api_key_key
-from coupons.data.campaigns import _key as campaign_key
-from coupons.data.campaigns import shard_key, tag_key
 from coupons.data.coupons import coupon_key, history_partition, holding_key
-from coupons.data.idempotency import record_key
 from coupons.data.ledger import balance_key, journal_key
+from coupons.data.models.campaigns import campaign_pk, shard_pk, tag_pk
+from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.redemptions import redemption_key
 from coupons.data.settlement import lines_partition, parties_partition, run_key
 
@@ -39,15 +38,15 @@ class Partition:
 
 
 # -- the item families -----------------------------------------------------------------------
-CAMPAIGN = Partition(_pk(campaign_key("*")), "campaigns: created, paused, resumed, ended")
-CAMPAIGN_TAG = Partition(_pk(tag_key("*")), "a campaign's code tag, unique per tenant")
-QUOTA = Partition(_pk(shard_key("*", "*")), "quota shards: issue takes a unit, status follows the campaign")
+CAMPAIGN = Partition(campaign_pk("*"), "campaigns: created, paused, resumed, ended")
+CAMPAIGN_TAG = Partition(tag_pk("*"), "a campaign's code tag, unique per tenant")
+QUOTA = Partition(shard_pk("*", "*"), "quota shards: issue takes a unit, status follows the campaign")
 COUPON = Partition(_pk(coupon_key("*")), "coupons: issued, redeemed, voided, given back by a reversal")
 HISTORY = Partition(history_partition("*"), "a coupon's history events, written with the change they record")
 HOLDING = Partition(_pk(holding_key("*", "*")), "how many coupons of a campaign a user holds")
 REDEMPTION = Partition(_pk(redemption_key("*")), "redemptions and their reversals (one partition each)")
 QR_TOKEN = Partition("QRTOKEN#*", "a used QR token's nonce (coupons.data.redemptions)")
-IDEMPOTENCY = Partition(_pk(record_key("*", "*")), "Idempotency-Key records and their answers")
+IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and their answers")
 API_KEY = Partition(_pk(api_key_key("*")), "API keys: created, revoked")
 FUNDING_RULE = Partition("FUNDINGRULE#*", "funding rules and their versions (coupons.data.ledger)")
 RUN = Partition(_pk(run_key(_RUN)), "a settlement run's own item (status, attempt, execution, totals)")

@@ -36,7 +36,7 @@ class ApiKeyStore:
             self._client.put_item(**put)
             return
         try:
-            self._client.transact_write_items(TransactItems=[{"Put": put}, completion])
+            self._client.transact_write_items(TransactItems=[{"Put": put}, completion.item()])
         except self._client.exceptions.TransactionCanceledException as error:
             raise_if_lock_lost(error, 1)
             raise

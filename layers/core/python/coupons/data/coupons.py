@@ -133,7 +133,7 @@ class CouponStore:
         ]
         actions += [history_put(self._table, coupon["code"], event) for event in history]
         if completion is not None:
-            actions.append(completion)  # last: raise_if_lock_lost finds it there
+            actions.append(completion.item())  # last: raise_if_lock_lost finds it there
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:
@@ -225,7 +225,7 @@ class CouponStore:
         }
         if completion is not None:
             try:
-                self._client.transact_write_items(TransactItems=[{"Update": update}, completion])
+                self._client.transact_write_items(TransactItems=[{"Update": update}, completion.item()])
             except self._client.exceptions.TransactionCanceledException as error:
                 raise_if_lock_lost(error, 1)
                 return False

@@ -1,20 +1,22 @@
 """Idempotency records: one per (scope, Idempotency-Key), holding the request's fingerprint and,
 once done, the response to replay. Expire through the table's TTL.
 
-The COMPLETED record is built in one place (`completed_put`) and written inside the transaction of the
+The COMPLETED record is built in one place (`completed_write`) and written inside the transaction of the
 effect it answers wherever the effect is one transaction: the effect and its answer commit together,
 so a request that dies after its effect can never have it applied again (`Completion`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
 
-from coupons.data.items import from_item, to_item
+from coupons.data.models.base import Transaction, Write, failed_condition
+from coupons.data.models.idempotency import IDEMPOTENCY_SK, IdempotencyRecord, idempotency_pk
+
+_IN_PROGRESS, _COMPLETED = "IN_PROGRESS", "COMPLETED"
 
 
 class LockLost(Exception):
@@ -22,12 +24,12 @@ class LockLost(Exception):
     so this effect was not written."""
 
 
-def record_key(scope: str, key: str) -> dict[str, Any]:
-    return {"pk": {"S": f"IDEMPOTENCY#{scope}#{key}"}, "sk": {"S": "IDEMPOTENCY"}}
+# The tag of the COMPLETED record in a store's Transaction: raise_if_lock_lost finds its reason by it.
+COMPLETION = "completion"
 
 
-def completed_put(
-    table: str,
+def completed_write(
+    model: type[IdempotencyRecord],
     scope: str,
     key: str,
     *,
@@ -37,48 +39,34 @@ def completed_put(
     expires_at: int,
     token: str | None = None,
     now: int | None = None,
-) -> dict[str, Any]:
-    """The TransactWriteItems Put of a COMPLETED record answering `status` / `body` (JSON as sent, so a
+) -> Write:
+    """The transaction's Put of a COMPLETED record answering `status` / `body` (JSON as sent, so a
     replay is byte-identical). With `token`: only while we hold the key's IN_PROGRESS lock. Without
     (redemption, which claims no lock first): only where no live record is."""
-    record = {
-        **{k: v["S"] for k, v in record_key(scope, key).items()},
-        "status": "COMPLETED",
-        "fingerprint": fingerprint,
-        "response_status": status,
-        "response_body": body,
-        "expires_at": expires_at,
-    }
+    record = model(
+        idempotency_pk(scope, key),
+        IDEMPOTENCY_SK,
+        status=_COMPLETED,
+        fingerprint=fingerprint,
+        response_status=status,
+        response_body=body,
+        expires_at=expires_at,
+    )
     if token is not None:
         # Our lock, still IN_PROGRESS: a holder whose lock was taken over writes nothing — not even
         # its effect, which shares this transaction.
-        condition = "#t = :token AND #s = :in_progress"
-        names = {"#t": "token", "#s": "status"}
-        values = {":token": {"S": token}, ":in_progress": {"S": "IN_PROGRESS"}}
+        condition = (model.token == token) & (model.status == _IN_PROGRESS)
     else:
         # Same rule as acquire: an expired record counts as absent.
-        condition, names, values = (
-            "attribute_not_exists(pk) OR expires_at < :now",
-            {},
-            {":now": {"N": str(now)}},
-        )
-    put: dict[str, Any] = {
-        "TableName": table,
-        "Item": to_item(record),
-        "ConditionExpression": condition,
-        "ExpressionAttributeValues": values,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    if names:
-        put["ExpressionAttributeNames"] = names
-    return {"Put": put}
+        condition = model.pk.does_not_exist() | (model.expires_at < now)
+    return Write("put", record, condition, return_values="ALL_OLD")
 
 
 class Completion:
     """What run_idempotent hands the action it runs under a key.
 
-    - `put(result)`: the COMPLETED record's Put, for a store to append to the transaction that writes
-      the effect (then no separate completion write follows). The answer is `shape(result)`. Ask for
+    - `put(result)`: the COMPLETED record's Put (a Write), for a store to add to the Transaction that
+      writes the effect, tagged COMPLETION and added LAST (then no separate completion write follows). The answer is `shape(result)`. Ask for
       it only for a transaction that commits before the action returns (a retry asks again).
     - `scope`, `key`, `ref`: for an effect that cannot share one transaction (many transactions, or a
       write outside DynamoDB): ids derived from (scope, key) and written under attribute_not_exists,
@@ -88,7 +76,7 @@ class Completion:
 
     def __init__(
         self,
-        table: str,
+        model: type[IdempotencyRecord],
         scope: str,
         key: str,
         *,
@@ -98,7 +86,7 @@ class Completion:
         redact: Callable[[Any], Any] | None = None,
     ):
         self.scope, self.key = scope, key
-        self._table, self._token, self._fingerprint, self._expires_at = table, token, fingerprint, expires_at
+        self._model, self._token, self._fingerprint, self._expires_at = model, token, fingerprint, expires_at
         self._redact = redact or (lambda body: body)
         self._status, self._shape = 201, (lambda result: result)
         self.committed = False  # a put was handed to a transaction (run_idempotent: no complete())
@@ -109,10 +97,10 @@ class Completion:
         self._status, self._shape = status, shape or (lambda result: result)
         return self
 
-    def put(self, result: Any) -> dict[str, Any]:
+    def put(self, result: Any) -> Write:
         self.committed = True
-        return completed_put(
-            self._table,
+        return completed_write(
+            self._model,
             self.scope,
             self.key,
             fingerprint=self._fingerprint,
@@ -131,22 +119,26 @@ class Completion:
         self.replayed = True
 
 
-def put_of(completion: Completion | None, result: Any) -> dict[str, Any] | None:
+def put_of(completion: Completion | None, result: Any) -> Write | None:
     """The completion's Put answering `result`, or None without a key: what a service hands its store."""
     return completion.put(result) if completion is not None else None
 
 
-def raise_if_lock_lost(error: Exception, index: int) -> None:
-    """A store's first check on a cancelled transaction that carried a completion at `index`."""
-    reasons = getattr(error, "response", {}).get("CancellationReasons", [])
-    if index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed":
+def raise_if_lock_lost(error: Exception, transaction: Transaction | int) -> None:
+    """A store's first check on a cancelled transaction that carried a completion (tagged COMPLETION)."""
+    if isinstance(transaction, int):  # TRANSITIONAL (issue #12): a raw transaction, the completion's index
+        reasons = getattr(error, "response", {}).get("CancellationReasons", [])
+        if transaction < len(reasons) and reasons[transaction].get("Code") == "ConditionalCheckFailed":
+            raise LockLost() from None
+        return
+    if transaction.failed(error, COMPLETION):
         raise LockLost() from None
 
 
 class IdempotencyStore:
     def __init__(self, client, table_name: str):
         self._client = client
-        self._table = table_name
+        self._model = IdempotencyRecord.bound(client, table_name)
 
     def acquire(
         self,
@@ -165,76 +157,74 @@ class IdempotencyStore:
         IN_PROGRESS lock whose holder died (its lock expired). TTL deletion is lazy, so an expired
         record may still be read: it counts as absent.
         """
-        item = {
-            **{k: v["S"] for k, v in record_key(scope, key).items()},
-            "status": "IN_PROGRESS",
-            "fingerprint": fingerprint,
-            "token": token,
-            "lock_until": lock_until,
-            "expires_at": expires_at,
-        }
+        model = self._model
+        lock = model(
+            idempotency_pk(scope, key),
+            IDEMPOTENCY_SK,
+            status=_IN_PROGRESS,
+            fingerprint=fingerprint,
+            token=token,
+            lock_until=lock_until,
+            expires_at=expires_at,
+        )
+        condition = (
+            model.pk.does_not_exist()
+            | (model.expires_at < now)
+            | ((model.status == _IN_PROGRESS) & (model.lock_until < now))
+        )
+        # PynamoDB builds the request; the low-level client sends it, because PynamoDB's save cannot ask
+        # for the record that stood in the way (ReturnValuesOnConditionCheckFailure), and reading it
+        # afterwards would cost every replay a second request.
+        request = lock.get_save_kwargs_from_instance(
+            condition=condition, return_values_on_condition_failure="ALL_OLD"
+        )
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(item),
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR expires_at < :now"
-                    " OR (#s = :in_progress AND lock_until < :now)"
-                ),
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":now": {"N": str(now)}, ":in_progress": {"S": "IN_PROGRESS"}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            self._client.put_item(**request)
         except self._client.exceptions.ConditionalCheckFailedException as err:
             old = err.response.get("Item")
             if old is None:  # some DynamoDB emulators leave the item out: read it
-                old = self._client.get_item(
-                    TableName=self._table, Key=record_key(scope, key), ConsistentRead=True
-                ).get("Item", {})
-            return _decoded(from_item(old))
+                return self.get(scope, key)
+            return _decoded(model.from_raw_data(old).record(keep_keys=True))
         return None
 
     def get(self, scope: str, key: str) -> dict[str, Any] | None:
-        item = self._client.get_item(
-            TableName=self._table, Key=record_key(scope, key), ConsistentRead=True
-        ).get("Item")
-        return _decoded(from_item(item)) if item else None
+        try:
+            found = self._model.get(idempotency_pk(scope, key), IDEMPOTENCY_SK, consistent_read=True)
+        except self._model.DoesNotExist:
+            return None
+        return _decoded(found.record(keep_keys=True))
 
     def completion(self, scope: str, key: str, **how: Any) -> Completion:
         """The Completion of our claim on (scope, key): `how` is Completion's token, fingerprint,
         expires_at and redact."""
-        return Completion(self._table, scope, key, **how)
+        return Completion(self._model, scope, key, **how)
 
     def complete(self, scope: str, key: str, *, token: str, status: int, body: Any) -> None:
         """For an effect that could not carry its completion (see Completion)."""
-        # Only the holder of the lock completes it; a holder whose lock was taken over writes nothing.
-        self._client.update_item(
-            TableName=self._table,
-            Key=record_key(scope, key),
-            UpdateExpression="SET #s = :done, response_status = :code, response_body = :body REMOVE lock_until",
-            ConditionExpression="#t = :token AND #s = :in_progress",
-            ExpressionAttributeNames={"#s": "status", "#t": "token"},
-            ExpressionAttributeValues={
-                ":done": {"S": "COMPLETED"},
-                ":code": {"N": str(status)},
-                ":body": {"S": json.dumps(body)},  # field order kept: a replay is byte-identical
-                ":token": {"S": token},
-                ":in_progress": {"S": "IN_PROGRESS"},
-            },
+        model = self._model
+        model(idempotency_pk(scope, key), IDEMPOTENCY_SK).update(
+            actions=[
+                model.status.set(_COMPLETED),
+                model.response_status.set(status),
+                model.response_body.set(json.dumps(body)),  # field order kept: a replay is byte-identical
+                model.lock_until.remove(),
+            ],
+            # Only the holder of the lock completes it; a holder whose lock was taken over writes nothing.
+            condition=(model.token == token) & (model.status == _IN_PROGRESS),
         )
 
     def release(self, scope: str, key: str, *, token: str) -> None:
         """Drops our lock after a refused or failed request, so nothing stays written and a retry runs anew."""
-        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            self._client.delete_item(
-                TableName=self._table,
-                Key=record_key(scope, key),
+        model = self._model
+        try:
+            model(idempotency_pk(scope, key), IDEMPOTENCY_SK).delete(
                 # Our lock only, and only while IN_PROGRESS: a failure after the effect committed with
                 # its completion (a lost answer) must leave that answer for the retry.
-                ConditionExpression="#t = :token AND #s = :in_progress",
-                ExpressionAttributeNames={"#t": "token", "#s": "status"},
-                ExpressionAttributeValues={":token": {"S": token}, ":in_progress": {"S": "IN_PROGRESS"}},
+                condition=(model.token == token) & (model.status == _IN_PROGRESS),
             )
+        except Exception as error:
+            if not failed_condition(error):
+                raise
 
 
 def _decoded(record: dict[str, Any]) -> dict[str, Any]:

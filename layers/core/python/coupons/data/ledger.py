@@ -323,7 +323,7 @@ class LedgerStore:
             for x in (header, first)
         ]
         try:
-            self._client.transact_write_items(TransactItems=actions + ([completion] if completion else []))
+            self._client.transact_write_items(TransactItems=actions + ([completion.item()] if completion else []))
         except self._client.exceptions.TransactionCanceledException as error:
             if completion is not None:
                 raise_if_lock_lost(error, len(actions))
@@ -344,7 +344,7 @@ class LedgerStore:
             if completion is None:
                 self._client.put_item(**put)
             else:
-                self._client.transact_write_items(TransactItems=[{"Put": put}, completion])
+                self._client.transact_write_items(TransactItems=[{"Put": put}, completion.item()])
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         except self._client.exceptions.TransactionCanceledException as error:

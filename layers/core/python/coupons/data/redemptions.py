@@ -24,8 +24,9 @@ from typing import Any
 
 from coupons.data.campaigns import shard_key
 from coupons.data.coupons import WriteConflict, coupon_key, history_put
-from coupons.data.idempotency import completed_put, raise_if_lock_lost
+from coupons.data.idempotency import completed_write, raise_if_lock_lost
 from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
+from coupons.data.models.idempotency import IdempotencyRecord
 
 
 class CampaignInactive(Exception):
@@ -203,8 +204,8 @@ class RedemptionStore:
         if idempotency is not None:
             # No lock was claimed first (one request): the record goes in where no live one is.
             actions.append(
-                completed_put(
-                    table,
+                completed_write(
+                    IdempotencyRecord.bound(self._client, table),
                     idempotency.scope,
                     idempotency.key,
                     fingerprint=idempotency.fingerprint,
@@ -212,7 +213,7 @@ class RedemptionStore:
                     body=idempotency.body,
                     expires_at=idempotency.expires_at,
                     now=idempotency.now,
-                )
+                ).item()
             )
         qr_index = len(actions)
         if qr_token is not None:
@@ -378,7 +379,7 @@ class RedemptionStore:
             if coupon_event is not None:
                 actions.append(history_put(self._table, reversal["code"], coupon_event))
         if completion is not None:
-            actions.append(completion)  # last: raise_if_lock_lost finds it there
+            actions.append(completion.item())  # last: raise_if_lock_lost finds it there
         try:
             self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException as error:

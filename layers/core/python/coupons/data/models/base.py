@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pynamodb.attributes import (
@@ -30,6 +31,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -45,7 +48,9 @@ class Integer(NumberAttribute):
 
     def serialize(self, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"cannot store {type(value).__name__} {value!r} as an integer (floats are never stored)")
+            raise TypeError(
+                f"cannot store {type(value).__name__} {value!r} as an integer (floats are never stored)"
+            )
         return str(value)
 
     def deserialize(self, value: str) -> int:
@@ -132,7 +137,9 @@ class Base(Model):
             found = Base._bound.get(key)
             if found is None or found._client is not client:
                 meta = type("Meta", (cls.Meta,), {"table_name": table_name})
-                found = type(cls.__name__, (cls,), {"Meta": meta, "_client": client, "__module__": cls.__module__})
+                found = type(
+                    cls.__name__, (cls,), {"Meta": meta, "_client": client, "__module__": cls.__module__}
+                )
                 Base._bound[key] = found
             return found
 
@@ -201,6 +208,26 @@ class BankModel(Base):
     sk = UnicodeAttribute(range_key=True)
 
 
+@dataclass(frozen=True)
+class Write:
+    """One action of a transaction, built by one store and committed by another's `Transaction` (the
+    Idempotency-Key's COMPLETED record, a coupon's history event): `kind` is put / update / delete /
+    check; `actions` the update actions; `return_values` ReturnValuesOnConditionCheckFailure."""
+
+    kind: str
+    model: Any  # an instance (put, update, delete) or a model class (check)
+    condition: Condition | None = None
+    actions: tuple[Action, ...] = ()
+    return_values: str | None = None
+    key: tuple[Any, Any] | None = None  # check: (hash_key, range_key)
+
+    def item(self) -> dict[str, Any]:
+        """TRANSITIONAL (issue #12, until every store is on Transaction): this write as a raw TransactItem."""
+        if self.kind == "put":
+            return {"Put": self.model.get_save_kwargs_from_instance(self.condition, self.return_values)}
+        raise NotImplementedError(self.kind)
+
+
 def connection(client: Any) -> Connection:
     """A PynamoDB connection through `client`, for TransactWrite / TransactGet."""
     made = Connection()
@@ -229,9 +256,36 @@ class Transaction(TransactWrite):
         self._tags["put"].append(tag)
         super().save(model, condition, return_values)
 
-    def update(self, model, actions, condition=None, return_values=None, *, add_version_condition=True, tag=None):
+    def update(
+        self, model, actions, condition=None, return_values=None, *, add_version_condition=True, tag=None
+    ):
         self._tags["update"].append(tag)
         super().update(model, actions, condition, return_values, add_version_condition=add_version_condition)
+
+    def add(self, write: Write, *, tag: Any = None) -> None:
+        """A Write made elsewhere (see Write), tagged like the actions added directly."""
+        if write.kind == "put":
+            self.save(write.model, write.condition, write.return_values, tag=tag)
+        elif write.kind == "update":
+            self.update(write.model, list(write.actions), write.condition, write.return_values, tag=tag)
+        elif write.kind == "delete":
+            self.delete(write.model, write.condition, tag=tag)
+        elif write.kind == "check":
+            hash_key, range_key = write.key or (None, None)
+            self.condition_check(write.model, hash_key, range_key, write.condition, tag=tag)
+        else:
+            raise ValueError(f"unknown write kind {write.kind!r}")
+
+    def reason(self, error: Exception, tag: Any) -> Any:
+        """The cancellation reason (PynamoDB CancellationReason, or None) of the action tagged `tag`."""
+        index = self.position(tag)
+        reasons = list(getattr(error, "cancellation_reasons", None) or [])
+        return reasons[index] if index is not None and index < len(reasons) else None
+
+    def failed(self, error: Exception, tag: Any) -> bool:
+        """Whether the action tagged `tag` failed its condition in the cancelled transaction `error`."""
+        found = self.reason(error, tag)
+        return found is not None and found.code == "ConditionalCheckFailed"
 
     def position(self, tag: Any) -> int | None:
         order = self._tags["check"] + self._tags["delete"] + self._tags["put"] + self._tags["update"]
@@ -243,7 +297,10 @@ class Transaction(TransactWrite):
 
 def failed_condition(error: Exception) -> bool:
     """A PutError / UpdateError / DeleteError whose cause is the request's condition."""
-    return isinstance(error, PynamoDBException) and error.cause_response_code == "ConditionalCheckFailedException"
+    return (
+        isinstance(error, PynamoDBException)
+        and error.cause_response_code == "ConditionalCheckFailedException"
+    )
 
 
 def cancelled_by_condition(error: Exception, index: int | None) -> bool:
@@ -251,10 +308,14 @@ def cancelled_by_condition(error: Exception, index: int | None) -> bool:
     if index is None:
         return False
     reasons = getattr(error, "cancellation_reasons", None) or []
-    return index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
+    return (
+        index < len(reasons)
+        and reasons[index] is not None
+        and reasons[index].code == "ConditionalCheckFailed"
+    )
 
 
 __all__ = [
     "Attribute", "Base", "MainModel", "BankModel", "Integer", "EpochTTL", "Text", "Flag", "Map", "List", "Gsi1", "Gsi2",
-    "Transaction", "connection", "failed_condition", "cancelled_by_condition",
+    "Transaction", "Write", "connection", "failed_condition", "cancelled_by_condition",
 ]  # fmt: skip
