@@ -295,6 +295,12 @@ class Transaction(TransactWrite):
         self._commit()
 
 
+def plain_image(image: dict[str, Any]) -> dict[str, Any]:
+    """Any item in DynamoDB's form (a stream image of whatever kind) as plain values, decoded by
+    PynamoDB's raw map (numbers come back int, never float, for the integers the project stores)."""
+    return MapAttribute().deserialize(image)
+
+
 def failed_condition(error: Exception) -> bool:
     """A PutError / UpdateError / DeleteError whose cause is the request's condition."""
     return (
@@ -317,5 +323,5 @@ def cancelled_by_condition(error: Exception, index: int | None) -> bool:
 
 __all__ = [
     "Attribute", "Base", "MainModel", "BankModel", "Integer", "EpochTTL", "Text", "Flag", "Map", "List", "Gsi1", "Gsi2",
-    "Transaction", "Write", "connection", "failed_condition", "cancelled_by_condition",
+    "Transaction", "Write", "connection", "plain_image", "failed_condition", "cancelled_by_condition",
 ]  # fmt: skip
