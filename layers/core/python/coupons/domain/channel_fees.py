@@ -4,7 +4,7 @@ A tenant file gives, per channel, basis points of the transfer with a minimum an
 transfer (per currency, minor units) and who bears the fee: the party (a payout arrives short by the
 fee, a collection takes the fee on top) or the platform. The fee is rounded down to the minor unit,
 then raised to the minimum and lowered to the maximum, and never exceeds the transfer itself. Its legs
-(`fees:{channel} +f`, the bearer `−f`) ride in the transfer's own journal (coupons/domain/transfer_journals.py).
+(`fees:{channel} +f`, and `platform −f` when the platform bears it) ride in the transfer's own journal (coupons/domain/transfer_journals.py).
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ class Fee:
     amount: int
     borne_by: Bearer
 
-    def legs(self, party: str) -> tuple[Leg, ...]:
-        """The channel is owed the fee; its bearer owes it (`party` is the transfer's account)."""
+    def legs(self) -> tuple[Leg, ...]:
+        """The channel is owed the fee. The platform bearing it owes it; a party bearing it pays it
+        through what the channel moves (short on a payout, on top of a collection), so the party's
+        own leg is its net either way."""
         if self.amount == 0:
             return ()
-        bearer = party if self.borne_by is Bearer.PARTY else "platform"
-        return (Leg(fees_account(self.channel), self.amount), Leg(bearer, -self.amount))
+        owed = (Leg(fees_account(self.channel), self.amount),)
+        return owed if self.borne_by is Bearer.PARTY else (*owed, Leg("platform", -self.amount))
 
 
 def fees_account(channel: str) -> str:

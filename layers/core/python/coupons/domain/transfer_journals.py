@@ -61,7 +61,7 @@ def transfer_journal(
     legs = [
         Leg(party, -sign * net),  # the party's balance settled: it is owed (or owes) that much less
         Leg(settlement_account(channel), sign * moved),
-        *fee.legs(party),
+        *fee.legs(),
     ]
     return Journal(
         journal_id=transfer_journal_id(instruction_id),
