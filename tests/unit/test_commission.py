@@ -172,3 +172,15 @@ def test_journals_balance_refunds_never_give_back_more_than_charged_and_a_full_r
         for leg in journal.legs:
             balances[leg.account] += leg.amount
     assert set(balances.values()) == {0}  # everything undone: every party back to 0
+
+
+def test_commission_and_the_platforms_share_land_on_one_platform_leg():
+    # the docs' example: D = 1,001 under 50/30/20 (platform 501, brand 300) with c = 300
+    versions = [{"version": 1, "effective_from": "2026-01-01T00:00:00Z", "default": FIVE_PERCENT_CAPPED}]
+    commission = for_redemption(versions, {**REDEMPTION, "discount": 1001}, AT)
+    journal = redemption_journal(
+        {**REDEMPTION, "discount": 1001}, Shares(PLATFORM=5000, BRAND=3000, MERCHANT=2000), {}, commission
+    )
+    assert journal.legs[0].account == "platform"
+    assert legs(journal) == {"platform": -201, "brand:B": -300, "merchant:M": 501}
+    assert journal.party_shares == {"PLATFORM": 501, "BRAND": 300, "MERCHANT": 200}
