@@ -47,7 +47,9 @@ def calendar_environment(tenant: Tenant) -> dict[str, str]:
         return {}
     text = calendars.to_environment(calendar)
     if len(text) > CALENDAR_ENV_LIMIT:
-        raise ValueError(f"calendar {calendar.name} is {len(text)} characters: keep it under {CALENDAR_ENV_LIMIT}")
+        raise ValueError(
+            f"calendar {calendar.name} is {len(text)} characters: keep it under {CALENDAR_ENV_LIMIT}"
+        )
     return {HOLIDAY_CALENDAR_ENV: text}
 
 

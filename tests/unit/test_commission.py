@@ -111,7 +111,10 @@ def test_a_version_never_starts_in_the_past_and_names_what_it_matches():
 
 
 def test_half_a_refund_gives_back_half_and_ties_go_to_the_refund():
-    assert given_back(charged=300, given_back_before=0, order_amount=10_000, refunded_before=0, refund=5_000) == 150
+    assert (
+        given_back(charged=300, given_back_before=0, order_amount=10_000, refunded_before=0, refund=5_000)
+        == 150
+    )
     # 301 over 1:1 → 150.5 each: the unit goes to the refund
     assert given_back(charged=301, given_back_before=0, order_amount=2, refunded_before=0, refund=1) == 151
     assert given_back(charged=301, given_back_before=151, order_amount=2, refunded_before=1, refund=1) == 150
@@ -127,11 +130,22 @@ def chains(draw):
     basis = draw(st.sampled_from(["ORDER", "DISCOUNT"]))
     low = draw(st.integers(0, 10**6))
     cap = draw(st.none() | st.integers(low, 10**7))
-    terms = {"basis": basis, "bps": bps, "minimum": {"CNY": low}, **({"maximum": {"CNY": cap}} if cap is not None else {})}
+    terms = {
+        "basis": basis,
+        "bps": bps,
+        "minimum": {"CNY": low},
+        **({"maximum": {"CNY": cap}} if cap is not None else {}),
+    }
     refunds = draw(st.lists(st.integers(1, 10**9), min_size=1, max_size=6))
     platform = draw(st.integers(0, 10_000))
     brand = draw(st.integers(0, 10_000 - platform))
-    return order, discount, terms, refunds, Shares(PLATFORM=platform, BRAND=brand, MERCHANT=10_000 - platform - brand)
+    return (
+        order,
+        discount,
+        terms,
+        refunds,
+        Shares(PLATFORM=platform, BRAND=brand, MERCHANT=10_000 - platform - brand),
+    )
 
 
 @given(chains())
@@ -151,7 +165,11 @@ def test_journals_balance_refunds_never_give_back_more_than_charged_and_a_full_r
             break
         share = reversal_share(discount, order, refunded, refund)
         part = given_back(
-            charged=charged, given_back_before=back, order_amount=order, refunded_before=refunded, refund=refund
+            charged=charged,
+            given_back_before=back,
+            order_amount=order,
+            refunded_before=refunded,
+            refund=refund,
         )
         journal = reversal_journal(
             {"reversal_id": f"rvs_{len(journals)}", "discount_reversed": share, **redemption},

@@ -90,7 +90,9 @@ def test_a_t0_event_of_x_is_the_intraday_runs_exactly_when_the_local_clock_read_
     intraday = intraday_cutoff(x.isoformat(), T0, ZONE)
     assert intraday.takes(due_date=x.isoformat(), event_at=event) == (local.time() < time(22))
     # and whatever it leaves, the daily run of X + 1 takes (what a run claims leaves the index)
-    assert daily_cutoff((x + timedelta(days=1)).isoformat(), ZONE).takes(due_date=x.isoformat(), event_at=event)
+    assert daily_cutoff((x + timedelta(days=1)).isoformat(), ZONE).takes(
+        due_date=x.isoformat(), event_at=event
+    )
 
 
 def test_a_cut_off_time_the_clocks_skip_is_the_moment_they_jump_and_one_shown_twice_is_its_first():
@@ -115,7 +117,11 @@ def test_a_run_whose_cut_off_is_in_the_future_is_refused_naming_the_settlement_d
 def test_the_schedules_settle_the_local_date_they_fire_on():
     # the daily schedule at 02:00 Berlin on 2026-03-29 (00:00 UTC: still the 28th in UTC) settles the 29th
     daily = scheduled_cutoff("2026-03-29T00:00:00Z", ZONE, RunKind.DAILY)
-    assert (daily.settlement_date, daily.at, daily.run_id) == ("2026-03-29", utc("2026-03-28T23:00:00"), "stl_20260329")
+    assert (daily.settlement_date, daily.at, daily.run_id) == (
+        "2026-03-29",
+        utc("2026-03-28T23:00:00"),
+        "stl_20260329",
+    )
     intraday = scheduled_cutoff("2026-10-25T21:00:00Z", ZONE, RunKind.INTRADAY, T0)
     assert (intraday.settlement_date, intraday.run_id) == ("2026-10-25", "stl_20261025_t0")
     with pytest.raises(ValueError):

@@ -8,7 +8,6 @@ from functools import cache
 
 from coupons.data.schema import MAIN
 
-
 HOLIDAY_CALENDAR_ENV = "TENANT_HOLIDAY_CALENDAR"
 
 

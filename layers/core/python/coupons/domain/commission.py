@@ -144,7 +144,9 @@ class Commission:
         }
 
 
-def for_redemption(versions: list[dict[str, Any]], redemption: dict[str, Any], at: datetime) -> Commission | None:
+def for_redemption(
+    versions: list[dict[str, Any]], redemption: dict[str, Any], at: datetime
+) -> Commission | None:
     """The commission of a redemption under the schedule's versions; None when none applies."""
     version = version_in_force(versions, at)
     if version is None:

@@ -92,7 +92,9 @@ def intraday_cutoff(settlement_date: str, t0_cutoff: str, time_zone: str) -> Cut
     return Cutoff(RunKind.INTRADAY, day.isoformat(), local_moment(day, _wall(t0_cutoff), time_zone))
 
 
-def scheduled_cutoff(scheduled_at: str, time_zone: str, kind: RunKind, t0_cutoff: str | None = None) -> Cutoff:
+def scheduled_cutoff(
+    scheduled_at: str, time_zone: str, kind: RunKind, t0_cutoff: str | None = None
+) -> Cutoff:
     """A scheduled run settles the local date it fires on (the daily one at 02:00 on X settles X)."""
     day = parse_time(scheduled_at).astimezone(ZoneInfo(time_zone)).date().isoformat()
     if kind is RunKind.DAILY:

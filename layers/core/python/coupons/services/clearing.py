@@ -136,4 +136,3 @@ class Clearer:
         except AlreadyPosted:
             return "duplicate"
         return "posted"
-
