@@ -17,9 +17,12 @@ import sys
 from pathlib import Path
 
 from infra.admin_key import table_of
+from infra.tenants import load_tenant
 
 
-def reclear(dynamodb_client, table_name: str, up_to: str | None = None) -> dict:
+def reclear(dynamodb_client, table_name: str, up_to: str | None = None, *, calendar=None) -> dict:
+    """`calendar`: the tenant's holiday calendar, as its clearing function has it (due dates in
+    business days); None: calendar days."""
     from coupons.data.ledger import LedgerStore
     from coupons.data.redemptions import RedemptionStore, source_images
     from coupons.services.clearing import Clearer
@@ -29,7 +32,7 @@ def reclear(dynamodb_client, table_name: str, up_to: str | None = None) -> dict:
     reclearer = Reclearer(
         lambda day, limit: store.pending_clearing(day, limit=limit),
         lambda redemption_id: source_images(dynamodb_client, table_name, redemption_id),
-        Clearer(LedgerStore(dynamodb_client, table_name)),
+        Clearer(LedgerStore(dynamodb_client, table_name), calendar=calendar),
     )
     return reclearer.run(up_to or ALL_DATES).summary()
 
@@ -59,10 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(aws_env(endpoints["moto_endpoint"], endpoints["region"]))
         session = boto3.session.Session(region_name=endpoints["region"])
         table = endpoints["tables"]["main"]
+        tenant = endpoints.get("tenant")
     else:
         session = boto3.session.Session(region_name=args.region)
         table = table_of(f"CouponClearing-{args.tenant}", session.client("cloudformation"))
-    summary = reclear(session.client("dynamodb"), table, args.up_to)
+        tenant = args.tenant
+    # The same calendar the tenant's clearing function has, so a re-cleared posting is due when a
+    # streamed one would be.
+    calendar = load_tenant(tenant).business_calendar() if tenant else None
+    summary = reclear(session.client("dynamodb"), table, args.up_to, calendar=calendar)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 1 if summary["failed"] else 0
 

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from coupons.domain.calendars import BusinessCalendar, parse_calendar
+from coupons.domain.channel_fees import FeeSchedule, check_fees_below_minimum
 from coupons.domain.money import Currency
 
 TENANTS_DIR = Path(__file__).resolve().parent / "tenants"
+# Holiday calendars (one file each, named by a tenant's `holiday_calendar`); not tenants themselves.
+CALENDARS_DIR = TENANTS_DIR / "calendars"
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 # EventBridge Scheduler's cron: minutes hours day-of-month month day-of-week year, evaluated in
 # the tenant's time zone (a plain EventBridge rule would read it as UTC).
@@ -53,7 +58,14 @@ class Tenant(BaseModel):
     settlement_log_level: Literal["OFF", "ERROR", "FATAL", "ALL"] = "ERROR"
     # Local time (tenant's zone) by which the previous business date's run must be closed: a check at
     # that time alarms otherwise. After the schedule, with room for clearing's wait and retries.
-    settlement_deadline: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    settlement_deadline: str = Field(default="06:00", pattern=_CLOCK)
+    # T+0's cut-off (local time): what was redeemed before it is paid the same day by the intraday run
+    # (coupons/domain/timeline.py). None: the tenant has no intraday run; T+0 is paid by the next daily.
+    settlement_t0_cutoff: str | None = Field(default=None, pattern=_CLOCK)
+    # A file of infra/tenants/calendars/: T+N then counts business days. None: calendar days.
+    holiday_calendar: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9-]{0,40}$")
+    # Per payment channel, what it charges per transfer and who bears it (coupons/domain/channel_fees.py).
+    channel_fees: dict[str, FeeSchedule] = Field(default_factory=dict)
     api_throttle: Throttle = Throttle(rate_limit=100, burst_limit=200)
     # Tighter limits on single routes ("METHOD /path", as the API serves them), e.g. the redemption hot path.
     api_route_throttles: dict[Route, Throttle] = Field(default_factory=dict)
@@ -81,12 +93,35 @@ class Tenant(BaseModel):
             raise ValueError(f"not an IANA time zone: {value!r}") from err
         return value
 
+    @field_validator("holiday_calendar")
+    @classmethod
+    def _calendar_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            _read_calendar(value)  # a missing or malformed calendar fails here, before synthesis
+        return value
+
+    @model_validator(mode="after")
+    def _fees_fit_the_minimum(self) -> Tenant:
+        for channel, schedule in self.channel_fees.items():
+            check_fees_below_minimum(channel, schedule, self.settlement_minimum_transfer)
+        return self
+
+    def business_calendar(self) -> BusinessCalendar | None:
+        return _read_calendar(self.holiday_calendar) if self.holiday_calendar else None
+
     @field_validator("settlement_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         if not _CRON.match(value):
             raise ValueError(f"expected an EventBridge Scheduler cron(...) with six fields: {value!r}")
         return value
+
+
+def _read_calendar(name: str) -> BusinessCalendar:
+    path = CALENDARS_DIR / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"no holiday calendar {path}")
+    return parse_calendar(json.loads(path.read_text()))
 
 
 def tenant_names() -> list[str]:

@@ -19,6 +19,7 @@ from coupons.config import settings
 from coupons.data.clients import dynamodb
 from coupons.data.items import from_item
 from coupons.data.ledger import LedgerStore
+from coupons.domain import calendars
 from coupons.observability import Event, count, metrics, tracer
 from coupons.services.clearing import Clearer
 
@@ -32,7 +33,10 @@ OURS = ("REDEMPTION", "REVERSAL")
 
 @cache
 def clearer() -> Clearer:
-    return Clearer(LedgerStore(dynamodb(), settings().main_table))
+    return Clearer(
+        LedgerStore(dynamodb(), settings().main_table),
+        calendar=calendars.from_environment(settings().holiday_calendar),
+    )
 
 
 def record_handler(record: DynamoDBRecord) -> str:

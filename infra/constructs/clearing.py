@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from coupons.data.schema import MAIN
-from infra.constructs.function import ServiceFunction
+from infra.constructs.function import ServiceFunction, calendar_environment
 from infra.constructs.layers import Layers
 from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
@@ -122,7 +122,7 @@ class Clearing(Construct):
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
                 iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]),
             ],
-            environment={MAIN.env_var: table.table_name},
+            environment={MAIN.env_var: table.table_name, **calendar_environment(tenant)},
             timeout_seconds=TIMEOUT_SECONDS,
             # Set aside (and capped): an API flood of any tenant cannot starve clearing, and clearing
             # cannot take more than one batch per shard anyway (parallelization 1).

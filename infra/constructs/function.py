@@ -8,6 +8,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from coupons.config import HOLIDAY_CALENDAR_ENV
+from coupons.domain import calendars
 from infra import REPO_ROOT
 from infra.constructs.layers import ARCHITECTURE, ASSET_EXCLUDE, RUNTIME, Layers
 from infra.constructs.log_groups import tenant_log_group
@@ -31,6 +33,24 @@ def common_environment(tenant: Tenant) -> dict[str, str]:
         "POWERTOOLS_LOG_LEVEL": tenant.log_level,
         "LOG_LEVEL": tenant.log_level,
     }
+
+
+# Lambda allows 4 KB of environment in all; a calendar may take half of it (about 150 days).
+CALENDAR_ENV_LIMIT = 2048
+
+
+def calendar_environment(tenant: Tenant) -> dict[str, str]:
+    """The tenant's holiday calendar for the functions that compute due dates (clearing); nothing when
+    the tenant has none (T+N in calendar days)."""
+    calendar = tenant.business_calendar()
+    if calendar is None:
+        return {}
+    text = calendars.to_environment(calendar)
+    if len(text) > CALENDAR_ENV_LIMIT:
+        raise ValueError(
+            f"calendar {calendar.name} is {len(text)} characters: keep it under {CALENDAR_ENV_LIMIT}"
+        )
+    return {HOLIDAY_CALENDAR_ENV: text}
 
 
 class ServiceFunction(Construct):

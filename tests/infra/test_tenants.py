@@ -38,6 +38,10 @@ def test_every_tenant_file_loads_under_its_own_name():
         ("log_level", "LOUD"),
         ("alarm_email", "not-an-address"),
         ("unexpected", "field"),
+        ("settlement_t0_cutoff", "24:00"),
+        ("holiday_calendar", "nowhere"),
+        ("channel_fees", {"simulated": {"bps": 60, "borne_by": "NOBODY"}}),
+        ("channel_fees", {"simulated": {"bps": 10_001, "borne_by": "PARTY"}}),
     ],
 )
 def test_a_wrong_setting_is_refused_naming_the_field(field: str, value):

@@ -2,6 +2,7 @@
 clearing-pending (gsi2) and unsettled-postings (gsi1) indexes settlement reads."""
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -323,3 +324,22 @@ def test_a_redemption_made_over_the_api_is_pending_then_cleared_and_its_entries_
         1,
         "s-1",
     )
+
+
+def test_with_a_holiday_calendar_a_t1_due_date_on_a_holiday_rolls_to_the_next_business_day(
+    clearing, ledger, aws, monkeypatch
+):
+    import coupons.config
+    from coupons.domain.calendars import BusinessCalendar, to_environment
+
+    # Given a tenant whose calendar makes Wednesday 2026-11-25 a holiday (the function's environment)
+    holiday = BusinessCalendar("test", through=date(2026, 12, 31), holidays=frozenset({date(2026, 11, 25)}))
+    monkeypatch.setenv("TENANT_HOLIDAY_CALENDAR", to_environment(holiday))
+    coupons.config.settings.cache_clear()
+    # When Tuesday's T+1 redemption is cleared
+    assert clearing(store(aws, load("clearing/redemption_batch"))) == []
+    # Then it is due the next business day, Thursday, on the journal and on its postings
+    journal = ledger.journal("jnl_rdm_01JDEMOREDEMPTION00000001")
+    assert (journal["business_date"], journal["due_date"]) == ("2026-11-24", "2026-11-26")
+    postings = [i for i in table(aws) if i["pk"].startswith("ENTRIES#")]
+    assert postings and {p["due_date"] for p in postings} == {"2026-11-26"}

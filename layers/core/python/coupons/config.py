@@ -8,6 +8,8 @@ from functools import cache
 
 from coupons.data.schema import MAIN
 
+HOLIDAY_CALENDAR_ENV = "TENANT_HOLIDAY_CALENDAR"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,6 +21,8 @@ class Settings:
     idempotency_ttl_seconds: int
     # Business dates (what T+N settlement counts from) are calendar dates in the tenant's zone.
     time_zone: str
+    # The tenant's holiday calendar (coupons.domain.calendars, compact JSON); None: T+N in calendar days.
+    holiday_calendar: str | None = None
 
 
 @cache
@@ -30,4 +34,5 @@ def settings() -> Settings:
         api_key_cache_seconds=int(env.get("API_KEY_CACHE_SECONDS", "60")),
         idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", str(48 * 3600))),
         time_zone=env.get("TENANT_TIME_ZONE", "UTC"),
+        holiday_calendar=env.get(HOLIDAY_CALENDAR_ENV) or None,
     )

@@ -13,15 +13,21 @@ balances is always zero.
   amount split over what it still has cleared (a largest-remainder split weighted by those
   remainders), so no party ever gives back more than it was cleared, and reversing everything
   returns every party to zero.
+- A platform commission c (coupons/domain/commission.py; none without a schedule) rides in the
+  redemption's journal: merchant:M −c, platform +c; a reversal gives back its part of c the same way
+  mirrored. An account appears once per journal (its legs are summed): one posting per account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coupons.domain.funding import PARTIES, Shares
 from coupons.domain.money import split
+
+if TYPE_CHECKING:
+    from coupons.domain.commission import Commission
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,15 @@ class Journal:
     legs: tuple[Leg, ...]
     party_shares: dict[str, int]  # what each party bears (PLATFORM / BRAND / MERCHANT)
     rule: dict[str, Any] = field(default_factory=dict)  # rule id, version, where the shares came from
+    # What else the journal charges, as statements show it: {"commission": {...}}, {"fee": {...}}.
+    charges: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if sum(leg.amount for leg in self.legs) != 0:
             raise ValueError(f"journal {self.journal_id} does not balance: {self.legs}")
+        accounts = [leg.account for leg in self.legs]
+        if len(set(accounts)) != len(accounts):  # a posting is keyed by account and journal
+            raise ValueError(f"journal {self.journal_id} names an account twice: {accounts}")
 
 
 def party_accounts(record: dict[str, Any]) -> dict[str, str]:
@@ -58,18 +69,39 @@ def journal_id(source_id: str) -> str:
     return f"jnl_{source_id}"
 
 
-def _legs(accounts: dict[str, str], shares: dict[str, int], sign: int) -> tuple[Leg, ...]:
+def merge_legs(legs: list[Leg] | tuple[Leg, ...], *, keep: str | None = None) -> tuple[Leg, ...]:
+    """One leg per account (amounts summed, first-seen order), legs of 0 left out; `keep`: the account
+    that stays as a leg of 0 when nothing else is left (a journal has at least one leg)."""
+    sums: dict[str, int] = {}
+    for leg in legs:
+        sums[leg.account] = sums.get(leg.account, 0) + leg.amount
+    merged = tuple(Leg(account, amount) for account, amount in sums.items() if amount != 0)
+    return merged or ((Leg(keep, 0),) if keep is not None else ())
+
+
+def _legs(
+    accounts: dict[str, str], shares: dict[str, int], sign: int, commission: int = 0
+) -> tuple[Leg, ...]:
     owed = shares["PLATFORM"] + shares["BRAND"]
     legs = [
         Leg(accounts["PLATFORM"], -sign * shares["PLATFORM"]),
         Leg(accounts["BRAND"], -sign * shares["BRAND"]),
         Leg(accounts["MERCHANT"], sign * owed),
+        # The platform's cut of the merchant's coupon revenue (signed like the journal: back on reversal).
+        Leg(accounts["MERCHANT"], -sign * commission),
+        Leg(accounts["PLATFORM"], sign * commission),
     ]
-    return tuple(leg for leg in legs if leg.amount != 0) or (Leg(accounts["MERCHANT"], 0),)
+    return merge_legs(legs, keep=accounts["MERCHANT"])
 
 
-def redemption_journal(redemption: dict[str, Any], shares: Shares | None, rule: dict[str, Any]) -> Journal:
-    """`shares` None: a gift card without a rule (the brand owes the merchant the whole amount)."""
+def redemption_journal(
+    redemption: dict[str, Any],
+    shares: Shares | None,
+    rule: dict[str, Any],
+    commission: Commission | None = None,
+) -> Journal:
+    """`shares` None: a gift card without a rule (the brand owes the merchant the whole amount).
+    `commission` None: no schedule in force, no commission (the journal is as it always was)."""
     amount = redemption["discount"]
     if shares is None:
         party_shares = {"PLATFORM": 0, "BRAND": amount, "MERCHANT": 0}
@@ -80,16 +112,22 @@ def redemption_journal(redemption: dict[str, Any], shares: Shares | None, rule: 
         source_id=redemption["redemption_id"],
         kind="REDEMPTION",
         currency=redemption["currency"],
-        legs=_legs(party_accounts(redemption), party_shares, +1),
+        legs=_legs(party_accounts(redemption), party_shares, +1, commission.amount if commission else 0),
         party_shares=party_shares,
         rule=rule,
+        charges={"commission": commission.as_record()} if commission else {},
     )
 
 
 def reversal_journal(
-    reversal: dict[str, Any], cleared: dict[str, int], reversed_so_far: dict[str, int], rule: dict[str, Any]
+    reversal: dict[str, Any],
+    cleared: dict[str, int],
+    reversed_so_far: dict[str, int],
+    rule: dict[str, Any],
+    commission_back: int = 0,
 ) -> Journal:
-    """The mirror of `reversal['discount_reversed']`, split over what each party has left cleared."""
+    """The mirror of `reversal['discount_reversed']`, split over what each party has left cleared, and
+    `commission_back` (commission.given_back: the reversal's part of the redemption's commission)."""
     amount = reversal["discount_reversed"]
     left = {party: cleared[party] - reversed_so_far.get(party, 0) for party in PARTIES}
     if amount > sum(left.values()):
@@ -103,7 +141,8 @@ def reversal_journal(
         source_id=reversal["reversal_id"],
         kind="REVERSAL",
         currency=reversal["currency"],
-        legs=_legs(party_accounts(reversal), party_shares, -1),
+        legs=_legs(party_accounts(reversal), party_shares, -1, commission_back),
         party_shares=party_shares,
         rule=rule,
+        charges={"commission_back": commission_back} if commission_back else {},
     )

@@ -12,13 +12,13 @@ out of the clearing-pending index; a record whose item is not in the table fails
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from coupons.data.ledger import POSTING_EXTRA, AlreadyPosted, LedgerStore, ReversalsMoved, SourceMissing
 from coupons.domain import funding, ledger
+from coupons.domain.calendars import BusinessCalendar, due_date
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
 from coupons.domain.times import parse as _parse
@@ -45,10 +45,16 @@ class RedemptionNotCleared(Exception):
 
 class Clearer:
     def __init__(
-        self, ledger_store: LedgerStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        ledger_store: LedgerStore,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        calendar: BusinessCalendar | None = None,
     ):
+        """`calendar`: the tenant's holiday calendar (T+N in business days); None: calendar days."""
         self._ledger = ledger_store
         self._clock = clock
+        self._calendar = calendar
 
     def clear(self, record: dict[str, Any]) -> str:
         """Posts the record's journal. Returns "posted", "duplicate" or "skipped" (not ours)."""
@@ -120,7 +126,7 @@ class Clearer:
             self._ledger.post(
                 journal,
                 business_date=source["business_date"],
-                due_date=due_date(source["business_date"], source["settlement_cycle"]),
+                due_date=due_date(source["business_date"], source["settlement_cycle"], self._calendar),
                 posted_at=iso(self._clock()),
                 source_key={"pk": source["pk"], "sk": source["sk"]},
                 # What postings carry for statements, and the cycle the journal records.
@@ -130,9 +136,3 @@ class Clearer:
         except AlreadyPosted:
             return "duplicate"
         return "posted"
-
-
-def due_date(business_date: str, settlement_cycle: str) -> str:
-    """Business date + N days for a T+N cycle: the day settlement may pay it."""
-    days = int(re.fullmatch(r"T\+(\d+)", settlement_cycle).group(1))
-    return (date.fromisoformat(business_date) + timedelta(days=days)).isoformat()
