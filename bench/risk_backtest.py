@@ -29,7 +29,12 @@ from coupons.domain.risk.rules import Event  # noqa: E402
 
 T0 = 1_767_225_600
 DAY = 86_400
-KIND_OF_RULE = {"farm-device": "farm", "store-hopping": "hopping", "merchant-burst": "burst", "claim-farm": "claim_farm"}
+KIND_OF_RULE = {
+    "farm-device": "farm",
+    "store-hopping": "hopping",
+    "merchant-burst": "burst",
+    "claim-farm": "claim_farm",
+}
 
 
 @dataclass
@@ -59,8 +64,20 @@ def generate(seed: int) -> list[Row]:
     def redeem(at, kind, merchant, user, device, store=None, discount=None):
         store = store or f"s{rng.randrange(3)}"
         amount = discount if discount is not None else rng.choice((300, 500, 500, 1000))
-        ctx = Context(Event.REDEMPTION, at, user, "cmp-1", f"C{len(rows)}", amount, "CNY", merchant, store,
-                      device, _ip(device), "198.51.100.1")
+        ctx = Context(
+            Event.REDEMPTION,
+            at,
+            user,
+            "cmp-1",
+            f"C{len(rows)}",
+            amount,
+            "CNY",
+            merchant,
+            store,
+            device,
+            _ip(device),
+            "198.51.100.1",
+        )
         rows.append(Row(at, kind, "redeem", ctx, api_key=f"key-{merchant}"))
 
     for m in merchants:
@@ -72,14 +89,38 @@ def generate(seed: int) -> list[Row]:
             u = rng.choice(users)
             redeem(at, "normal", m, u, device_of[u])
             if rng.random() < 0.01:  # an honest till mistypes a code that still passes its check
-                rows.append(Row(at + 1, "normal", "miss", api_key=f"key-{m}",
-                                ctx=Context(Event.REDEMPTION, at + 1, u, "cmp-1", "", 0, "CNY", m, None, device_of[u],
-                                            _ip(device_of[u]))))
+                rows.append(
+                    Row(
+                        at + 1,
+                        "normal",
+                        "miss",
+                        api_key=f"key-{m}",
+                        ctx=Context(
+                            Event.REDEMPTION,
+                            at + 1,
+                            u,
+                            "cmp-1",
+                            "",
+                            0,
+                            "CNY",
+                            m,
+                            None,
+                            device_of[u],
+                            _ip(device_of[u]),
+                        ),
+                    )
+                )
     for _ in range(600):  # normal issuance: one user claims on their own phone
         u = rng.choice(users)
         at = T0 + rng.randrange(DAY)
-        rows.append(Row(at, "normal", "issue", Context(Event.ISSUANCE, at, u, "cmp-1", "", 500, "CNY",
-                                                       device_id=device_of[u])))
+        rows.append(
+            Row(
+                at,
+                "normal",
+                "issue",
+                Context(Event.ISSUANCE, at, u, "cmp-1", "", 500, "CNY", device_id=device_of[u]),
+            )
+        )
     for i in range(4):  # brushing: a merchant redeeming far faster than its tills, fake users
         m, start = rng.choice(merchants), T0 + rng.randrange(DAY - 1200)
         for j in range(rng.randrange(150, 300)):
@@ -96,14 +137,27 @@ def generate(seed: int) -> list[Row]:
         device, start = f"claim-{i}", T0 + rng.randrange(DAY - 3600)
         for j in range(rng.randrange(15, 50)):
             at = start + rng.randrange(3600)
-            rows.append(Row(at, "claim_farm", "issue",
-                            Context(Event.ISSUANCE, at, f"cm{i}-{j}", "cmp-1", "", 500, "CNY", device_id=device)))
+            rows.append(
+                Row(
+                    at,
+                    "claim_farm",
+                    "issue",
+                    Context(Event.ISSUANCE, at, f"cm{i}-{j}", "cmp-1", "", 500, "CNY", device_id=device),
+                )
+            )
     for i in range(3):  # guessing: codes that pass the check character, from one IP behind a key
         start, ip = T0 + rng.randrange(DAY - 3600), f"203.0.113.{i}"
         for j in range(300):
             at = start + j * 10
-            rows.append(Row(at, "guessing", "miss", api_key=f"key-{rng.choice(merchants)}",
-                            ctx=Context(Event.REDEMPTION, at, "", "cmp-1", "", 0, "CNY", client_ip=ip)))
+            rows.append(
+                Row(
+                    at,
+                    "guessing",
+                    "miss",
+                    api_key=f"key-{rng.choice(merchants)}",
+                    ctx=Context(Event.REDEMPTION, at, "", "cmp-1", "", 0, "CNY", client_ip=ip),
+                )
+            )
     rows.sort(key=lambda r: r.at)
     return rows
 
@@ -115,8 +169,13 @@ def replay(rows: list[Row]) -> None:
     misses: dict[tuple[str, str], int] = defaultdict(int)
     for row in rows:
         if row.event == "miss":
-            counters = guessing.guess_counters(policy, at=row.at, api_key_id=row.api_key,
-                                               client_ip=row.ctx.client_ip, device_id=row.ctx.device_id)
+            counters = guessing.guess_counters(
+                policy,
+                at=row.at,
+                api_key_id=row.api_key,
+                client_ip=row.ctx.client_ip,
+                device_id=row.ctx.device_id,
+            )
             if any(guessing.over_limit(c, misses[(c.pk, c.sk)]) for c in counters):
                 row.caught_by = "guessing"
             else:
@@ -151,7 +210,9 @@ def report(rows: list[Row]) -> list[str]:
         caught = sum(1 for r in by_mechanism if r.kind == kind)
         precision = caught / len(by_mechanism) if by_mechanism else 0.0
         recall = caught / labelled if labelled else 0.0
-        lines.append(f"{kind:<11} {labelled:>7} {caught:>7} {len(by_mechanism):>8} {precision:>9.3f} {recall:>7.3f}")
+        lines.append(
+            f"{kind:<11} {labelled:>7} {caught:>7} {len(by_mechanism):>8} {precision:>9.3f} {recall:>7.3f}"
+        )
     normal = [r for r in rows if r.kind == "normal"]
     false = sum(1 for r in normal if r.caught_by)
     lines.append(f"normal events {len(normal)}, caught by any mechanism {false} ({false / len(normal):.4%})")

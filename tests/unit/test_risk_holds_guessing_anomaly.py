@@ -21,8 +21,12 @@ T0 = 1_767_225_600
 def test_a_review_decision_marks_the_redemption_held_with_its_rule():
     decision = Decision(Action.REVIEW, 4, "store-hopping", "many stores", 1)
     assert holds.review_fields(decision, "rdm_1") == {
-        "risk_action": "REVIEW", "risk_rule_id": "store-hopping", "risk_rule_version": 4,
-        "risk_reason": "many stores", "review_hold": "review:rdm_1"}
+        "risk_action": "REVIEW",
+        "risk_rule_id": "store-hopping",
+        "risk_rule_version": 4,
+        "risk_reason": "many stores",
+        "review_hold": "review:rdm_1",
+    }
     assert holds.review_fields(Decision(Action.ALLOW, 4), "rdm_1") == {}
 
 
@@ -33,14 +37,17 @@ def test_a_risk_denial_is_a_403_naming_the_rule_version_and_reason():
 
 
 def test_review_held_lines_wait_until_released_and_the_others_are_taken():
-    lines = [{"journal_id": "j1", "amount": 100}, {"journal_id": "j2", "amount": 50, "review_hold": "review:r2"}]
+    lines = [
+        {"journal_id": "j1", "amount": 100},
+        {"journal_id": "j2", "amount": 50, "review_hold": "review:r2"},
+    ]
 
     before = holds.settleable("merchant:m-1", lines, holds=[], released_reviews=set(), at=T0)
     after = holds.settleable("merchant:m-1", lines, holds=[], released_reviews={"review:r2"}, at=T0)
 
-    assert [l["journal_id"] for l in before.lines] == ["j1"]
+    assert [line["journal_id"] for line in before.lines] == ["j1"]
     assert before.held[0]["held_because"] == {"review_hold": "review:r2"}
-    assert [l["journal_id"] for l in after.lines] == ["j1", "j2"] and after.held == []
+    assert [line["journal_id"] for line in after.lines] == ["j1", "j2"] and after.held == []
 
 
 def test_a_held_party_waits_from_its_hold_until_its_release_and_its_lines_show_why():
@@ -52,7 +59,9 @@ def test_a_held_party_waits_from_its_hold_until_its_release_and_its_lines_show_w
     assert held.lines == [] and held.held[0]["held_because"]["reason"] == "chargebacks"
     released = holds.release_record(hold, by="finance", at=T0 + 100)
     assert holds.release_record(released, by="other", at=T0 + 200)["released_by"] == "finance"
-    assert holds.settleable("merchant:m-1", lines, holds=[released], released_reviews=set(), at=T0 + 100).lines
+    assert holds.settleable(
+        "merchant:m-1", lines, holds=[released], released_reviews=set(), at=T0 + 100
+    ).lines
     assert holds.settleable("merchant:m-2", lines, holds=[hold], released_reviews=set(), at=T0 + 5).lines
 
 
@@ -64,7 +73,9 @@ def test_a_hold_on_something_that_is_not_a_party_is_refused_naming_the_field():
 
 def test_a_decision_record_is_found_by_each_subject_the_request_gave():
     ctx = Context(Event.REDEMPTION, T0, "u-1", "cmp-1", "C0DE", 500, "CNY", "m-1", "s-1", "d-1", None, None)
-    record = holds.decision_record(ctx, Decision(Action.DENY, 1, "r", "why", 0), decision_id="dec_1", source_id=None)
+    record = holds.decision_record(
+        ctx, Decision(Action.DENY, 1, "r", "why", 0), decision_id="dec_1", source_id=None
+    )
     assert record["subjects"] == ["user:u-1", "device:d-1", "merchant:m-1", "coupon:C0DE"]
 
 
@@ -73,7 +84,9 @@ def test_a_decision_record_is_found_by_each_subject_the_request_gave():
 
 def test_misses_are_counted_per_api_key_and_per_end_user_ip_and_device_when_given():
     policy = guessing.GuessPolicy(window_seconds=600)
-    counters = guessing.guess_counters(policy, at=T0 + 30, api_key_id="key-1", client_ip="10.0.0.1", device_id=None)
+    counters = guessing.guess_counters(
+        policy, at=T0 + 30, api_key_id="key-1", client_ip="10.0.0.1", device_id=None
+    )
     assert [(c.scope, c.pk, c.sk, c.limit) for c in counters] == [
         ("api_key", "RISKGUESS#api_key#key-1", f"W600#{(T0 + 30) // 600}", 200),
         ("ip", "RISKGUESS#ip#10.0.0.1", f"W600#{(T0 + 30) // 600}", 20),

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coupons.domain.risk import keys
-from coupons.domain.risk.examples import ALLOWED_USER, BLOCKED_DEVICE, BRUSHING, FARMING, STORE_HOPPING, rule_set
+from coupons.domain.risk.examples import (
+    ALLOWED_USER,
+    BLOCKED_DEVICE,
+    BRUSHING,
+    FARMING,
+    STORE_HOPPING,
+    rule_set,
+)
 from coupons.domain.risk.memory import MemoryTable, evaluate
 from coupons.domain.risk.plan import Context, CounterUpdate, EntryCheck, plan
 from coupons.domain.risk.rules import Action, Event
@@ -19,17 +26,34 @@ T0 = 1_767_225_600  # 2026-01-01T00:00:00Z, on every window's boundary
 
 def ctx(**overrides) -> Context:
     values = dict(
-        event=Event.REDEMPTION, at=T0 + 10, user_id="u-1", campaign_id="cmp-1", code="C0DE", amount=500,
-        currency="CNY", merchant_id="m-1", store_id="s-1", device_id="d-1", client_ip="10.0.0.1",
+        event=Event.REDEMPTION,
+        at=T0 + 10,
+        user_id="u-1",
+        campaign_id="cmp-1",
+        code="C0DE",
+        amount=500,
+        currency="CNY",
+        merchant_id="m-1",
+        store_id="s-1",
+        device_id="d-1",
+        client_ip="10.0.0.1",
         caller_ip="192.0.2.7",
     )
     values.update(overrides)
     return Context(**values)
 
 
-def velocity(rule_id: str, per: str, measure: str, threshold: int, *, unit="minute", size=1, action="DENY", **more):
-    condition = {"type": "velocity", "per": per, "measure": measure, "threshold": threshold,
-                 "window": {"unit": unit, "size": size}, **more}
+def velocity(
+    rule_id: str, per: str, measure: str, threshold: int, *, unit="minute", size=1, action="DENY", **more
+):
+    condition = {
+        "type": "velocity",
+        "per": per,
+        "measure": measure,
+        "threshold": threshold,
+        "window": {"unit": unit, "size": size},
+        **more,
+    }
     return {"rule_id": rule_id, "condition": condition, "action": action, "reason": f"{rule_id} exceeded"}
 
 
@@ -42,13 +66,20 @@ def test_a_list_rule_is_one_condition_check_that_the_entry_is_absent_or_expired(
     planned = plan(rule_set(BLOCKED_DEVICE), ctx())
     (guard,) = planned.guards
     assert isinstance(guard, EntryCheck)
-    assert (guard.pk, guard.sk, guard.now, guard.rules) == ("RISKLIST#block-device#d-1", "ENTRY", T0 + 10, (0,))
+    assert (guard.pk, guard.sk, guard.now, guard.rules) == (
+        "RISKLIST#block-device#d-1",
+        "ENTRY",
+        T0 + 10,
+        (0,),
+    )
 
 
 def test_an_ip_list_checks_the_end_users_and_the_callers_address():
     ip_rule = {**BLOCKED_DEVICE, "rule_id": "ip", "condition": {"type": "list", "list": "block-ip"}}
     assert [g.pk for g in plan(rule_set(ip_rule), ctx()).guards] == [
-        "RISKLIST#block-ip#10.0.0.1", "RISKLIST#block-ip#192.0.2.7"]
+        "RISKLIST#block-ip#10.0.0.1",
+        "RISKLIST#block-ip#192.0.2.7",
+    ]
     assert len(plan(rule_set(ip_rule), ctx(caller_ip="10.0.0.1")).guards) == 1  # one item, one action
 
 
@@ -89,7 +120,10 @@ def test_a_blocked_device_is_denied_with_the_rule_id_version_and_reason_and_noth
 
     assert result.decision.action is Action.DENY and result.committed is None
     assert result.decision.problem_extra() == {
-        "rule_id": "blocked-device", "rule_version": 7, "reason": "device on the block list"}
+        "rule_id": "blocked-device",
+        "rule_version": 7,
+        "reason": "device on the block list",
+    }
     assert not any(k[0].startswith("RISKCTR#") for k in table.items)  # a denied redemption wrote nothing
 
 
@@ -114,13 +148,19 @@ def test_an_allow_listed_user_is_decided_by_the_allow_rule_and_later_rules_do_no
 
 def test_a_review_rule_lets_the_redemption_through_marked_with_the_rule_and_an_earlier_deny_still_applies():
     table = MemoryTable()
-    rules = rule_set(velocity("deny-10", "user", "count", 3), velocity("review-2", "user", "count", 1, action="REVIEW"))
+    rules = rule_set(
+        velocity("deny-10", "user", "count", 3), velocity("review-2", "user", "count", 1, action="REVIEW")
+    )
 
     actions = [evaluate(rules, ctx(), table).decision for _ in range(5)]
 
     assert [(a.action, a.rule_id) for a in actions] == [
-        (Action.ALLOW, None), (Action.REVIEW, "review-2"), (Action.REVIEW, "review-2"),
-        (Action.DENY, "deny-10"), (Action.DENY, "deny-10")]
+        (Action.ALLOW, None),
+        (Action.REVIEW, "review-2"),
+        (Action.REVIEW, "review-2"),
+        (Action.DENY, "deny-10"),
+        (Action.DENY, "deny-10"),
+    ]
 
 
 def test_farming_the_fourth_user_on_a_device_in_an_hour_is_denied_but_a_user_already_counted_is_not():
@@ -130,19 +170,25 @@ def test_farming_the_fourth_user_on_a_device_in_an_hour_is_denied_but_a_user_alr
         assert evaluate(rules, ctx(user_id=user), table).decision.action is Action.ALLOW
     assert evaluate(rules, ctx(user_id="u-4"), table).decision.rule_id == "farm-device"
     assert evaluate(rules, ctx(user_id="u-2", at=T0 + 3599), table).decision.action is Action.ALLOW
-    assert evaluate(rules, ctx(user_id="u-4", at=T0 + 3600), table).decision.action is Action.ALLOW  # next hour
+    assert (
+        evaluate(rules, ctx(user_id="u-4", at=T0 + 3600), table).decision.action is Action.ALLOW
+    )  # next hour
 
 
 def test_a_user_at_a_sixth_store_within_ten_minutes_is_reviewed():
     table = MemoryTable()
     rules = rule_set(STORE_HOPPING)
-    actions = [evaluate(rules, ctx(store_id=f"s-{i}", at=T0 + 60 * i), table).decision.action for i in range(7)]
+    actions = [
+        evaluate(rules, ctx(store_id=f"s-{i}", at=T0 + 60 * i), table).decision.action for i in range(7)
+    ]
     assert actions == [Action.ALLOW] * 5 + [Action.REVIEW] * 2
 
 
 def test_one_amount_above_an_amount_threshold_is_denied_on_a_fresh_counter():
     table = MemoryTable()
-    result = evaluate(rule_set(velocity("big", "user", "amount", 400, currency="CNY")), ctx(amount=500), table)
+    result = evaluate(
+        rule_set(velocity("big", "user", "amount", 400, currency="CNY")), ctx(amount=500), table
+    )
     assert result.decision.rule_id == "big" and result.attempts == 1
 
 
@@ -159,7 +205,9 @@ def _sorted(sequence):
 
 
 @given(events, st.integers(1, 6), st.sampled_from([("minute", 1), ("minute", 10), ("hour", 1)]))
-def test_a_count_guard_of_limit_n_admits_exactly_min_n_attempts_per_subject_and_window(sequence, limit, window):
+def test_a_count_guard_of_limit_n_admits_exactly_min_n_attempts_per_subject_and_window(
+    sequence, limit, window
+):
     unit, size = window
     rules = rule_set(velocity("cap", "device", "count", limit, unit=unit, size=size))
     table = MemoryTable()
@@ -168,7 +216,9 @@ def test_a_count_guard_of_limit_n_admits_exactly_min_n_attempts_per_subject_and_
         at = T0 + offset
         key = (device, at // (size * {"minute": 60, "hour": 3600}[unit]))
         attempted[key] += 1
-        if evaluate(rules, ctx(user_id=f"u{user}", device_id=f"d{device}", at=at, amount=amount), table).committed:
+        if evaluate(
+            rules, ctx(user_id=f"u{user}", device_id=f"d{device}", at=at, amount=amount), table
+        ).committed:
             admitted[key] += 1
     assert all(admitted[k] == min(limit, attempted[k]) for k in attempted)
 
@@ -178,7 +228,7 @@ def test_an_amount_guard_never_admits_more_than_its_limit_per_window(sequence, l
     rules = rule_set(velocity("budget", "user", "amount", limit, unit="hour", currency="CNY"))
     table = MemoryTable()
     total = defaultdict(int)
-    for user, device, offset, amount in _sorted(sequence):
+    for user, _device, offset, amount in _sorted(sequence):
         at = T0 + offset
         if evaluate(rules, ctx(user_id=f"u{user}", at=at, amount=amount), table).committed:
             total[(user, at // 3600)] += amount
@@ -186,7 +236,9 @@ def test_an_amount_guard_never_admits_more_than_its_limit_per_window(sequence, l
 
 
 @given(events, st.integers(1, 4))
-def test_a_distinct_guard_admits_at_most_n_users_per_device_and_never_refuses_one_already_counted(sequence, limit):
+def test_a_distinct_guard_admits_at_most_n_users_per_device_and_never_refuses_one_already_counted(
+    sequence, limit
+):
     rules = rule_set(velocity("farm", "device", "distinct", limit, unit="hour", of="user"))
     table = MemoryTable()
     seen = defaultdict(set)
@@ -213,19 +265,23 @@ def test_a_list_entry_blocks_exactly_until_it_expires(entries, now):
         if expires_at > now:
             live.add(device)
     for device in range(3):
-        decision = evaluate(rule_set(BLOCKED_DEVICE), ctx(device_id=f"d{device}", at=T0 + now), table).decision
+        decision = evaluate(
+            rule_set(BLOCKED_DEVICE), ctx(device_id=f"d{device}", at=T0 + now), table
+        ).decision
         assert (decision.action is Action.DENY) == (device in live)
 
 
-rule_choices = st.sampled_from([
-    velocity("c-dev", "device", "count", 2),
-    velocity("c-user", "user", "count", 3, action="REVIEW"),
-    velocity("a-user", "user", "amount", 1500, currency="CNY", action="REVIEW"),
-    velocity("d-dev", "device", "distinct", 2, unit="hour", of="user"),
-    velocity("d-user", "user", "distinct", 2, unit="hour", of="device", action="REVIEW"),
-    {**ALLOWED_USER},
-    {**BLOCKED_DEVICE},
-])
+rule_choices = st.sampled_from(
+    [
+        velocity("c-dev", "device", "count", 2),
+        velocity("c-user", "user", "count", 3, action="REVIEW"),
+        velocity("a-user", "user", "amount", 1500, currency="CNY", action="REVIEW"),
+        velocity("d-dev", "device", "distinct", 2, unit="hour", of="user"),
+        velocity("d-user", "user", "distinct", 2, unit="hour", of="device", action="REVIEW"),
+        {**ALLOWED_USER},
+        {**BLOCKED_DEVICE},
+    ]
+)
 
 
 def _reference(rules, history, c: Context, allowed: set[str], blocked: set[str]):
@@ -266,6 +322,11 @@ def test_the_guards_decide_as_first_match_over_the_committed_events_computed_dir
         assert result.attempts <= len(chosen) + 1
         if result.committed:
             counted = {r for g in result.committed.guards if isinstance(g, CounterUpdate) for r in g.rules}
-            distinct = {b.rule for g in result.committed.guards if isinstance(g, CounterUpdate)
-                        for b in g.bounds if b.measure == "distinct"}
+            distinct = {
+                b.rule
+                for g in result.committed.guards
+                if isinstance(g, CounterUpdate)
+                for b in g.bounds
+                if b.measure == "distinct"
+            }
             history.append((c, counted, distinct))

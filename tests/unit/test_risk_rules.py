@@ -47,7 +47,11 @@ def test_the_four_examples_of_the_issue_are_expressible_in_one_rule_set():
     farming = rules.rules[0].condition
     assert isinstance(farming, VelocityCondition)
     assert (farming.per, farming.measure, farming.of, farming.window.seconds, farming.threshold) == (
-        Subject.DEVICE, "distinct", Subject.USER, 3600, 3,
+        Subject.DEVICE,
+        "distinct",
+        Subject.USER,
+        3600,
+        3,
     )
     assert rules.rules[1].condition.window.seconds == 600
     assert rules.rules[2].condition.measure == "count"
@@ -77,7 +81,15 @@ def test_the_four_examples_of_the_issue_are_expressible_in_one_rule_set():
     ],
 )
 def test_a_bad_field_window_or_action_is_refused_naming_the_field(path, value, field):
-    errors = refused([changed({**FARMING, "condition": {**FARMING["condition"], "window": {"unit": "day", "size": 1}}}, path, value)])
+    errors = refused(
+        [
+            changed(
+                {**FARMING, "condition": {**FARMING["condition"], "window": {"unit": "day", "size": 1}}},
+                path,
+                value,
+            )
+        ]
+    )
 
     assert field in [where for where, _ in errors], errors
 
@@ -99,7 +111,11 @@ def test_a_block_list_never_allows_and_an_allow_list_never_denies():
 def test_an_issuance_rule_on_a_merchant_or_store_is_refused_it_could_never_match():
     on_merchant = {**ISSUANCE_FARMING, "condition": {**BRUSHING["condition"]}}
     assert refused([on_merchant])[0][0] == "rules.0.condition"
-    store_list = {**BLOCKED_DEVICE, "applies_to": "ISSUANCE", "condition": {"type": "list", "list": "block-store"}}
+    store_list = {
+        **BLOCKED_DEVICE,
+        "applies_to": "ISSUANCE",
+        "condition": {"type": "list", "list": "block-store"},
+    }
     assert refused([store_list])[0][0] == "rules.0.condition"
 
 
@@ -120,8 +136,13 @@ def test_a_rule_set_whose_guards_cannot_fit_the_one_transaction_is_refused():
     def counter(i: int) -> dict:
         return {
             "rule_id": f"r{i}",
-            "condition": {"type": "velocity", "per": "user", "measure": "count",
-                          "window": {"unit": "minute", "size": i + 1}, "threshold": 5},
+            "condition": {
+                "type": "velocity",
+                "per": "user",
+                "measure": "count",
+                "window": {"unit": "minute", "size": i + 1},
+                "threshold": 5,
+            },
             "action": "DENY",
             "reason": "x",
         }
@@ -133,9 +154,17 @@ def test_a_rule_set_whose_guards_cannot_fit_the_one_transaction_is_refused():
 
 
 def test_rules_sharing_a_subject_and_window_share_one_counter_item():
-    amount = {**BRUSHING, "rule_id": "merchant-amount",
-              "condition": {**BRUSHING["condition"], "measure": "amount", "currency": "CNY", "threshold": 10**6}}
-    rules = rule_set(BRUSHING, amount, BLOCKED_DEVICE, {**BLOCKED_DEVICE, "rule_id": "ip", "condition": {"type": "list", "list": "block-ip"}})
+    amount = {
+        **BRUSHING,
+        "rule_id": "merchant-amount",
+        "condition": {**BRUSHING["condition"], "measure": "amount", "currency": "CNY", "threshold": 10**6},
+    }
+    rules = rule_set(
+        BRUSHING,
+        amount,
+        BLOCKED_DEVICE,
+        {**BLOCKED_DEVICE, "rule_id": "ip", "condition": {"type": "list", "list": "block-ip"}},
+    )
     # one merchant counter for both, one device list check, two ip checks (client and caller address)
     assert budget.cost(rules.rules, Event.REDEMPTION) == 4
     assert budget.cost(rules.rules, Event.ISSUANCE) == 0

@@ -8,8 +8,12 @@ from coupons.domain.risk.rules import RuleSet
 FARMING = {  # one device redeeming coupons of more than 3 users in an hour (套券)
     "rule_id": "farm-device",
     "condition": {
-        "type": "velocity", "per": "device", "measure": "distinct", "of": "user",
-        "window": {"unit": "hour"}, "threshold": 3,
+        "type": "velocity",
+        "per": "device",
+        "measure": "distinct",
+        "of": "user",
+        "window": {"unit": "hour"},
+        "threshold": 3,
     },
     "action": "DENY",
     "reason": "coupon farming: one device redeeming for many users",
@@ -17,8 +21,12 @@ FARMING = {  # one device redeeming coupons of more than 3 users in an hour (套
 STORE_HOPPING = {  # one user redeeming at more than 5 stores in 10 minutes
     "rule_id": "store-hopping",
     "condition": {
-        "type": "velocity", "per": "user", "measure": "distinct", "of": "store",
-        "window": {"unit": "minute", "size": 10}, "threshold": 5,
+        "type": "velocity",
+        "per": "user",
+        "measure": "distinct",
+        "of": "store",
+        "window": {"unit": "minute", "size": 10},
+        "threshold": 5,
     },
     "action": "REVIEW",
     "reason": "one user at many stores within minutes",
@@ -26,8 +34,11 @@ STORE_HOPPING = {  # one user redeeming at more than 5 stores in 10 minutes
 BRUSHING = {  # a merchant redeeming more than N a minute (刷单)
     "rule_id": "merchant-burst",
     "condition": {
-        "type": "velocity", "per": "merchant", "measure": "count",
-        "window": {"unit": "minute"}, "threshold": 20,
+        "type": "velocity",
+        "per": "merchant",
+        "measure": "count",
+        "window": {"unit": "minute"},
+        "threshold": 20,
     },
     "action": "REVIEW",
     "reason": "a merchant redeeming faster than its tills can",
@@ -36,8 +47,12 @@ ISSUANCE_FARMING = {  # one device claiming coupons for many users (issuance)
     "rule_id": "claim-farm",
     "applies_to": "ISSUANCE",
     "condition": {
-        "type": "velocity", "per": "device", "measure": "distinct", "of": "user",
-        "window": {"unit": "day"}, "threshold": 5,
+        "type": "velocity",
+        "per": "device",
+        "measure": "distinct",
+        "of": "user",
+        "window": {"unit": "day"},
+        "threshold": 5,
     },
     "action": "DENY",
     "reason": "one device claiming coupons for many users",

@@ -29,7 +29,9 @@ class HoldTerms(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    party: Annotated[StrictStr, Field(pattern=PARTY_PATTERN, description="an account: merchant:{id}, brand:{id}")]
+    party: Annotated[
+        StrictStr, Field(pattern=PARTY_PATTERN, description="an account: merchant:{id}, brand:{id}")
+    ]
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
 
 
@@ -128,7 +130,9 @@ def subjects(ctx: Context) -> list[str]:
     return [f"{name}:{value}" for name, value in pairs if value]
 
 
-def decision_record(ctx: Context, decision: Decision, *, decision_id: str, source_id: str | None) -> dict[str, Any]:
+def decision_record(
+    ctx: Context, decision: Decision, *, decision_id: str, source_id: str | None
+) -> dict[str, Any]:
     """One recorded decision: every DENY and REVIEW (and ALLOW by a rule); a redemption that no rule
     matched is not recorded (that is every ordinary redemption: its record says enough)."""
     if decision.rule_id is None:

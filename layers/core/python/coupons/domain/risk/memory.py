@@ -64,7 +64,9 @@ class MemoryTable:
         if len(set(keys_seen)) != len(keys_seen):
             raise ValueError("two actions on one item: DynamoDB refuses the whole transaction")
         failed = {
-            i: copy.deepcopy(self.items.get((g.pk, g.sk))) for i, g in enumerate(guards) if not self._passes(g)
+            i: copy.deepcopy(self.items.get((g.pk, g.sk)))
+            for i, g in enumerate(guards)
+            if not self._passes(g)
         }
         if failed:
             return failed

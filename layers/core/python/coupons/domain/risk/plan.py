@@ -176,7 +176,8 @@ def plan(rule_set: RuleSet, ctx: Context, *, first_match: int | None = None) -> 
         seconds = condition.window.seconds
         key = keys.counter_key(condition.per.value, subject_value, seconds, ctx.at)
         item = counters.setdefault(
-            key, {"ttl": keys.counter_ttl(ctx.at, seconds), "adds": {}, "members": {}, "bounds": [], "rules": []}
+            key,
+            {"ttl": keys.counter_ttl(ctx.at, seconds), "adds": {}, "members": {}, "bounds": [], "rules": []},
         )
         item["rules"].append(position)
         attribute = _attribute(condition)
@@ -186,7 +187,9 @@ def plan(rule_set: RuleSet, ctx: Context, *, first_match: int | None = None) -> 
             if asserted:
                 digest = keys.member(ctx.value(condition.of))
                 item["members"][attribute] = digest
-                item["bounds"].append(Bound(position, "distinct", attribute, condition.threshold, member=digest))
+                item["bounds"].append(
+                    Bound(position, "distinct", attribute, condition.threshold, member=digest)
+                )
             continue
         step = 1 if condition.measure == "count" else ctx.amount
         item["adds"][attribute] = step
@@ -247,7 +250,9 @@ class Retry:
     first_match: int | None
 
 
-def resolve(rule_set: RuleSet, attempted: Plan, failed: Mapping[int, Mapping[str, Any] | None]) -> Decision | Retry:
+def resolve(
+    rule_set: RuleSet, attempted: Plan, failed: Mapping[int, Mapping[str, Any] | None]
+) -> Decision | Retry:
     """What a cancellation means. `failed`: guard index → its item as it was (ALL_OLD), for each guard
     whose condition failed (Transaction.position of the tag ("risk", i) gives the index). The first rule
     in order that the images show holding decides; a DENY is final, anything else is retried."""

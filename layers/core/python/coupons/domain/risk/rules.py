@@ -82,7 +82,9 @@ class Window(_Strict):
     def _at_most_a_week(cls, size: int, info: ValidationInfo) -> int:
         unit = info.data.get("unit")
         if unit is not None and size * UNIT_SECONDS[unit] > MAX_WINDOW_SECONDS:
-            raise ValueError(f"a window is at most 7 days ({MAX_WINDOW_SECONDS // UNIT_SECONDS[unit]} {unit}s)")
+            raise ValueError(
+                f"a window is at most 7 days ({MAX_WINDOW_SECONDS // UNIT_SECONDS[unit]} {unit}s)"
+            )
         return size
 
     @property
