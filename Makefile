@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install local settle reclear test test-fast synth bench lint clean admin-key audit-iac
+.PHONY: help install local settle reclear test test-fast synth bench lint clean admin-key audit-iac risk-backtest
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
@@ -22,6 +22,7 @@ help:
 	@echo "make reclear - re-clear what is still pending clearing on the running local stack"
 	@echo "make audit-iac - checkov on the synthesized templates (docs/iac-audit.md lists what it reports)"
 	@echo "make bench   - benchmarks (requests, write units, ratios; see README)"
+	@echo "make risk-backtest - replay a seeded, labelled day of attacks through the risk rules and detector"
 
 # uv itself comes from PyPI into a private venv; it then installs the locked dependencies.
 $(UV):
@@ -71,6 +72,11 @@ synth: install
 BENCHES := cold_start issuance redemption clearing settlement audit
 bench: install
 	@for b in $(BENCHES); do [ -f bench/$$b.py ] || continue; echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; echo; done
+
+# Precision and recall per kind of attack on a seeded, generated day (docs/risk.md); SEED=N for another.
+SEED ?= 18
+risk-backtest: install
+	$(PY) bench/risk_backtest.py --seed $(SEED)
 
 # checkov on every synthesized template; the checks it fails by design are skipped in .checkov.yaml,
 # each with its reason in docs/iac-audit.md. Anything else that fails, fails this target.

@@ -14,6 +14,7 @@ class Kind(Enum):
     UNPROCESSABLE = "unprocessable"
     TOO_LARGE = "too_large"  # the request body is above the documented size
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    TOO_MANY_REQUESTS = "too_many_requests"  # 429: the error carries retry_after (seconds)
 
 
 class DomainError(Exception):
