@@ -7,7 +7,8 @@ import re
 
 from coupons.domain.money import is_currency, minor_units
 
-_NUMBER = re.compile(r"^(-?)(\d+)(?:\.(\d+))?$")
+# ASCII digits only: `\d` would also read a full-width "１" or an Arabic-Indic digit as a number.
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 class AmountFormatError(ValueError):
@@ -25,7 +26,7 @@ def parse_major(text: str, currency: str, *, signed: bool = False, zero_padding:
     allowed (a fee refunded on a return)."""
     if not is_currency(currency):
         raise AmountFormatError(f"unknown currency {currency!r}")
-    match = _NUMBER.match(text)
+    match = _NUMBER.fullmatch(text)
     if not match:
         raise AmountFormatError(f"{text!r} is not an amount")
     sign, whole, fraction = match.group(1), match.group(2), match.group(3) or ""
