@@ -10,7 +10,6 @@ from coupons.domain.payments import ChannelStatus, Direction, Receipt
 from coupons.domain.reconciliation.compensation import Action, Policy, after_query, compensation_id, decide
 from coupons.domain.reconciliation.lines import LineStatus, LineType
 from coupons.domain.reconciliation.matcher import MatchConfig, match
-from coupons.domain.reconciliation.records import ExceptionClass as C
 from coupons.domain.reconciliation.records import ReconException, TransferStatus
 from tests.unit._reconciliation import CONFIG, DAY, day, line_for, transfer
 

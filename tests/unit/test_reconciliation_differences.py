@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 
 from coupons.domain.reconciliation import channel_bill, formats, simbank
 from coupons.domain.reconciliation.compensation import Policy, decide
-from coupons.domain.reconciliation.differences import EXPECTED, Difference, Injection, inject, parse_spec, plan
-from coupons.domain.reconciliation.matcher import Matcher, MatchConfig, match
+from coupons.domain.reconciliation.differences import (
+    EXPECTED,
+    Difference,
+    Injection,
+    inject,
+    parse_spec,
+    plan,
+)
+from coupons.domain.reconciliation.matcher import MatchConfig, Matcher, match
 from coupons.domain.reconciliation.records import ReconException
 from tests.unit._reconciliation import CONFIG, DAY, day
 

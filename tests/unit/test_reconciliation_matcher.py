@@ -7,8 +7,8 @@ import pytest
 from coupons.domain.reconciliation.lines import LineStatus, LineType
 from coupons.domain.reconciliation.matcher import (
     Confirmation,
-    Matcher,
     MatchConfig,
+    Matcher,
     bucket_of,
     match,
     settle_leftovers,
