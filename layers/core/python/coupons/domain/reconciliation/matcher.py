@@ -44,6 +44,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from coupons.domain.payments import Direction
+from coupons.domain.reconciliation.internal import internal_differences, signed
 from coupons.domain.reconciliation.lines import LineStatus, LineType, StatementLine
 from coupons.domain.reconciliation.records import (
     ExceptionClass as C,
@@ -97,10 +98,6 @@ def bucket_of(instruction_id: str | None, buckets: int) -> int:
     if not instruction_id:
         return 0
     return int.from_bytes(hashlib.sha256(instruction_id.encode()).digest()[:4], "big") % buckets
-
-
-def _signed(direction_or_type: str, amount: int) -> int:
-    return amount if str(direction_or_type) == "PAYOUT" else -amount
 
 
 def _expected_type(transfer: Transfer) -> LineType:
@@ -190,7 +187,9 @@ class Matcher:
     def _key(self, key, found, transfer, record, with_records) -> Iterator[Confirmation | ReconException]:
         cfg = self.config
         if with_records:
-            yield from self._emit_all(_internal(key, transfer, record, cfg))
+            yield from self._emit_all(
+                internal_differences(key, transfer, record, cfg.channel, cfg.statement_date)
+            )
         if transfer is None:
             for n, line in enumerate(found, start=1):
                 yield self._emit(
@@ -202,7 +201,7 @@ class Matcher:
             return
         self.report.transfers += 1
         if transfer.status.unconfirmed:
-            self._unconfirmed[transfer.currency] = self._unconfirmed.get(transfer.currency, 0) + _signed(
+            self._unconfirmed[transfer.currency] = self._unconfirmed.get(transfer.currency, 0) + signed(
                 transfer.direction, transfer.amount
             )
         primaries = [line for line in found if line.type is not LineType.RETURN]
@@ -248,7 +247,7 @@ class Matcher:
             return
         same_money = line.type is _expected_type(transfer) and line.amount == transfer.amount
         if not same_money:
-            difference = _signed(line.type, line.amount) - _signed(transfer.direction, transfer.amount)
+            difference = signed(line.type, line.amount) - signed(transfer.direction, transfer.amount)
             yield make(C.AMOUNT_MISMATCH, date=ours_date, currency=line.currency, amount_at_stake=difference,
                        detail=f"the channel moved {line.type} {line.amount}, we instructed "
                               f"{transfer.direction} {transfer.amount}", difference=difference, **common)  # fmt: skip
@@ -374,42 +373,3 @@ def match(
         kwargs["party_records"] = sorted(kwargs["party_records"], key=lambda r: r.instruction_id)
     out = list(matcher.run(ordered_lines, ordered_transfers, **kwargs))
     return out, matcher.report
-
-
-def _internal(
-    key: str, transfer: Transfer | None, record: PartyRecord | None, cfg: MatchConfig
-) -> Iterator[ReconException]:
-    """The three ways of our own side: the transfer, what the run decided for the party, and the
-    party's postings. Every disagreement about one instruction id is one exception listing them."""
-    problems = []
-    if record is None and transfer is not None:
-        problems.append("a transfer without a party record in its run")
-    if record is not None and transfer is None:
-        problems.append(f"the run decided {record.decision} {record.transfer}, no transfer exists")
-    if record is not None and transfer is not None:
-        if (record.decision, record.transfer, record.currency, record.party) != (
-            str(transfer.direction),
-            transfer.amount,
-            transfer.currency,
-            transfer.party,
-        ):
-            problems.append(
-                f"the run decided {record.decision} {record.transfer} {record.currency} to {record.party}"
-            )
-        if _signed(record.decision, record.transfer) != record.net:
-            problems.append(f"the run's net {record.net} is not its {record.decision} {record.transfer}")
-    if record is not None and record.postings_sum != record.net:
-        problems.append(f"the postings add up to {record.postings_sum}, the run's net is {record.net}")
-    if not problems:
-        return
-    stakes = [abs(record.postings_sum - record.net)] if record else []
-    if record and transfer:
-        stakes.append(
-            abs(_signed(record.decision, record.transfer) - _signed(transfer.direction, transfer.amount))
-        )
-    stake = max(stakes, default=0) or (transfer.amount if transfer else record.transfer)
-    yield make(C.INTERNAL_MISMATCH, date=transfer.date if transfer else cfg.statement_date, channel=cfg.channel,
-               key=key, currency=(transfer or record).currency, amount_at_stake=stake,
-               ours=transfer.evidence() if transfer else None,
-               theirs={"party_record": record.__repr__()} if record else None, detail="; ".join(problems),
-               problems=problems)  # fmt: skip
