@@ -52,9 +52,19 @@ def test_a_missing_transfer_is_asked_for_then_resent_under_the_same_id_or_matche
         "instruction_id": t.instruction_id, "run_id": t.run_id, "party": t.party,
         "direction": "PAYOUT", "amount": t.amount, "currency": "CNY",
     }  # fmt: skip
-    receipt = Receipt(t.instruction_id, "SIMBANK-X", ChannelStatus.ACCEPTED, t.amount, "CNY", Direction.PAYOUT, "2026-11-24T02:00:00Z")
+    receipt = Receipt(
+        t.instruction_id,
+        "SIMBANK-X",
+        ChannelStatus.ACCEPTED,
+        t.amount,
+        "CNY",
+        Direction.PAYOUT,
+        "2026-11-24T02:00:00Z",
+    )
     assert after_query(exc, receipt).action is Action.REMATCH
-    other = Receipt(t.instruction_id, "SIMBANK-X", ChannelStatus.ACCEPTED, t.amount + 1, "CNY", Direction.PAYOUT, "x")
+    other = Receipt(
+        t.instruction_id, "SIMBANK-X", ChannelStatus.ACCEPTED, t.amount + 1, "CNY", Direction.PAYOUT, "x"
+    )
     assert after_query(exc, other).action is Action.REVIEW
 
 
@@ -91,7 +101,9 @@ def test_a_duplicate_payout_is_recovered_from_the_party_by_a_collection_of_a_der
     comp = decide(exc, POLICY, today=DAY)
     assert comp.action is Action.RECOVER and comp.transfer["direction"] == "COLLECTION"
     assert comp.transfer["instruction_id"].startswith("rcv_20261124_")
-    assert comp.transfer["instruction_id"] == decide(exc, POLICY, today="2026-11-30").transfer["instruction_id"]
+    assert (
+        comp.transfer["instruction_id"] == decide(exc, POLICY, today="2026-11-30").transfer["instruction_id"]
+    )
     assert legs(comp) == {("bank:simulated", t.amount), (t.party, -t.amount)}
 
 
@@ -112,7 +124,11 @@ def test_an_unknown_line_goes_to_review_with_what_moved_in_suspense():
 def test_an_amount_mismatch_moves_what_was_instructed_off_settlement_and_the_difference_to_suspense():
     (t,), (line,) = day(1)
     comp = decide(one([line.with_(amount=t.amount + 40)], [t]), POLICY, today=DAY)
-    assert legs(comp) == {("settlement:simulated", -t.amount), ("bank:simulated", t.amount + 40), ("suspense:simulated", -40)}
+    assert legs(comp) == {
+        ("settlement:simulated", -t.amount),
+        ("bank:simulated", t.amount + 40),
+        ("suspense:simulated", -40),
+    }
 
 
 def test_a_currency_mismatch_books_the_channel_s_amount_in_its_currency_to_suspense():
@@ -124,7 +140,9 @@ def test_a_currency_mismatch_books_the_channel_s_amount_in_its_currency_to_suspe
 
 def test_a_settlement_account_off_by_an_amount_books_the_difference_to_suspense_for_review():
     transfers, lines = day(1)
-    comp = decide(one(lines, transfers, settlement_balances={"CNY": transfers[0].amount + 3}), POLICY, today=DAY)
+    comp = decide(
+        one(lines, transfers, settlement_balances={"CNY": transfers[0].amount + 3}), POLICY, today=DAY
+    )
     assert legs(comp) == {("settlement:simulated", -3), ("suspense:simulated", 3)}
 
 
@@ -164,7 +182,9 @@ changes = st.fixed_dictionaries(
 
 
 @given(st.lists(changes, min_size=1, max_size=12), st.sampled_from(["recover", "review"]))
-def test_every_exception_of_any_day_gets_an_action_and_a_balanced_integer_journal_the_same_on_replay(edits, duplicates):
+def test_every_exception_of_any_day_gets_an_action_and_a_balanced_integer_journal_the_same_on_replay(
+    edits, duplicates
+):
     transfers, lines = day(len(edits), sent_at="2026-11-24T15:58:00.000000Z")
     file = []
     for edit, line in zip(edits, lines, strict=True):
@@ -178,11 +198,39 @@ def test_every_exception_of_any_day_gets_an_action_and_a_balanced_integer_journa
         file += [changed, changed.with_(line_no=changed.line_no + 1000)] if edit["twice"] else [changed]
     policy = Policy(fee_tolerance={"CNY": 200, "JPY": 2}, duplicates=duplicates)
     config = MatchConfig("simulated", DAY)
-    first = [decide(x, policy, today="2026-11-26") for x in match(file, transfers, config)[0] if isinstance(x, ReconException)]
-    again = [decide(x, policy, today="2026-11-26") for x in match(file, transfers, config)[0] if isinstance(x, ReconException)]
+    first = [
+        decide(x, policy, today="2026-11-26")
+        for x in match(file, transfers, config)[0]
+        if isinstance(x, ReconException)
+    ]
+    again = [
+        decide(x, policy, today="2026-11-26")
+        for x in match(file, transfers, config)[0]
+        if isinstance(x, ReconException)
+    ]
     assert first == again
     for comp in first:
         if comp.journal:
             assert sum(leg.amount for leg in comp.journal.legs) == 0
             assert all(type(leg.amount) is int and leg.amount != 0 for leg in comp.journal.legs)
         assert comp.review == (comp.action in (Action.REVIEW, Action.ESCALATE))
+
+
+def test_a_payout_returned_in_the_same_file_that_confirms_it_is_reversed_against_the_bank_it_came_back_to():
+    (t,), (line,) = day(1)
+    back = line.with_(type=LineType.RETURN, channel_reference="SIMBANK-R", line_no=2)
+    comp = decide(one([line, back], [t]), POLICY, today=DAY)
+    assert legs(comp) == {(t.party, t.amount), ("bank:simulated", -t.amount)}
+
+
+def test_a_return_line_for_a_payout_whose_own_line_failed_is_not_reversed_twice():
+    (t,), (line,) = day(1)
+    back = line.with_(type=LineType.RETURN, channel_reference="SIMBANK-R", line_no=2)
+    found = [
+        x
+        for x in match([line.with_(status=LineStatus.FAILED), back], [t], CONFIG)[0]
+        if isinstance(x, ReconException)
+    ]
+    comps = [decide(x, POLICY, today=DAY) for x in found]
+    assert sorted(c.action for c in comps) == [Action.RETURN_AND_REVERSE, Action.REVIEW]
+    assert sum(1 for c in comps if c.journal) == 1

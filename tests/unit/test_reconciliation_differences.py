@@ -47,13 +47,25 @@ def test_injection_is_pure_and_leaves_the_other_lines_as_they_were():
 def test_one_difference_per_instruction_id():
     _, lines = day(2)
     with pytest.raises(ValueError, match="one difference"):
-        inject(lines, [Injection(Difference.FEE, lines[0].instruction_id), Injection(Difference.AMOUNT, lines[0].instruction_id)])
+        inject(
+            lines,
+            [
+                Injection(Difference.FEE, lines[0].instruction_id),
+                Injection(Difference.AMOUNT, lines[0].instruction_id),
+            ],
+        )
 
 
 def test_a_plan_is_the_same_for_the_same_seed_and_targets_distinct_lines():
     _, lines = day(30)
     counts = parse_spec("missing=2,returned=1,fee=3,previous_day=1,unknown=2")
-    assert counts == {Difference.MISSING: 2, Difference.RETURNED: 1, Difference.FEE: 3, Difference.PREVIOUS_DAY: 1, Difference.UNKNOWN: 2}
+    assert counts == {
+        Difference.MISSING: 2,
+        Difference.RETURNED: 1,
+        Difference.FEE: 3,
+        Difference.PREVIOUS_DAY: 1,
+        Difference.UNKNOWN: 2,
+    }
     first, again = plan(lines, seed=7, counts=counts), plan(lines, seed=7, counts=counts)
     assert first == again and plan(lines, seed=8, counts=counts) != first
     targets = [i.instruction_id for i in first if i.instruction_id]
@@ -71,7 +83,13 @@ def test_the_simulated_bank_s_records_of_the_day_become_its_lines_in_instruction
         {"instruction_id": "ins_a", "direction": "COLLECTION", "amount": 700, "currency": "CNY", "channel_reference": "SIMBANK-A", "accepted_at": "2026-11-23T16:30:00.000000Z"},
         {"instruction_id": "ins_c", "direction": "PAYOUT", "amount": 900, "currency": "CNY", "channel_reference": "SIMBANK-C", "accepted_at": "2026-11-24T16:30:00.000000Z"},
     ]  # fmt: skip
-    lines = simbank.statement_lines(records, channel="simulated", statement_date=DAY, time_zone="Asia/Shanghai", fee_of=lambda r: r["amount"] // 100)
+    lines = simbank.statement_lines(
+        records,
+        channel="simulated",
+        statement_date=DAY,
+        time_zone="Asia/Shanghai",
+        fee_of=lambda r: r["amount"] // 100,
+    )
     assert [(x.instruction_id, str(x.type), x.amount, x.fee, x.channel_time) for x in lines] == [
         ("ins_a", "COLLECTION", 700, 7, "2026-11-24T00:30:00+08:00"),
         ("ins_b", "PAYOUT", 500, 5, "2026-11-24T09:00:00+08:00"),
@@ -98,7 +116,9 @@ days = st.fixed_dictionaries(
 
 
 @given(days)
-def test_every_injected_difference_of_a_random_day_is_classified_exactly_once_and_replays_give_the_same_ids(case):
+def test_every_injected_difference_of_a_random_day_is_classified_exactly_once_and_replays_give_the_same_ids(
+    case,
+):
     transfers, lines = day(len(case["transfers"]))
     transfers = [
         t.__class__(**{**t.evidence(), "direction": d, "amount": a, "currency": c, "fee": f})
@@ -129,8 +149,14 @@ def test_every_injected_difference_of_a_random_day_is_classified_exactly_once_an
 
 def test_a_day_sorted_by_instruction_id_streams_through_the_matcher_without_sorting():
     transfers, lines = day(200)
-    changed, injected = inject(lines, plan(lines, seed=3, counts={Difference.MISSING: 3, Difference.DUPLICATE: 2, Difference.FEE: 4}))
+    changed, injected = inject(
+        lines, plan(lines, seed=3, counts={Difference.MISSING: 3, Difference.DUPLICATE: 2, Difference.FEE: 4})
+    )
     matcher = Matcher(MatchConfig("simulated", DAY))
-    found = [x for x in matcher.run(iter(_through_the_file(changed)), iter(transfers)) if isinstance(x, ReconException)]
+    found = [
+        x
+        for x in matcher.run(iter(_through_the_file(changed)), iter(transfers))
+        if isinstance(x, ReconException)
+    ]
     assert Counter((x.cls, x.key) for x in found) == Counter((i.expected, i.key) for i in injected)
     assert matcher.report.confirmed == 200 - 3

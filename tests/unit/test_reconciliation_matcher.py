@@ -44,7 +44,12 @@ def test_a_transfer_the_channel_does_not_show_is_missing_at_the_channel_with_our
     transfers, lines = day(3)
     out, _ = match(lines[:1] + lines[2:], transfers, CONFIG)
     exc = only(out)
-    assert (exc.cls, exc.key, exc.amount_at_stake, exc.currency) == (C.MISSING_AT_CHANNEL, transfers[1].instruction_id, 10_002, "CNY")
+    assert (exc.cls, exc.key, exc.amount_at_stake, exc.currency) == (
+        C.MISSING_AT_CHANNEL,
+        transfers[1].instruction_id,
+        10_002,
+        "CNY",
+    )
     assert exc.ours == transfers[1].evidence() and exc.theirs is None
     assert exc.exception_id == exception_id(DAY, CHANNEL, C.MISSING_AT_CHANNEL, transfers[1].instruction_id)
     assert "ask the channel" in exc.suggested_action
@@ -55,7 +60,12 @@ def test_a_line_we_never_instructed_is_unknown_at_the_channel_keyed_by_its_refer
     stranger = line_for(transfer(99), 3)
     out, _ = match(lines + [stranger], transfers, CONFIG)
     exc = only(out)
-    assert (exc.cls, exc.key, exc.ours, exc.theirs) == (C.UNKNOWN_AT_CHANNEL, stranger.channel_reference, None, stranger.evidence())
+    assert (exc.cls, exc.key, exc.ours, exc.theirs) == (
+        C.UNKNOWN_AT_CHANNEL,
+        stranger.channel_reference,
+        None,
+        stranger.evidence(),
+    )
 
 
 def test_another_amount_is_an_amount_mismatch_with_the_signed_difference_and_no_confirmation():
@@ -85,7 +95,12 @@ def test_a_failed_or_returned_line_while_we_think_it_sent_is_a_status_mismatch(s
     (t,), (line,) = day(1)
     out, _ = match([line.with_(status=status)], [t], CONFIG)
     exc = only(out)
-    assert (exc.cls, exc.facts["outcome"], exc.facts["confirmed"], exc.amount_at_stake) == (C.STATUS_MISMATCH, str(status), False, t.amount)
+    assert (exc.cls, exc.facts["outcome"], exc.facts["confirmed"], exc.amount_at_stake) == (
+        C.STATUS_MISMATCH,
+        str(status),
+        False,
+        t.amount,
+    )
     assert confirmations(out) == []
 
 
@@ -94,7 +109,11 @@ def test_a_return_line_after_the_payout_is_a_status_mismatch_of_its_own_and_the_
     back = line.with_(type=LineType.RETURN, channel_reference="SIMBANK-R", line_no=2)
     out, _ = match([line, back], [t], CONFIG)
     exc = only(out)
-    assert (exc.cls, exc.key, exc.theirs["channel_reference"]) == (C.STATUS_MISMATCH, f"{t.instruction_id}/RETURN", "SIMBANK-R")
+    assert (exc.cls, exc.key, exc.theirs["channel_reference"]) == (
+        C.STATUS_MISMATCH,
+        f"{t.instruction_id}/RETURN",
+        "SIMBANK-R",
+    )
     assert len(confirmations(out)) == 1
 
 
@@ -107,7 +126,12 @@ def test_a_return_of_a_transfer_confirmed_on_an_earlier_day_is_a_status_mismatch
 
 def test_an_already_returned_transfer_expects_its_failed_line_and_raises_nothing_on_a_replay():
     (t,), (line,) = day(1, status=TransferStatus.RETURNED)
-    assert match([line.with_(status=LineStatus.FAILED), line.with_(type=LineType.RETURN, line_no=9)], [t], CONFIG)[0] == []
+    assert (
+        match(
+            [line.with_(status=LineStatus.FAILED), line.with_(type=LineType.RETURN, line_no=9)], [t], CONFIG
+        )[0]
+        == []
+    )
 
 
 def test_the_same_line_twice_is_one_match_and_one_duplicate_at_the_channel():
@@ -132,9 +156,16 @@ def test_another_currency_is_one_currency_mismatch_and_amounts_are_not_compared(
 
 def test_a_line_booked_the_day_before_is_timing_and_still_confirms_the_money():
     (t,), (line,) = day(1)
-    out, _ = match([line.with_(value_date="2026-11-23", channel_time="2026-11-23T23:59:00+08:00")], [t], CONFIG)
+    out, _ = match(
+        [line.with_(value_date="2026-11-23", channel_time="2026-11-23T23:59:00+08:00")], [t], CONFIG
+    )
     exc = only(out)
-    assert (exc.cls, exc.facts["waiting"], exc.facts["days_off"], exc.facts["beyond_drift"]) == (C.TIMING, False, -1, False)
+    assert (exc.cls, exc.facts["waiting"], exc.facts["days_off"], exc.facts["beyond_drift"]) == (
+        C.TIMING,
+        False,
+        -1,
+        False,
+    )
     assert len(confirmations(out)) == 1
 
 
@@ -182,7 +213,9 @@ def test_of_two_candidates_the_nearest_day_then_the_smallest_id_is_chosen():
     a, b = transfer(1, amount=500, date="2026-11-23"), transfer(2, amount=500)
     c = transfer(3, amount=500)
     line = line_for(b).with_(instruction_id=None)
-    assert [x.instruction_id for x in confirmations(match([line], [a, b, c], CONFIG)[0])] == [b.instruction_id]
+    assert [x.instruction_id for x in confirmations(match([line], [a, b, c], CONFIG)[0])] == [
+        b.instruction_id
+    ]
 
 
 def test_each_aspect_that_differs_on_one_line_is_its_own_exception():
@@ -200,7 +233,10 @@ def test_the_run_s_party_records_and_postings_are_checked_against_each_transfer(
     ]
     out, _ = match(lines, transfers, CONFIG, party_records=records)
     found = {(x.cls, x.key): x for x in exceptions(out)}
-    assert set(found) == {(C.INTERNAL_MISMATCH, k) for k in (transfers[1].instruction_id, transfers[2].instruction_id, "ins_20261124_zzzz")}
+    assert set(found) == {
+        (C.INTERNAL_MISMATCH, k)
+        for k in (transfers[1].instruction_id, transfers[2].instruction_id, "ins_20261124_zzzz")
+    }
     assert found[(C.INTERNAL_MISMATCH, transfers[1].instruction_id)].amount_at_stake == 2
     assert "without a party record" in found[(C.INTERNAL_MISMATCH, transfers[2].instruction_id)].detail
 
@@ -217,7 +253,14 @@ def test_the_settlement_account_must_hold_exactly_the_unconfirmed_transfers():
 
 def test_replaying_the_same_file_gives_the_same_exceptions_with_the_same_ids():
     transfers, lines = day(6)
-    bad = [lines[0], lines[1].with_(fee=1), lines[2], lines[2].with_(line_no=99), lines[4].with_(currency="JPY"), line_for(transfer(42), 50)]
+    bad = [
+        lines[0],
+        lines[1].with_(fee=1),
+        lines[2],
+        lines[2].with_(line_no=99),
+        lines[4].with_(currency="JPY"),
+        line_for(transfer(42), 50),
+    ]
     first, _ = match(bad, transfers, CONFIG)
     again, _ = match(list(reversed(bad)), list(reversed(transfers)), CONFIG)
     assert [x.exception_id for x in exceptions(first)] == [x.exception_id for x in exceptions(again)]
@@ -234,13 +277,20 @@ def test_streams_must_be_sorted_by_instruction_id():
 
 def test_matching_bucket_by_bucket_then_the_leftovers_gives_what_one_stream_gives():
     transfers, lines = day(40)
-    lines = [x for i, x in enumerate(lines) if i % 7] + [lines[3].with_(instruction_id=None), line_for(transfer(77), 99)]
+    lines = [x for i, x in enumerate(lines) if i % 7] + [
+        lines[3].with_(instruction_id=None),
+        line_for(transfer(77), 99),
+    ]
     whole = {x.exception_id for x in exceptions(match(lines, transfers, CONFIG)[0])}
     parts, missing, unkeyed = set(), [], []
     for b in range(4):
         matcher = Matcher(CONFIG, final=False)
-        mine = sorted((x for x in lines if bucket_of(x.instruction_id, 4) == b), key=lambda x: x.instruction_id or "")
-        theirs = sorted((t for t in transfers if bucket_of(t.instruction_id, 4) == b), key=lambda t: t.instruction_id)
+        mine = sorted(
+            (x for x in lines if bucket_of(x.instruction_id, 4) == b), key=lambda x: x.instruction_id or ""
+        )
+        theirs = sorted(
+            (t for t in transfers if bucket_of(t.instruction_id, 4) == b), key=lambda t: t.instruction_id
+        )
         parts |= {x.exception_id for x in exceptions(matcher.run(mine, theirs))}
         missing += matcher.missing
         unkeyed += matcher.unkeyed

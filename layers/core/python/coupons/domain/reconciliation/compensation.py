@@ -121,7 +121,11 @@ def _missing(exc, policy, today):
 def _status(exc, policy, today):
     """The transfer becomes RETURNED; its journal is reversed: the party is owed (or owes) it again
     and the next run pays it, on both statements. Not confirmed (FAILED, or returned in the same
-    file): the money never left settlement:{channel}. Confirmed earlier: it came back to the bank."""
+    file): the money never left settlement:{channel}. Confirmed (earlier, or by this file's line):
+    it came back to the bank. A RETURN line of a transfer whose own line FAILED is not reversed a
+    second time: review."""
+    if exc.facts.get("also_failed"):
+        return _make(exc, Action.REVIEW, review=True, note="a return of a transfer whose own line failed")
     ours, channel = exc.ours, exc.channel
     amount, party = exc.amount_at_stake, ours["party"]
     sign = 1 if ours["direction"] == str(Direction.PAYOUT) else -1

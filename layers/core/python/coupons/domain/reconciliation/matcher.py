@@ -209,11 +209,13 @@ class Matcher:
         if transfer.status is TransferStatus.RETURNED:
             returns = []  # its return was compensated: the FAILED / RETURN line is what we expect now
         duplicates = primaries if transfer.status is TransferStatus.CONFIRMED else primaries[1:]
+        confirmed = transfer.status is TransferStatus.CONFIRMED
+        failed = False  # THE line itself failed: its STATUS_MISMATCH is the one reversal
         if transfer.status.unconfirmed:
-            if primaries:
-                yield from self._emit_all(self.compare(transfer, primaries[0]))
-            else:
-                yield from self._emit_all(self._absent(transfer))
+            outcome = list(self.compare(transfer, primaries[0]) if primaries else self._absent(transfer))
+            confirmed = any(isinstance(x, Confirmation) for x in outcome)
+            failed = any(isinstance(x, ReconException) and x.cls is C.STATUS_MISMATCH for x in outcome)
+            yield from self._emit_all(outcome)
         prefix = f"{key}@{cfg.statement_date}" if transfer.status is TransferStatus.CONFIRMED else key
         for n, line in enumerate(duplicates, start=1 if transfer.status is TransferStatus.CONFIRMED else 2):
             yield self._emit(
@@ -227,7 +229,7 @@ class Matcher:
                      key=f"{key}/RETURN" + (f"#{n}" if n > 1 else ""), currency=line.currency,
                      amount_at_stake=line.amount, ours=transfer.evidence(), theirs=line.evidence(),
                      detail=f"{key} came back (RETURN)", outcome="RETURNED", party=transfer.party,
-                     confirmed=transfer.status is TransferStatus.CONFIRMED)
+                     confirmed=confirmed, also_failed=failed)
             )  # fmt: skip
 
     def compare(self, transfer: Transfer, line: StatementLine) -> Iterator[Confirmation | ReconException]:
