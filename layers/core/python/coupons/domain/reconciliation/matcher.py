@@ -144,6 +144,8 @@ class Matcher:
         party_records: Iterable[PartyRecord] | None = None,
         settlement_balances: dict[str, int] | None = None,
     ) -> Iterator[Confirmation | ReconException]:
+        """Every input sorted by instruction id (checked). `settlement_balances` is compared with the
+        unconfirmed transfers THIS matcher saw: pass it to a single-stream run, or sum the buckets'."""
         keyed_lines = _ascending(self._set_aside_unkeyed(lines), "lines", strict=False)
         streams = [
             ((line.instruction_id, 0, line.line_no, line) for line in keyed_lines),
