@@ -69,7 +69,7 @@ synth: install
 
 # Figures, not pass/fail: counts that are deterministic (requests, write units) and ratios measured
 # in one run on this shared machine.
-BENCHES := cold_start issuance redemption clearing settlement audit
+BENCHES := cold_start issuance redemption clearing settlement audit reconciliation
 bench: install
 	@for b in $(BENCHES); do [ -f bench/$$b.py ] || continue; echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; echo; done
 
