@@ -77,7 +77,11 @@ def get_run(
     caller(Role.ADMIN)
     query = {"list": "run-parties", "run": run_id}
     bucket, start = decode_position(
-        SettlementParty, cursor, query, partitions=PARTY_BUCKETS, partition_key=lambda b: parties_pk(run_id, b)
+        SettlementParty,
+        cursor,
+        query,
+        partitions=PARTY_BUCKETS,
+        partition_key=lambda b: parties_pk(run_id, b),
     )
     body, position = runs().get(run_id, bucket=bucket, start=start, limit=limit)
     return json_response(200, {**body, "next_cursor": encode_position(SettlementParty, query, position)})

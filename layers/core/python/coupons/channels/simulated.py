@@ -19,7 +19,6 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from coupons.data.models.base import failed_condition
 from coupons.data.models.bank import (
     FAULT_SK,
     INSTRUCTION_SK,
@@ -28,6 +27,7 @@ from coupons.data.models.bank import (
     fault_pk,
     instruction_pk,
 )
+from coupons.data.models.base import failed_condition
 from coupons.domain.coupons import iso
 from coupons.domain.payments import (
     ChannelRejected,

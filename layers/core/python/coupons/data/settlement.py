@@ -101,7 +101,9 @@ class SettlementStore:
             self._client.put_item(**request)
         except self._client.exceptions.ConditionalCheckFailedException as error:
             old = error.response.get("Item")
-            raise RunExists(model.from_raw_data(old).record() if old else self.run(record["run_id"])) from None
+            raise RunExists(
+                model.from_raw_data(old).record() if old else self.run(record["run_id"])
+            ) from None
         return record
 
     def run(self, run_id: str) -> dict[str, Any] | None:

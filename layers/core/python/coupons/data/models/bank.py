@@ -1,7 +1,7 @@
 """The simulated bank's records, in its own table (coupons.channels.simulated; schema BANK).
 
-  INSTRUCTION#{instruction_id} / INSTRUCTION   BankInstruction: an accepted instruction
-  FAULT#{party}                / FAULT         BankFault: an injected fault (party `*`: every party)
+INSTRUCTION#{instruction_id} / INSTRUCTION   BankInstruction: an accepted instruction
+FAULT#{party}                / FAULT         BankFault: an injected fault (party `*`: every party)
 """
 
 from __future__ import annotations

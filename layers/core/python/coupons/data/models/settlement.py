@@ -41,7 +41,12 @@ def carry_sk(carried_from: str, currency: str) -> str:
 
 RUN_SK = "RUN"
 RUNS_INDEX_PK = "SETTLEMENTRUNS"  # gsi1: every run, by business date
-RUN_KIND, PARTY_KIND, LINE_KIND, CARRY_KIND = "SETTLEMENT_RUN", "SETTLEMENT_PARTY", "SETTLEMENT_LINE", "CARRY_FORWARD"
+RUN_KIND, PARTY_KIND, LINE_KIND, CARRY_KIND = (
+    "SETTLEMENT_RUN",
+    "SETTLEMENT_PARTY",
+    "SETTLEMENT_LINE",
+    "CARRY_FORWARD",
+)
 
 
 class SettlementRun(MainModel):
