@@ -479,6 +479,13 @@ def recorded_requests(path: Path):
                 yield entry
 
 
+def _named(spec: dict[str, Any]) -> str:
+    """An update's expression with its attribute-name placeholders (`#0`, as PynamoDB writes every name)
+    replaced by the names, so that what it removes is read the same however the request was built."""
+    names = spec.get("ExpressionAttributeNames", {})
+    return re.sub(r"#\w+", lambda m: names.get(m.group(0), m.group(0)), spec.get("UpdateExpression", ""))
+
+
 class Tally:
     """What one run's recording holds, by step and operation, and what its writes touch."""
 
@@ -569,7 +576,7 @@ class Tally:
                 body["Key"],
                 put=False,
                 transactional=False,
-                expression=body.get("UpdateExpression", ""),
+                expression=_named(body),
             )
         elif op == "TransactWriteItems":
             for action in body["TransactItems"]:
@@ -582,7 +589,7 @@ class Tally:
                         spec["Key"],
                         put=False,
                         transactional=True,
-                        expression=spec.get("UpdateExpression", ""),
+                        expression=_named(spec),
                     )
         elif op == "BatchWriteItem":
             for table, requests in body["RequestItems"].items():

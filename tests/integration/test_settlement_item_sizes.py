@@ -11,7 +11,7 @@ import pytest
 
 from coupons.data.items import to_item
 from coupons.data.ledger import shard_of, unsettled_partition, unsettled_sort_key
-from coupons.data.settlement import party_key, run_key
+from coupons.data.models.settlement import RUN_SK, party_pk, run_pk
 from tests.integration.test_settlement_steps import DAY, MAIN_TABLE, RUN, moto_world
 
 # Enough to show the records do not grow with the lines (moto copies the table per transaction: kept small).
@@ -59,7 +59,8 @@ def put_postings(world, party: str, count: int, amount: int = 10) -> None:
         )
 
 
-def size(world, key) -> int:
+def size(world, pk: str, sk: str) -> int:
+    key = {"pk": {"S": pk}, "sk": {"S": sk}}
     item = world.ddb.get_item(TableName=MAIN_TABLE, Key=key, ConsistentRead=True)["Item"]
     return len(json.dumps(item))  # the wire form: larger than DynamoDB's own count, never smaller
 
@@ -75,9 +76,10 @@ def test_a_party_with_many_lines_settles_and_no_item_grows_with_them(world):
     # Then both are paid their sums, and the party records and the run are small and alike in size
     assert world.paid() == {"merchant:few": 150, "merchant:big": 10 * LINES}
     assert closed["totals"][0]["lines"] == LINES + 3
-    big, few = size(world, party_key(RUN, "merchant:big")), size(world, party_key(RUN, "merchant:few"))
+    big = size(world, party_pk(RUN, "merchant:big"), "merchant:big")
+    few = size(world, party_pk(RUN, "merchant:few"), "merchant:few")
     assert big < 2_000 and abs(big - few) < 50
-    assert size(world, run_key(RUN)) < 2_000
+    assert size(world, run_pk(RUN), RUN_SK) < 2_000
     assert len(world.store.lines(RUN, "merchant:big")) == LINES
     statement = json.loads(world.statement("merchant:big"))
     assert len(statement["lines"]) == LINES  # the statement is an S3 object, not an item

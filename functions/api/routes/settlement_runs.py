@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import dependencies
 from coupons.api.idempotency import run_idempotent
-from coupons.data.items import decode_position, encode_position
-from coupons.data.settlement import parties_partition
+from coupons.data.models.settlement import SettlementParty, parties_pk
+from coupons.data.paging import decode_position, encode_position
 from coupons.domain.dates import IsoDate
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Role
@@ -77,10 +77,14 @@ def get_run(
     caller(Role.ADMIN)
     query = {"list": "run-parties", "run": run_id}
     bucket, start = decode_position(
-        cursor, query, partitions=PARTY_BUCKETS, partition_key=lambda b: parties_partition(run_id, b)
+        SettlementParty,
+        cursor,
+        query,
+        partitions=PARTY_BUCKETS,
+        partition_key=lambda b: parties_pk(run_id, b),
     )
     body, position = runs().get(run_id, bucket=bucket, start=start, limit=limit)
-    return json_response(200, {**body, "next_cursor": encode_position(query, position)})
+    return json_response(200, {**body, "next_cursor": encode_position(SettlementParty, query, position)})
 
 
 @app.get(

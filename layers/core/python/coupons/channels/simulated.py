@@ -4,6 +4,8 @@ faults so settlement can be tested against every way a real channel fails.
   INSTRUCTION#{instruction_id} / INSTRUCTION   the bank's record of an accepted instruction
   FAULT#{party}                / FAULT         an injected fault: mode, remaining, delay_ms
                                                (party `*` matches every party)
+
+(the models: coupons.data.models.bank)
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from coupons.data.items import from_item, to_item
+from pynamodb.exceptions import PutError, UpdateError
+
+from coupons.data.models.bank import (
+    FAULT_SK,
+    INSTRUCTION_SK,
+    BankFault,
+    BankInstruction,
+    fault_pk,
+    instruction_pk,
+)
+from coupons.data.models.base import failed_condition
 from coupons.domain.coupons import iso
 from coupons.domain.payments import (
     ChannelRejected,
@@ -37,14 +49,6 @@ def channel_reference(instruction_id: str) -> str:
     return "SIMBANK-" + hashlib.sha256(instruction_id.encode()).hexdigest()[:20].upper()
 
 
-def _instruction_key(instruction_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"INSTRUCTION#{instruction_id}"}, "sk": {"S": "INSTRUCTION"}}
-
-
-def _fault_key(party: str) -> dict[str, Any]:
-    return {"pk": {"S": f"FAULT#{party}"}, "sk": {"S": "FAULT"}}
-
-
 def _exit_like_a_killed_lambda() -> None:
     os._exit(70)  # no finally blocks, no flush: exactly what a Lambda timeout or OOM leaves behind
 
@@ -59,8 +63,8 @@ class SimulatedBank:
         sleep: Callable[[float], None] = time.sleep,
         crash: Callable[[], None] = _exit_like_a_killed_lambda,
     ):
-        self._client = client
-        self._table = table_name
+        self._instruction = BankInstruction.bound(client, table_name)
+        self._fault = BankFault.bound(client, table_name)
         self._clock = clock
         self._sleep = sleep
         self._crash = crash
@@ -94,16 +98,13 @@ class SimulatedBank:
 
     def accepted(self) -> list[Receipt]:
         """Every instruction the bank accepted, oldest first: what its statement would list."""
-        records = [from_item(item) for item in self._scan("INSTRUCTION")]
+        records = [record.record() for record in self._scan(self._instruction, INSTRUCTION_SK)]
         return [_receipt(r) for r in sorted(records, key=lambda r: (r["accepted_at"], r["instruction_id"]))]
 
     def records(self) -> list[dict[str, Any]]:
         """The bank's statement lines: each accepted instruction with whom it paid or collected from,
         oldest first (what reconciliation will read)."""
-        records = [from_item(item) for item in self._scan("INSTRUCTION")]
-        for record in records:
-            record.pop("pk", None)
-            record.pop("sk", None)
+        records = [record.record() for record in self._scan(self._instruction, INSTRUCTION_SK)]
         return sorted(records, key=lambda r: (r["accepted_at"], r["instruction_id"]))
 
     def inject(self, party: str, mode: str, *, times: int = 1, delay_ms: int = 0) -> None:
@@ -113,42 +114,37 @@ class SimulatedBank:
             raise ValueError(f"unknown fault mode {mode!r} (known: {', '.join(MODES)})")
         if times < 1 or delay_ms < 0:
             raise ValueError("a fault needs times >= 1 and delay_ms >= 0")
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                **_fault_key(party),
-                **to_item({"party": party, "mode": mode, "remaining": times, "delay_ms": delay_ms}),
-            },
-        )
+        self._fault(
+            fault_pk(party), FAULT_SK, party=party, mode=mode, remaining=times, delay_ms=delay_ms
+        ).save()
 
     def clear_faults(self) -> None:
-        for item in self._scan("FAULT"):
-            self._client.delete_item(TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]})
+        for fault in self._scan(self._fault, FAULT_SK):
+            fault.delete()
 
     # -- internals -----------------------------------------------------------------------------
 
     def _take_fault(self, party: str) -> dict[str, Any] | None:
+        model = self._fault
         for who in (party, ANY_PARTY):
+            fault = model(fault_pk(who), FAULT_SK)
             try:
-                # Consumed under `remaining > 0`: concurrent sends each take a distinct unit, so a
-                # fault injected `times=n` fires exactly n times. A missing fault fails the same check.
-                answer = self._client.update_item(
-                    TableName=self._table,
-                    Key=_fault_key(who),
-                    UpdateExpression="SET remaining = remaining - :one",
-                    ConditionExpression="remaining > :zero",
-                    ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
-                    ReturnValues="ALL_NEW",
+                # The fault comes back whole (ReturnValues ALL_NEW).
+                fault.update(
+                    actions=[model.remaining.set(model.remaining - 1)],
+                    # Consumed under `remaining > 0`: concurrent sends each take a distinct unit, so a
+                    # fault injected `times=n` fires exactly n times. A missing fault fails the same check.
+                    condition=model.remaining > 0,
                 )
-            except self._client.exceptions.ConditionalCheckFailedException:
-                continue
-            return from_item(answer["Attributes"])
+            except UpdateError as error:
+                if failed_condition(error):
+                    continue
+                raise
+            return fault.record()
         return None
 
     def _record(self, instruction: Instruction) -> Receipt:
         record = {
-            "pk": f"INSTRUCTION#{instruction.instruction_id}",
-            "sk": "INSTRUCTION",
             "instruction_id": instruction.instruction_id,
             "run_id": instruction.run_id,
             "party": instruction.party,
@@ -160,14 +156,16 @@ class SimulatedBank:
             "status": str(ChannelStatus.ACCEPTED),
             "accepted_at": iso(self._clock()),
         }
+        model = self._instruction
         try:
-            # The bank's idempotency: one record per instruction id, whoever writes first wins.
-            self._client.put_item(
-                TableName=self._table, Item=to_item(record), ConditionExpression="attribute_not_exists(pk)"
+            model.from_record(record, pk=instruction_pk(instruction.instruction_id), sk=INSTRUCTION_SK).save(
+                # The bank's idempotency: one record per instruction id, whoever writes first wins.
+                condition=model.pk.does_not_exist()
             )
             return _receipt(record)
-        except self._client.exceptions.ConditionalCheckFailedException:
-            pass
+        except PutError as error:
+            if not failed_condition(error):
+                raise
         # Records are never deleted, so the one that beat us is there (read consistently).
         stored = self._get(instruction.instruction_id)
         if not instruction.same_payment(
@@ -181,25 +179,17 @@ class SimulatedBank:
         return _receipt(stored)
 
     def _get(self, instruction_id: str) -> dict[str, Any] | None:
-        # Strongly consistent: a timeout's recovery must see a write made a moment ago.
-        item = self._client.get_item(
-            TableName=self._table, Key=_instruction_key(instruction_id), ConsistentRead=True
-        ).get("Item")
-        return from_item(item) if item else None
+        model = self._instruction
+        try:
+            # Strongly consistent: a timeout's recovery must see a write made a moment ago.
+            return model.get(instruction_pk(instruction_id), INSTRUCTION_SK, consistent_read=True).record()
+        except model.DoesNotExist:
+            return None
 
-    def _scan(self, sk: str) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "FilterExpression": "sk = :sk",
-            "ExpressionAttributeValues": {":sk": {"S": sk}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._client.scan(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    @staticmethod
+    def _scan(model: Any, sk: str) -> Iterator[Any]:
+        """Every record of one kind (the bank's table is small: a test's or a local stack's)."""
+        return model.scan(model.sk == sk, consistent_read=True)
 
 
 def _receipt(record: dict[str, Any]) -> Receipt:

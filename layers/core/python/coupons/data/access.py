@@ -19,8 +19,8 @@ from coupons.data.coupons import coupon_key, history_partition, holding_key
 from coupons.data.ledger import balance_key, journal_key
 from coupons.data.models.campaigns import campaign_pk, shard_pk, tag_pk
 from coupons.data.models.idempotency import idempotency_pk
+from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 from coupons.data.redemptions import redemption_key
-from coupons.data.settlement import lines_partition, parties_partition, run_key
 
 # A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
 # apart from its parties' and lines' partitions, which start with the run's pk.
@@ -49,13 +49,13 @@ QR_TOKEN = Partition("QRTOKEN#*", "a used QR token's nonce (coupons.data.redempt
 IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and their answers")
 API_KEY = Partition(_pk(api_key_key("*")), "API keys: created, revoked")
 FUNDING_RULE = Partition("FUNDINGRULE#*", "funding rules and their versions (coupons.data.ledger)")
-RUN = Partition(_pk(run_key(_RUN)), "a settlement run's own item (status, attempt, execution, totals)")
+RUN = Partition(run_pk(_RUN), "a settlement run's own item (status, attempt, execution, totals)")
 JOURNAL = Partition(_pk(journal_key("*")), "journals; a reversal's updates its redemption's journal")
 ENTRIES = Partition("ENTRIES#*", "postings (coupons.data.ledger); settlement claims and settles them")
 BALANCE = Partition(_pk(balance_key("*", "*")), "sharded running balances")
-PARTIES = Partition(parties_partition(_RUN, "*"), "a run's parties: netting, transfers, statements")
-LINES = Partition(lines_partition(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
-CARRY = Partition("CARRY#*", "amounts carried into the next run (coupons.data.settlement)")
+PARTIES = Partition(parties_pk(_RUN, "*"), "a run's parties: netting, transfers, statements")
+LINES = Partition(lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
+CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"

@@ -7,6 +7,8 @@
   SETTLEMENT#{run_id}#LINES#{party}    / {journal_id}      a copy of each posting the run claimed
   CARRY#{party}                        / {run_id}#{CUR}    an amount carried into the next run
 
+(the models: coupons.data.models.settlement)
+
 A posting is claimed by updating it under `attribute_not_exists(run_id)` (so it belongs to at most
 one run) and removing its unsettled-index keys, in the same transaction that writes its line: a line
 exists exactly when its posting is claimed by that run, so a resumed run reads what it claimed from
@@ -20,9 +22,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from coupons.data.items import from_item, to_item
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.pagination import PageIterator
+
 from coupons.data.ledger import UNSETTLED, unsettled_partition
-from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS, party_bucket
+from coupons.data.models.base import Transaction, failed_condition, plain_image
+from coupons.data.models.settlement import (
+    CARRY_KIND,
+    LINE_KIND,
+    PARTY_KIND,
+    RUN_KIND,
+    RUN_SK,
+    RUNS_INDEX_PK,
+    CarryItem,
+    PostingClaim,
+    SettlementLine,
+    SettlementParty,
+    SettlementRun,
+    carry_pk,
+    carry_sk,
+    lines_pk,
+    parties_pk,
+    party_pk,
+    run_pk,
+)
+from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS
 
 # TransactWriteItems takes at most 100 actions: the run's ConditionCheck, then 2 per claim (posting
 # update + line put).
@@ -30,22 +54,7 @@ CLAIMS_PER_TRANSACTION = 49
 SETTLES_PER_TRANSACTION = 100
 # What a run's line copies from its posting: what a statement shows, and whose line it is.
 _LINE_FIELDS = (*STATEMENT_COLUMNS, "account", "source_id", "brand_id", "carried_from")
-
-
-def run_key(run_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"SETTLEMENT#{run_id}"}, "sk": {"S": "RUN"}}
-
-
-def parties_partition(run_id: str, bucket: int) -> str:
-    return f"SETTLEMENT#{run_id}#PARTIES#{bucket}"
-
-
-def party_key(run_id: str, party: str) -> dict[str, Any]:
-    return {"pk": {"S": parties_partition(run_id, party_bucket(party))}, "sk": {"S": party}}
-
-
-def lines_partition(run_id: str, party: str) -> str:
-    return f"SETTLEMENT#{run_id}#LINES#{party}"
+_CLAIMS_OPEN, _PARTY = "claims-open", "party"
 
 
 class RunPlanned(Exception):
@@ -61,146 +70,130 @@ class RunExists(Exception):
 class SettlementStore:
     def __init__(self, client, table_name: str):
         self._client = client
-        self._table = table_name
+        self._runs = SettlementRun.bound(client, table_name)
+        self._parties = SettlementParty.bound(client, table_name)
+        self._lines = SettlementLine.bound(client, table_name)
+        self._carries = CarryItem.bound(client, table_name)
+        self._postings = PostingClaim.bound(client, table_name)
 
     # -- the run -----------------------------------------------------------------------------
 
     def create_run(self, record: dict[str, Any]) -> dict[str, Any]:
         """Creates the run; RunExists (with the stored run) if the date has one: one run per date."""
-        item = {
-            **{k: v["S"] for k, v in run_key(record["run_id"]).items()},
-            "kind": "SETTLEMENT_RUN",
-            "gsi1pk": "SETTLEMENTRUNS",
-            "gsi1sk": record["business_date"],
-            **record,
-        }
+        model = self._runs
+        run = model.from_record(
+            record,
+            pk=run_pk(record["run_id"]),
+            sk=RUN_SK,
+            kind=RUN_KIND,
+            gsi1pk=RUNS_INDEX_PK,
+            gsi1sk=record["business_date"],
+        )
+        # PynamoDB builds the request; the low-level client sends it, because PynamoDB's save cannot ask
+        # for the run that stood in the way (ReturnValuesOnConditionCheckFailure): the loser of a race
+        # for the date gets the winner's run in the same request.
+        request = run.get_save_kwargs_from_instance(
+            # One run per date: the run id derives from it.
+            condition=model.pk.does_not_exist(),
+            return_values_on_condition_failure="ALL_OLD",
+        )
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            self._client.put_item(**request)
         except self._client.exceptions.ConditionalCheckFailedException as error:
             old = error.response.get("Item")
-            raise RunExists(_clean(from_item(old)) if old else self.run(record["run_id"])) from None
+            raise RunExists(
+                model.from_raw_data(old).record() if old else self.run(record["run_id"])
+            ) from None
         return record
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        item = self._client.get_item(TableName=self._table, Key=run_key(run_id), ConsistentRead=True).get(
-            "Item"
-        )
-        return _clean(from_item(item)) if item else None
+        try:
+            return self._runs.get(run_pk(run_id), RUN_SK, consistent_read=True).record()
+        except self._runs.DoesNotExist:
+            return None
 
     def update_run(
         self, run_id: str, changes: dict[str, Any], *, expect: dict[str, Any] | None = None
     ) -> bool:
         """SET the changes if every `expect` attribute still holds its value; False if one does not."""
-        names = {f"#c{i}": k for i, k in enumerate(changes)}
-        values = {f":c{i}": v for i, v in enumerate(changes.values())}
-        conditions = ["attribute_exists(pk)"]
-        for i, (k, v) in enumerate((expect or {}).items()):
-            names[f"#e{i}"] = k
-            values[f":e{i}"] = v
-            conditions.append(f"#e{i} = :e{i}")
+        model = self._runs
+        # Never a stub run; and the caller's view of the run (its attempt, its execution) still holds.
+        condition = model.pk.exists()
+        for name, value in (expect or {}).items():
+            condition &= model.get_attributes()[name] == value
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=run_key(run_id),
-                UpdateExpression="SET " + ", ".join(f"#c{i} = :c{i}" for i in range(len(changes))),
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
+            model(run_pk(run_id), RUN_SK).update(
+                actions=[model.get_attributes()[k].set(v) for k, v in changes.items()], condition=condition
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
+        except UpdateError as error:
+            if failed_condition(error):
+                return False
+            raise
         return True
 
     def close_claims(self, run_id: str, *, at: str) -> None:
         """Marks the run planned (`planned_at`, the first time's kept): from here on no claim and no
         new party record can commit for it (their transactions check this attribute)."""
-        self._client.update_item(
-            TableName=self._table,
-            Key=run_key(run_id),
-            UpdateExpression="SET planned_at = if_not_exists(planned_at, :at)",
-            ConditionExpression="attribute_exists(pk)",  # never a stub run
-            ExpressionAttributeValues=to_item({":at": at}),
+        model = self._runs
+        model(run_pk(run_id), RUN_SK).update(
+            actions=[model.planned_at.set(model.planned_at | at)],  # if_not_exists: the first time's kept
+            condition=model.pk.exists(),  # never a stub run
         )
 
-    def _claims_open(self, run_id: str) -> dict[str, Any]:
+    def _claims_open(self, tx: Transaction, run_id: str) -> None:
         """The ConditionCheck every claim carries: a posting claimed once Plan has listed the parties
         (and Pay perhaps netted their lines) would be settled without being paid, or make a party
         nobody pays, and the run could not close."""
-        return {
-            "ConditionCheck": {
-                "TableName": self._table,
-                "Key": run_key(run_id),
-                "ConditionExpression": "attribute_not_exists(planned_at)",
-            }
-        }
+        tx.condition_check(
+            self._runs, run_pk(run_id), RUN_SK, self._runs.planned_at.does_not_exist(), tag=_CLAIMS_OPEN
+        )
 
     def runs(self, *, limit: int, start: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict | None]:
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": "SETTLEMENTRUNS"}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if start:
-            args["ExclusiveStartKey"] = start
-        page = self._client.query(**args)
-        return [_clean(from_item(i)) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
+        results = self._runs.query(
+            RUNS_INDEX_PK, index_name="gsi1", scan_index_forward=False, limit=limit, last_evaluated_key=start
+        )
+        return [run.record() for run in results], results.last_evaluated_key
 
     # -- selecting and claiming postings -----------------------------------------------------
 
     def unsettled(self, shard: int, up_to: str) -> Iterator[list[dict[str, Any]]]:
         """Pages of unsettled postings of one shard due on or before `up_to` (the index is sparse:
         a claimed posting has left it). The index is eventually consistent: a posting it does not
-        show yet is claimed by the next run, never lost."""
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk <= :hi",
-            "ExpressionAttributeValues": to_item({":pk": unsettled_partition(shard), ":hi": f"{up_to}#~"}),
-        }
-        while True:
-            page = self._client.query(**args)
-            yield [from_item(i) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        show yet is claimed by the next run, never lost.
+
+        The index holds two kinds: ledger postings and carried amounts (CARRY_FORWARD). Each page is
+        read raw and each item decoded by its kind: a carried amount by its model, a posting (the
+        ledger's item, no `kind`) as plain values, keys included (the claim updates it by them)."""
+        pages = PageIterator(
+            self._carries._get_connection().query,
+            (unsettled_partition(shard),),
+            {"index_name": "gsi1", "range_key_condition": self._carries.gsi1sk <= f"{up_to}#~"},
+        )
+        for page in pages:
+            yield [
+                self._carries.from_raw_data(raw).record(keep_keys=True)
+                if raw.get("kind", {}).get("S") == CARRY_KIND
+                else plain_image(raw)
+                for raw in page.get("Items", [])
+            ]
 
     def ensure_party(self, run_id: str, party: str, *, created_at: str) -> None:
         """The party's record, before any of its postings is claimed: a run that stops between the two
         still finds the party (and its lines) when it resumes."""
-        item = {
-            **{k: v["S"] for k, v in party_key(run_id, party).items()},
-            "kind": "SETTLEMENT_PARTY",
-            "run_id": run_id,
-            "party": party,
-            "created_at": created_at,
-        }
+        model = self._parties
+        record = model(
+            party_pk(run_id, party), party, kind=PARTY_KIND, run_id=run_id, party=party, created_at=created_at
+        )
+        tx = Transaction(self._client)
+        self._claims_open(tx, run_id)
+        # Already there when this run met the party in another shard or attempt.
+        tx.save(record, model.pk.does_not_exist(), tag=_PARTY)
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    self._claims_open(run_id),
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": to_item(item),
-                            # Already there when this run met the party in another shard or attempt.
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
-        except self._client.exceptions.TransactionCanceledException as error:
-            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-            if codes[:1] == ["ConditionalCheckFailed"]:
+            tx.commit()
+        except TransactWriteError as error:
+            if tx.failed(error, _CLAIMS_OPEN):
                 raise RunPlanned(run_id) from None
-            if codes[1:2] != ["ConditionalCheckFailed"]:
+            if not tx.failed(error, _PARTY):
                 raise
 
     def claim(self, run_id: str, postings: list[dict[str, Any]], *, claimed_at: str) -> tuple[int, int]:
@@ -213,59 +206,57 @@ class SettlementStore:
         while pending:
             chunk, pending = pending[:CLAIMS_PER_TRANSACTION], pending[CLAIMS_PER_TRANSACTION:]
             while chunk:
+                tx = self._claim_transaction(run_id, chunk, claimed_at)
                 try:
-                    self._client.transact_write_items(
-                        TransactItems=self._claim_actions(run_id, chunk, claimed_at)
-                    )
+                    tx.commit()
                     claimed += len(chunk)
                     chunk = []
-                except self._client.exceptions.TransactionCanceledException as error:
-                    reasons = error.response.get("CancellationReasons", [])
-                    if reasons[:1] and reasons[0].get("Code") == "ConditionalCheckFailed":
+                except TransactWriteError as error:
+                    if tx.failed(error, _CLAIMS_OPEN):
                         raise RunPlanned(run_id) from None
-                    # Action 1 + 2i is posting i's update, 2 + 2i its line.
-                    refused = {
-                        (i - 1) // 2
-                        for i, r in enumerate(reasons)
-                        if i and r.get("Code") == "ConditionalCheckFailed"
-                    }
+                    # Each posting's update is tagged with its place in the chunk.
+                    refused = {i for i in range(len(chunk)) if tx.failed(error, i)}
                     if not refused:
                         raise  # a conflict or throttle: the step fails and is retried
                     for i in refused:
-                        old = from_item(reasons[1 + 2 * i].get("Item") or {})
-                        if old.get("run_id") != run_id:
+                        # Claimed already (ALL_OLD): by another run it is taken; by this one (an index
+                        # that lags, a retry) it is neither.
+                        old = tx.reason(error, i).raw_item
+                        if not old or self._postings.from_raw_data(old).run_id != run_id:
                             taken += 1
                     chunk = [p for i, p in enumerate(chunk) if i not in refused]
         return claimed, taken
 
-    def _claim_actions(self, run_id: str, chunk: list[dict[str, Any]], claimed_at: str) -> list[dict]:
-        actions: list[dict[str, Any]] = [self._claims_open(run_id)]
-        for posting in chunk:
-            line = {
-                "pk": lines_partition(run_id, posting["account"]),
-                "sk": posting["journal_id"],
-                "kind": "SETTLEMENT_LINE",
-                "run_id": run_id,
-                "posting_pk": posting["pk"],
-                "posting_sk": posting["sk"],
-                **{k: posting[k] for k in _LINE_FIELDS if k in posting},
-            }
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": to_item({"pk": posting["pk"], "sk": posting["sk"]}),
-                        # A posting belongs to at most one run; the index keys go with the claim,
-                        # so the next run's selection no longer sees it.
-                        "UpdateExpression": "SET run_id = :run, claimed_at = :at REMOVE gsi1pk, gsi1sk",
-                        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(run_id)",
-                        "ExpressionAttributeValues": to_item({":run": run_id, ":at": claimed_at}),
-                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                    }
-                }
+    def _claim_transaction(self, run_id: str, chunk: list[dict[str, Any]], claimed_at: str) -> Transaction:
+        tx = Transaction(self._client)
+        self._claims_open(tx, run_id)
+        posting = self._postings
+        for i, found in enumerate(chunk):
+            line = self._lines.from_record(
+                {k: found[k] for k in _LINE_FIELDS if k in found},
+                pk=lines_pk(run_id, found["account"]),
+                sk=found["journal_id"],
+                kind=LINE_KIND,
+                run_id=run_id,
+                posting_pk=found["pk"],
+                posting_sk=found["sk"],
             )
-            actions.append({"Put": {"TableName": self._table, "Item": to_item(line)}})
-        return actions
+            tx.update(
+                posting(found["pk"], found["sk"]),
+                # The index keys go with the claim, so the next run's selection no longer sees it.
+                [
+                    posting.run_id.set(run_id),
+                    posting.claimed_at.set(claimed_at),
+                    posting.gsi1pk.remove(),
+                    posting.gsi1sk.remove(),
+                ],
+                # A posting belongs to at most one run (and is never created by its claim).
+                posting.pk.exists() & posting.run_id.does_not_exist(),
+                return_values="ALL_OLD",
+                tag=i,
+            )
+            tx.save(line)
+        return tx
 
     # -- parties and lines -------------------------------------------------------------------
 
@@ -281,142 +272,98 @@ class SettlementStore:
     def party_page(
         self, run_id: str, bucket: int, *, start: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": parties_partition(run_id, bucket)}},
-            "ConsistentRead": True,
-            "Limit": limit,
-        }
-        if start:
-            args["ExclusiveStartKey"] = start
-        page = self._client.query(**args)
-        return [_clean(from_item(i)) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
+        results = self._parties.query(
+            parties_pk(run_id, bucket), consistent_read=True, limit=limit, last_evaluated_key=start
+        )
+        return [party.record() for party in results], results.last_evaluated_key
 
     def party(self, run_id: str, party: str) -> dict[str, Any] | None:
-        item = self._client.get_item(
-            TableName=self._table, Key=party_key(run_id, party), ConsistentRead=True
-        ).get("Item")
-        return _clean(from_item(item)) if item else None
+        try:
+            return self._parties.get(party_pk(run_id, party), party, consistent_read=True).record()
+        except self._parties.DoesNotExist:
+            return None
 
     def lines(self, run_id: str, party: str) -> list[dict[str, Any]]:
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": lines_partition(run_id, party)}},
-            "ConsistentRead": True,
-        }
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self._client.query(**args)
-            found += [_clean(from_item(i)) for i in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return found
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [line.record() for line in self._lines.query(lines_pk(run_id, party), consistent_read=True)]
 
     def set_outcomes(self, run_id: str, party: str, currencies: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Records the party's netting once; a retry finds it there and keeps the first one (the
         lines of a party cannot change after the claim step, so both would be equal anyway)."""
+        model = self._parties
+        record = model(party_pk(run_id, party), party)
         try:
-            answer = self._client.update_item(
-                TableName=self._table,
-                Key=party_key(run_id, party),
-                UpdateExpression="SET currencies = :c",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(currencies)",
-                ExpressionAttributeValues=to_item({":c": currencies}),
-                ReturnValues="ALL_NEW",
+            # The whole record comes back (ReturnValues ALL_NEW): the netting and what was there.
+            record.update(
+                actions=[model.currencies.set(currencies)],
+                # Never a stub party; a netting recorded already is kept.
+                condition=model.pk.exists() & model.currencies.does_not_exist(),
             )
-            return _clean(from_item(answer["Attributes"]))
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return self.party(run_id, party)
+        except UpdateError as error:
+            if failed_condition(error):
+                return self.party(run_id, party)
+            raise
+        return record.record()
 
     def set_transfer(
         self, run_id: str, party: str, currency: str, changes: dict[str, Any], *, from_status: str
     ) -> bool:
         """Moves one currency's transfer forward from `from_status`; False if it is no longer there."""
-        names = {"#cur": currency, "#st": "status"}
-        values: dict[str, Any] = {":from": from_status}
-        sets = []
-        for i, (k, v) in enumerate(changes.items()):
-            names[f"#f{i}"] = k
-            values[f":v{i}"] = v
-            sets.append(f"currencies.#cur.#f{i} = :v{i}")
+        model = self._parties
+        outcome = model.currencies[currency]
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=party_key(run_id, party),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="currencies.#cur.#st = :from",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_item(values),
+            model(party_pk(run_id, party), party).update(
+                actions=[outcome[k].set(v) for k, v in changes.items()],
+                # Each step of a transfer from the one before: of two invocations, one moves it. (The
+                # map's values are untyped: the status as the plain string it is stored as, not an enum.)
+                condition=outcome["status"] == str(from_status),
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
+        except UpdateError as error:
+            if failed_condition(error):
+                return False
+            raise
         return True
 
     def set_party(self, run_id: str, party: str, changes: dict[str, Any]) -> None:
-        names = {f"#f{i}": k for i, k in enumerate(changes)}
-        values = {f":v{i}": v for i, v in enumerate(changes.values())}
-        self._client.update_item(
-            TableName=self._table,
-            Key=party_key(run_id, party),
-            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(changes))),
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=to_item(values),
+        model = self._parties
+        model(party_pk(run_id, party), party).update(
+            actions=[model.get_attributes()[k].set(v) for k, v in changes.items()],
+            condition=model.pk.exists(),  # never a stub party
         )
 
     def carry_forward(self, carry: dict[str, Any], *, shard: int) -> None:
         """The amount a party carries into the next run, as an unsettled posting of its own (not a
         ledger posting: the balances already hold it). Written once: its id derives from the run."""
-        item = {
-            "pk": f"CARRY#{carry['account']}",
-            "sk": f"{carry['carried_from']}#{carry['currency']}",
-            "kind": "CARRY_FORWARD",
-            "source_kind": "CARRY_FORWARD",
-            "gsi1pk": unsettled_partition(shard),
-            "gsi1sk": f"{carry['due_date']}#{carry['account']}#{carry['journal_id']}",
-            **carry,
-        }
-        self._put_new(item)  # an earlier attempt of this run may have written it
-
-    def _put_new(self, item: dict[str, Any]) -> bool:
-        """Puts an item that must never be overwritten; False if it exists."""
+        model = self._carries
+        item = model.from_record(
+            carry,
+            pk=carry_pk(carry["account"]),
+            sk=carry_sk(carry["carried_from"], carry["currency"]),
+            kind=CARRY_KIND,
+            source_kind=CARRY_KIND,
+            gsi1pk=unsettled_partition(shard),
+            gsi1sk=f"{carry['due_date']}#{carry['account']}#{carry['journal_id']}",
+        )
         try:
-            self._client.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+            # Never overwritten: an earlier attempt of this run may have written it (and a later run
+            # claimed it since).
+            item.save(condition=model.pk.does_not_exist())
+        except PutError as error:
+            if not failed_condition(error):
+                raise
 
     def mark_settled(self, run_id: str, lines: list[dict[str, Any]], *, settled_at: str) -> None:
         """Marks the claimed postings settled by this run, SETTLES_PER_TRANSACTION per request. The
         condition keeps a posting settled by the run that claimed it, and by no other."""
+        posting = self._postings
         for i in range(0, len(lines), SETTLES_PER_TRANSACTION):
-            chunk = lines[i : i + SETTLES_PER_TRANSACTION]
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": to_item({"pk": line["posting_pk"], "sk": line["posting_sk"]}),
-                            "UpdateExpression": "SET settled = :t, settled_at = :at",
-                            "ConditionExpression": "run_id = :run",
-                            "ExpressionAttributeValues": to_item(
-                                {":t": True, ":at": settled_at, ":run": run_id}
-                            ),
-                        }
-                    }
-                    for line in chunk
-                ]
-            )
-
-
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    for k in ("pk", "sk", "gsi1pk", "gsi1sk"):
-        record.pop(k, None)
-    return record
+            tx = Transaction(self._client)
+            for line in lines[i : i + SETTLES_PER_TRANSACTION]:
+                tx.update(
+                    posting(line["posting_pk"], line["posting_sk"]),
+                    [posting.settled.set(True), posting.settled_at.set(settled_at)],
+                    posting.run_id == run_id,
+                )
+            tx.commit()
 
 
 __all__ = ["UNSETTLED", "RunExists", "RunPlanned", "SettlementStore"]
