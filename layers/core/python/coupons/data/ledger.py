@@ -186,7 +186,7 @@ class LedgerStore(FundingRuleStore):
         if reversal_of is not None:
             redemption_journal, count = reversal_of
             given_back = [
-                getattr(J.reversed, party).set(getattr(J.reversed, party) + amount)
+                J.reversed[party].set(J.reversed[party] + amount)
                 for party, amount in journal.party_shares.items()
             ]
             tx.update(

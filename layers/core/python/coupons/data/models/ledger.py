@@ -8,12 +8,17 @@ journal takes out of the clearing-pending index.
 
 from __future__ import annotations
 
-from coupons.data.models.base import Flag, Integer, List, MainModel, Map, Text
+from typing import Any
+
+from pynamodb.constants import MAP, NUMBER
+
+from coupons.data.models.base import Attribute, Flag, Integer, List, MainModel, Map, Text
 from coupons.domain.money import currencies
 
 ENTRIES = "ENTRIES#"
 UNSETTLED = "UNSETTLED#"
 JOURNAL_SK, BALANCE_SK = "JOURNAL", "BALANCE"
+_INTEGER = Integer()
 
 
 def journal_pk(journal_id: str) -> str:
@@ -41,13 +46,18 @@ def unsettled_sort_key(due_date: str, account: str, journal_id: str) -> str:
     return f"{due_date}#{account}#{journal_id}"
 
 
-class PartyAmounts(Map):
-    """An integer per party (coupons.domain.funding.PARTIES): what each bears, or has given back, in
-    minor units; a rule's shares in basis points."""
+class PartyAmounts(Attribute[dict[str, int]]):
+    """A map of names to integers: what each party (coupons.domain.funding.PARTIES) bears or has given
+    back, in minor units; a rule's shares, in basis points. Any names (a journal may name none); the
+    values integers only (Integer: a float is refused)."""
 
-    PLATFORM = Integer()
-    BRAND = Integer()
-    MERCHANT = Integer()
+    attr_type = MAP
+
+    def serialize(self, value: dict[str, int]) -> dict[str, Any]:
+        return {name: {NUMBER: _INTEGER.serialize(amount)} for name, amount in value.items()}
+
+    def deserialize(self, value: dict[str, Any]) -> dict[str, int]:
+        return {name: _INTEGER.deserialize(amount[NUMBER]) for name, amount in value.items()}
 
 
 class Leg(Map):
