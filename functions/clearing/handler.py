@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from coupons.config import settings
 from coupons.data.clients import dynamodb
-from coupons.data.items import from_item
 from coupons.data.ledger import LedgerStore
+from coupons.data.models.base import plain_image
 from coupons.domain import calendars
 from coupons.observability import Event, count, metrics, tracer
 from coupons.services.clearing import Clearer
@@ -44,7 +44,8 @@ def record_handler(record: DynamoDBRecord) -> str:
     image = (raw.get("dynamodb") or {}).get("NewImage")
     if raw.get("eventName") != "INSERT" or not image or image.get("kind", {}).get("S") not in OURS:
         return "skipped"
-    source = from_item(image)
+    # A redemption's or a reversal's image: plain values (numbers int), whichever of the two it is.
+    source = plain_image(image)
     try:
         outcome = clearer().clear(source)
     except Exception:

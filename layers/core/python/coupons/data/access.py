@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from coupons.data.api_keys import _key as api_key_key
 from coupons.data.coupons import coupon_key, history_partition, holding_key
-from coupons.data.ledger import balance_key, journal_key
 from coupons.data.models.campaigns import campaign_pk, shard_pk, tag_pk
+from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
+from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
+from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 from coupons.data.redemptions import redemption_key
 
@@ -48,11 +50,14 @@ REDEMPTION = Partition(_pk(redemption_key("*")), "redemptions and their reversal
 QR_TOKEN = Partition("QRTOKEN#*", "a used QR token's nonce (coupons.data.redemptions)")
 IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and their answers")
 API_KEY = Partition(_pk(api_key_key("*")), "API keys: created, revoked")
-FUNDING_RULE = Partition("FUNDINGRULE#*", "funding rules and their versions (coupons.data.ledger)")
+FUNDING_RULE = Partition(rule_pk("*"), "funding rules and their versions (coupons.data.funding_rules)")
 RUN = Partition(run_pk(_RUN), "a settlement run's own item (status, attempt, execution, totals)")
-JOURNAL = Partition(_pk(journal_key("*")), "journals; a reversal's updates its redemption's journal")
-ENTRIES = Partition("ENTRIES#*", "postings (coupons.data.ledger); settlement claims and settles them")
-BALANCE = Partition(_pk(balance_key("*", "*")), "sharded running balances")
+JOURNAL = Partition(journal_pk("*"), "journals; a reversal's updates its redemption's journal")
+# Every account's shards: ENTRIES#{account}#{shard} (models.ledger.entries_pk).
+ENTRIES = Partition(
+    f"{ENTRIES_PREFIX}*", "postings (coupons.data.ledger); settlement claims and settles them"
+)
+BALANCE = Partition(balance_pk("*", "*"), "sharded running balances")
 PARTIES = Partition(parties_pk(_RUN, "*"), "a run's parties: netting, transfers, statements")
 LINES = Partition(lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")

@@ -185,6 +185,11 @@ def is_currency(code: str) -> bool:
     return code in _MINOR_UNITS
 
 
+def currencies() -> tuple[str, ...]:
+    """Every currency an amount may be in (the ledger declares a balance attribute for each)."""
+    return tuple(_MINOR_UNITS)
+
+
 def minor_units(currency: str) -> int:
     """Digits after the decimal point for `currency` (CNY 2, JPY 0, KWD 3)."""
     return _MINOR_UNITS[currency]

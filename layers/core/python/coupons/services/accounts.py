@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from coupons.data.items import decode_position, encode_position
 from coupons.data.ledger import SHARDS, LedgerStore
+from coupons.data.models.ledger import Posting, entries_pk
+from coupons.data.paging import decode_position, encode_position
 from coupons.domain.errors import InvalidField, NotFound
 from coupons.domain.principals import ID_PATTERN, Principal, Role
 
@@ -65,7 +66,7 @@ def entries(
     account = check_account(account, principal)
     query = {"list": "entries", "account": account, "from": from_date, "to": to_date}
     start = decode_position(
-        cursor, query, partitions=SHARDS, partition_key=lambda shard: f"ENTRIES#{account}#{shard}"
+        Posting, cursor, query, partitions=SHARDS, partition_key=lambda shard: entries_pk(account, shard)
     )
     found, position = store.entries(account, from_date=from_date, to_date=to_date, start=start, limit=limit)
-    return found, encode_position(query, position)
+    return found, encode_position(Posting, query, position)
