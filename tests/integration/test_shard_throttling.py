@@ -41,9 +41,7 @@ class ThrottledShards:
     def _make_api_call(self, operation: str, params: dict):
         """The client's one door (PynamoDB's requests and the low-level calls all pass it)."""
         actions = params.get("TransactItems", []) if operation == "TransactWriteItems" else []
-        on_shard = [
-            "Update" in a and a["Update"]["Key"]["pk"]["S"].startswith("QUOTA#") for a in actions
-        ]
+        on_shard = ["Update" in a and a["Update"]["Key"]["pk"]["S"].startswith("QUOTA#") for a in actions]
         if self.left and any(on_shard):
             self.left -= 1
             # The reason sits at the shard's action (PynamoDB sends puts before updates).
@@ -57,7 +55,9 @@ class ThrottledShards:
                 for shard in on_shard
             ]
             codes = ", ".join(r["Code"] for r in reasons)
-            message = f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+            message = (
+                f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+            )
             raise self._client.exceptions.TransactionCanceledException(
                 {
                     "Error": {"Code": "TransactionCanceledException", "Message": message},

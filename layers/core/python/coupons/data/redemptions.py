@@ -162,7 +162,9 @@ class RedemptionStore:
         )
         # The coupon belongs to the campaign whose terms priced the discount, and is valid now.
         condition = (
-            (C.campaign_id == change.campaign_id) & (C.valid_from <= change.now) & (C.valid_until > change.now)
+            (C.campaign_id == change.campaign_id)
+            & (C.valid_from <= change.now)
+            & (C.valid_until > change.now)
         )
         if change.balance_before is None:
             # Single use: only an unused coupon.
@@ -181,7 +183,9 @@ class RedemptionStore:
             # A dynamic code works once: its step must be newer than any used.
             condition &= C.totp_step.does_not_exist() | (C.totp_step < change.totp_step)
             actions.append(C.totp_step.set(change.totp_step))
-        tx.update(C(coupon_pk(change.code), COUPON_SK), actions, condition, return_values="ALL_OLD", tag=_COUPON)
+        tx.update(
+            C(coupon_pk(change.code), COUPON_SK), actions, condition, return_values="ALL_OLD", tag=_COUPON
+        )
         item = self._redemption.from_record(
             redemption,
             pk=redemption_pk(redemption["redemption_id"]),
@@ -390,5 +394,7 @@ def source_images(client, table_name: str, redemption_id: str) -> list[dict[str,
     """The redemption and its reversals as stored, keys included: what clearing is given from the stream's
     new image (re-clear hands these to the same Clearer). Oldest reversal last, redemption first."""
     model = RedemptionPartition.bound(client, table_name)
-    items = [i.record(keep_keys=True) for i in model.query(redemption_pk(redemption_id), consistent_read=True)]
+    items = [
+        i.record(keep_keys=True) for i in model.query(redemption_pk(redemption_id), consistent_read=True)
+    ]
     return sorted(items, key=lambda i: (i["sk"] != REDEMPTION_SK, i["sk"]))
