@@ -208,6 +208,8 @@ class CouponStore:
             try:
                 tx.commit()
             except TransactWriteError as error:
+                if error.cause_response_code != "TransactionCanceledException":
+                    raise  # PynamoDB wraps every failure; only a cancellation means "not written"
                 raise_if_lock_lost(error, tx)
                 return False
             return True
