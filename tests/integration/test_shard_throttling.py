@@ -38,19 +38,26 @@ class ThrottledShards:
     def __getattr__(self, name):
         return getattr(self._client, name)
 
-    def transact_write_items(self, **kwargs):
-        first = kwargs["TransactItems"][0].get("Update", {})
-        if self.left and first.get("Key", {}).get("pk", {}).get("S", "").startswith("QUOTA#"):
+    def _make_api_call(self, operation: str, params: dict):
+        """The client's one door (PynamoDB's requests and the low-level calls all pass it)."""
+        actions = params.get("TransactItems", []) if operation == "TransactWriteItems" else []
+        on_shard = ["Update" in a and a["Update"]["Key"]["pk"]["S"].startswith("QUOTA#") for a in actions]
+        if self.left and any(on_shard):
             self.left -= 1
+            # The reason sits at the shard's action (PynamoDB sends puts before updates).
             reasons = [
                 {
                     "Code": self.code,
                     "Message": "Throughput exceeds the current capacity of your table or index.",
-                },
-                {"Code": "None"},
-                {"Code": "None"},
+                }
+                if shard
+                else {"Code": "None"}
+                for shard in on_shard
             ]
-            message = f"Transaction cancelled, please refer cancellation reasons for specific reasons [{self.code}, None, None]"
+            codes = ", ".join(r["Code"] for r in reasons)
+            message = (
+                f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+            )
             raise self._client.exceptions.TransactionCanceledException(
                 {
                     "Error": {"Code": "TransactionCanceledException", "Message": message},
@@ -58,7 +65,7 @@ class ThrottledShards:
                 },
                 "TransactWriteItems",
             )
-        return self._client.transact_write_items(**kwargs)
+        return self._client._make_api_call(operation, params)
 
 
 def campaign(aws, shards: int) -> str:

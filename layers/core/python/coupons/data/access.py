@@ -14,23 +14,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from coupons.data.api_keys import _key as api_key_key
-from coupons.data.coupons import coupon_key, history_partition, holding_key
+from coupons.data.models.api_keys import api_key_pk
 from coupons.data.models.campaigns import campaign_pk, shard_pk, tag_pk
+from coupons.data.models.coupons import coupon_pk, history_pk, holding_pk
 from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
+from coupons.data.models.redemptions import qr_token_pk, redemption_pk
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
-from coupons.data.redemptions import redemption_key
 
 # A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
 # apart from its parties' and lines' partitions, which start with the run's pk.
 _RUN = "stl_????????"
 
-
-def _pk(key: dict) -> str:
-    return key["pk"]["S"]
 
 
 @dataclass(frozen=True)
@@ -43,13 +40,13 @@ class Partition:
 CAMPAIGN = Partition(campaign_pk("*"), "campaigns: created, paused, resumed, ended")
 CAMPAIGN_TAG = Partition(tag_pk("*"), "a campaign's code tag, unique per tenant")
 QUOTA = Partition(shard_pk("*", "*"), "quota shards: issue takes a unit, status follows the campaign")
-COUPON = Partition(_pk(coupon_key("*")), "coupons: issued, redeemed, voided, given back by a reversal")
-HISTORY = Partition(history_partition("*"), "a coupon's history events, written with the change they record")
-HOLDING = Partition(_pk(holding_key("*", "*")), "how many coupons of a campaign a user holds")
-REDEMPTION = Partition(_pk(redemption_key("*")), "redemptions and their reversals (one partition each)")
-QR_TOKEN = Partition("QRTOKEN#*", "a used QR token's nonce (coupons.data.redemptions)")
+COUPON = Partition(coupon_pk("*"), "coupons: issued, redeemed, voided, given back by a reversal")
+HISTORY = Partition(history_pk("*"), "a coupon's history events, written with the change they record")
+HOLDING = Partition(holding_pk("*", "*"), "how many coupons of a campaign a user holds")
+REDEMPTION = Partition(redemption_pk("*"), "redemptions and their reversals (one partition each)")
+QR_TOKEN = Partition(qr_token_pk("*"), "a used QR token's nonce (coupons.data.redemptions)")
 IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and their answers")
-API_KEY = Partition(_pk(api_key_key("*")), "API keys: created, revoked")
+API_KEY = Partition(api_key_pk("*"), "API keys: created, revoked")
 FUNDING_RULE = Partition(rule_pk("*"), "funding rules and their versions (coupons.data.funding_rules)")
 RUN = Partition(run_pk(_RUN), "a settlement run's own item (status, attempt, execution, totals)")
 JOURNAL = Partition(journal_pk("*"), "journals; a reversal's updates its redemption's journal")

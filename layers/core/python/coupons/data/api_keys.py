@@ -4,63 +4,60 @@ from __future__ import annotations
 
 from typing import Any
 
-from coupons.data.idempotency import raise_if_lock_lost
-from coupons.data.items import from_item, to_item
+from pynamodb.exceptions import TransactWriteError
 
-
-def _key(key_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"APIKEY#{key_id}"}, "sk": {"S": "APIKEY"}}
+from coupons.data.idempotency import COMPLETION, raise_if_lock_lost
+from coupons.data.models.api_keys import API_KEY_SK, ApiKey, api_key_pk
+from coupons.data.models.base import Transaction, Write, failed_condition
 
 
 class ApiKeyStore:
     def __init__(self, client, table_name: str):
         self._client = client
-        self._table = table_name
+        self._key = ApiKey.bound(client, table_name)
 
-    def put_new(self, record: dict[str, Any], *, completion: dict[str, Any] | None = None) -> None:
+    def put_new(self, record: dict[str, Any], *, completion: Write | None = None) -> None:
         """The key's record; with `completion` (the Idempotency-Key's COMPLETED record) in one transaction."""
-        item = {
-            "pk": f"APIKEY#{record['key_id']}",
-            "sk": "APIKEY",
-            "gsi1pk": "APIKEYS",
-            "gsi1sk": f"{record['created_at']}#{record['key_id']}",
-            **record,
-        }
+        model = self._key
+        item = model.from_record(
+            record,
+            pk=api_key_pk(record["key_id"]),
+            sk=API_KEY_SK,
+            gsi1pk="APIKEYS",
+            gsi1sk=f"{record['created_at']}#{record['key_id']}",
+        )
         # 80 random bits make a clash unlikely; the condition makes it impossible to overwrite a key.
-        put = {
-            "TableName": self._table,
-            "Item": to_item(item),
-            "ConditionExpression": "attribute_not_exists(pk)",
-        }
+        new = model.pk.does_not_exist()
         if completion is None:
-            self._client.put_item(**put)
+            item.save(condition=new)
             return
+        tx = Transaction(self._client)
+        tx.save(item, new)
+        tx.add(completion, tag=COMPLETION)
         try:
-            self._client.transact_write_items(TransactItems=[{"Put": put}, completion.item()])
-        except self._client.exceptions.TransactionCanceledException as error:
-            raise_if_lock_lost(error, 1)
+            tx.commit()
+        except TransactWriteError as error:
+            raise_if_lock_lost(error, tx)
             raise
 
     def get(self, key_id: str) -> dict[str, Any] | None:
-        item = self._client.get_item(TableName=self._table, Key=_key(key_id), ConsistentRead=True).get("Item")
-        if not item:
+        try:
+            return self._key.get(api_key_pk(key_id), API_KEY_SK, consistent_read=True).record()
+        except self._key.DoesNotExist:
             return None
-        record = from_item(item)
-        for k in ("pk", "sk", "gsi1pk", "gsi1sk"):
-            record.pop(k, None)
-        return record
 
     def revoke(self, key_id: str, at: str) -> bool:
         """Marks the key revoked (kept for audit); False when there is no such key. Revoking twice keeps
         the first time."""
+        model = self._key
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_key(key_id),
-                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :at)",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":at": {"S": at}},
+            model(api_key_pk(key_id), API_KEY_SK).update(
+                [model.revoked_at.set(model.revoked_at | at)],  # if_not_exists: the first time stays
+                # Only a key that exists: an unknown id is a 404, never a new record.
+                condition=model.pk.exists(),
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
+        except Exception as error:
+            if failed_condition(error):
+                return False
+            raise
         return True

@@ -30,11 +30,6 @@ from coupons.data.paging import page_of
 _TAG = "tag"
 
 
-def shard_key(campaign_id: str, shard: int) -> dict[str, Any]:
-    """TRANSITIONAL (issue #12): the raw key, for stores not yet on models."""
-    return {"pk": {"S": shard_pk(campaign_id, shard)}, "sk": {"S": SHARD_SK}}
-
-
 class TagTaken(Exception):
     """Another campaign of the tenant has this code tag already."""
 

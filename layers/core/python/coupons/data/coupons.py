@@ -17,12 +17,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from coupons.data.campaigns import shard_key
-from coupons.data.idempotency import raise_if_lock_lost
-from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
-from coupons.data.schema import GSI1
+from pynamodb.exceptions import TransactWriteError
 
-_KEYS = ("pk", "sk", "gsi1pk", "gsi1sk")
+from coupons.data.idempotency import COMPLETION, raise_if_lock_lost
+from coupons.data.models.base import Transaction, Write, failed_condition
+from coupons.data.models.campaigns import SHARD_SK, QuotaShard, shard_pk
+from coupons.data.models.coupons import (
+    COUPON_SK,
+    HOLDING_SK,
+    Coupon,
+    HistoryEvent,
+    Holding,
+    coupon_pk,
+    history_pk,
+    history_sk,
+    holding_pk,
+    wallet_pk,
+)
+from coupons.data.paging import page_of
+
+_SHARD, _COUPON, _HOLDING = "shard", "coupon", "holding"
+# Reasons of a cancelled transaction that mean "someone else was on the item at that moment".
+_CONTENTION = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 
 
 class ShardRefused(Exception):
@@ -50,32 +66,26 @@ class WriteConflict(Exception):
     its items at that moment (TransactionConflict), or a partition was throttled. Nothing was written."""
 
 
-def coupon_key(code: str) -> dict[str, Any]:
-    return {"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}}
-
-
-def history_partition(code: str) -> str:
-    return f"HISTORY#{code}"
-
-
-def history_put(table: str, code: str, event: dict[str, Any]) -> dict[str, Any]:
-    """The TransactWriteItems action that records `event` ({"at", "event", …}) in the coupon's history.
+def history_write(model: type[HistoryEvent], code: str, event: dict[str, Any]) -> Write:
+    """The transaction's Put that records `event` ({"at", "event", …}) in the coupon's history.
 
     No condition: the event's ref is new by the transaction's own conditions (a new redemption or
     reversal id, a coupon issued or voided once), and one transaction never writes one event twice."""
-    ref = event.get("reversal_id") or event.get("redemption_id") or event["event"]
-    item = {"pk": history_partition(code), "sk": f"{event['at']}#{ref}", **event}
-    return {"Put": {"TableName": table, "Item": to_item(item)}}
+    return Write("put", model.from_record(event, pk=history_pk(code), sk=history_sk(event)))
 
 
-def holding_key(campaign_id: str, user_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"HOLDING#{campaign_id}#{user_id}"}, "sk": {"S": "HOLDING"}}
+def contention(error: TransactWriteError) -> bool:
+    """Whether a cancelled transaction met another on one of its items, or a throttled partition."""
+    return any(r is not None and r.code in _CONTENTION for r in error.cancellation_reasons)
 
 
 class CouponStore:
     def __init__(self, client, table_name: str):
         self._client = client
-        self._table = table_name
+        self._coupon = Coupon.bound(client, table_name)
+        self._event = HistoryEvent.bound(client, table_name)
+        self._holding = Holding.bound(client, table_name)
+        self._shard = QuotaShard.bound(client, table_name)
 
     def issue(
         self,
@@ -83,7 +93,7 @@ class CouponStore:
         *,
         shard: int,
         per_user_limit: int,
-        completion: dict[str, Any] | None = None,
+        completion: Write | None = None,
     ) -> None:
         """Issues `coupon` in one transaction, or raises why not. Three conditions hold together:
         the shard has a unit left and the campaign is ACTIVE (no over-issue, no issue while paused),
@@ -91,149 +101,124 @@ class CouponStore:
         holds fewer than `per_user_limit` coupons of the campaign. `completion`: the Idempotency-Key's
         COMPLETED record, committed with the coupon."""
         campaign_id, user_id = coupon["campaign_id"], coupon["user_id"]
-        history = coupon.get("history", [])
-        item = {
-            **{k: v["S"] for k, v in coupon_key(coupon["code"]).items()},
-            "gsi1pk": f"USER#{user_id}",
-            "gsi1sk": f"{coupon['issued_at']}#{coupon['code']}",
-            **{k: v for k, v in coupon.items() if k != "history"},  # its events: items of their own
-        }
-        actions = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": shard_key(campaign_id, shard),
-                    "UpdateExpression": "SET remaining = remaining - :one",
-                    "ConditionExpression": "remaining >= :one AND #s = :active",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":active": {"S": "ACTIVE"}},
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": to_item(item),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                    # A code derived from an Idempotency-Key that exists is the first run's coupon.
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": holding_key(campaign_id, user_id),
-                    "UpdateExpression": "ADD held :one SET campaign_id = :c, user_id = :u",
-                    "ConditionExpression": "attribute_not_exists(held) OR held < :limit",
-                    "ExpressionAttributeValues": to_item(
-                        {":one": 1, ":limit": per_user_limit, ":c": campaign_id, ":u": user_id}
-                    ),
-                }
-            },
-        ]
-        actions += [history_put(self._table, coupon["code"], event) for event in history]
+        Shard, C, H = self._shard, self._coupon, self._holding
+        tx = Transaction(self._client)
+        tx.update(
+            Shard(shard_pk(campaign_id, shard), SHARD_SK),
+            [Shard.remaining.set(Shard.remaining - 1)],
+            # A unit left (no over-issue) and the campaign ACTIVE (its status is copied on every shard).
+            (Shard.remaining >= 1) & (Shard.status == "ACTIVE"),
+            return_values="ALL_OLD",
+            tag=_SHARD,
+        )
+        item = C.from_record(
+            {k: v for k, v in coupon.items() if k != "history"},  # its events: items of their own
+            pk=coupon_pk(coupon["code"]),
+            sk=COUPON_SK,
+            gsi1pk=wallet_pk(user_id),
+            gsi1sk=f"{coupon['issued_at']}#{coupon['code']}",
+        )
+        # The code is unique per tenant by this condition. A code derived from an Idempotency-Key that
+        # exists is the first run's coupon: ALL_OLD hands it back.
+        tx.save(item, C.pk.does_not_exist(), return_values="ALL_OLD", tag=_COUPON)
+        tx.update(
+            H(holding_pk(campaign_id, user_id), HOLDING_SK),
+            [H.held.add(1), H.campaign_id.set(campaign_id), H.user_id.set(user_id)],
+            # The per-user limit: the counter (absent before the user's first coupon) is below it.
+            H.held.does_not_exist() | (H.held < per_user_limit),
+            tag=_HOLDING,
+        )
+        for event in coupon.get("history", []):
+            tx.add(history_write(self._event, coupon["code"], event))
         if completion is not None:
-            actions.append(completion.item())  # last: raise_if_lock_lost finds it there
+            tx.add(completion, tag=COMPLETION)
         try:
-            self._client.transact_write_items(TransactItems=actions)
-        except self._client.exceptions.TransactionCanceledException as error:
-            if completion is not None:
-                raise_if_lock_lost(error, len(actions) - 1)
-            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            tx.commit()
+        except TransactWriteError as error:
+            raise_if_lock_lost(error, tx)
             # The code first: a re-run that lands on its first coupon also finds the user's holding
             # counted and maybe the shard dry, and must learn that the coupon is there.
-            if codes[1] == "ConditionalCheckFailed":
-                old = error.response["CancellationReasons"][1].get("Item")
-                raise CodeTaken(_record(old) if old else None) from None
-            if codes[0] == "ConditionalCheckFailed":
-                old = error.response["CancellationReasons"][0].get("Item")
-                raise ShardRefused(from_item(old) if old else {}) from None
-            if codes[2] == "ConditionalCheckFailed":
+            if tx.failed(error, _COUPON):
+                old = tx.reason(error, _COUPON).raw_item
+                raise CodeTaken(C.from_raw_data(old).record() if old else None) from None
+            if tx.failed(error, _SHARD):
+                old = tx.reason(error, _SHARD).raw_item
+                raise ShardRefused(Shard.from_raw_data(old).record() if old else {}) from None
+            if tx.failed(error, _HOLDING):
                 raise HoldingFull() from None
-            if {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"} & set(codes):
+            if contention(error):
                 raise WriteConflict() from None
             raise
 
     def get(self, code: str) -> dict[str, Any] | None:
-        item = self._client.get_item(TableName=self._table, Key=coupon_key(code), ConsistentRead=True).get(
-            "Item"
-        )
-        return _record(item) if item else None
+        try:
+            return self._coupon.get(coupon_pk(code), COUPON_SK, consistent_read=True).record()
+        except self._coupon.DoesNotExist:
+            return None
 
     def history(
         self, code: str, *, limit: int, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the coupon's events, newest first, and the cursor of the next (older) page."""
-        partition = history_partition(code)
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": partition}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-            "ConsistentRead": True,  # the event a change wrote a moment ago is shown with it
-        }
-        query = {"list": "coupon_history", "code": code}  # a page's start key is only for this coupon
-        start = decode_cursor(cursor, query=query, expect={"pk": partition})
-        if start:
-            args["ExclusiveStartKey"] = start
-        page = self._client.query(**args)
-        events = [from_item(i) for i in page.get("Items", [])]
-        for event in events:
-            event.pop("pk"), event.pop("sk")
-        return events, encode_cursor(page.get("LastEvaluatedKey"), query=query)
+        partition = history_pk(code)
+        return page_of(
+            self._event,
+            partition,
+            query={"list": "coupon_history", "code": code},  # a page's start key is only for this coupon
+            limit=limit,
+            cursor=cursor,
+            scan_index_forward=False,
+            consistent_read=True,  # the event a change wrote a moment ago is shown with it
+        )
 
     def void(self, code: str, event: dict[str, Any]) -> bool:
         """ISSUED → VOID, with `event` in its history; False if the coupon is not ISSUED now."""
-        actions = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": coupon_key(code),
-                    "UpdateExpression": "SET #s = :void",
-                    # Only an unused coupon: a redemption racing the void wins or loses as a whole.
-                    "ConditionExpression": "#s = :issued",
-                    "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": to_item({":void": "VOID", ":issued": "ISSUED"}),
-                }
-            },
-            history_put(self._table, code, event),
-        ]
+        C = self._coupon
+        tx = Transaction(self._client)
+        tx.update(
+            C(coupon_pk(code), COUPON_SK),
+            [C.state.set("VOID")],
+            # Only an unused coupon: a redemption racing the void wins or loses as a whole.
+            C.state == "ISSUED",
+            tag=_COUPON,
+        )
+        tx.add(history_write(self._event, code, event))
         try:
-            self._client.transact_write_items(TransactItems=actions)
-        except self._client.exceptions.TransactionCanceledException as error:
-            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
-            if codes[0] == "ConditionalCheckFailed":
+            tx.commit()
+        except TransactWriteError as error:
+            if tx.failed(error, _COUPON):
                 return False
-            if "TransactionConflict" in codes:
+            if any(r is not None and r.code == "TransactionConflict" for r in error.cancellation_reasons):
                 raise WriteConflict() from None
             raise
         return True
 
-    def mark_dynamic_code_provisioned(
-        self, code: str, at: str, *, completion: dict[str, Any] | None = None
-    ) -> bool:
+    def mark_dynamic_code_provisioned(self, code: str, at: str, *, completion: Write | None = None) -> bool:
         """Records that the coupon's dynamic-code secret was handed out; False if it was already.
         With `completion` (the Idempotency-Key's COMPLETED record) in one transaction."""
-        update = {
-            "TableName": self._table,
-            "Key": coupon_key(code),
-            "UpdateExpression": "SET dynamic_code_provisioned_at = :at",
-            # Once per coupon: two concurrent calls cannot both hand the secret out.
-            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(dynamic_code_provisioned_at)",
-            "ExpressionAttributeValues": {":at": {"S": at}},
-        }
+        C = self._coupon
+        coupon = C(coupon_pk(code), COUPON_SK)
+        actions = [C.dynamic_code_provisioned_at.set(at)]
+        # Once per coupon: two concurrent calls cannot both hand the secret out.
+        once = C.pk.exists() & C.dynamic_code_provisioned_at.does_not_exist()
         if completion is not None:
+            tx = Transaction(self._client)
+            tx.update(coupon, actions, once, tag=_COUPON)
+            tx.add(completion, tag=COMPLETION)
             try:
-                self._client.transact_write_items(TransactItems=[{"Update": update}, completion.item()])
-            except self._client.exceptions.TransactionCanceledException as error:
-                raise_if_lock_lost(error, 1)
+                tx.commit()
+            except TransactWriteError as error:
+                if error.cause_response_code != "TransactionCanceledException":
+                    raise  # PynamoDB wraps every failure; only a cancellation means "not written"
+                raise_if_lock_lost(error, tx)
                 return False
             return True
         try:
-            self._client.update_item(**update)
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
+            coupon.update(actions, condition=once)
+        except Exception as error:
+            if failed_condition(error):
+                return False
+            raise
         return True
 
     def wallet(
@@ -248,49 +233,28 @@ class CouponStore:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A user's coupons, newest first; optionally one brand's, and in one state as of `now`
         (EXPIRED is not stored: it is an unused coupon whose valid_until has passed)."""
-        partition = f"USER#{user_id}"
-        names = {"#p": GSI1.partition_key}
-        values: dict[str, Any] = {":p": partition}
+        C = self._coupon
         filters = []
         if brand_id is not None:
-            filters.append("brand_id = :b")
-            values[":b"] = brand_id
-        if state is not None:
-            names["#st"] = "state"
-            values[":now"] = now
-            if state == "EXPIRED":
-                filters.append("#st IN (:issued, :partial) AND valid_until <= :now")
-                values.update({":issued": "ISSUED", ":partial": "PARTIALLY_USED"})
-            elif state in ("ISSUED", "PARTIALLY_USED"):
-                filters.append("#st = :st AND valid_until > :now")
-                values[":st"] = state
-            else:
-                filters.append("#st = :st")
-                values[":st"] = state
-                del values[":now"]
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": GSI1.name,
-            "KeyConditionExpression": "#p = :p",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_item(values),
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if filters:
-            args["FilterExpression"] = " AND ".join(filters)
-        # The cursor is bound to the user and the filters: a page's start key is only meant for them.
-        query = {"list": "wallet", "user": user_id, "brand": brand_id, "state": state}
-        start = decode_cursor(cursor, query=query, expect={GSI1.partition_key: partition})
-        if start:
-            args["ExclusiveStartKey"] = start
-        page = self._client.query(**args)
-        next_cursor = encode_cursor(page.get("LastEvaluatedKey"), query=query)
-        return [_record(i) for i in page.get("Items", [])], next_cursor
-
-
-def _record(item: dict[str, Any]) -> dict[str, Any]:
-    record = from_item(item)
-    for key in _KEYS:
-        record.pop(key, None)
-    return record
+            filters.append(C.brand_id == brand_id)
+        if state == "EXPIRED":
+            filters.append(C.state.is_in("ISSUED", "PARTIALLY_USED") & (C.valid_until <= now))
+        elif state in ("ISSUED", "PARTIALLY_USED"):
+            filters.append((C.state == state) & (C.valid_until > now))
+        elif state is not None:
+            filters.append(C.state == state)
+        condition = None
+        for f in filters:
+            condition = f if condition is None else condition & f
+        partition = wallet_pk(user_id)
+        return page_of(
+            C,
+            partition,
+            index_name="gsi1",
+            filter_condition=condition,
+            # The cursor is bound to the user and the filters: a page's start key is only meant for them.
+            query={"list": "wallet", "user": user_id, "brand": brand_id, "state": state},
+            limit=limit,
+            cursor=cursor,
+            scan_index_forward=False,
+        )

@@ -36,25 +36,36 @@ def page_of(
     cursor: str | None,
     index_name: str | None = None,
     range_key_condition: Condition | None = None,
+    filter_condition: Condition | None = None,
     scan_index_forward: bool | None = None,
     consistent_read: bool = False,
     record: Callable[[Any], dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page (`limit` records at most) of `model`'s items under `hash_key` (of the table, or of
     `index_name`) and the cursor of the next page, signed and bound to `query` (the listing's name and
-    every parameter that shapes its answer). `record` turns an item into what the listing answers."""
+    every parameter that shapes its answer; `filter_condition` among them). `record` turns an item into what the listing answers."""
     key_name = model._indexes[index_name]._hash_key_attribute().attr_name if index_name else "pk"
     start = decode_cursor(model, cursor, query=query, expect={key_name: hash_key})
     results = model.query(
         hash_key,
         range_key_condition=range_key_condition,
+        filter_condition=filter_condition,
         index_name=index_name,
         scan_index_forward=scan_index_forward,
         consistent_read=consistent_read,
         limit=limit,
         last_evaluated_key=start,
     )
-    records = [(record or (lambda item: item.record()))(item) for item in results]
+    shape = record or (lambda item: item.record())
+    if filter_condition is not None:
+        # One request, as before: DynamoDB's Limit counts the items it read, not those the filter kept,
+        # and PynamoDB's iterator would read on until `limit` items passed the filter.
+        page = next(results.page_iter)
+        items = [model.from_raw_data(raw) for raw in page.get("Items", [])]
+        return [shape(item) for item in items], encode_cursor(
+            model, page.get("LastEvaluatedKey"), query=query
+        )
+    records = [shape(item) for item in results]
     return records, encode_cursor(model, results.last_evaluated_key, query=query)
 
 

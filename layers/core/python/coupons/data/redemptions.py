@@ -17,16 +17,39 @@ business date, with a few small Queries: settlement waits until nothing is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from coupons.data.campaigns import shard_key
-from coupons.data.coupons import WriteConflict, coupon_key, history_put
-from coupons.data.idempotency import completed_write, raise_if_lock_lost
-from coupons.data.items import decode_cursor, encode_cursor, from_item, to_item
+from pynamodb.exceptions import TransactWriteError
+
+from coupons.data.coupons import WriteConflict, history_write
+from coupons.data.idempotency import COMPLETION, completed_write, raise_if_lock_lost
+from coupons.data.models.base import Transaction, Write
+from coupons.data.models.campaigns import SHARD_SK, QuotaShard, shard_pk
+from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
 from coupons.data.models.idempotency import IdempotencyRecord
+from coupons.data.models.redemptions import (  # the pending-index names: re-exported for clearing and tests
+    CLEARING_PENDING,  # noqa: F401
+    PENDING_SHARDS,
+    QR_TOKEN_SK,
+    REDEMPTION_SK,
+    REVERSAL_SK_PREFIX,
+    QrToken,
+    Redemption,
+    RedemptionPartition,
+    Reversal,
+    pending_index,
+    pending_partition,
+    pending_shard,  # noqa: F401
+    qr_token_pk,
+    redemption_pk,
+    reversal_sk,
+)
+from coupons.data.paging import decode_cursor, encode_cursor
+
+# Tags of the redemption transaction's actions (Transaction: reasons are found by tag, never by index).
+_CAMPAIGN, _COUPON, _REDEMPTION, _IDEMPOTENCY, _QR = "campaign", "coupon", "redemption", "idempotency", "qr"
 
 
 class CampaignInactive(Exception):
@@ -81,39 +104,34 @@ class IdempotencyWrite:
     expires_at: int
 
 
-PENDING_SHARDS = 16
-CLEARING_PENDING = "CLEARING_PENDING#"
+@dataclass(frozen=True)
+class CouponBack:
+    """What a reversal gives back to the coupon. A gift card: its share, from the exact balance it was
+    computed from (`balance_before` → `balance_after`, `state_after`). A single-use coupon: back to
+    ISSUED, if it is still REDEEMED by `redemption_id` (券回退)."""
+
+    code: str
+    redemption_id: str | None = None
+    balance_before: int | None = None
+    balance_after: int | None = None
+    state_after: str | None = None
+
+
 # A Query per pending shard reads at most this many items per page.
 PENDING_PAGE = 10
-# Index keys: on items, never in what the API answers.
-INDEX_KEYS = ("gsi2pk", "gsi2sk")
-
-
-def redemption_key(redemption_id: str) -> dict[str, Any]:
-    return {"pk": {"S": f"REDEMPTION#{redemption_id}"}, "sk": {"S": "REDEMPTION"}}
-
-
-def pending_shard(source_id: str) -> int:
-    """The clearing-pending shard of a redemption or reversal id: sha256, first 4 bytes, mod 16."""
-    return int.from_bytes(hashlib.sha256(source_id.encode()).digest()[:4], "big") % PENDING_SHARDS
-
-
-def pending_partition(shard: int) -> str:
-    return f"{CLEARING_PENDING}{shard}"
-
-
-def pending_index(source_id: str, business_date: str) -> dict[str, str]:
-    """The gsi2 keys a redemption / reversal item carries until clearing has posted its journal."""
-    return {
-        "gsi2pk": pending_partition(pending_shard(source_id)),
-        "gsi2sk": f"{business_date}#{source_id}",
-    }
 
 
 class RedemptionStore:
     def __init__(self, client, table_name: str):
         self._client = client
-        self._table = table_name
+        self._shard = QuotaShard.bound(client, table_name)
+        self._coupon = Coupon.bound(client, table_name)
+        self._event = HistoryEvent.bound(client, table_name)
+        self._redemption = Redemption.bound(client, table_name)
+        self._reversal = Reversal.bound(client, table_name)
+        self._partition = RedemptionPartition.bound(client, table_name)
+        self._qr = QrToken.bound(client, table_name)
+        self._idempotency = IdempotencyRecord.bound(client, table_name)
 
     def redeem(
         self,
@@ -126,86 +144,61 @@ class RedemptionStore:
     ) -> None:
         """Decides and records a redemption in ONE TransactWriteItems, or raises why it was refused.
 
-        0 ConditionCheck a quota shard: the campaign is still ACTIVE (every shard carries its status,
+        - ConditionCheck a quota shard: the campaign is still ACTIVE (every shard carries its status,
           so a random one spreads these reads over the shards)
-        1 Update the coupon under its conditions (state, validity, campaign, holder, TOTP step,
+        - Update the coupon under its conditions (state, validity, campaign, holder, TOTP step,
           gift-card balance)
-        2 Put the redemption (a new id)
-        3 Put the Idempotency-Key record, COMPLETED with the answer, when the caller sent a key
-        4 Put the QR token's nonce, when one was used: a token works once
-        last: Put the coupon's history event (data/coupons.py): a write, not a request of its own
+        - Put the redemption (a new id)
+        - Put the Idempotency-Key record, COMPLETED with the answer, when the caller sent a key
+        - Put the QR token's nonce, when one was used: a token works once
+        - Put the coupon's history event (data/coupons.py): a write, not a request of its own
+        (PynamoDB sends them checks, puts, updates: reasons are read by tag.)
         """
-        table = self._table
-        values: dict[str, Any] = {
-            ":cid": change.campaign_id,
-            ":now": change.now,
-            ":rid": change.redemption_id,
-        }
-        conditions = ["campaign_id = :cid", "valid_from <= :now", "valid_until > :now"]
+        Shard, C = self._shard, self._coupon
+        tx = Transaction(self._client)
+        # The campaign is still ACTIVE: a paused or ended campaign redeems nothing.
+        tx.condition_check(
+            Shard, shard_pk(change.campaign_id, shard), SHARD_SK, Shard.status == "ACTIVE", tag=_CAMPAIGN
+        )
+        # The coupon belongs to the campaign whose terms priced the discount, and is valid now.
+        condition = (
+            (C.campaign_id == change.campaign_id)
+            & (C.valid_from <= change.now)
+            & (C.valid_until > change.now)
+        )
         if change.balance_before is None:
-            conditions.append("#st = :issued")
-            update = "SET #st = :redeemed, redemption_id = :rid"
-            values.update({":issued": "ISSUED", ":redeemed": "REDEEMED"})
+            # Single use: only an unused coupon.
+            condition &= C.state == "ISSUED"
+            actions = [C.state.set("REDEEMED"), C.redemption_id.set(change.redemption_id)]
         else:
             # The exact balance the take was computed from: a concurrent take makes this fail, and
             # the failure returns the new balance to compute again from.
-            conditions.append("#st IN (:issued, :partial) AND balance = :before")
-            update = "SET #st = :state_after, balance = :after"
-            values.update(
-                {
-                    ":issued": "ISSUED",
-                    ":partial": "PARTIALLY_USED",
-                    ":before": change.balance_before,
-                    ":after": change.balance_after,
-                    ":state_after": "PARTIALLY_USED" if change.balance_after else "REDEEMED",
-                }
-            )
+            condition &= C.state.is_in("ISSUED", "PARTIALLY_USED") & (C.balance == change.balance_before)
+            state_after = "PARTIALLY_USED" if change.balance_after else "REDEEMED"
+            actions = [C.state.set(state_after), C.balance.set(change.balance_after)]
         if change.owner is not None:
-            conditions.append("user_id = :owner")
-            values[":owner"] = change.owner
+            # A QR token was issued to its holder: only the holder's coupon.
+            condition &= C.user_id == change.owner
         if change.totp_step is not None:
-            conditions.append("(attribute_not_exists(totp_step) OR totp_step < :step)")
-            update += ", totp_step = :step"
-            values[":step"] = change.totp_step
-        item = {
-            **{k: v["S"] for k, v in redemption_key(redemption["redemption_id"]).items()},
-            **redemption,
+            # A dynamic code works once: its step must be newer than any used.
+            condition &= C.totp_step.does_not_exist() | (C.totp_step < change.totp_step)
+            actions.append(C.totp_step.set(change.totp_step))
+        tx.update(
+            C(coupon_pk(change.code), COUPON_SK), actions, condition, return_values="ALL_OLD", tag=_COUPON
+        )
+        item = self._redemption.from_record(
+            redemption,
+            pk=redemption_pk(redemption["redemption_id"]),
+            sk=REDEMPTION_SK,
             **pending_index(redemption["redemption_id"], redemption["business_date"]),
-        }
-        actions: list[dict[str, Any]] = [
-            {
-                "ConditionCheck": {
-                    "TableName": table,
-                    "Key": shard_key(change.campaign_id, shard),
-                    "ConditionExpression": "#s = :active",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":active": {"S": "ACTIVE"}},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": coupon_key(change.code),
-                    "UpdateExpression": update,
-                    "ConditionExpression": " AND ".join(conditions),
-                    "ExpressionAttributeNames": {"#st": "state"},
-                    "ExpressionAttributeValues": to_item(values),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": to_item(item),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ]
+        )
+        # A new id: a clash (vanishingly rare) is retried with another, never an overwrite.
+        tx.save(item, self._redemption.pk.does_not_exist(), tag=_REDEMPTION)
         if idempotency is not None:
             # No lock was claimed first (one request): the record goes in where no live one is.
-            actions.append(
+            tx.add(
                 completed_write(
-                    IdempotencyRecord.bound(self._client, table),
+                    self._idempotency,
                     idempotency.scope,
                     idempotency.key,
                     fingerprint=idempotency.fingerprint,
@@ -213,51 +206,44 @@ class RedemptionStore:
                     body=idempotency.body,
                     expires_at=idempotency.expires_at,
                     now=idempotency.now,
-                ).item()
+                ),
+                tag=_IDEMPOTENCY,
             )
-        qr_index = len(actions)
         if qr_token is not None:
             nonce, expires_at = qr_token
-            used = {"pk": f"QRTOKEN#{nonce}", "sk": "QRTOKEN", "expires_at": expires_at}
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": table,
-                        "Item": to_item(used),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
-        actions.append(history_put(table, change.code, change.event))
+            used = self._qr(qr_token_pk(nonce), QR_TOKEN_SK, expires_at=expires_at)
+            # A token works once: its nonce must not be there yet.
+            tx.save(used, self._qr.pk.does_not_exist(), tag=_QR)
+        tx.add(history_write(self._event, change.code, change.event))
         try:
-            self._client.transact_write_items(TransactItems=actions)
-        except self._client.exceptions.TransactionCanceledException as error:
-            reasons = error.response.get("CancellationReasons", [])
-            codes = [r.get("Code", "None") for r in reasons]
-            failed = [i for i, c in enumerate(codes) if c == "ConditionalCheckFailed"]
+            tx.commit()
+        except TransactWriteError as error:
             # The idempotency record first: a retry of a request that succeeded also fails the
             # coupon's condition (it is redeemed now), and must get its first answer, not a 409.
-            if idempotency is not None and 3 in failed:
-                raise IdempotencyRecordExists(_idempotency_record(reasons[3].get("Item"))) from None
-            if 0 in failed:
+            if idempotency is not None and tx.failed(error, _IDEMPOTENCY):
+                raise IdempotencyRecordExists(
+                    _idempotency_record(self._idempotency, tx.reason(error, _IDEMPOTENCY).raw_item)
+                ) from None
+            if tx.failed(error, _CAMPAIGN):
                 raise CampaignInactive() from None
-            if 1 in failed:
-                old = reasons[1].get("Item")
-                raise CouponRefused(from_item(old) if old else {}) from None
-            if qr_token is not None and qr_index in failed:
+            if tx.failed(error, _COUPON):
+                old = tx.reason(error, _COUPON).raw_item
+                raise CouponRefused(C.from_raw_data(old).record() if old else {}) from None
+            if qr_token is not None and tx.failed(error, _QR):
                 raise QrTokenUsed() from None
-            if 2 in failed:
+            if tx.failed(error, _REDEMPTION):
                 raise RedemptionIdTaken() from None
-            if "TransactionConflict" in codes:
+            if _conflict(error):
                 raise WriteConflict() from None
             raise
 
     def redemption(self, redemption_id: str) -> dict[str, Any] | None:
         """The redemption item alone (its totals), never its reversals: what a reversal computes from."""
-        item = self._client.get_item(
-            TableName=self._table, Key=redemption_key(redemption_id), ConsistentRead=True
-        ).get("Item")
-        return _public(from_item(item)) if item else None
+        try:
+            found = self._redemption.get(redemption_pk(redemption_id), REDEMPTION_SK, consistent_read=True)
+        except self._redemption.DoesNotExist:
+            return None
+        return found.record()
 
     def get(
         self, redemption_id: str, *, limit: int, cursor: str | None = None
@@ -265,29 +251,24 @@ class RedemptionStore:
         """The redemption, a page of at most `limit` of its reversals (oldest first) and the cursor of
         the next page. The first page is one Query: the redemption's sort key, REDEMPTION, sorts before
         its reversals' (REVERSAL#…); a later page reads the redemption item and the page."""
-        partition = f"REDEMPTION#{redemption_id}"
-        args: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": partition}},
-            "ConsistentRead": True,
-            "Limit": limit + 1,
-        }
+        partition = redemption_pk(redemption_id)
+        model = self._partition
         query = {"list": "reversals", "redemption": redemption_id}  # only for this redemption's reversals
-        start = decode_cursor(cursor, query=query, expect={"pk": partition})
+        start = decode_cursor(model, cursor, query=query, expect={"pk": partition})
         if start:
             redemption = self.redemption(redemption_id)
             if redemption is None:
                 return None
-            args.update(ExclusiveStartKey=start, Limit=limit)
-        page = self._client.query(**args)
-        items = [from_item(i) for i in page.get("Items", [])]
+        results = model.query(
+            partition, consistent_read=True, limit=limit if start else limit + 1, last_evaluated_key=start
+        )
+        items = list(results)
         if not start:
-            if not items or items[0]["sk"] != "REDEMPTION":
+            if not items or items[0].sk != REDEMPTION_SK:
                 return None
-            redemption = _public(items.pop(0))
-        reversals = [_public(i) for i in items if i["sk"].startswith("REVERSAL#")]
-        return redemption, reversals, encode_cursor(page.get("LastEvaluatedKey"), query=query)
+            redemption = items.pop(0).record()
+        reversals = [i.record() for i in items if i.sk.startswith(REVERSAL_SK_PREFIX)]
+        return redemption, reversals, encode_cursor(model, results.last_evaluated_key, query=query)
 
     def pending_clearing(self, up_to_business_date: str, *, limit: int = 10) -> list[dict[str, Any]]:
         """Redemptions and reversals with business dates up to `up_to_business_date` whose journal is
@@ -296,31 +277,21 @@ class RedemptionStore:
 
         The index is eventually consistent: an item cleared a moment ago may still be listed, one
         written a moment ago may not be yet. Ask about business dates that have ended."""
+        model = self._partition
         found: list[dict[str, Any]] = []
         for shard in range(PENDING_SHARDS):
             start: dict[str, Any] | None = None
             while len(found) < limit:
-                args: dict[str, Any] = {
-                    "TableName": self._table,
-                    "IndexName": "gsi2",
-                    "KeyConditionExpression": "gsi2pk = :pk AND gsi2sk <= :hi",
-                    "ExpressionAttributeValues": to_item(
-                        {":pk": pending_partition(shard), ":hi": f"{up_to_business_date}#~"}
-                    ),
-                    "ProjectionExpression": "#k, #rdm, #rvs, #bd",
-                    "ExpressionAttributeNames": {
-                        "#k": "kind",
-                        "#rdm": "redemption_id",
-                        "#rvs": "reversal_id",
-                        "#bd": "business_date",
-                    },
-                    "Limit": min(PENDING_PAGE, limit - len(found)),
-                }
-                if start:
-                    args["ExclusiveStartKey"] = start
-                page = self._client.query(**args)
-                found += [_pending(from_item(i)) for i in page.get("Items", [])]
-                start = page.get("LastEvaluatedKey")
+                results = model.query(
+                    pending_partition(shard),
+                    model.gsi2sk <= f"{up_to_business_date}#~",
+                    index_name="gsi2",
+                    attributes_to_get=["kind", "redemption_id", "reversal_id", "business_date"],
+                    limit=min(PENDING_PAGE, limit - len(found)),
+                    last_evaluated_key=start,
+                )
+                found += [_pending(item.record()) for item in results]
+                start = results.last_evaluated_key
                 if not start:
                     break
             if len(found) >= limit:
@@ -334,68 +305,74 @@ class RedemptionStore:
         refunded_before: int,
         refunded_after: int,
         discount_reversed_after: int,
-        coupon_update: dict[str, Any] | None,
+        coupon_back: CouponBack | None,
         coupon_event: dict[str, Any] | None = None,
-        completion: dict[str, Any] | None = None,
+        completion: Write | None = None,
     ) -> bool:
         """Records a reversal against its redemption in one transaction. False when another reversal
         of the same redemption got in first (the caller reads again and recomputes).
 
-        `coupon_update`: Update arguments (Key, expressions) that give the coupon back or restore a
-        gift card's balance, or None; `coupon_event`: what the coupon's history records of it.
-        `completion`: the Idempotency-Key's COMPLETED record, committed with the reversal (a refund
-        whose answer was lost is then replayed, never applied again)."""
+        `coupon_back`: what the coupon gets back (a gift card's share, a single-use coupon's ISSUED
+        state), or None; `coupon_event`: what the coupon's history records of it. `completion`: the
+        Idempotency-Key's COMPLETED record, committed with the reversal (a refund whose answer was
+        lost is then replayed, never applied again)."""
         redemption_id = reversal["redemption_id"]
-        item = {
-            "pk": f"REDEMPTION#{redemption_id}",
-            "sk": f"REVERSAL#{reversal['reversed_at']}#{reversal['reversal_id']}",
-            **reversal,
+        R = self._redemption
+        tx = Transaction(self._client)
+        tx.update(
+            R(redemption_pk(redemption_id), REDEMPTION_SK),
+            [R.refunded_amount.set(refunded_after), R.discount_reversed.set(discount_reversed_after)],
+            # Optimistic: the totals we computed from are still the totals, so two concurrent
+            # reversals can never together reverse more than there is.
+            R.refunded_amount == refunded_before,
+        )
+        item = self._reversal.from_record(
+            reversal,
+            pk=redemption_pk(redemption_id),
+            sk=reversal_sk(reversal["reversed_at"], reversal["reversal_id"]),
             **pending_index(reversal["reversal_id"], reversal["business_date"]),
-        }
-        actions: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": redemption_key(redemption_id),
-                    "UpdateExpression": "SET refunded_amount = :after, discount_reversed = :dr",
-                    # Optimistic: the totals we computed from are still the totals, so two
-                    # concurrent reversals can never together reverse more than there is.
-                    "ConditionExpression": "refunded_amount = :before",
-                    "ExpressionAttributeValues": to_item(
-                        {":after": refunded_after, ":before": refunded_before, ":dr": discount_reversed_after}
-                    ),
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": to_item(item),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ]
-        if coupon_update is not None:
-            actions.append({"Update": {"TableName": self._table, **coupon_update}})
+        )
+        # A new reversal id: never an overwrite of another reversal.
+        tx.save(item, self._reversal.pk.does_not_exist())
+        if coupon_back is not None:
+            self._give_back(tx, coupon_back)
             if coupon_event is not None:
-                actions.append(history_put(self._table, reversal["code"], coupon_event))
+                tx.add(history_write(self._event, reversal["code"], coupon_event))
         if completion is not None:
-            actions.append(completion.item())  # last: raise_if_lock_lost finds it there
+            tx.add(completion, tag=COMPLETION)
         try:
-            self._client.transact_write_items(TransactItems=actions)
-        except self._client.exceptions.TransactionCanceledException as error:
-            if completion is not None:
-                raise_if_lock_lost(error, len(actions) - 1)
-            codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in codes or "TransactionConflict" in codes:
+            tx.commit()
+        except TransactWriteError as error:
+            raise_if_lock_lost(error, tx)
+            codes = {r.code for r in error.cancellation_reasons if r is not None}
+            if {"ConditionalCheckFailed", "TransactionConflict"} & codes:
                 return False
             raise
         return True
 
+    def _give_back(self, tx: Transaction, back: CouponBack) -> None:
+        C = self._coupon
+        coupon = C(coupon_pk(back.code), COUPON_SK)
+        if back.balance_before is not None:
+            tx.update(
+                coupon,
+                [C.balance.set(back.balance_after), C.state.set(back.state_after)],
+                # The exact balance the share was added to: a take racing the refund makes the
+                # reversal compute again.
+                C.balance == back.balance_before,
+            )
+            return
+        tx.update(
+            coupon,
+            [C.state.set("ISSUED"), C.redemption_id.remove()],
+            # Still used by this redemption only: a coupon voided, or used again after being given
+            # back, is not given back twice.
+            (C.state == "REDEEMED") & (C.redemption_id == back.redemption_id),
+        )
 
-def _public(record: dict[str, Any]) -> dict[str, Any]:
-    for name in ("pk", "sk", *INDEX_KEYS):
-        record.pop(name, None)
-    return record
+
+def _conflict(error: TransactWriteError) -> bool:
+    return any(r is not None and r.code == "TransactionConflict" for r in error.cancellation_reasons)
 
 
 def _pending(item: dict[str, Any]) -> dict[str, Any]:
@@ -405,8 +382,9 @@ def _pending(item: dict[str, Any]) -> dict[str, Any]:
     return {k: item[k] for k in keys if k in item}
 
 
-def _idempotency_record(item: dict[str, Any] | None) -> dict[str, Any]:
-    record = from_item(item) if item else {}
+def _idempotency_record(model: type[IdempotencyRecord], raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The record that stood in the way (ALL_OLD), keys included, its answer decoded."""
+    record = model.from_raw_data(raw).record(keep_keys=True) if raw else {}
     if "response_body" in record:
         record["response_body"] = json.loads(record["response_body"])
     return record
@@ -415,11 +393,8 @@ def _idempotency_record(item: dict[str, Any] | None) -> dict[str, Any]:
 def source_images(client, table_name: str, redemption_id: str) -> list[dict[str, Any]]:
     """The redemption and its reversals as stored, keys included: what clearing is given from the stream's
     new image (re-clear hands these to the same Clearer). Oldest reversal last, redemption first."""
-    page = client.query(
-        TableName=table_name,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"REDEMPTION#{redemption_id}"}},
-        ConsistentRead=True,
-    )
-    items = [from_item(i) for i in page.get("Items", [])]
-    return sorted(items, key=lambda i: (i["sk"] != "REDEMPTION", i["sk"]))
+    model = RedemptionPartition.bound(client, table_name)
+    items = [
+        i.record(keep_keys=True) for i in model.query(redemption_pk(redemption_id), consistent_read=True)
+    ]
+    return sorted(items, key=lambda i: (i["sk"] != REDEMPTION_SK, i["sk"]))

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coupons.data.campaigns import CampaignStore
-from coupons.data.coupons import CouponStore, WriteConflict, coupon_key
+from coupons.data.coupons import CouponStore, WriteConflict
 from coupons.data.idempotency import Completion, IdempotencyStore, put_of
-from coupons.data.items import to_item
 from coupons.data.redemptions import (
     CampaignInactive,
+    CouponBack,
     CouponChange,
     CouponRefused,
     IdempotencyRecordExists,
@@ -453,9 +453,10 @@ class Redeemer:
                     if k in redemption
                 },
             }
-            coupon_update, restored = self._coupon_back(
+            coupon_back = self._coupon_back(
                 redemption, share, refunded + refund == order, restore_coupon, moment
             )
+            restored = coupon_back is not None
             reversal["coupon_restored"] = restored
             event = {
                 "at": reversal["reversed_at"],
@@ -469,7 +470,7 @@ class Redeemer:
                 refunded_before=refunded,
                 refunded_after=refunded + refund,
                 discount_reversed_after=redemption.get("discount_reversed", 0) + share,
-                coupon_update=coupon_update,
+                coupon_back=coupon_back,
                 coupon_event=event if restored else None,
                 completion=put_of(completion, reversal),
             ):
@@ -478,47 +479,29 @@ class Redeemer:
 
     def _coupon_back(
         self, redemption: dict[str, Any], share: int, whole: bool, restore: bool, moment: datetime
-    ) -> tuple[dict[str, Any] | None, bool]:
-        """The coupon update a reversal makes: a gift card gets its share back; a single-use coupon
-        goes back to the holder's wallet (券回退) after a whole refund, if asked and still valid."""
+    ) -> CouponBack | None:
+        """What a reversal gives the coupon back, or None: a gift card gets its share back; a
+        single-use coupon goes back to the holder's wallet (券回退) after a whole refund, if asked and
+        still valid."""
         coupon = self._coupons.get(redemption["code"])
         if coupon is None:
-            return None, False
+            return None
         if redemption.get("coupon_type") == CampaignType.GIFT_CARD:
             if share == 0:
-                return None, False
+                return None
             after = coupon["balance"] + share
-            return {
-                "Key": coupon_key(coupon["code"]),
-                "UpdateExpression": "SET balance = :after, #st = :state",
-                "ConditionExpression": "balance = :before",
-                "ExpressionAttributeNames": {"#st": "state"},
-                "ExpressionAttributeValues": to_item(
-                    {
-                        ":after": after,
-                        ":before": coupon["balance"],
-                        ":state": "ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
-                    }
-                ),
-            }, True
+            return CouponBack(
+                coupon["code"],
+                balance_before=coupon["balance"],
+                balance_after=after,
+                state_after="ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
+            )
         still_valid = coupon["valid_until"] > iso(moment)
         if not (
             whole and restore and still_valid and coupon.get("redemption_id") == redemption["redemption_id"]
         ):
-            return None, False
-        return {
-            "Key": coupon_key(coupon["code"]),
-            "UpdateExpression": "SET #st = :issued REMOVE redemption_id",
-            "ConditionExpression": "#st = :redeemed AND redemption_id = :rid",
-            "ExpressionAttributeNames": {"#st": "state"},
-            "ExpressionAttributeValues": to_item(
-                {
-                    ":issued": "ISSUED",
-                    ":redeemed": "REDEEMED",
-                    ":rid": redemption["redemption_id"],
-                }
-            ),
-        }, True
+            return None
+        return CouponBack(coupon["code"], redemption_id=redemption["redemption_id"])
 
 
 def _may_see(redemption: dict[str, Any], principal: Principal) -> bool:
