@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coupons.data.items import from_item, to_item
 from coupons.data.ledger import SHARDS, shard_of, unsettled_partition
 from coupons.data.redemptions import PENDING_SHARDS, RedemptionStore, pending_index, pending_shard
+from tests.dynamo_json import from_item, to_item
 from tests.events import load
 from tests.integration.conftest import ROOT, RULE, TABLE
 

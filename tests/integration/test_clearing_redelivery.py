@@ -10,10 +10,10 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coupons.data.items import from_item, to_item
 from coupons.data.schema import MAIN
 from coupons.domain import funding
 from coupons.domain import ledger as journals
+from tests.dynamo_json import from_item, to_item
 from tests.events import load
 from tests.integration.conftest import RULE, TABLE
 from tests.integration.test_clearing_handler import RDM, balances, store

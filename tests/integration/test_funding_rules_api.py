@@ -104,9 +104,9 @@ def approve(api, key, rule_id, version=1):
 
 def redeemed_and_cleared(api, keys, campaign_id):
     """Activates the campaign, issues and redeems one coupon at m-001, clears the redemption."""
-    from coupons.data.items import from_item
     from coupons.data.ledger import LedgerStore
     from coupons.services.clearing import Clearer
+    from tests.dynamo_json import from_item
     from tests.integration.conftest import TABLE
     from tests.integration.test_issuance_api import issue
     from tests.integration.test_redemption_api import redeem

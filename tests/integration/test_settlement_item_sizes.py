@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from coupons.data.items import to_item
 from coupons.data.ledger import shard_of, unsettled_partition, unsettled_sort_key
 from coupons.data.models.settlement import RUN_SK, party_pk, run_pk
+from tests.dynamo_json import to_item
 from tests.integration.test_settlement_steps import DAY, MAIN_TABLE, RUN, moto_world
 
 # Enough to show the records do not grow with the lines (moto copies the table per transaction: kept small).

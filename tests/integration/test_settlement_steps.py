@@ -16,7 +16,6 @@ import pytest
 from moto import mock_aws
 
 from coupons.channels.simulated import SimulatedBank
-from coupons.data.items import from_item, to_item
 from coupons.data.ledger import SHARDS, LedgerStore, shard_of, unsettled_partition
 from coupons.data.redemptions import RedemptionStore, pending_index
 from coupons.data.schema import BANK, MAIN
@@ -26,6 +25,7 @@ from coupons.domain import settlement as rules
 from coupons.domain.ledger import Journal, Leg
 from coupons.domain.settlement import ClearingBehind
 from coupons.services.settlement import SettlementSteps, TransferRejected, TransfersIncomplete
+from tests.dynamo_json import from_item, to_item
 from tests.integration.moto_threads import OneRequestAtATime
 
 MAIN_TABLE = "coupons-test-main"

@@ -18,7 +18,6 @@ import pytest
 
 from coupons.channels.simulated import SimulatedBank
 from coupons.data import access
-from coupons.data.items import from_item
 from coupons.data.ledger import SHARDS
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.schema import BANK
@@ -26,6 +25,7 @@ from coupons.data.settlement import SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.domain import settlement as rules
 from coupons.services.settlement import SettlementSteps
+from tests.dynamo_json import from_item
 from tests.integration.conftest import TABLE, FakeContext, load_clearing_handler
 from tests.integration.test_funding_rules_api import approve, campaign_with, create
 from tests.integration.test_issuance_api import active_campaign, issue

@@ -29,7 +29,6 @@ from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_p
 _RUN = "stl_????????"
 
 
-
 @dataclass(frozen=True)
 class Partition:
     pattern: str  # IAM StringLike pattern of the partition key

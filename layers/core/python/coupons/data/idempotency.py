@@ -124,13 +124,8 @@ def put_of(completion: Completion | None, result: Any) -> Write | None:
     return completion.put(result) if completion is not None else None
 
 
-def raise_if_lock_lost(error: Exception, transaction: Transaction | int) -> None:
+def raise_if_lock_lost(error: Exception, transaction: Transaction) -> None:
     """A store's first check on a cancelled transaction that carried a completion (tagged COMPLETION)."""
-    if isinstance(transaction, int):  # TRANSITIONAL (issue #12): a raw transaction, the completion's index
-        reasons = getattr(error, "response", {}).get("CancellationReasons", [])
-        if transaction < len(reasons) and reasons[transaction].get("Code") == "ConditionalCheckFailed":
-            raise LockLost() from None
-        return
     if transaction.failed(error, COMPLETION):
         raise LockLost() from None
 

@@ -221,12 +221,6 @@ class Write:
     return_values: str | None = None
     key: tuple[Any, Any] | None = None  # check: (hash_key, range_key)
 
-    def item(self) -> dict[str, Any]:
-        """TRANSITIONAL (issue #12, until every store is on Transaction): this write as a raw TransactItem."""
-        if self.kind == "put":
-            return {"Put": self.model.get_save_kwargs_from_instance(self.condition, self.return_values)}
-        raise NotImplementedError(self.kind)
-
 
 def connection(client: Any) -> Connection:
     """A PynamoDB connection through `client`, for TransactWrite / TransactGet."""
