@@ -217,7 +217,8 @@ def _transactions_are_idempotent_by_client_request_token() -> None:
                     )
                 return seen[2]
             result = original(self)
-            done[token] = (fingerprint, time.monotonic(), result)
+            with guard:  # the expiry sweep above iterates `done`: writes take the same lock
+                done[token] = (fingerprint, time.monotonic(), result)
             return result
 
     transact_write_items._local_fixed = True
