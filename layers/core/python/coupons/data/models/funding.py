@@ -63,4 +63,4 @@ class FundingRuleVersion(MainModel):
 
 def decoded(rule: type[FundingRule], version: type[FundingRuleVersion], raw: dict[str, Any]) -> Any:
     """An item of a rule's partition, as the model its sort key names."""
-    return (rule if raw["sk"]["S"] == RULE_SK else version).from_raw_data(raw)
+    return (rule if MainModel.from_raw_data(raw).sk == RULE_SK else version).from_raw_data(raw)

@@ -105,8 +105,11 @@ class RedemptionPartition(MainModel):
 
     @classmethod
     def from_raw_data(cls, data: dict[str, Any]) -> MainModel:  # type: ignore[override]
-        model = Reversal if data.get("kind") == {"S": "REVERSAL"} else Redemption
-        return model.from_raw_data(data)
+        # The item's kind read through the model (the partition's own `kind`), then the item decoded whole
+        # by the model it names. (A PynamoDB discriminator would do this, but it does not carry over to the
+        # per-client subclasses `bound` makes.)
+        kind = super().from_raw_data(data).kind
+        return (Reversal if kind == "REVERSAL" else Redemption).from_raw_data(data)
 
 
 class QrToken(MainModel):
