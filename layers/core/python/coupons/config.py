@@ -19,6 +19,8 @@ class Settings:
     idempotency_ttl_seconds: int
     # Business dates (what T+N settlement counts from) are calendar dates in the tenant's zone.
     time_zone: str
+    # The audit log's shard logs (coupons.services.audit): hash of the item's pk (or caller) mod this.
+    audit_log_shards: int = 4
 
 
 @cache
@@ -30,4 +32,5 @@ def settings() -> Settings:
         api_key_cache_seconds=int(env.get("API_KEY_CACHE_SECONDS", "60")),
         idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", str(48 * 3600))),
         time_zone=env.get("TENANT_TIME_ZONE", "UTC"),
+        audit_log_shards=int(env.get("AUDIT_LOG_SHARDS", "4")),
     )

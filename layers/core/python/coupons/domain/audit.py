@@ -10,6 +10,7 @@ JSON.stringify does, integers only (|n| ≤ 2^53 - 1), no floats. For such value
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from decimal import Decimal
@@ -161,6 +162,8 @@ def _plain(value: Any) -> Any:
     # stop the log), string sets come as sorted lists already.
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, bytes | bytearray):  # a binary attribute: its base64, so the entry stays JSON
+        return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
