@@ -9,11 +9,13 @@ import copy
 import importlib.util
 import json
 
+import boto3
 import pytest
 
 from coupons.data.audit import AuditStore, LogMoved
 from coupons.domain import audit, merkle
 from coupons.services import audit as service
+from tests.events import api_request
 from tests.integration.conftest import ROOT, TABLE, FakeContext
 
 SHARDS = 4
@@ -206,3 +208,24 @@ def test_api_calls_from_the_queue_are_entries_once_each_with_their_key_redacted(
     assert entries[0]["kind"] == "api_call"
     assert entries[0]["fields"] == {k: call[k] for k in service.API_CALL_FIELDS}
     assert entries[0]["time"] == call["time"]
+
+
+def test_each_api_call_is_sent_to_the_audit_queue_and_becomes_an_entry_without_its_key(aws, api, keys, audit_fn, log, monkeypatch):
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    url = sqs.create_queue(QueueName="audit-calls")["QueueUrl"]
+    monkeypatch.setenv("AUDIT_QUEUE_URL", url)
+    for n, key in enumerate((keys["issuer:brand-a"], "ck_nope_wrong")):
+        event = api_request("GET", "/v1/campaigns", api_key=key)
+        event["requestContext"]["requestId"] = f"req-{n}"  # API Gateway's, one per request
+        api.handler.lambda_handler(event, FakeContext())
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 2
+    event = {"Records": [{"messageId": m["MessageId"], "eventSource": "aws:sqs", "body": m["Body"]} for m in messages]}
+    assert audit_fn(event) == []
+    calls = sorted((e["fields"] for e in decoded(log)), key=lambda f: f["status"])
+    assert [(c["principal"], c["status"], c["method"], c["path"]) for c in calls] == [
+        ("issuer:brand-a", 200, "GET", "/v1/campaigns"),
+        (None, 401, "GET", "/v1/campaigns"),
+    ]
+    assert all(c["source_ip"] == "203.0.113.7" and c["request_id"] for c in calls)
+    assert keys["issuer:brand-a"] not in json.dumps(calls)
