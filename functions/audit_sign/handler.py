@@ -13,7 +13,7 @@ from coupons.data.audit import AuditStore
 from coupons.data.audit_heads import HeadArchive
 from coupons.data.clients import dynamodb, kms, s3
 from coupons.observability import metrics, tracer
-from coupons.services.audit_signing import HeadSigner, kms_signer
+from coupons.services.audit_signing import HeadSigner, kms_public_key, kms_signer
 
 logger = Logger()
 
@@ -25,6 +25,7 @@ def signer() -> HeadSigner:
         AuditStore(dynamodb(), settings().main_table, tenant=settings().tenant),
         HeadArchive(s3(), os.environ["AUDIT_BUCKET"]),
         sign=kms_signer(kms(), key_id),
+        public_key=kms_public_key(kms(), key_id),
         key_id=key_id,
         tenant=settings().tenant,
         shards=settings().audit_log_shards,

@@ -173,3 +173,68 @@ def clearing(ledger):
         return module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]
 
     return deliver
+
+
+# -- audit log -----------------------------------------------------------------------------------------
+
+AUDIT_SHARDS = 4
+AUDIT_BUCKET = "coupons-test-audit-heads"
+
+
+@dataclass
+class AuditWorld:
+    """The audit log over the test table, a KMS signing key and an Object Lock bucket, as a tenant has."""
+
+    store: Any
+    archive: Any
+    signer: Any
+    key_id: str
+    public_key: bytes
+    kms: Any
+    s3: Any
+
+    def append(self, n: int, *, prefix: str = "e", shard_key=None) -> None:
+        from coupons.services import audit as service
+
+        auditor = service.Auditor(self.store)
+        by_shard: dict[int, list] = {}
+        for i in range(n):
+            key = shard_key(i) if shard_key else f"COUPON#{prefix}{i}"
+            shard = service.shard_of(key, AUDIT_SHARDS)
+            by_shard.setdefault(shard, []).append(
+                service.Pending(f"test:{prefix}{i}", shard, f"2026-12-01T00:00:{i % 60:02d}.000000Z", "change",
+                                {"item": "COUPON", "key": {"pk": key, "sk": "COUPON"}, "changes": {"n": {"new": i}}}, key)
+            )  # fmt: skip
+        for pending in by_shard.values():
+            auditor.append(pending)
+
+
+@pytest.fixture
+def audit_world(aws) -> AuditWorld:
+    from coupons.data.audit import AuditStore
+    from coupons.data.audit_heads import HeadArchive
+    from coupons.services.audit_signing import HeadSigner, kms_public_key, kms_signer
+
+    kms = boto3.client("kms", region_name="eu-west-1")
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(
+        Bucket=AUDIT_BUCKET, ObjectLockEnabledForBucket=True,
+        CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+    )  # fmt: skip
+    s3.put_object_lock_configuration(
+        Bucket=AUDIT_BUCKET,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 7}},
+        },
+    )  # fmt: skip
+    store = AuditStore(aws, TABLE, tenant="test")
+    archive = HeadArchive(s3, AUDIT_BUCKET)
+    clock = iter(range(1_795_000_000, 1_796_000_000, 60))
+    from datetime import UTC, datetime
+
+    signer = HeadSigner(
+        store, archive, sign=kms_signer(kms, key_id), public_key=kms_public_key(kms, key_id), key_id=key_id,
+        tenant="test", shards=AUDIT_SHARDS, clock=lambda: datetime.fromtimestamp(next(clock), UTC),
+    )  # fmt: skip
+    return AuditWorld(store, archive, signer, key_id, kms.get_public_key(KeyId=key_id)["PublicKey"], kms, s3)

@@ -139,7 +139,9 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def head_document(signed: SignedHead, shard_heads: Sequence[TreeHead], *, key_id: str) -> dict:
+def head_document(
+    signed: SignedHead, shard_heads: Sequence[TreeHead], *, key_id: str, public_key: bytes
+) -> dict:
     """What the signer publishes: the combined head's fields, its exact signed bytes and signature, the
     signing key, and every shard head (their bytes are the combined tree's leaves, in shard order)."""
     head = signed.head
@@ -153,6 +155,9 @@ def head_document(signed: SignedHead, shard_heads: Sequence[TreeHead], *, key_id
         "signature": _b64(signed.signature),
         "algorithm": ALGORITHM,
         "key_id": key_id,
+        # The key's DER SubjectPublicKeyInfo, as KMS GetPublicKey gives it. A checker pins it (or its
+        # SHA-256) once, out of band: a key that comes with the heads proves nothing about who signed.
+        "public_key": _b64(public_key),
         "shards": [
             {"log_id": h.log_id, "size": h.size, "timestamp_ms": h.timestamp_ms, "root": _b64(h.root)}
             for h in shard_heads

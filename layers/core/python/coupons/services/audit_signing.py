@@ -24,12 +24,13 @@ class HeadSigner:
         archive: HeadArchive,
         *,
         sign: Callable[[bytes], bytes],
+        public_key: Callable[[], bytes],
         key_id: str,
         tenant: str,
         shards: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
-        self._store, self._archive, self._sign = store, archive, sign
+        self._store, self._archive, self._sign, self._public_key = store, archive, sign, public_key
         self._key_id, self._tenant, self._shards, self._clock = key_id, tenant, shards, clock
 
     def publish(self) -> dict:
@@ -44,9 +45,23 @@ class HeadSigner:
             root = merkle.CompactRange(head.size, head.compact).root()
             shard_heads.append(TreeHead(self._store.log_id(shard), head.size, now_ms, root))
         combined = TreeHead(combined_log_id(self._tenant), self._shards, now_ms, shards_root(shard_heads))
-        document = head_document(sign_head(combined, self._sign), shard_heads, key_id=self._key_id)
+        document = head_document(
+            sign_head(combined, self._sign), shard_heads, key_id=self._key_id, public_key=self._public_key()
+        )
         self._archive.publish(document)
         return document
+
+
+def kms_public_key(client, key_id: str) -> Callable[[], bytes]:
+    """The key's DER public key, read from KMS once per container."""
+    held: list[bytes] = []
+
+    def public_key() -> bytes:
+        if not held:
+            held.append(client.get_public_key(KeyId=key_id)["PublicKey"])
+        return held[0]
+
+    return public_key
 
 
 def kms_signer(client, key_id: str) -> Callable[[bytes], bytes]:
