@@ -145,8 +145,26 @@ class EntryPage(Page):
     """Postings with business dates in [from, to]."""
 
 
+class AuditEntry(_Open):
+    """An audit entry and, once a signed head covers it, what proves it is in the log (docs/audit.md)."""
+
+    entry_id: str
+    log_id: str
+    shard: int
+    seq: int
+    entry: dict[str, Any] = Field(description="the entry: seq, time, kind (change | api_call), fields")
+    entry_bytes: str = Field(description="base64 of the entry's exact canonical bytes (RFC 8785 JSON)")
+    leaf_hash: str = Field(description="hex SHA-256(0x00 || entry_bytes)")
+    status: Literal["SIGNED", "PENDING_SIGNATURE"]
+    proof: dict[str, Any] | None = Field(
+        description="inclusion path in the shard tree, the shard head's path in the signed head, the signed "
+        "head, its signature (ECDSA_SHA_256, DER) and the public key; null until a head covers the entry"
+    )
+
+
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "ApiKeyCreated",
     "Balance",
     "BulkIssue",

@@ -81,3 +81,18 @@ def redeemer() -> Redeemer:
 @cache
 def ledger() -> LedgerStore:
     return LedgerStore(dynamodb(), settings().main_table)
+
+
+@cache
+def audit_reader():
+    import os
+
+    from coupons.data.audit import AuditStore
+    from coupons.data.audit_heads import HeadArchive
+    from coupons.data.clients import s3
+    from coupons.services.audit_proofs import AuditReader
+
+    return AuditReader(
+        AuditStore(dynamodb(), settings().main_table, tenant=settings().tenant),
+        HeadArchive(s3(), os.environ.get("AUDIT_BUCKET", "")),
+    )

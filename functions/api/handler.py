@@ -17,6 +17,7 @@ from resolver import app
 from routes import (  # noqa: F401  (registers routes)
     accounts,
     api_keys,
+    audit,
     campaigns,
     coupons,
     funding_rules,

@@ -93,6 +93,7 @@ def load_api_handler():
         "issuer",
         "redeemer",
         "ledger",
+        "audit_reader",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

@@ -52,6 +52,17 @@ class Pending:
     kind: str
     fields: dict[str, Any]
     item_pk: str | None = None
+    parties: tuple[str, ...] = ()
+
+
+def parties_of(image: dict[str, Any]) -> tuple[str, ...]:
+    """The parties an item concerns, as principals: its merchant and its brand (domain/principals)."""
+    found = []
+    if isinstance(image.get("merchant_id"), str):
+        found.append(f"merchant:{image['merchant_id']}")
+    if isinstance(image.get("brand_id"), str):
+        found.append(f"issuer:{image['brand_id']}")
+    return tuple(found)
 
 
 def change(
@@ -65,7 +76,8 @@ def change(
     if by_service:  # a TTL deletion: DynamoDB itself removed the item
         fields["by"] = "dynamodb"
     pk = str(image.get("pk", ""))
-    return Pending(f"stream:{event_id}", shard_of(pk, shards), iso(at), "change", fields, pk or None)
+    parties = tuple(dict.fromkeys(parties_of(new or {}) + parties_of(old or {})))
+    return Pending(f"stream:{event_id}", shard_of(pk, shards), iso(at), "change", fields, pk or None, parties)
 
 
 API_CALL_FIELDS = ("principal", "key_id", "method", "route", "path", "status", "request_id", "source_ip")
@@ -77,7 +89,11 @@ def api_call(message: dict[str, Any], *, shards: int) -> Pending:
     request_id = message["request_id"]
     if not isinstance(request_id, str) or not request_id:
         raise audit.InvalidEntry("an API call without its request id")
-    return Pending(f"api:{request_id}", shard_of(str(fields["principal"]), shards), message["time"], "api_call", fields)
+    principal = fields["principal"]
+    return Pending(
+        f"api:{request_id}", shard_of(str(principal), shards), message["time"], "api_call", fields, None,
+        (principal,) if isinstance(principal, str) else (),
+    )  # fmt: skip
 
 
 class Auditor:
@@ -110,7 +126,7 @@ class Auditor:
                     break
                 seq = compact.size
                 subtrees = tuple(h for _, _, h in compact.append(merkle.leaf_hash(data)))
-                rows.append(Row(seq, p.time, p.kind, p.source_id, p.item_pk, data, subtrees))
+                rows.append(Row(seq, p.time, p.kind, p.source_id, p.item_pk, data, subtrees, p.parties))
                 size += len(data)
                 consumed += 1
             if rows:

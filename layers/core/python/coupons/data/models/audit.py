@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import BinaryAttribute
 
-from coupons.data.models.base import Integer, MainModel, Text
+from coupons.data.models.base import Integer, List, MainModel, Text
 
 BLOCK = 4096  # entries per partition of a log (a power of two: a block is an aligned subtree)
 MARKER = "audit_log"  # the attribute every audit item has (infra/constructs/audit.py filters on it)
@@ -61,6 +61,9 @@ class AuditEntry(MainModel):
     # The perfect subtrees this leaf completed, leaf hash first (level 0, 1, ...), 32 bytes each:
     # the subtree (level, index) is stored on the entry (index + 1) * 2**level - 1.
     subtrees = BinaryAttribute(legacy_encoding=False)
+    # Who the entry concerns ("merchant:m-1", "issuer:b-1"; an API call's caller): who may read its proof.
+    # Beside the signed bytes, not in them: it says who may ask, not what happened.
+    parties = List(null=True)
 
 
 class AuditRef(MainModel):
