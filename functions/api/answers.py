@@ -145,6 +145,17 @@ class EntryPage(Page):
     """Postings with business dates in [from, to]."""
 
 
+class TraceStep(_Open):
+    step: str = Field(description="issued | verified | redeemed | reversed | cleared | claimed | settled | voided")
+    at: str | None
+    actor: str | None = Field(description="the principal, or the function (clearing, settlement), that acted")
+    audit_entry_ids: list[str] = Field(description="GET /v1/audit/entries/{id} proves each")
+
+
+class Trace(_Open):
+    steps: list[TraceStep]
+
+
 class AuditEntry(_Open):
     """An audit entry and, once a signed head covers it, what proves it is in the log (docs/audit.md)."""
 
@@ -187,6 +198,8 @@ __all__ = [
     "SettlementRunDetail",
     "SettlementRunStarted",
     "Statement",
+    "Trace",
+    "TraceStep",
 ]
 
 

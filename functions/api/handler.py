@@ -24,6 +24,7 @@ from routes import (  # noqa: F401  (registers routes)
     meta,
     redemptions,
     settlement_runs,
+    trace,
 )
 
 logger = Logger()

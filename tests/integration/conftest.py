@@ -94,6 +94,7 @@ def load_api_handler():
         "redeemer",
         "ledger",
         "audit_reader",
+        "tracer",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

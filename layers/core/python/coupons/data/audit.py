@@ -31,7 +31,7 @@ class Row:
     time: str
     kind: str
     source_id: str
-    item_pk: str | None  # the table item a change entry is about (the trace index), None for api calls
+    item_key: str | None  # the item a change entry is about (models.audit.item_key), None for api calls
     data: bytes
     subtrees: tuple[bytes, ...]
     parties: tuple[str, ...] = ()
@@ -103,8 +103,8 @@ class AuditStore:
                 time=row.time, kind=row.kind, source_id=row.source_id, data=row.data,
                 subtrees=b"".join(row.subtrees), parties=list(row.parties) or None,
             )  # fmt: skip
-            if row.item_pk:
-                entry.gsi1pk = m.item_partition(row.item_pk)
+            if row.item_key:
+                entry.gsi1pk = m.item_partition(row.item_key)
                 entry.gsi1sk = f"{row.time}#{shard}#{m.entry_sk(row.seq)}"
             # Not there: an entry is written once and never changed (the head condition below already
             # guarantees the seq is free; this one keeps it so if a head was ever put back by hand).
@@ -171,7 +171,7 @@ class AuditStore:
                 return
             block += 1
 
-    def of_item(self, item_pk: str, *, limit: int = 100) -> list[m.AuditEntry]:
+    def of_item(self, pk: str, sk: str, *, limit: int = 100) -> list[m.AuditEntry]:
         """The entries about one table item, oldest first (the trace's index)."""
         # Through the bound model with the index's name: the index attribute belongs to the unbound model.
-        return list(self.Entry.query(m.item_partition(item_pk), index_name="gsi1", limit=limit))
+        return list(self.Entry.query(m.item_partition(m.item_key(pk, sk)), index_name="gsi1", limit=limit))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from coupons.data.models.audit import item_key
 from coupons.data.audit import MAX_BYTES, MAX_ROWS, AlreadyAppended, AuditStore, Head, LogMoved, Row
 from coupons.domain import audit, merkle
 from coupons.domain.times import iso
@@ -51,7 +52,7 @@ class Pending:
     time: str
     kind: str
     fields: dict[str, Any]
-    item_pk: str | None = None
+    item_key: str | None = None
     parties: tuple[str, ...] = ()
 
 
@@ -75,9 +76,10 @@ def change(
     fields = {"event": event_name, **audit.changes(kind, old, new)}
     if by_service:  # a TTL deletion: DynamoDB itself removed the item
         fields["by"] = "dynamodb"
-    pk = str(image.get("pk", ""))
+    pk, sk = str(image.get("pk", "")), str(image.get("sk", ""))
     parties = tuple(dict.fromkeys(parties_of(new or {}) + parties_of(old or {})))
-    return Pending(f"stream:{event_id}", shard_of(pk, shards), iso(at), "change", fields, pk or None, parties)
+    key = item_key(pk, sk) if pk else None
+    return Pending(f"stream:{event_id}", shard_of(pk, shards), iso(at), "change", fields, key, parties)
 
 
 API_CALL_FIELDS = ("principal", "key_id", "method", "route", "path", "status", "request_id", "source_ip")
@@ -126,7 +128,7 @@ class Auditor:
                     break
                 seq = compact.size
                 subtrees = tuple(h for _, _, h in compact.append(merkle.leaf_hash(data)))
-                rows.append(Row(seq, p.time, p.kind, p.source_id, p.item_pk, data, subtrees, p.parties))
+                rows.append(Row(seq, p.time, p.kind, p.source_id, p.item_key, data, subtrees, p.parties))
                 size += len(data)
                 consumed += 1
             if rows:

@@ -3,7 +3,7 @@ reference per source record (what makes an append exactly once).
 
   AUDITLOG#{shard} / HEAD                        size, the compact range (one hash per set bit of size)
   AUDITLOG#{shard}#{block:06d} / {seq:012d}      one entry: its canonical bytes, the subtrees it completed
-                                                 gsi1: AUDITITEM#{item pk} / {time}#{shard}#{seq:012d}
+                                                 gsi1: AUDITITEM#{pk}|{sk} / {time}#{shard}#{seq:012d}
   AUDITREF#{source id} / AUDITREF                the (shard, seq) a source record was appended as; TTL
 
 Every audit item carries `audit_log` (its log id): the audit function's stream filter drops records of
@@ -37,8 +37,13 @@ def ref_pk(source_id: str) -> str:
     return f"AUDITREF#{source_id}"
 
 
-def item_partition(item_pk: str) -> str:
-    return f"AUDITITEM#{item_pk}"
+def item_key(pk: str, sk: str) -> str:
+    """One table item's key as the trace index names it (| appears in no key of the table)."""
+    return f"{pk}|{sk}"
+
+
+def item_partition(key: str) -> str:
+    return f"AUDITITEM#{key}"
 
 
 class AuditHead(MainModel):
