@@ -27,7 +27,11 @@ def ecdsa_verifier(public_key: bytes) -> Callable[[bytes, bytes], bool]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
-    key = load_pem_public_key(public_key) if public_key.startswith(b"-----") else load_der_public_key(public_key)
+    key = (
+        load_pem_public_key(public_key)
+        if public_key.startswith(b"-----")
+        else load_der_public_key(public_key)
+    )
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ValueError("the audit key is an ECC_NIST_P256 key")
 
@@ -69,16 +73,24 @@ def verdict(report) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--tenant", help="a deployed tenant: its stack's outputs name the table, bucket and key")
+    target.add_argument(
+        "--tenant", help="a deployed tenant: its stack's outputs name the table, bucket and key"
+    )
     target.add_argument("--endpoints-file", type=Path, help="the local stack's .local/endpoints.json")
-    target.add_argument("--table", help="the main table, named directly (with --bucket, --tenant-name, --shards)")
+    target.add_argument(
+        "--table", help="the main table, named directly (with --bucket, --tenant-name, --shards)"
+    )
     parser.add_argument("--bucket")
     parser.add_argument("--tenant-name")
     parser.add_argument("--shards", type=int)
     parser.add_argument("--region")
-    parser.add_argument("--public-key", type=Path, help="the pinned public key (DER or PEM); default: from KMS")
+    parser.add_argument(
+        "--public-key", type=Path, help="the pinned public key (DER or PEM); default: from KMS"
+    )
     args = parser.parse_args(argv)
 
     import boto3
@@ -90,10 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.bucket and args.tenant_name and args.shards and args.public_key):
             parser.error("--table needs --bucket, --tenant-name, --shards and --public-key")
         session = boto3.session.Session(region_name=args.region)
-        outputs = {"TenantName": args.tenant_name, "MainTableName": args.table, "AuditBucketName": args.bucket}
+        outputs = {
+            "TenantName": args.tenant_name,
+            "MainTableName": args.table,
+            "AuditBucketName": args.bucket,
+        }
     elif args.endpoints_file:
         if not args.endpoints_file.is_file():
-            print(f"{args.endpoints_file} not found: start the local stack first (make local)", file=sys.stderr)
+            print(
+                f"{args.endpoints_file} not found: start the local stack first (make local)", file=sys.stderr
+            )
             return 2
         from infra.local.moto_server import aws_env
 

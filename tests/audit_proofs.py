@@ -52,9 +52,13 @@ def check_independently(answer: dict, pinned_public_key: bytes) -> None:
     )
     shard = proof["shard_head"]
     assert shard_root == b(shard["root"]) and shard["size"] == inclusion["tree_size"]
-    shard_leaf = _sha(b"\x00", head_message(shard["log_id"], shard["size"], shard["timestamp_ms"], shard_root))
+    shard_leaf = _sha(
+        b"\x00", head_message(shard["log_id"], shard["size"], shard["timestamp_ms"], shard_root)
+    )
     sp = proof["shard_head_proof"]
-    combined_root = rfc6962_root_from_path(sp["leaf_index"], sp["tree_size"], shard_leaf, [b(h) for h in sp["path"]])
+    combined_root = rfc6962_root_from_path(
+        sp["leaf_index"], sp["tree_size"], shard_leaf, [b(h) for h in sp["path"]]
+    )
     signed = proof["signed_head"]
     message = head_message(signed["log_id"], signed["size"], signed["timestamp_ms"], combined_root)
     assert message == b(signed["signed_bytes"])

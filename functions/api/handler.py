@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 import dependencies
 from coupons.api import audit_calls, problems
 from coupons.api.auth import HEADER as API_KEY_HEADER
+from coupons.data.clients import sqs
 from coupons.domain.api_keys import key_id_of
 from coupons.domain.errors import DomainError
-from coupons.data.clients import sqs
 from coupons.observability import count_api_answer, metrics, tracer
 from resolver import app
 from routes import (  # noqa: F401  (registers routes)

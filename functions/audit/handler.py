@@ -103,7 +103,13 @@ def _stream(records: list[dict]) -> list[str]:
             pending: object = _change(raw)
         except Exception as error:  # noqa: BLE001 - a poison record fails alone (and its shard's later ones)
             pending = error
-        items.append((identifier, _shard_key(raw) if not isinstance(pending, service.Pending) else pending.shard, pending))
+        items.append(
+            (
+                identifier,
+                _shard_key(raw) if not isinstance(pending, service.Pending) else pending.shard,
+                pending,
+            )
+        )
     return _append_in_order(items)
 
 

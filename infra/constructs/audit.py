@@ -125,7 +125,9 @@ class Audit(Construct):
         )
         self.function.add_event_source(
             sources.SqsEventSource(
-                self.calls, batch_size=BATCH_SIZE, max_batching_window=Duration.seconds(1),
+                self.calls,
+                batch_size=BATCH_SIZE,
+                max_batching_window=Duration.seconds(1),
                 report_batch_item_failures=True,
             )  # fmt: skip
         )
@@ -144,9 +146,12 @@ class Audit(Construct):
                 *table_statements(table, "audit.sign"),
                 iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
                 # The one principal that may sign with the audit key (its key policy says so too).
-                iam.PolicyStatement(actions=["kms:Sign", "kms:GetPublicKey"], resources=[self.signing_key.key_arn]),
                 iam.PolicyStatement(
-                    actions=["s3:PutObject", "s3:GetObject"], resources=[self.bucket.arn_for_objects(HEAD_OBJECTS)]
+                    actions=["kms:Sign", "kms:GetPublicKey"], resources=[self.signing_key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:GetObject"],
+                    resources=[self.bucket.arn_for_objects(HEAD_OBJECTS)],
                 ),
                 # Without it S3 answers the first run's missing heads/latest.json with 403, not NoSuchKey.
                 self._list_heads(),
@@ -243,9 +248,13 @@ class Audit(Construct):
         the public key in them) for GET /v1/audit/entries/{id}: no use of the signing key at all."""
         function.add_environment(QUEUE_VARIABLE, self.calls.queue_url)
         function.add_environment(BUCKET_VARIABLE, self.bucket.bucket_name)
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.calls.queue_arn]))
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(HEAD_OBJECTS)])
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.calls.queue_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(HEAD_OBJECTS)]
+            )
         )
         role.add_to_principal_policy(self._list_heads())
         Validations.of(role).acknowledge(self._heads_acknowledgment("Reading the published signed heads"))

@@ -61,7 +61,14 @@ def traced(local_stack, api: Api, keys):
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return {"redemption": redemption, "code": code, "merchant": merchant, "brand": brand, "merchant_key": merchant_key, "day": day}
+    return {
+        "redemption": redemption,
+        "code": code,
+        "merchant": merchant,
+        "brand": brand,
+        "merchant_key": merchant_key,
+        "day": day,
+    }
 
 
 def _trace_until(api, path, key, wanted: set[str]) -> dict:
@@ -84,7 +91,11 @@ def test_the_redemption_trace_shows_every_step_with_time_actor_and_audit_entries
     assert by_step["redeemed"]["actor"] == f"merchant:{traced['merchant']}"
     assert by_step["cleared"]["rule"]["version"] == 1 and len(by_step["cleared"]["legs"]) == 3
     settled = [s for s in trace["steps"] if s["step"] == "settled"]
-    assert {s["party"] for s in settled} == {"platform", f"merchant:{traced['merchant']}", f"brand:{traced['brand']}"}
+    assert {s["party"] for s in settled} == {
+        "platform",
+        f"merchant:{traced['merchant']}",
+        f"brand:{traced['brand']}",
+    }
     mine = next(s for s in settled if s["party"] == f"merchant:{traced['merchant']}")
     assert mine["run_id"] == f"stl_{traced['day'].replace('-', '')}"
     assert mine["transfer"]["channel_reference"]
@@ -95,11 +106,15 @@ def test_a_merchant_traces_its_redemption_without_the_issue_and_others_settlemen
     rid = traced["redemption"]["redemption_id"]
     trace = _trace_until(api, f"/v1/redemptions/{rid}/trace", traced["merchant_key"], {"verified", "settled"})
     assert "issued" not in {s["step"] for s in trace["steps"]}
-    assert {s["party"] for s in trace["steps"] if s["step"] == "settled"} == {f"merchant:{traced['merchant']}"}
+    assert {s["party"] for s in trace["steps"] if s["step"] == "settled"} == {
+        f"merchant:{traced['merchant']}"
+    }
 
 
 def test_the_coupon_trace_shows_its_redemption(api, keys, traced):
-    trace = _trace_until(api, f"/v1/coupons/{traced['code']}/trace", keys["admin"], {"issued", "redeemed", "settled"})
+    trace = _trace_until(
+        api, f"/v1/coupons/{traced['code']}/trace", keys["admin"], {"issued", "redeemed", "settled"}
+    )
     assert [s["step"] for s in trace["steps"]][0] == "issued"
 
 

@@ -28,7 +28,12 @@ def test_the_heads_bucket_locks_every_version_in_compliance_mode_for_the_tenants
     assert props["ObjectLockEnabled"] is True
     assert props["ObjectLockConfiguration"] == {
         "ObjectLockEnabled": "Enabled",
-        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 365 * load_tenant(tenant).audit_retention_years}},
+        "Rule": {
+            "DefaultRetention": {
+                "Mode": "COMPLIANCE",
+                "Days": 365 * load_tenant(tenant).audit_retention_years,
+            }
+        },
     }
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert bucket["DeletionPolicy"] == "Retain"
@@ -40,7 +45,9 @@ def test_the_signing_key_is_an_asymmetric_p256_signing_key(template):
     assert props["KeySpec"] == "ECC_NIST_P256"
     assert props["KeyUsage"] == "SIGN_VERIFY"
     assert key["DeletionPolicy"] == "Retain"
-    assert "EnableKeyRotation" not in props or props["EnableKeyRotation"] is False  # asymmetric keys do not rotate
+    assert (
+        "EnableKeyRotation" not in props or props["EnableKeyRotation"] is False
+    )  # asymmetric keys do not rotate
 
 
 def test_only_the_signers_role_may_sign_and_nothing_else_of_the_tenant_may(tenant, template):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
 import importlib.util
@@ -240,3 +241,68 @@ def audit_world(aws) -> AuditWorld:
         tenant="test", shards=AUDIT_SHARDS, clock=lambda: datetime.fromtimestamp(next(clock), UTC),
     )  # fmt: skip
     return AuditWorld(store, archive, signer, key_id, kms.get_public_key(KeyId=key_id)["PublicKey"], kms, s3)
+
+
+def load_audit_handler():
+    spec = importlib.util.spec_from_file_location("audit_handler", ROOT / "functions" / "audit" / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def audit_fn(aws, monkeypatch):
+    import coupons.config
+    import coupons.data.clients
+
+    monkeypatch.setenv("AUDIT_LOG_SHARDS", str(AUDIT_SHARDS))
+    coupons.config.settings.cache_clear()
+    coupons.data.clients.reset()
+    module = load_audit_handler()
+
+    def deliver(event):
+        return [f["itemIdentifier"] for f in module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]]
+
+    deliver.module = module
+    return deliver
+
+
+@pytest.fixture
+def log(aws):
+    from coupons.data.audit import AuditStore
+
+    return AuditStore(aws, TABLE, tenant="test")
+
+
+def _wire(value):
+    # moto keeps a record's time as a datetime and binary values as bytes; Lambda's event has epoch
+    # seconds and base64 text.
+    return base64.b64encode(value).decode() if isinstance(value, bytes) else int(value.timestamp())
+
+
+class Stream:
+    """The main table's stream as Lambda would read it: every record since the last read (from moto's
+    backend: its DynamoDB Streams API is not implemented in-process)."""
+
+    def __init__(self, ddb):
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        self.shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].get_table(TABLE).stream_shard
+        self.read = 0
+
+    def batch(self) -> dict:
+        items = self.shard.items[self.read :]
+        self.read += len(items)
+        records = []
+        for i, item in enumerate(items):
+            r = json.loads(json.dumps(item.to_json(), default=_wire))
+            r["eventSource"] = "aws:dynamodb"
+            r["dynamodb"]["SequenceNumber"] = f"{self.read - len(items) + i:021d}"
+            records.append(r)
+        return {"Records": records}
+
+
+@pytest.fixture
+def stream(aws):
+    return Stream(aws)

@@ -4,9 +4,6 @@ redelivery and partial-batch retry; the stored log recomputes to its head and se
 
 from __future__ import annotations
 
-import base64
-import copy
-import importlib.util
 import json
 
 import boto3
@@ -16,72 +13,9 @@ from coupons.data.audit import AuditStore, LogMoved
 from coupons.domain import audit, merkle
 from coupons.services import audit as service
 from tests.events import api_request
-from tests.integration.conftest import ROOT, TABLE, FakeContext
+from tests.integration.conftest import AUDIT_SHARDS, TABLE, FakeContext
 
-SHARDS = 4
-
-
-def load_audit_handler():
-    spec = importlib.util.spec_from_file_location("audit_handler", ROOT / "functions" / "audit" / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def audit_fn(aws, monkeypatch):
-    import coupons.config
-    import coupons.data.clients
-
-    monkeypatch.setenv("AUDIT_LOG_SHARDS", str(SHARDS))
-    coupons.config.settings.cache_clear()
-    coupons.data.clients.reset()
-    module = load_audit_handler()
-
-    def deliver(event):
-        return [f["itemIdentifier"] for f in module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]]
-
-    deliver.module = module
-    return deliver
-
-
-@pytest.fixture
-def log(aws) -> AuditStore:
-    return AuditStore(aws, TABLE, tenant="test")
-
-
-def _wire(value):
-    # moto keeps a record's time as a datetime and binary values as bytes; Lambda's event has epoch
-    # seconds and base64 text.
-    return base64.b64encode(value).decode() if isinstance(value, bytes) else int(value.timestamp())
-
-
-class Stream:
-    """The main table's stream as Lambda would read it: every record since the last read (from moto's
-    backend: its DynamoDB Streams API is not implemented in-process)."""
-
-    def __init__(self, ddb):
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
-
-        self.shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].get_table(TABLE).stream_shard
-        self.read = 0
-
-    def batch(self) -> dict:
-        items = self.shard.items[self.read :]
-        self.read += len(items)
-        records = []
-        for i, item in enumerate(items):
-            r = json.loads(json.dumps(item.to_json(), default=_wire))
-            r["eventSource"] = "aws:dynamodb"
-            r["dynamodb"]["SequenceNumber"] = f"{self.read - len(items) + i:021d}"
-            records.append(r)
-        return {"Records": records}
-
-
-@pytest.fixture
-def stream(aws):
-    return Stream(aws)
+SHARDS = AUDIT_SHARDS
 
 
 def all_entries(log):
@@ -105,7 +39,9 @@ def decoded(log):
     return [audit.decode(d) for entries in all_entries(log).values() for _, d in entries]
 
 
-def test_every_change_of_an_api_flow_becomes_one_entry_with_secrets_redacted(api, keys, aws, stream, audit_fn, log):
+def test_every_change_of_an_api_flow_becomes_one_entry_with_secrets_redacted(
+    api, keys, aws, stream, audit_fn, log
+):
     # given the table changes of creating keys and a campaign (keys fixture: five API keys)
     api.call("POST", "/v1/campaigns", api_key=keys["admin"], headers={"Idempotency-Key": "k-audit-1"}, body={
         "name": "audit", "brand_id": "brand-a", "type": "FIXED", "currency": "CNY", "amount": 100,
@@ -120,7 +56,9 @@ def test_every_change_of_an_api_flow_becomes_one_entry_with_secrets_redacted(api
     assert len(entries) == len(changes)
     assert {e["kind"] for e in entries} == {"change"}
     api_keys = [e for e in entries if e["fields"]["item"] == "APIKEY"]
-    assert api_keys and all(e["fields"]["changes"]["secret_hash"] == {"new": audit.REDACTED} for e in api_keys)
+    assert api_keys and all(
+        e["fields"]["changes"]["secret_hash"] == {"new": audit.REDACTED} for e in api_keys
+    )
     assert {e["fields"]["event"] for e in entries} >= {"INSERT"}
     assert_log_recomputes(log)
 
@@ -148,7 +86,10 @@ def test_after_a_failed_chunk_the_shards_later_records_fail_too_and_the_retry_ap
 ):
     batch = stream.batch()
     records = batch["Records"]
-    shard_of = {r["dynamodb"]["SequenceNumber"]: service.shard_of(r["dynamodb"]["Keys"]["pk"]["S"], SHARDS) for r in records}
+    shard_of = {
+        r["dynamodb"]["SequenceNumber"]: service.shard_of(r["dynamodb"]["Keys"]["pk"]["S"], SHARDS)
+        for r in records
+    }
     victim = shard_of[records[1]["dynamodb"]["SequenceNumber"]]
     store = audit_fn.module.auditor()._store
     commit = store.commit
@@ -186,7 +127,9 @@ def test_a_writer_that_lost_the_race_for_a_shard_reads_the_head_again(aws, log):
         return commit(shard, before, after, rows, **kwargs)
 
     log.commit = racing
-    assert auditor.append([service.Pending("mine:1", 0, "2026-12-01T00:00:01.000000Z", "api_call", {"n": 1})]) == (1, 0)
+    assert auditor.append(
+        [service.Pending("mine:1", 0, "2026-12-01T00:00:01.000000Z", "api_call", {"n": 1})]
+    ) == (1, 0)
     entries = [audit.decode(d) for _, d in log.entries(0, upto=2)]
     assert [(e["seq"], e["fields"]["n"]) for e in entries] == [(0, 0), (1, 1)]
     with pytest.raises(LogMoved):
@@ -210,7 +153,9 @@ def test_api_calls_from_the_queue_are_entries_once_each_with_their_key_redacted(
     assert entries[0]["time"] == call["time"]
 
 
-def test_each_api_call_is_sent_to_the_audit_queue_and_becomes_an_entry_without_its_key(aws, api, keys, audit_fn, log, monkeypatch):
+def test_each_api_call_is_sent_to_the_audit_queue_and_becomes_an_entry_without_its_key(
+    aws, api, keys, audit_fn, log, monkeypatch
+):
     sqs = boto3.client("sqs", region_name="eu-west-1")
     url = sqs.create_queue(QueueName="audit-calls")["QueueUrl"]
     monkeypatch.setenv("AUDIT_QUEUE_URL", url)
@@ -220,7 +165,11 @@ def test_each_api_call_is_sent_to_the_audit_queue_and_becomes_an_entry_without_i
         api.handler.lambda_handler(event, FakeContext())
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 2
-    event = {"Records": [{"messageId": m["MessageId"], "eventSource": "aws:sqs", "body": m["Body"]} for m in messages]}
+    event = {
+        "Records": [
+            {"messageId": m["MessageId"], "eventSource": "aws:sqs", "body": m["Body"]} for m in messages
+        ]
+    }
     assert audit_fn(event) == []
     calls = sorted((e["fields"] for e in decoded(log)), key=lambda f: f["status"])
     assert [(c["principal"], c["status"], c["method"], c["path"]) for c in calls] == [

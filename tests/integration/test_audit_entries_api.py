@@ -28,7 +28,12 @@ def _append_redemption(world, merchant: str, n: int) -> list[str]:
     auditor = service.Auditor(world.store)
     ids = []
     for i in range(n):
-        image = {"pk": f"REDEMPTION#r-{merchant}-{i}", "sk": "REDEMPTION", "merchant_id": merchant, "brand_id": "brand-a"}
+        image = {
+            "pk": f"REDEMPTION#r-{merchant}-{i}",
+            "sk": "REDEMPTION",
+            "merchant_id": merchant,
+            "brand_id": "brand-a",
+        }
         pending = service.change(
             event_id=f"ev-{merchant}-{i}", event_name="INSERT", old=None, new=image,
             at=datetime(2026, 12, 1, tzinfo=UTC), shards=4,
@@ -39,7 +44,9 @@ def _append_redemption(world, merchant: str, n: int) -> list[str]:
     return ids
 
 
-def test_a_merchant_gets_its_redemptions_entry_with_a_proof_an_independent_checker_accepts(api, keys, reader_env):
+def test_a_merchant_gets_its_redemptions_entry_with_a_proof_an_independent_checker_accepts(
+    api, keys, reader_env
+):
     ids = _append_redemption(reader_env, "m-001", 5) + _append_redemption(reader_env, "m-002", 4)
     reader_env.signer.publish()
     for entry_id in ids[:5]:

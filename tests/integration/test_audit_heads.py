@@ -25,7 +25,9 @@ def test_a_published_head_is_signed_by_the_kms_key_over_its_shard_heads(audit_wo
     document = audit_world.signer.publish()
     signed, shards = parse_head_document(document)
     # the signature is the KMS key's ECDSA P-256 over the head's bytes
-    load_der_public_key(audit_world.public_key).verify(signed.signature, head_bytes(signed.head), ec.ECDSA(hashes.SHA256()))
+    load_der_public_key(audit_world.public_key).verify(
+        signed.signature, head_bytes(signed.head), ec.ECDSA(hashes.SHA256())
+    )
     assert base64.b64decode(document["public_key"]) == audit_world.public_key
     assert signed.head.log_id == "test/audit" and signed.head.size == AUDIT_SHARDS
     assert signed.head.root == shards_root(shards)
@@ -69,7 +71,9 @@ def test_the_scheduled_signer_function_publishes_a_head(audit_world, monkeypatch
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     coupons.config.settings.cache_clear()
     coupons.data.clients.reset()
-    spec = importlib.util.spec_from_file_location("audit_sign_handler", ROOT / "functions" / "audit_sign" / "handler.py")
+    spec = importlib.util.spec_from_file_location(
+        "audit_sign_handler", ROOT / "functions" / "audit_sign" / "handler.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     audit_world.append(5)

@@ -19,14 +19,20 @@ SHARD = 0
 
 
 def fields(i: int) -> dict:
-    return {"item": "COUPON", "key": {"pk": f"COUPON#c{i}", "sk": "COUPON"}, "changes": {"state": {"new": f"S{i}"}}}
+    return {
+        "item": "COUPON",
+        "key": {"pk": f"COUPON#c{i}", "sk": "COUPON"},
+        "changes": {"state": {"new": f"S{i}"}},
+    }
 
 
 @pytest.fixture
 def log(audit_world):
     auditor = service.Auditor(audit_world.store)
     for i in range(N):
-        auditor.append([service.Pending(f"t:{i}", SHARD, f"2026-12-01T00:00:{i:02d}.000000Z", "change", fields(i))])
+        auditor.append(
+            [service.Pending(f"t:{i}", SHARD, f"2026-12-01T00:00:{i:02d}.000000Z", "change", fields(i))]
+        )
         audit_world.signer.publish()
     return audit_world
 
@@ -111,7 +117,9 @@ def test_an_inserted_entry_is_named_by_its_seq_even_when_every_later_one_is_renu
 def test_a_head_replaced_by_a_forged_version_is_named(run, log):
     (first, *_), s3 = log.archive.keys(), log.s3
     document = json.loads(s3.get_object(Bucket=AUDIT_BUCKET, Key=first)["Body"].read())
-    document["signature"] = document["signature"][:-8] + ("A" * 8 if not document["signature"].endswith("A" * 8) else "B" * 8)
+    document["signature"] = document["signature"][:-8] + (
+        "A" * 8 if not document["signature"].endswith("A" * 8) else "B" * 8
+    )
     # Object Lock keeps the signed version; a PutObject still makes a new current version
     s3.put_object(Bucket=AUDIT_BUCKET, Key=first, Body=json.dumps(document).encode())
     code, err, report = run()

@@ -4,8 +4,6 @@ entries of the items it wrote), scoped per principal; a coupon's chain for its b
 from __future__ import annotations
 
 from tests.events import load
-from tests.integration.test_audit_entries import Stream, decoded  # noqa: F401  (fixtures below)
-from tests.integration.test_audit_entries import audit_fn, log, stream  # noqa: F401
 from tests.integration.test_redemption_api import coupon, redeem
 
 
@@ -22,7 +20,9 @@ def _redeemed_and_cleared(api, keys, clearing, stream, audit_fn):
     return code, rid
 
 
-def test_a_redemption_trace_has_each_step_with_its_time_actor_and_audit_entries(api, keys, clearing, stream, audit_fn):
+def test_a_redemption_trace_has_each_step_with_its_time_actor_and_audit_entries(
+    api, keys, clearing, stream, audit_fn
+):
     code, rid = _redeemed_and_cleared(api, keys, clearing, stream, audit_fn)
     answer = api.call("GET", f"/v1/redemptions/{rid}/trace", api_key=keys["admin"])
     assert answer.status == 200, answer.raw

@@ -24,7 +24,11 @@ def record(event: dict, answer: dict, *, principal: Any, key_id: str | None) -> 
     """What the log keeps of one call (never its body, nor its key: the key id only)."""
     context = event.get("requestContext") or {}
     epoch_ms = context.get("requestTimeEpoch")
-    at = datetime.fromtimestamp(epoch_ms / 1000, UTC) if isinstance(epoch_ms, int | float) else datetime.now(UTC)
+    at = (
+        datetime.fromtimestamp(epoch_ms / 1000, UTC)
+        if isinstance(epoch_ms, int | float)
+        else datetime.now(UTC)
+    )
     return redact(
         {
             "request_id": context.get("requestId") or "",

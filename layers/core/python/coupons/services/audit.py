@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from coupons.data.models.audit import item_key
 from coupons.data.audit import MAX_BYTES, MAX_ROWS, AlreadyAppended, AuditStore, Head, LogMoved, Row
+from coupons.data.models.audit import item_key
 from coupons.domain import audit, merkle
 from coupons.domain.times import iso
 
@@ -135,7 +135,11 @@ class Auditor:
                 after = Head(compact.size, tuple(compact.hashes), iso(self._clock()))
                 try:
                     self._store.commit(
-                        shard, head, after, rows, ref_expires_at=int(self._clock().timestamp()) + REF_TTL_SECONDS
+                        shard,
+                        head,
+                        after,
+                        rows,
+                        ref_expires_at=int(self._clock().timestamp()) + REF_TTL_SECONDS,
                     )
                 except (LogMoved, AlreadyAppended):
                     attempts += 1

@@ -49,7 +49,11 @@ class CheckReport:
             "heads": self.heads,
             "head_problems": [vars(p) for p in self.head_problems],
             "shards": {
-                str(s): {"entries": r.entries, "verified_size": r.verified_size, "problems": [vars(p) for p in r.problems]}
+                str(s): {
+                    "entries": r.entries,
+                    "verified_size": r.verified_size,
+                    "problems": [vars(p) for p in r.problems],
+                }
                 for s, r in sorted(self.shards.items())
             },
         }
@@ -76,7 +80,9 @@ def check(
         try:
             signed, shard_heads = parse_head_document(document)
         except InvalidHead as err:
-            report.head_problems.append(audit_verify.Problem("malformed_head", f"head {index}: {err}", head=index))
+            report.head_problems.append(
+                audit_verify.Problem("malformed_head", f"head {index}: {err}", head=index)
+            )
             continue
         problem = None
         if not verify_head(signed, verify):
@@ -90,7 +96,9 @@ def check(
         elif [h.log_id for h in shard_heads] != [f"{tenant}/audit/{s}" for s in range(len(shard_heads))]:
             problem = "wrong_log"
         if problem:
-            report.head_problems.append(audit_verify.Problem(problem, f"published head {index}: {problem}", head=index))
+            report.head_problems.append(
+                audit_verify.Problem(problem, f"published head {index}: {problem}", head=index)
+            )
             continue
         last_time = signed.head.timestamp_ms
         for shard, head in enumerate(shard_heads[:shards]):
@@ -104,6 +112,10 @@ def check(
         heads = per_shard[shard]
         upto = max((h.head.size for h in heads), default=0)
         report.shards[shard] = audit_verify.verify_log(
-            entries_of(shard, upto), heads, log_id=f"{tenant}/audit/{shard}", verify=vouched_for, strict=strict
+            entries_of(shard, upto),
+            heads,
+            log_id=f"{tenant}/audit/{shard}",
+            verify=vouched_for,
+            strict=strict,
         )
     return report

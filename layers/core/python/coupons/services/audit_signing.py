@@ -68,7 +68,9 @@ def kms_signer(client, key_id: str) -> Callable[[bytes], bytes]:
     """Sign(message) with KMS: ECDSA over SHA-256 of the message, DER signature; the private key stays in KMS."""
 
     def sign(message: bytes) -> bytes:
-        answer = client.sign(KeyId=key_id, Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+        answer = client.sign(
+            KeyId=key_id, Message=message, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256"
+        )
         return answer["Signature"]
 
     return sign

@@ -77,7 +77,11 @@ class Tracer:
             raise CouponNotFound(field="code")
         steps = [self._issued(coupon)]
         events, _ = self._coupons.history(code, limit=100)
-        redeemed = [e["redemption_id"] for e in reversed(events) if e.get("event") == "REDEEMED" and e.get("redemption_id")]
+        redeemed = [
+            e["redemption_id"]
+            for e in reversed(events)
+            if e.get("event") == "REDEEMED" and e.get("redemption_id")
+        ]
         for rid in redeemed[:MAX_REDEMPTIONS]:
             redemption, reversals, _ = self._redemption_of(rid, principal)
             steps += self._redemption_steps(redemption, reversals, principal)
