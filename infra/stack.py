@@ -69,6 +69,10 @@ class CouponClearingStack(Stack):
         monitoring.watch_stream_lag("Clearing", clearing.function)
         monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
         monitoring.watch_settlement(tenant, settlement)
+        monitoring.watch_function("Audit", audit.function)
+        monitoring.watch_stream_lag("Audit", audit.function)
+        monitoring.watch_dead_letters("Audit", audit.dead_letters)
+        monitoring.watch_function("AuditSigner", audit.signer.function)
         Dashboard(
             self,
             "Dashboard",
