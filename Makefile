@@ -12,7 +12,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install local settle reclear test test-fast synth bench lint clean admin-key audit-iac risk-backtest
+.PHONY: help install local settle reclear audit-verify test test-fast synth bench lint clean admin-key audit-iac risk-backtest
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
@@ -20,6 +20,7 @@ help:
 	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
 	@echo "make reclear - re-clear what is still pending clearing on the running local stack"
+	@echo "make audit-verify - verify the running local stack's audit log against its signed heads"
 	@echo "make audit-iac - checkov on the synthesized templates (docs/iac-audit.md lists what it reports)"
 	@echo "make bench   - benchmarks (requests, write units, ratios; see README)"
 	@echo "make risk-backtest - replay a seeded, labelled day of attacks through the risk rules and detector"
@@ -54,6 +55,10 @@ settle: install
 # Post every redemption and reversal still pending clearing on the running local stack (docs/runbook.md).
 reclear: install
 	$(PY) -m infra.reclear --endpoints-file .local/endpoints.json
+
+# A deployed tenant: python -m infra.audit_verify --tenant NAME [--public-key pinned.der]
+audit-verify: install
+	$(PY) -m infra.audit_verify --endpoints-file .local/endpoints.json
 
 local: install
 	$(PY) -m infra.local --tenant $(TENANT) --port $(PORT)

@@ -8,6 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.constructs.api import Api
+from infra.constructs.audit import Audit
 from infra.constructs.clearing import Clearing
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
@@ -57,6 +58,10 @@ class CouponClearingStack(Stack):
             key=key,
         )
         api.allow_settlement(settlement.state_machine, storage.statements)
+        audit = Audit(
+            self, "Audit", tenant=tenant, layers=layers, table=tables.main, key=key, access_logs=storage.access_logs
+        )
+        audit.allow_api(api.function, api.handler.role)
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
@@ -64,6 +69,10 @@ class CouponClearingStack(Stack):
         monitoring.watch_stream_lag("Clearing", clearing.function)
         monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
         monitoring.watch_settlement(tenant, settlement)
+        monitoring.watch_function("Audit", audit.function)
+        monitoring.watch_stream_lag("Audit", audit.function)
+        monitoring.watch_dead_letters("Audit", audit.dead_letters)
+        monitoring.watch_function("AuditSigner", audit.signer.function)
         Dashboard(
             self,
             "Dashboard",
@@ -86,3 +95,8 @@ class CouponClearingStack(Stack):
         if settlement.bank is not None:
             CfnOutput(self, "SimulatedBankTableName", value=settlement.bank.table_name)
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)
+        CfnOutput(self, "AuditFunctionName", value=audit.function.function_name)
+        CfnOutput(self, "AuditSignerFunctionName", value=audit.signer.function.function_name)
+        CfnOutput(self, "AuditBucketName", value=audit.bucket.bucket_name)
+        CfnOutput(self, "AuditSigningKeyId", value=audit.signing_key.key_id)
+        CfnOutput(self, "AuditCallsQueueUrl", value=audit.calls.queue_url)

@@ -75,6 +75,11 @@ class Tenant(BaseModel):
     # flood of this or another tenant can never take it: the account's unreserved pool must keep 100.
     clearing_reserved_concurrency: int = Field(default=5, ge=1, le=100)
     settlement_reserved_concurrency: int = Field(default=10, ge=1, le=100)
+    # The audit log (docs/audit.md): shard logs (hash of the item's pk mod this), how often a tree head is
+    # signed and published, and how long each published head is locked (S3 Object Lock, compliance mode).
+    audit_log_shards: int = Field(default=4, ge=1, le=64)
+    audit_head_minutes: int = Field(default=5, ge=1, le=60)
+    audit_retention_years: int = Field(default=7, ge=1, le=100)
     # Where payouts and collections go. Only the simulated bank exists so far (a real channel adapter
     # is a later issue); it keeps its own records in a table of the stack.
     payment_channel: Literal["simulated"] = "simulated"

@@ -145,8 +145,37 @@ class EntryPage(Page):
     """Postings with business dates in [from, to]."""
 
 
+class TraceStep(_Open):
+    step: str = Field(description="issued | verified | redeemed | reversed | cleared | claimed | settled | voided")
+    at: str | None
+    actor: str | None = Field(description="the principal, or the function (clearing, settlement), that acted")
+    audit_entry_ids: list[str] = Field(description="GET /v1/audit/entries/{id} proves each")
+
+
+class Trace(_Open):
+    steps: list[TraceStep]
+
+
+class AuditEntry(_Open):
+    """An audit entry and, once a signed head covers it, what proves it is in the log (docs/audit.md)."""
+
+    entry_id: str
+    log_id: str
+    shard: int
+    seq: int
+    entry: dict[str, Any] = Field(description="the entry: seq, time, kind (change | api_call), fields")
+    entry_bytes: str = Field(description="base64 of the entry's exact canonical bytes (RFC 8785 JSON)")
+    leaf_hash: str = Field(description="hex SHA-256(0x00 || entry_bytes)")
+    status: Literal["SIGNED", "PENDING_SIGNATURE"]
+    proof: dict[str, Any] | None = Field(
+        description="inclusion path in the shard tree, the shard head's path in the signed head, the signed "
+        "head, its signature (ECDSA_SHA_256, DER) and the public key; null until a head covers the entry"
+    )
+
+
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "ApiKeyCreated",
     "Balance",
     "BulkIssue",
@@ -169,6 +198,8 @@ __all__ = [
     "SettlementRunDetail",
     "SettlementRunStarted",
     "Statement",
+    "Trace",
+    "TraceStep",
 ]
 
 

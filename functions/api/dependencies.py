@@ -81,3 +81,36 @@ def redeemer() -> Redeemer:
 @cache
 def ledger() -> LedgerStore:
     return LedgerStore(dynamodb(), settings().main_table)
+
+
+@cache
+def audit_reader():
+    import os
+
+    from coupons.data.audit import AuditStore
+    from coupons.data.audit_heads import HeadArchive
+    from coupons.data.clients import s3
+    from coupons.services.audit_proofs import AuditReader
+
+    return AuditReader(
+        AuditStore(dynamodb(), settings().main_table, tenant=settings().tenant),
+        HeadArchive(s3(), os.environ.get("AUDIT_BUCKET", "")),
+    )
+
+
+@cache
+def tracer():
+    from coupons.data.audit import AuditStore
+    from coupons.data.settlement import SettlementStore
+    from coupons.data.trace import TraceReads
+    from coupons.services.trace import Tracer
+
+    client, table = dynamodb(), settings().main_table
+    return Tracer(
+        redemption_of=lambda rid, principal: redeemer().get(rid, principal),
+        coupons=coupons(),
+        ledger=ledger(),
+        settlement=SettlementStore(client, table),
+        reads=TraceReads(client, table),
+        audit=AuditStore(client, table, tenant=settings().tenant),
+    )

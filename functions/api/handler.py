@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
 import dependencies
-from coupons.api import problems
+from coupons.api import audit_calls, problems
 from coupons.api.auth import HEADER as API_KEY_HEADER
+from coupons.data.clients import sqs
 from coupons.domain.api_keys import key_id_of
 from coupons.domain.errors import DomainError
 from coupons.observability import count_api_answer, metrics, tracer
@@ -15,12 +17,14 @@ from resolver import app
 from routes import (  # noqa: F401  (registers routes)
     accounts,
     api_keys,
+    audit,
     campaigns,
     coupons,
     funding_rules,
     meta,
     redemptions,
     settlement_runs,
+    trace,
 )
 
 logger = Logger()
@@ -41,15 +45,30 @@ def _header(event: dict, name: str) -> str | None:
 def lambda_handler(event: dict, context) -> dict:
     # Authentication comes before routing and validation: a caller without a valid key learns
     # nothing else (not which routes exist, nor what a body should look like).
+    principal = key_id = None
     if event.get("path") not in PUBLIC_PATHS:
         plain_key = _header(event, API_KEY_HEADER)
+        key_id = key_id_of(plain_key) if isinstance(plain_key, str) else None
         try:
             principal = dependencies.authenticator().principal(plain_key)
         except DomainError as error:
-            return problems.as_proxy(problems.from_domain_error(error))
+            answer = problems.as_proxy(problems.from_domain_error(error))
+            _audit(event, answer, None, key_id)
+            return answer
         # The key's id (never the key) scopes the caller's Idempotency-Keys.
-        app.append_context(principal=principal, api_key_id=key_id_of(plain_key))
+        app.append_context(principal=principal, api_key_id=key_id)
         logger.append_keys(principal=str(principal))
     answer = app.resolve(event, context)
     count_api_answer(event, answer)
+    _audit(event, answer, principal, key_id)
     return answer
+
+
+def _audit(event: dict, answer: dict, principal, key_id) -> None:
+    """The call's audit record to the audit queue (coupons/api/audit_calls.py); a failed send is
+    logged and counted, the answer stands."""
+    try:
+        audit_calls.send(sqs, audit_calls.record(event, answer, principal=principal, key_id=key_id))
+    except Exception:  # noqa: BLE001 - auditing a call must never fail the call
+        logger.exception("audit record not sent")
+        metrics.add_metric(name="AuditCallNotSent", unit=MetricUnit.Count, value=1)

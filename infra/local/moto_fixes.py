@@ -5,6 +5,7 @@ synthesized. Remove one when the pinned moto no longer needs it."""
 from __future__ import annotations
 
 import functools
+import json
 
 
 def _kms_key_tags() -> None:
@@ -172,6 +173,12 @@ def _state_machines_from_cloudformation_are_executable() -> None:
     StateMachine.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+def _bytes_hex(value):
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    raise TypeError(f"{type(value).__name__} in a transaction")
+
+
 def _transactions_are_idempotent_by_client_request_token() -> None:
     # DynamoDB answers a TransactWriteItems whose ClientRequestToken it saw succeed (within 10 minutes)
     # with success again, applying nothing; botocore fills the token in by itself and keeps it across
@@ -200,7 +207,8 @@ def _transactions_are_idempotent_by_client_request_token() -> None:
         if not token:
             return original(self)
         fingerprint = hashlib.sha256(
-            json.dumps(self.body.get("TransactItems"), sort_keys=True).encode()
+            # (binary attribute values arrive decoded as bytes: fingerprinted by their hex)
+            json.dumps(self.body.get("TransactItems"), sort_keys=True, default=_bytes_hex).encode()
         ).hexdigest()
         with guard:
             now = time.monotonic()
@@ -225,8 +233,72 @@ def _transactions_are_idempotent_by_client_request_token() -> None:
     DynamoHandler.transact_write_items = transact_write_items
 
 
+def _kms_keys_keep_their_spec_and_usage() -> None:
+    # AWS::KMS::Key: moto makes every key SYMMETRIC_DEFAULT / ENCRYPT_DECRYPT whatever KeySpec and KeyUsage
+    # say, so the audit log's ECC_NIST_P256 signing key could not sign. Made here as declared (tags as
+    # _kms_key_tags converts them).
+    from moto.kms.models import Key, kms_backends
+
+    current = Key.create_from_cloudformation_json.__func__
+    if getattr(current, "_local_spec_fixed", False):
+        return
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        properties = cloudformation_json.get("Properties", {})
+        tags = [
+            {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in properties.get("Tags", [])
+        ]
+        key = kms_backends[account_id][region_name].create_key(
+            # As text, as KMS holds it (moto keeps CloudFormation's object, and its policy checks on
+            # DescribeKey / Sign then fail with a TypeError).
+            policy=policy if isinstance(policy := properties["KeyPolicy"], str) else json.dumps(policy),
+            key_usage=properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+            description=properties.get("Description"),
+            tags=tags,
+        )
+        key.key_rotation_status = properties.get("EnableKeyRotation", False)
+        key.enabled = properties.get("Enabled", True)
+        return key
+
+    create_from_cloudformation_json._local_fixed = True
+    create_from_cloudformation_json._local_spec_fixed = True
+    Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
+def _buckets_keep_their_versioning_and_object_lock() -> None:
+    # AWS::S3::Bucket: moto applies only BucketEncryption and Tags; VersioningConfiguration,
+    # ObjectLockEnabled and ObjectLockConfiguration are dropped, so the audit heads' bucket would not be
+    # write-once locally. Applied here after the bucket is made, as S3 would from the template.
+    from moto.s3.models import FakeBucket
+
+    original = FakeBucket.create_from_cloudformation_json.__func__
+    if getattr(original, "_local_fixed", False):
+        return
+
+    @functools.wraps(original)
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
+        bucket = original(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+        properties = cloudformation_json.get("Properties", {})
+        if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+            bucket.versioning_status = "Enabled"
+        if properties.get("ObjectLockEnabled") in (True, "true", "True"):
+            bucket.object_lock_enabled = True
+            bucket.versioning_status = "Enabled"  # S3 turns versioning on with Object Lock
+            retention = ((properties.get("ObjectLockConfiguration") or {}).get("Rule") or {}).get("DefaultRetention") or {}
+            bucket.default_lock_mode = retention.get("Mode")
+            bucket.default_lock_days = int(retention.get("Days", 0))
+            bucket.default_lock_years = int(retention.get("Years", 0))
+        return bucket
+
+    create_from_cloudformation_json._local_fixed = True
+    FakeBucket.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
 def apply() -> None:
     _kms_key_tags()
+    _kms_keys_keep_their_spec_and_usage()
+    _buckets_keep_their_versioning_and_object_lock()
     _transactions_back_up_their_items_only()
     _base_table_queries_read_their_partition_only()
     _state_machines_from_cloudformation_are_executable()

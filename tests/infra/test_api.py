@@ -68,7 +68,11 @@ def test_api_gateway_has_no_keys_usage_plans_or_authorizers_of_its_own(template:
 
 
 def test_only_this_api_may_invoke_the_function(template: dict):
-    permissions = resources(template, "AWS::Lambda::Permission").values()
+    api_function = template["Outputs"]["ApiFunctionName"]["Value"]["Ref"]
+    permissions = [
+        p for p in resources(template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [api_function, "Arn"]}
+    ]  # fmt: skip
     assert permissions
     for permission in permissions:
         props = permission["Properties"]

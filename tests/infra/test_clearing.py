@@ -27,7 +27,9 @@ def clearing_function(template: dict) -> tuple[str, dict]:
 
 @pytest.fixture
 def mapping(template: dict) -> dict:
-    return only(template, "AWS::Lambda::EventSourceMapping")[1]["Properties"]
+    # Clearing's (the audit function has a stream mapping and a queue mapping of its own: test_audit.py).
+    (found,) = [m for k, m in resources(template, "AWS::Lambda::EventSourceMapping").items() if k.startswith("Clearing")]
+    return found["Properties"]
 
 
 @pytest.fixture

@@ -88,8 +88,13 @@ def test_the_api_function_is_configured_for_its_tenant(
     (secret_id,) = resources(template, "AWS::SecretsManager::Secret")
     (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")
     (bucket_id,) = [b for b in resources(template, "AWS::S3::Bucket") if b.startswith("StorageStatements")]
+    (audit_queue,) = [q for q in resources(template, "AWS::SQS::Queue") if q.startswith("AuditCalls")]
+    (audit_bucket,) = [b for b in resources(template, "AWS::S3::Bucket") if b.startswith("AuditHeads")]
     assert variables == {
         "SETTLEMENT_STATE_MACHINE_ARN": {"Ref": machine_id},
+        # Each call's audit record goes to this queue; the published heads are read from this bucket.
+        "AUDIT_QUEUE_URL": {"Ref": audit_queue},
+        "AUDIT_BUCKET": {"Ref": audit_bucket},
         "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,

@@ -35,7 +35,7 @@ def _keys(template: dict) -> dict[str, list[dict]]:
 
 def test_no_key_of_a_tenant_lets_the_account_use_it_unconditioned(template: dict):
     keys = _keys(template)
-    assert len(keys) == 2  # the data key, the alarm topic's key
+    assert len(keys) == 3  # the data key, the alarm topic's key, the audit log's signing key
     for logical_id, statements in keys.items():
         for statement in statements:
             assert statement["Effect"] == "Allow"

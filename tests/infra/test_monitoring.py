@@ -37,6 +37,10 @@ def test_api_5xx_function_errors_throttles_stream_lag_dead_letters_and_settlemen
             *[("AWS/Lambda", "Errors")] * (len(STEPS) + 1),
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
             (f"CouponClearing/{tenant}", "SettlementOverdue"),
+            # The audit function (errors, throttles, stream lag, its DLQ) and the head signer (errors, throttles).
+            *[("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")] * 2,
+            ("AWS/Lambda", "IteratorAge"),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ]
     )
     for alarm in alarms:

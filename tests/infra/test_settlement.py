@@ -233,11 +233,17 @@ def test_the_step_functions_may_write_to_s3_only_under_settlement_runs(template:
         for statement in _statements(template, _role_of(function)):
             for action in _listed(statement["Action"]):
                 if action == "s3:ListBucket":  # the API's, to tell a missing statement (404) from a denial
-                    assert statement["Condition"] == {"StringLike": {"s3:prefix": ["settlement-runs/*"]}}
+                    assert statement["Condition"] in (
+                        {"StringLike": {"s3:prefix": ["settlement-runs/*"]}},
+                        {"StringLike": {"s3:prefix": ["heads/*"]}},  # the audit bucket's (test_audit.py)
+                    )
                     continue
                 if action.startswith("s3:") and action != "s3:GetObject":
                     assert action == "s3:PutObject", logical_id
                     (resource,) = _listed(statement["Resource"])
+                    if logical_id.startswith("AuditSigner"):  # the audit heads' bucket, test_audit.py
+                        assert resource["Fn::Join"][1][-1] == "/heads/*", logical_id
+                        continue
                     assert resource["Fn::Join"][1][-1] == "/settlement-runs/*", logical_id
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.xdist_group("infra")
 
 def test_every_bucket_is_private_encrypted_versioned_and_retained(template: dict):
     buckets = resources(template, "AWS::S3::Bucket")
-    assert len(buckets) == 2
+    assert len(buckets) == 3  # statements, access logs, audit heads
     for bucket in buckets.values():
         props = bucket["Properties"]
         assert bucket["DeletionPolicy"] == "Retain"

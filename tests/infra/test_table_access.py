@@ -39,13 +39,15 @@ EXPECTED = {
     "settlement.close": [RUN],
     "settlement.record_failure": [RUN],
     "settlement.heartbeat": None,
+    "audit": ["AUDITLOG#*", "AUDITREF#*"],
+    "audit.sign": None,
 }  # fmt: skip
 TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 
 
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
-    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing"}
+    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign"}
     for step in [*STEPS, HEARTBEAT]:
         prefixes["SettlementSteps" + "".join(p.capitalize() for p in step.folder.split("_"))] = step.writer
     found = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib
 import importlib.util
@@ -93,6 +94,8 @@ def load_api_handler():
         "issuer",
         "redeemer",
         "ledger",
+        "audit_reader",
+        "tracer",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")
@@ -173,3 +176,133 @@ def clearing(ledger):
         return module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]
 
     return deliver
+
+
+# -- audit log -----------------------------------------------------------------------------------------
+
+AUDIT_SHARDS = 4
+AUDIT_BUCKET = "coupons-test-audit-heads"
+
+
+@dataclass
+class AuditWorld:
+    """The audit log over the test table, a KMS signing key and an Object Lock bucket, as a tenant has."""
+
+    store: Any
+    archive: Any
+    signer: Any
+    key_id: str
+    public_key: bytes
+    kms: Any
+    s3: Any
+
+    def append(self, n: int, *, prefix: str = "e", shard_key=None) -> None:
+        from coupons.services import audit as service
+
+        auditor = service.Auditor(self.store)
+        by_shard: dict[int, list] = {}
+        for i in range(n):
+            key = shard_key(i) if shard_key else f"COUPON#{prefix}{i}"
+            shard = service.shard_of(key, AUDIT_SHARDS)
+            by_shard.setdefault(shard, []).append(
+                service.Pending(f"test:{prefix}{i}", shard, f"2026-12-01T00:00:{i % 60:02d}.000000Z", "change",
+                                {"item": "COUPON", "key": {"pk": key, "sk": "COUPON"}, "changes": {"n": {"new": i}}}, key)
+            )  # fmt: skip
+        for pending in by_shard.values():
+            auditor.append(pending)
+
+
+@pytest.fixture
+def audit_world(aws) -> AuditWorld:
+    from coupons.data.audit import AuditStore
+    from coupons.data.audit_heads import HeadArchive
+    from coupons.services.audit_signing import HeadSigner, kms_public_key, kms_signer
+
+    kms = boto3.client("kms", region_name="eu-west-1")
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    s3.create_bucket(
+        Bucket=AUDIT_BUCKET, ObjectLockEnabledForBucket=True,
+        CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+    )  # fmt: skip
+    s3.put_object_lock_configuration(
+        Bucket=AUDIT_BUCKET,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 7}},
+        },
+    )  # fmt: skip
+    store = AuditStore(aws, TABLE, tenant="test")
+    archive = HeadArchive(s3, AUDIT_BUCKET)
+    clock = iter(range(1_795_000_000, 1_796_000_000, 60))
+    from datetime import UTC, datetime
+
+    signer = HeadSigner(
+        store, archive, sign=kms_signer(kms, key_id), public_key=kms_public_key(kms, key_id), key_id=key_id,
+        tenant="test", shards=AUDIT_SHARDS, clock=lambda: datetime.fromtimestamp(next(clock), UTC),
+    )  # fmt: skip
+    return AuditWorld(store, archive, signer, key_id, kms.get_public_key(KeyId=key_id)["PublicKey"], kms, s3)
+
+
+def load_audit_handler():
+    spec = importlib.util.spec_from_file_location("audit_handler", ROOT / "functions" / "audit" / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def audit_fn(aws, monkeypatch):
+    import coupons.config
+    import coupons.data.clients
+
+    monkeypatch.setenv("AUDIT_LOG_SHARDS", str(AUDIT_SHARDS))
+    coupons.config.settings.cache_clear()
+    coupons.data.clients.reset()
+    module = load_audit_handler()
+
+    def deliver(event):
+        return [f["itemIdentifier"] for f in module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]]
+
+    deliver.module = module
+    return deliver
+
+
+@pytest.fixture
+def log(aws):
+    from coupons.data.audit import AuditStore
+
+    return AuditStore(aws, TABLE, tenant="test")
+
+
+def _wire(value):
+    # moto keeps a record's time as a datetime and binary values as bytes; Lambda's event has epoch
+    # seconds and base64 text.
+    return base64.b64encode(value).decode() if isinstance(value, bytes) else int(value.timestamp())
+
+
+class Stream:
+    """The main table's stream as Lambda would read it: every record since the last read (from moto's
+    backend: its DynamoDB Streams API is not implemented in-process)."""
+
+    def __init__(self, ddb):
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        self.shard = dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].get_table(TABLE).stream_shard
+        self.read = 0
+
+    def batch(self) -> dict:
+        items = self.shard.items[self.read :]
+        self.read += len(items)
+        records = []
+        for i, item in enumerate(items):
+            r = json.loads(json.dumps(item.to_json(), default=_wire))
+            r["eventSource"] = "aws:dynamodb"
+            r["dynamodb"]["SequenceNumber"] = f"{self.read - len(items) + i:021d}"
+            records.append(r)
+        return {"Records": records}
+
+
+@pytest.fixture
+def stream(aws):
+    return Stream(aws)

@@ -225,6 +225,13 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
     ]
     assert carried and bank.accepted(), "the flows reached carries and transfers"
 
+    # And the audit function appends every change the flows made, from the table's stream
+    from tests.integration.conftest import Stream, load_audit_handler
+
+    audit_handler = load_audit_handler()
+    with recorder.as_("audit"):
+        assert audit_handler.lambda_handler(Stream(api.ddb).batch(), FakeContext())["batchItemFailures"] == []
+
     # Then each function wrote only inside its partitions, and called only what its role allows
     outside, refused = [], []
     for writer, requests in recorder.requests.items():

@@ -23,6 +23,8 @@ class Settings:
     time_zone: str
     # The tenant's holiday calendar (coupons.domain.calendars, compact JSON); None: T+N in calendar days.
     holiday_calendar: str | None = None
+    # The audit log's shard logs (coupons.services.audit): hash of the item's pk (or caller) mod this.
+    audit_log_shards: int = 4
 
 
 @cache
@@ -35,4 +37,5 @@ def settings() -> Settings:
         idempotency_ttl_seconds=int(env.get("IDEMPOTENCY_TTL_SECONDS", str(48 * 3600))),
         time_zone=env.get("TENANT_TIME_ZONE", "UTC"),
         holiday_calendar=env.get(HOLIDAY_CALENDAR_ENV) or None,
+        audit_log_shards=int(env.get("AUDIT_LOG_SHARDS", "4")),
     )

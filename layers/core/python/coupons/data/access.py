@@ -57,6 +57,8 @@ BALANCE = Partition(balance_pk("*", "*"), "sharded running balances")
 PARTIES = Partition(parties_pk(_RUN, "*"), "a run's parties: netting, transfers, statements")
 LINES = Partition(lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
+AUDIT_LOG = Partition("AUDITLOG#*", "the audit log's shard heads and entries (coupons.data.audit)")
+AUDIT_REF = Partition("AUDITREF#*", "which source record became which audit entry (exactly once)")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -122,6 +124,11 @@ WRITERS: dict[str, TableAccess] = {
     "settlement.record_failure": TableAccess((GET,), (UPDATE,), (RUN,)),
     # Reads the run of the day before, writes nothing.
     "settlement.heartbeat": TableAccess(READ),
+    # Appends to the audit log: its heads, entries and references, nothing else (the log is the one
+    # writer of its items, and no other function writes them).
+    "audit": TableAccess((*READ, BATCH_GET), (PUT,), (AUDIT_LOG, AUDIT_REF)),
+    # Signs the shard heads: reads them, writes nothing in the table.
+    "audit.sign": TableAccess((GET,)),
 }
 
 

@@ -38,3 +38,13 @@ def s3():
 def stepfunctions():
     with _lock:
         return _client("stepfunctions")
+
+
+def sqs():
+    with _lock:
+        return _client("sqs")
+
+
+def kms():
+    with _lock:
+        return _client("kms")

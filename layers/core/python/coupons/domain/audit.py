@@ -10,6 +10,7 @@ JSON.stringify does, integers only (|n| ≤ 2^53 - 1), no floats. For such value
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from decimal import Decimal
@@ -156,11 +157,13 @@ def redact(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    # Stream images decoded by coupons.data.items: a number is int, or Decimal when it has a fraction (the
-    # project stores none; written as its exact decimal string rather than refused, so one odd item cannot
-    # stop the log), string sets come as sorted lists already.
+    # Stream images as powertools decodes them (its DynamoDBStreamEvent): a number is a Decimal, kept an
+    # int when whole, else (the project stores none) its exact decimal string rather than refused, so one
+    # odd item cannot stop the log; string sets come as sorted lists.
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, bytes | bytearray):  # a binary attribute: its base64, so the entry stays JSON
+        return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

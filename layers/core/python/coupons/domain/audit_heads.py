@@ -120,3 +120,65 @@ def verify_shard_head(
     return merkle.verify_inclusion(
         shard, shard_count, merkle.leaf_hash(head_bytes(shard_head)), proof, combined_root
     )
+
+
+# --- the published document: one combined signed head and the shard heads it covers -------------------
+
+ALGORITHM = "ECDSA_SHA_256"  # KMS SigningAlgorithm over a P-256 key (ECDSA over SHA-256 of the message)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text, validate=True)
+
+
+def head_document(
+    signed: SignedHead, shard_heads: Sequence[TreeHead], *, key_id: str, public_key: bytes
+) -> dict:
+    """What the signer publishes: the combined head's fields, its exact signed bytes and signature, the
+    signing key, and every shard head (their bytes are the combined tree's leaves, in shard order)."""
+    head = signed.head
+    return {
+        "version": 1,
+        "log_id": head.log_id,
+        "size": head.size,
+        "timestamp_ms": head.timestamp_ms,
+        "root": _b64(head.root),
+        "signed_bytes": _b64(head_bytes(head)),
+        "signature": _b64(signed.signature),
+        "algorithm": ALGORITHM,
+        "key_id": key_id,
+        # The key's DER SubjectPublicKeyInfo, as KMS GetPublicKey gives it. A checker pins it (or its
+        # SHA-256) once, out of band: a key that comes with the heads proves nothing about who signed.
+        "public_key": _b64(public_key),
+        "shards": [
+            {"log_id": h.log_id, "size": h.size, "timestamp_ms": h.timestamp_ms, "root": _b64(h.root)}
+            for h in shard_heads
+        ],
+    }
+
+
+def parse_head_document(document: dict) -> tuple[SignedHead, list[TreeHead]]:
+    """(the combined signed head, its shard heads) of a published document; InvalidHead if malformed.
+    The combined head is rebuilt from its signed bytes, so fields that disagree with them are refused."""
+    try:
+        head = parse_head_bytes(_unb64(document["signed_bytes"]))
+        if (head.log_id, head.size, head.timestamp_ms, head.root) != (
+            document["log_id"], document["size"], document["timestamp_ms"], _unb64(document["root"])
+        ):
+            raise InvalidHead("a head document whose fields are not its signed bytes")
+        shards = [TreeHead(s["log_id"], s["size"], s["timestamp_ms"], _unb64(s["root"])) for s in document["shards"]]
+        for shard in shards:
+            head_bytes(shard)
+        return SignedHead(head, _unb64(document["signature"])), shards
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, InvalidHead):
+            raise
+        raise InvalidHead(f"not a head document: {err}") from err

@@ -93,6 +93,11 @@ class CampaignNotFound(NotFound):
     title = "No such campaign"
 
 
+class AuditEntryNotFound(NotFound):
+    code = "audit_entry_not_found"
+    title = "No such audit entry, or not one this principal may see"
+
+
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
     title = "No such API key"

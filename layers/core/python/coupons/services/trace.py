@@ -1,0 +1,167 @@
+"""A coupon's or a redemption's whole chain in one answer (GET /v1/coupons/{code}/trace,
+GET /v1/redemptions/{id}/trace): issued, verified (how), redeemed, reversed, cleared (rule, version,
+legs), settled (run, party, transfer, the channel's reference), each step with its time, its actor and
+the audit entries of the items it wrote. A few key reads and queries, never a scan.
+
+Steps later issues add (the risk decision, reconciliation) join the chain as their items exist: a step
+lists only what happened, never a placeholder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coupons.data.audit import AuditStore
+from coupons.data.coupons import CouponStore, coupon_key
+from coupons.data.ledger import LedgerStore, journal_key, shard_of
+from coupons.data.redemptions import redemption_key
+from coupons.data.settlement import SettlementStore, party_key
+from coupons.data.trace import TraceReads
+from coupons.domain import codes
+from coupons.domain.coupons import CouponNotFound, can_see
+from coupons.domain.ledger import journal_id
+from coupons.domain.principals import Principal, Role
+from coupons.services.audit import entry_id
+
+# A coupon's trace follows at most this many of its redemptions (a gift card's): the rest by id.
+MAX_REDEMPTIONS = 20
+
+
+def _own_account(account: str, principal: Principal) -> bool:
+    """A party sees its own settlement, not the others' (their nets and transfers are theirs)."""
+    if principal.role is Role.MERCHANT:
+        return account == f"merchant:{principal.merchant_id}"
+    if principal.role is Role.ISSUER:
+        return account == f"brand:{principal.brand_id}"
+    return True
+
+
+def _plain_key(key: dict[str, Any]) -> tuple[str, str]:
+    return key["pk"]["S"], key["sk"]["S"]
+
+
+class Tracer:
+    def __init__(
+        self,
+        *,
+        redemption_of,  # (redemption_id, principal) -> (redemption, reversals, cursor), scoped (404 otherwise)
+        coupons: CouponStore,
+        ledger: LedgerStore,
+        settlement: SettlementStore,
+        reads: TraceReads,
+        audit: AuditStore,
+    ):
+        self._redemption_of = redemption_of
+        self._coupons, self._ledger, self._settlement = coupons, ledger, settlement
+        self._reads, self._audit = reads, audit
+
+    def _entries(self, key: tuple[str, str]) -> list[str]:
+        # An entry's log id ends with its shard ({tenant}/audit/{shard}).
+        return [entry_id(int(e.audit_log.rsplit("/", 1)[1]), e.seq) for e in self._audit.of_item(*key)]
+
+    def redemption(self, redemption_id: str, principal: Principal) -> dict[str, Any]:
+        redemption, reversals, _ = self._redemption_of(redemption_id, principal)
+        steps: list[dict[str, Any]] = []
+        if principal.role is not Role.MERCHANT:  # the issue and its holder are the brand's, not the till's
+            coupon = self._coupons.get(redemption["code"])
+            if coupon is not None:
+                steps.append(self._issued(coupon))
+        steps += self._redemption_steps(redemption, reversals, principal)
+        return {"redemption_id": redemption_id, "code": redemption["code"], "steps": steps}
+
+    def coupon(self, typed_code: str, principal: Principal) -> dict[str, Any]:
+        principal.require(Role.ADMIN, Role.ISSUER)
+        code = codes.normalize(typed_code)
+        coupon = self._coupons.get(code)
+        if coupon is None or not can_see(coupon, principal):
+            raise CouponNotFound(field="code")
+        steps = [self._issued(coupon)]
+        events, _ = self._coupons.history(code, limit=100)
+        redeemed = [
+            e["redemption_id"]
+            for e in reversed(events)
+            if e.get("event") == "REDEEMED" and e.get("redemption_id")
+        ]
+        for rid in redeemed[:MAX_REDEMPTIONS]:
+            redemption, reversals, _ = self._redemption_of(rid, principal)
+            steps += self._redemption_steps(redemption, reversals, principal)
+        for event in reversed(events):
+            if event.get("event") == "VOIDED":
+                steps.append({"step": "voided", "at": event["at"], "actor": event.get("by"),
+                              "audit_entry_ids": self._entries(_plain_key(coupon_key(code)))})  # fmt: skip
+        return {"code": code, "state": coupon["state"], "steps": sorted(steps, key=lambda s: s["at"])}
+
+    # -- the steps ---------------------------------------------------------------------------------------
+
+    def _issued(self, coupon: dict[str, Any]) -> dict[str, Any]:
+        first = next((e for e in coupon.get("history") or [] if e.get("event") == "ISSUED"), {})
+        return {
+            "step": "issued",
+            "at": first.get("at") or coupon.get("valid_from"),
+            "actor": first.get("by"),
+            "campaign_id": coupon.get("campaign_id"),
+            "audit_entry_ids": self._entries(_plain_key(coupon_key(coupon["code"])))[:1],
+        }
+
+    def _redemption_steps(
+        self, redemption: dict[str, Any], reversals: list[dict[str, Any]], principal: Principal
+    ) -> list[dict[str, Any]]:
+        rid = redemption["redemption_id"]
+        redemption_entries = self._entries(_plain_key(redemption_key(rid)))
+        steps = [
+            {
+                "step": "verified", "at": redemption["redeemed_at"], "actor": redemption.get("redeemed_by"),
+                "method": redemption.get("verification_method"), "redemption_id": rid,
+                "audit_entry_ids": redemption_entries[:1],
+            },
+            {
+                "step": "redeemed", "at": redemption["redeemed_at"], "actor": redemption.get("redeemed_by"),
+                "redemption_id": rid, "merchant_id": redemption["merchant_id"], "store_id": redemption.get("store_id"),
+                "order_id": redemption.get("order_id"), "discount": redemption["discount"],
+                "currency": redemption["currency"], "audit_entry_ids": redemption_entries[:1],
+            },
+        ]  # fmt: skip
+        for reversal in reversals:
+            steps.append({
+                "step": "reversed", "at": reversal.get("reversed_at"), "actor": reversal.get("reversed_by"),
+                "reversal_id": reversal.get("reversal_id"), "refund_amount": reversal.get("refund_amount"),
+                "discount_reversed": reversal.get("discount_reversed"),
+                "audit_entry_ids": self._entries(
+                    (f"REDEMPTION#{rid}", f"REVERSAL#{reversal.get('reversed_at')}#{reversal.get('reversal_id')}")
+                )[:1],
+            })  # fmt: skip
+        journal = self._ledger.journal(journal_id(rid))
+        if journal is None:
+            return steps
+        steps.append({
+            "step": "cleared", "at": journal.get("posted_at"), "actor": "clearing",
+            "journal_id": journal["journal_id"], "rule": journal.get("rule"), "legs": journal.get("legs"),
+            "business_date": journal.get("business_date"), "due_date": journal.get("due_date"),
+            "audit_entry_ids": self._entries(_plain_key(journal_key(journal["journal_id"])))[:1],
+        })  # fmt: skip
+        steps += self._settled(journal, principal)
+        return steps
+
+    def _settled(self, journal: dict[str, Any], principal: Principal) -> list[dict[str, Any]]:
+        shard = shard_of(journal["journal_id"])
+        keys = [
+            (f"ENTRIES#{leg['account']}#{shard}", f"{journal['business_date']}#{journal['journal_id']}")
+            for leg in journal.get("legs") or []
+        ]
+        steps = []
+        for posting in self._reads.postings(keys):
+            run_id = posting.get("run_id")
+            if not run_id or not _own_account(posting["account"], principal):
+                continue
+            party = self._settlement.party(run_id, posting["account"]) or {}
+            outcome = (party.get("currencies") or {}).get(posting.get("currency"), {})
+            steps.append({
+                "step": "settled" if posting.get("settled") else "claimed",
+                "at": posting.get("settled_at") or outcome.get("sent_at") or party.get("created_at"),
+                "actor": "settlement", "run_id": run_id, "party": posting["account"],
+                "amount": posting.get("amount"), "currency": posting.get("currency"),
+                "transfer": {k: outcome.get(k) for k in ("status", "decision", "net", "instruction_id", "channel_reference", "sent_at")},
+                "audit_entry_ids": self._entries((posting["pk"], posting["sk"]))
+                + self._entries(_plain_key(party_key(run_id, posting["account"]))),
+            })  # fmt: skip
+        return steps
