@@ -12,10 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from coupons.data.audit import AuditStore
-from coupons.data.coupons import CouponStore, coupon_key
-from coupons.data.ledger import LedgerStore, journal_key, shard_of
-from coupons.data.redemptions import redemption_key
-from coupons.data.settlement import SettlementStore, party_key
+from coupons.data.coupons import CouponStore
+from coupons.data.ledger import LedgerStore, shard_of
+from coupons.data.models.coupons import COUPON_SK, coupon_pk
+from coupons.data.models.ledger import JOURNAL_SK, journal_pk
+from coupons.data.models.redemptions import REDEMPTION_SK, redemption_pk
+from coupons.data.models.settlement import party_pk
+from coupons.data.settlement import SettlementStore
 from coupons.data.trace import TraceReads
 from coupons.domain import codes
 from coupons.domain.coupons import CouponNotFound, can_see
@@ -34,10 +37,6 @@ def _own_account(account: str, principal: Principal) -> bool:
     if principal.role is Role.ISSUER:
         return account == f"brand:{principal.brand_id}"
     return True
-
-
-def _plain_key(key: dict[str, Any]) -> tuple[str, str]:
-    return key["pk"]["S"], key["sk"]["S"]
 
 
 class Tracer:
@@ -88,7 +87,7 @@ class Tracer:
         for event in reversed(events):
             if event.get("event") == "VOIDED":
                 steps.append({"step": "voided", "at": event["at"], "actor": event.get("by"),
-                              "audit_entry_ids": self._entries(_plain_key(coupon_key(code)))})  # fmt: skip
+                              "audit_entry_ids": self._entries((coupon_pk(code), COUPON_SK))})  # fmt: skip
         return {"code": code, "state": coupon["state"], "steps": sorted(steps, key=lambda s: s["at"])}
 
     # -- the steps ---------------------------------------------------------------------------------------
@@ -100,14 +99,14 @@ class Tracer:
             "at": first.get("at") or coupon.get("valid_from"),
             "actor": first.get("by"),
             "campaign_id": coupon.get("campaign_id"),
-            "audit_entry_ids": self._entries(_plain_key(coupon_key(coupon["code"])))[:1],
+            "audit_entry_ids": self._entries((coupon_pk(coupon["code"]), COUPON_SK))[:1],
         }
 
     def _redemption_steps(
         self, redemption: dict[str, Any], reversals: list[dict[str, Any]], principal: Principal
     ) -> list[dict[str, Any]]:
         rid = redemption["redemption_id"]
-        redemption_entries = self._entries(_plain_key(redemption_key(rid)))
+        redemption_entries = self._entries((redemption_pk(rid), REDEMPTION_SK))
         steps = [
             {
                 "step": "verified", "at": redemption["redeemed_at"], "actor": redemption.get("redeemed_by"),
@@ -137,7 +136,7 @@ class Tracer:
             "step": "cleared", "at": journal.get("posted_at"), "actor": "clearing",
             "journal_id": journal["journal_id"], "rule": journal.get("rule"), "legs": journal.get("legs"),
             "business_date": journal.get("business_date"), "due_date": journal.get("due_date"),
-            "audit_entry_ids": self._entries(_plain_key(journal_key(journal["journal_id"])))[:1],
+            "audit_entry_ids": self._entries((journal_pk(journal["journal_id"]), JOURNAL_SK))[:1],
         })  # fmt: skip
         steps += self._settled(journal, principal)
         return steps
@@ -162,6 +161,6 @@ class Tracer:
                 "amount": posting.get("amount"), "currency": posting.get("currency"),
                 "transfer": {k: outcome.get(k) for k in ("status", "decision", "net", "instruction_id", "channel_reference", "sent_at")},
                 "audit_entry_ids": self._entries((posting["pk"], posting["sk"]))
-                + self._entries(_plain_key(party_key(run_id, posting["account"]))),
+                + self._entries((party_pk(run_id, posting["account"]), posting["account"])),
             })  # fmt: skip
         return steps
