@@ -13,8 +13,10 @@ from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
+from coupons.data.risk import RiskStore
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
+from coupons.services.risk import RuleSets
 
 __all__ = [
     "settings",
@@ -26,6 +28,8 @@ __all__ = [
     "issuer",
     "redeemer",
     "tenant_key",
+    "risk",
+    "risk_rules",
 ]
 
 
@@ -75,7 +79,18 @@ def redeemer() -> Redeemer:
         tenant_key=tenant_key,
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
+        risk_rules=risk_rules(),
     )
+
+
+@cache
+def risk() -> RiskStore:
+    return RiskStore(dynamodb(), settings().main_table)
+
+
+@cache
+def risk_rules() -> RuleSets:
+    return RuleSets(risk())
 
 
 @cache

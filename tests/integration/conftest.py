@@ -93,6 +93,8 @@ def load_api_handler():
         "issuer",
         "redeemer",
         "ledger",
+        "risk",
+        "risk_rules",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

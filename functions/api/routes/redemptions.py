@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from answers import Quote, Redemption, RedemptionDetail, Reversal, ReversalPage, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 import dependencies
 from coupons.domain.campaigns import Amount, PartyId
@@ -14,7 +14,9 @@ from coupons.domain.errors import InvalidField
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.ledger import journal_id
 from coupons.domain.money import Currency
+from coupons.domain.risk.fields import ClientIp, DeviceId, normalized_ip
 from coupons.services.redemption import Order, Proof
+from coupons.services.risk import Subjects, caller_ip
 from resolver import answered, app, caller, created, idempotency_scope, json_response
 
 
@@ -33,6 +35,10 @@ class OrderFields(BaseModel):
     amount: Amount | None = Field(
         default=None, description="gift cards: the amount to take (at most the order)"
     )
+    device_id: DeviceId | None = Field(default=None, description="the end user's device (risk rules)")
+    client_ip: ClientIp | None = Field(default=None, description="the end user's IP address (risk rules)")
+
+    _client_ip = field_validator("client_ip")(normalized_ip)
 
     @model_validator(mode="after")
     def _one_proof(self):
@@ -65,6 +71,13 @@ class ReversalRequest(BaseModel):
     restore_coupon: StrictBool = Field(
         default=True, description="after a whole refund, give the coupon back (券回退)"
     )
+
+
+def subjects(request: Any) -> Subjects:
+    """What the risk rules see of who is behind the request: the end user's device and address as the
+    till or app says, and the caller's own address as API Gateway saw it."""
+    source = app.current_event.request_context.identity.source_ip
+    return Subjects(device_id=request.device_id, client_ip=request.client_ip, caller_ip=caller_ip(source))
 
 
 def _order(request: OrderFields) -> Order:
@@ -105,6 +118,7 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
         idempotency_scope=idempotency_scope(),
         idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
         request_body=event.json_body,
+        subjects=subjects(request),
     )
     return answered(status, body, replayed)
 

@@ -47,6 +47,8 @@ from coupons.data.models.redemptions import (  # the pending-index names: re-exp
     reversal_sk,
 )
 from coupons.data.paging import decode_cursor, encode_cursor
+from coupons.data.risk import RiskGuards, RiskGuardsFailed
+from coupons.domain.risk.plan import Guard
 
 # Tags of the redemption transaction's actions (Transaction: reasons are found by tag, never by index).
 _CAMPAIGN, _COUPON, _REDEMPTION, _IDEMPOTENCY, _QR = "campaign", "coupon", "redemption", "idempotency", "qr"
@@ -132,6 +134,7 @@ class RedemptionStore:
         self._partition = RedemptionPartition.bound(client, table_name)
         self._qr = QrToken.bound(client, table_name)
         self._idempotency = IdempotencyRecord.bound(client, table_name)
+        self._risk = RiskGuards(client, table_name)
 
     def redeem(
         self,
@@ -141,6 +144,7 @@ class RedemptionStore:
         shard: int,
         idempotency: IdempotencyWrite | None = None,
         qr_token: tuple[str, int] | None = None,
+        guards: tuple[Guard, ...] = (),
     ) -> None:
         """Decides and records a redemption in ONE TransactWriteItems, or raises why it was refused.
 
@@ -152,6 +156,8 @@ class RedemptionStore:
         - Put the Idempotency-Key record, COMPLETED with the answer, when the caller sent a key
         - Put the QR token's nonce, when one was used: a token works once
         - Put the coupon's history event (data/coupons.py): a write, not a request of its own
+        - the risk rules' guards (data/risk.py): ConditionChecks of list entries, conditional
+          updates of windowed counters, tagged ("risk", i); RiskGuardsFailed when any failed
         (PynamoDB sends them checks, puts, updates: reasons are read by tag.)
         """
         Shard, C = self._shard, self._coupon
@@ -215,6 +221,7 @@ class RedemptionStore:
             # A token works once: its nonce must not be there yet.
             tx.save(used, self._qr.pk.does_not_exist(), tag=_QR)
         tx.add(history_write(self._event, change.code, change.event))
+        self._risk.add(tx, guards)
         try:
             tx.commit()
         except TransactWriteError as error:
@@ -224,6 +231,10 @@ class RedemptionStore:
                 raise IdempotencyRecordExists(
                     _idempotency_record(self._idempotency, tx.reason(error, _IDEMPOTENCY).raw_item)
                 ) from None
+            # The risk guards before the coupon: a blocked device learns nothing about the coupon.
+            failed = self._risk.failed(tx, error, guards)
+            if failed:
+                raise RiskGuardsFailed(failed) from None
             if tx.failed(error, _CAMPAIGN):
                 raise CampaignInactive() from None
             if tx.failed(error, _COUPON):

@@ -32,6 +32,7 @@ from coupons.data.redemptions import (
     RedemptionIdTaken,
     RedemptionStore,
 )
+from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes, verification
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
@@ -40,6 +41,8 @@ from coupons.domain.coupons import CouponNotFound, iso
 from coupons.domain.errors import Contention, NotFound
 from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
+from coupons.domain.risk import holds as risk_holds
+from coupons.services.risk import Attempt, RuleSets, Subjects, redemption_context
 
 # Bounded retries: a transaction that met another (TransactionConflict), or a reversal whose totals
 # moved. A gift card whose balance moved under us is retried separately, up to LOST_RACES: each lost
@@ -94,7 +97,9 @@ class Redeemer:
         time_zone: str,
         idempotency_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
+        risk_rules: RuleSets | None = None,
     ):
+        self._risk_rules = risk_rules
         self._campaigns = campaigns
         self._coupons = coupons
         self._redemptions = redemptions
@@ -203,8 +208,10 @@ class Redeemer:
         idempotency_scope: str,
         idempotency_key: str | None,
         request_body: Any,
+        subjects: Subjects | None = None,
     ) -> tuple[int, Any, bool]:
-        """(status, answer, replayed). Refusals are raised; a replay returns the first answer."""
+        """(status, answer, replayed). Refusals are raised; a replay returns the first answer.
+        `subjects`: the device, addresses and user the risk rules look at (none: only the order's)."""
         try:
             return self._redeem(
                 proof,
@@ -213,6 +220,7 @@ class Redeemer:
                 scope=idempotency_scope,
                 idempotency_key=idempotency_key,
                 request_body=request_body,
+                subjects=subjects,
             )
         except _Replayed as replayed:
             return replayed.status, replayed.body, True
@@ -226,6 +234,7 @@ class Redeemer:
         scope: str,
         idempotency_key: str | None,
         request_body: Any,
+        subjects: Subjects | None = None,
     ) -> tuple[int, Any, bool]:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
@@ -241,6 +250,7 @@ class Redeemer:
             raise
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
+        risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
@@ -253,9 +263,16 @@ class Redeemer:
             else:
                 taken = rules.discount(campaign, order.order_amount)
                 rules.check_discount(taken)  # before any write: the coupon stays as it is
+            guards = () if risk is None else risk.plan(taken).guards
             redemption, answer = self._records(
                 campaign, code, order, principal, verified, moment, taken, balance
             )
+            if risk is not None:
+                # What the rules decided travels on the record (a REVIEW's hold) and in the answer.
+                decided = risk_holds.review_fields(risk.decision, redemption["redemption_id"])
+                redemption.update(decided)
+                if decided:
+                    answer["risk"] = risk.decision.problem_extra() | {"action": risk.decision.action.value}
             body = json.dumps(answer)
             try:
                 self._redemptions.redeem(
@@ -292,8 +309,12 @@ class Redeemer:
                     qr_token=None
                     if verified.qr_nonce is None
                     else (verified.qr_nonce, verified.qr_expires_at),
+                    guards=guards,
                 )
                 return 201, answer, False
+            except RiskGuardsFailed as refused:
+                risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
+                continue
             except IdempotencyRecordExists as existing:
                 replay = idempotency_rules.on_existing(existing.record, fingerprint)
                 return replay.status, replay.body, True
@@ -315,6 +336,28 @@ class Redeemer:
                 conflicts += 1
                 time.sleep(self._rng.uniform(0, 0.01 * conflicts))
         raise Contention(field="code")
+
+    def _risk_attempt(
+        self, subjects: Subjects | None, code: str, campaign: dict[str, Any], order: Order,
+        verified: rules.Verification, now: int,
+    ) -> Attempt | None:  # fmt: skip
+        """The risk evaluation of this redemption (None: no rules to evaluate)."""
+        if self._risk_rules is None:
+            return None
+        rule_set = self._risk_rules.current()
+        if not rule_set.rules:
+            return None
+        ctx = redemption_context(
+            subjects,
+            at=now,
+            code=code,
+            campaign_id=campaign["campaign_id"],
+            merchant_id=order.merchant_id,
+            store_id=order.store_id,
+            currency=order.currency,
+            user_id=verified.owner,
+        )
+        return Attempt(rule_set, ctx)
 
     def _replay_if_done(self, scope: str, key: str | None, fingerprint: str) -> None:
         if key is None:
