@@ -145,6 +145,22 @@ class EntryPage(Page):
     """Postings with business dates in [from, to]."""
 
 
+class RiskListEntry(_Open):
+    """A value on a block or allow list (risk control)."""
+
+    list: str
+    value: str
+    reason: str
+    expires_at: str | None = Field(default=None, description="when the entry stops counting; null: never")
+
+
+class RiskRuleSet(_Open):
+    """A tenant's rule set version, rules in the order they are evaluated (the first that holds decides)."""
+
+    version: int
+    rules: list[dict[str, Any]]
+
+
 __all__ = [
     "ApiKey",
     "ApiKeyCreated",
@@ -165,6 +181,8 @@ __all__ = [
     "RedemptionDetail",
     "Reversal",
     "ReversalPage",
+    "RiskListEntry",
+    "RiskRuleSet",
     "SettlementRun",
     "SettlementRunDetail",
     "SettlementRunStarted",
