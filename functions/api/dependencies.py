@@ -13,7 +13,7 @@ from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
-from coupons.data.risk import RiskStore
+from coupons.data.risk import GuessGate, RiskStore
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
 from coupons.services.risk import RuleSets
@@ -80,6 +80,7 @@ def redeemer() -> Redeemer:
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
         risk_rules=risk_rules(),
+        guesses=GuessGate(dynamodb(), settings().main_table),
     )
 
 

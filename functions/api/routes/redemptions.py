@@ -77,7 +77,12 @@ def subjects(request: Any) -> Subjects:
     """What the risk rules see of who is behind the request: the end user's device and address as the
     till or app says, and the caller's own address as API Gateway saw it."""
     source = app.current_event.request_context.identity.source_ip
-    return Subjects(device_id=request.device_id, client_ip=request.client_ip, caller_ip=caller_ip(source))
+    return Subjects(
+        device_id=request.device_id,
+        client_ip=request.client_ip,
+        caller_ip=caller_ip(source),
+        api_key_id=app.context.get("api_key_id"),
+    )
 
 
 def _order(request: OrderFields) -> Order:
@@ -99,7 +104,9 @@ def _order(request: OrderFields) -> Order:
     responses=documented((200, Quote, "the discount the order would get")),
 )
 def quote(request: Annotated[QuoteRequest, Body()]):
-    return json_response(200, dependencies.redeemer().quote(request.proof(), _order(request), caller()))
+    return json_response(
+        200, dependencies.redeemer().quote(request.proof(), _order(request), caller(), subjects(request))
+    )
 
 
 @app.post(

@@ -35,6 +35,7 @@ from coupons.data.models.coupons import (
     wallet_pk,
 )
 from coupons.data.paging import page_of
+from coupons.domain.risk import guessing
 
 _SHARD, _COUPON, _HOLDING = "shard", "coupon", "holding"
 # Reasons of a cancelled transaction that mean "someone else was on the item at that moment".
@@ -155,6 +156,42 @@ class CouponStore:
             return self._coupon.get(coupon_pk(code), COUPON_SK, consistent_read=True).record()
         except self._coupon.DoesNotExist:
             return None
+
+    def record_totp_failure(self, code: str, now: int, policy: guessing.LockoutPolicy) -> guessing.TotpFailures | None:
+        """Counts a wrong dynamic code on the coupon (coupons.domain.risk.guessing.on_failure) and returns
+        its state after (None: no such coupon). The state read is written back only if it is still the
+        state (a conditional write of what was read): two wrong codes at once are both counted."""
+        C = self._coupon
+        for _ in range(10):
+            try:
+                coupon = C.get(coupon_pk(code), COUPON_SK, consistent_read=True)
+            except C.DoesNotExist:
+                return None
+            before = guessing.TotpFailures(
+                coupon.totp_failures or 0, coupon.totp_failed_since or 0, coupon.totp_locked_until or 0
+            )
+            after, _ = guessing.on_failure(policy, before, now)
+            if after == before:
+                return after  # locked: trying again does not extend the lock
+            try:
+                coupon.update(
+                    [
+                        C.totp_failures.set(after.failures),
+                        C.totp_failed_since.set(after.first_at),
+                        C.totp_locked_until.set(after.locked_until),
+                    ],
+                    # The state this failure was counted from is still the state.
+                    condition=(
+                        (C.totp_failures.does_not_exist() | (C.totp_failures == before.failures))
+                        & (C.totp_locked_until.does_not_exist() | (C.totp_locked_until == before.locked_until))
+                    ),
+                )
+            except Exception as error:
+                if failed_condition(error):
+                    continue  # another failure was counted meanwhile: count this one from its state
+                raise
+            return after
+        raise WriteConflict()
 
     def history(
         self, code: str, *, limit: int, cursor: str | None = None

@@ -17,6 +17,7 @@ from coupons.data.models.base import Transaction, failed_condition, plain_image
 from coupons.data.models.risk import (
     RULES_PK,
     Counter,
+    GuessCounter,
     ListEntry,
     RuleSetVersion,
     amount,
@@ -25,7 +26,7 @@ from coupons.data.models.risk import (
     rules_sk,
 )
 from coupons.data.paging import page_of
-from coupons.domain.risk import keys
+from coupons.domain.risk import guessing, keys
 from coupons.domain.risk.plan import Bound, CounterUpdate, EntryCheck, Guard
 from coupons.domain.risk.rules import EMPTY, RuleSet, RuleSetTerms
 
@@ -197,4 +198,52 @@ class RiskStore:
         return RuleSet(version=version, rules=terms.rules)
 
 
-__all__ = ["EMPTY", "RiskGuards", "RiskGuardsFailed", "RiskStore", "VersionTaken"]
+__all__ = ["EMPTY", "GuessGate", "RiskGuards", "RiskGuardsFailed", "RiskStore", "VersionTaken"]
+
+
+# -- code guessing ---------------------------------------------------------------------------------
+
+
+class GuessGate:
+    """The miss counters of coupons.domain.risk.guessing: asserted by every lookup's write, added to
+    by a miss."""
+
+    def __init__(self, client, table_name: str):
+        self._client = client
+        self._counter = GuessCounter.bound(client, table_name)
+
+    def add_checks(self, tx: Transaction, counters: list[guessing.GuessCounter]) -> None:
+        G = self._counter
+        for counter in counters:
+            # Under the limit of misses in this window: a caller past it finds nothing more, not even
+            # a real code (else the guess that hits would still succeed).
+            tx.condition_check(
+                G, counter.pk, counter.sk, G.n.does_not_exist() | (G.n < counter.limit), tag=("guess", counter.scope)
+            )
+
+    @staticmethod
+    def refused(tx: Transaction, error: TransactWriteError, counters: list[guessing.GuessCounter]) -> bool:
+        return any(tx.failed(error, ("guess", c.scope)) for c in counters)
+
+    def miss(self, counters: list[guessing.GuessCounter]) -> bool:
+        """Counts one miss on every counter in ONE transaction; False when one is at its limit (this
+        miss is over it, and is not counted)."""
+        if not counters:
+            return True
+        G = self._counter
+        tx = Transaction(self._client)
+        for counter in counters:
+            tx.update(
+                G(counter.pk, counter.sk),
+                [G.n.add(1), G.expires_at.set(counter.expires_at)],
+                # Counted only under the limit: past it the caller is refused, the count stays bounded.
+                G.n.does_not_exist() | (G.n < counter.limit),
+                tag=("guess", counter.scope),
+            )
+        try:
+            tx.commit()
+        except TransactWriteError as error:
+            if self.refused(tx, error, counters):
+                return False
+            raise
+        return True

@@ -29,10 +29,11 @@ from coupons.data.redemptions import (
     IdempotencyRecordExists,
     IdempotencyWrite,
     QrTokenUsed,
+    GuessGateClosed,
     RedemptionIdTaken,
     RedemptionStore,
 )
-from coupons.data.risk import RiskGuardsFailed
+from coupons.data.risk import GuessGate, RiskGuardsFailed
 from coupons.domain import codes, verification
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
@@ -41,6 +42,7 @@ from coupons.domain.coupons import CouponNotFound, iso
 from coupons.domain.errors import Contention, NotFound
 from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
+from coupons.domain.risk import guessing
 from coupons.domain.risk import holds as risk_holds
 from coupons.services.risk import Attempt, RuleSets, Subjects, redemption_context
 
@@ -98,8 +100,14 @@ class Redeemer:
         idempotency_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
         risk_rules: RuleSets | None = None,
+        guesses: GuessGate | None = None,
+        guess_policy: guessing.GuessPolicy = guessing.GuessPolicy(),
+        lockout: guessing.LockoutPolicy = guessing.LockoutPolicy(),
     ):
         self._risk_rules = risk_rules
+        self._guesses = guesses
+        self._guess_policy = guess_policy
+        self._lockout = lockout
         self._campaigns = campaigns
         self._coupons = coupons
         self._redemptions = redemptions
@@ -131,9 +139,33 @@ class Redeemer:
             secret = verification.coupon_totp_secret(self._tenant_key(), code)
             step = verification.match_totp(secret, proof.dynamic_code, now)
             if step is None:
-                raise verification.VerificationFailed()
+                self._dynamic_code_failed(code, now)
             return code, rules.Verification(rules.Method.DYNAMIC_CODE, totp_step=step)
         return code, rules.Verification(rules.Method.CODE)
+
+    def _dynamic_code_failed(self, code: str, now: int) -> None:
+        """A wrong dynamic code counts against its coupon: 5 within 15 minutes lock it (429)."""
+        state = self._coupons.record_totp_failure(code, now, self._lockout)
+        if state is not None and guessing.locked(state, now):
+            raise guessing.lock_refusal(state, now)
+        raise verification.VerificationFailed()
+
+    def _guess_counters(self, subjects: Subjects | None, now: int) -> list[guessing.GuessCounter]:
+        if self._guesses is None or subjects is None or subjects.api_key_id is None:
+            return []
+        return guessing.guess_counters(
+            self._guess_policy,
+            at=now,
+            api_key_id=subjects.api_key_id,
+            client_ip=subjects.client_ip,
+            device_id=subjects.device_id,
+        )
+
+    def _missed(self, subjects: Subjects | None, now: int) -> None:
+        """A code that passed its check character but does not exist: counted; past the limit, a 429."""
+        counters = self._guess_counters(subjects, now)
+        if counters and not self._guesses.miss(counters):
+            raise guessing.refusal(self._guess_policy, now)
 
     def campaign_of(self, code: str) -> dict[str, Any]:
         tag = codes.tag_of(code)
@@ -165,8 +197,18 @@ class Redeemer:
 
     # -- quote -------------------------------------------------------------------------------
 
-    def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
-        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
+    def quote(
+        self, proof: Proof, order: Order, principal: Principal, subjects: Subjects | None = None
+    ) -> dict[str, Any]:
+        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing
+        but a miss (a code that does not exist) on the caller's guessing counters."""
+        try:
+            return self._quote(proof, order, principal)
+        except CouponNotFound:
+            self._missed(subjects, int(self._clock()))
+            raise
+
+    def _quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
         instant = self._clock()
         now = int(instant)  # whole seconds for the proofs (token expiry, TOTP steps)
         code, verified, campaign = self._checked(proof, order, principal, now)
@@ -222,6 +264,9 @@ class Redeemer:
                 request_body=request_body,
                 subjects=subjects,
             )
+        except CouponNotFound:
+            self._missed(subjects, int(self._clock()))
+            raise
         except _Replayed as replayed:
             return replayed.status, replayed.body, True
 
@@ -243,7 +288,7 @@ class Redeemer:
         now = int(instant)  # whole seconds for the proofs and the idempotency record's times
         try:
             code, verified, campaign = self._checked(proof, order, principal, now)
-        except verification.VerificationFailed:
+        except (verification.VerificationFailed, guessing.CouponLocked):
             # A till retrying after its QR token expired or its TOTP step passed must still get the
             # first answer: the proof was good when the first attempt used it.
             self._replay_if_done(scope, idempotency_key, fingerprint)
@@ -251,6 +296,7 @@ class Redeemer:
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
         risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
+        guess = self._guess_counters(subjects, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
@@ -293,6 +339,7 @@ class Redeemer:
                         balance_after=None if balance is None else balance - taken,
                         owner=verified.owner,
                         totp_step=verified.totp_step,
+                        at=now,
                     ),
                     shard=self._rng.randrange(campaign["shards"]),
                     idempotency=None
@@ -310,8 +357,11 @@ class Redeemer:
                     if verified.qr_nonce is None
                     else (verified.qr_nonce, verified.qr_expires_at),
                     guards=guards,
+                    guess=guess,
                 )
                 return 201, answer, False
+            except GuessGateClosed:
+                raise guessing.refusal(self._guess_policy, now) from None
             except RiskGuardsFailed as refused:
                 risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
                 continue
@@ -329,6 +379,8 @@ class Redeemer:
                     lost_races += 1
                     time.sleep(self._rng.uniform(0, 0.002 * min(lost_races, 10)))  # spread the herd
                     continue
+                if verified.totp_step is not None and coupon.get("totp_locked_until", 0) > now:
+                    raise guessing.lock_refusal(_lock_state(coupon), now) from None
                 raise rules.refusal_from_coupon(coupon, now_iso=iso(moment)) from None
             except QrTokenUsed:
                 raise verification.VerificationFailed() from None
@@ -545,6 +597,12 @@ class Redeemer:
         ):
             return None
         return CouponBack(coupon["code"], redemption_id=redemption["redemption_id"])
+
+
+def _lock_state(coupon: dict[str, Any]) -> guessing.TotpFailures:
+    return guessing.TotpFailures(
+        coupon.get("totp_failures", 0), coupon.get("totp_failed_since", 0), coupon.get("totp_locked_until", 0)
+    )
 
 
 def _may_see(redemption: dict[str, Any], principal: Principal) -> bool:

@@ -38,6 +38,7 @@ class Subjects:
     client_ip: str | None = None
     caller_ip: str | None = None
     user_id: str | None = None
+    api_key_id: str | None = None  # the caller's key: its misses are counted (code guessing)
 
 
 def caller_ip(source_ip: str | None) -> str | None:

@@ -42,6 +42,12 @@ class RuleSetVersion(MainModel):
     created_by = Text()
 
 
+class GuessCounter(MainModel):
+    """Misses (codes that pass the check character but do not exist) of one caller in a window."""
+
+    n = Integer(null=True)
+
+
 class Counter(MainModel):
     """A windowed counter. `n` is declared; an amount's `amt_{CUR}` and a distinct set's `d_{of}` are
     named by the rule that counts them, so the store speaks of them through `amount` / `distinct`."""
