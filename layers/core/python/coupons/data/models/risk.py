@@ -16,6 +16,18 @@ from coupons.data.models.base import Integer, MainModel, Text
 RULES_PK = "RISKRULES"
 
 
+def entry_pk(pattern: str) -> str:
+    return f"RISKLIST#{pattern}"  # keys.entry_key's partition, as an IAM pattern
+
+
+def counter_pk(pattern: str) -> str:
+    return f"RISKCTR#{pattern}"
+
+
+def guess_pk(pattern: str) -> str:
+    return f"RISKGUESS#{pattern}"
+
+
 def rules_sk(version: int) -> str:
     return f"V#{version:08d}"
 
