@@ -154,6 +154,10 @@ class RiskListEntry(_Open):
     expires_at: str | None = Field(default=None, description="when the entry stops counting; null: never")
 
 
+class RiskDecisionPage(Page):
+    """A subject's risk decisions, newest first: action, rule_id, rule_version, reason, source_id."""
+
+
 class RiskRuleSet(_Open):
     """A tenant's rule set version, rules in the order they are evaluated (the first that holds decides)."""
 
@@ -181,6 +185,7 @@ __all__ = [
     "RedemptionDetail",
     "Reversal",
     "ReversalPage",
+    "RiskDecisionPage",
     "RiskListEntry",
     "RiskRuleSet",
     "SettlementRun",

@@ -133,7 +133,9 @@ def test_a_blocked_device_never_redeems_and_is_told_which_rule_of_which_version(
         version,
         "device on the block list",
     )
-    assert api.items() == before  # nothing written: no redemption, the coupon untouched
+    # Nothing of the redemption written (no redemption, the coupon untouched, no counter); only the
+    # decision's record, for GET /v1/risk/decisions.
+    assert [i for i in api.items() if not i["pk"]["S"].startswith("RISKDECISION#")] == before
     assert redeem(api, keys["merchant:m-001"], code, device_id="d-good").status == 201
 
 
@@ -182,6 +184,8 @@ def test_a_reviewed_redemption_succeeds_and_carries_its_hold(api, keys):
     assert answer.json["risk"] == {"action": "REVIEW", "rule_id": "busy-store", "rule_version": 1, "reason": "more than 1 an hour"}
     record = api.call("GET", f"/v1/redemptions/{answer.json['redemption_id']}", api_key=keys["admin"]).json
     assert record["review_hold"] == f"review:{answer.json['redemption_id']}"
+    [decision] = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": f"coupon:{second}"}).json["items"]
+    assert (decision["action"], decision["source_id"]) == ("REVIEW", answer.json["redemption_id"])
 
 
 def test_a_redemption_with_rules_is_still_one_request(api, keys):
@@ -202,3 +206,22 @@ def test_a_bad_device_or_client_ip_is_a_400_naming_it(api, keys):
         assert_problem(answer, 400, "validation_failed")
         assert field in [e["field"] for e in answer.json["errors"]]
     assert redemptions_in(api) == []
+
+
+def test_every_rule_decision_can_be_read_by_each_of_its_subjects_newest_first(api, keys):
+    code, _ = coupon(api, keys)
+    rules(api, keys, BLOCK_DEVICE)
+    block(api, keys, "block-device", "d-bad")
+    redeem(api, keys["merchant:m-001"], code, device_id="d-bad", client_ip="::ffff:198.51.100.3")
+    assert redeem(api, keys["merchant:m-001"], code, device_id="d-ok").status == 201  # no rule: not recorded
+    for subject in ("device:d-bad", "merchant:m-001", f"coupon:{code}", "ip:198.51.100.3", "caller_ip:203.0.113.7"):
+        answer = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": subject})
+        assert answer.status == 200, answer.raw
+        [decision] = answer.json["items"]
+        assert (decision["action"], decision["rule_id"], decision["rule_version"]) == ("DENY", "blocked-device", 1)
+        assert "source_id" not in decision  # denied: no redemption was made
+    none = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": "device:d-ok"})
+    assert none.json["items"] == []
+    bad = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": "planet:mars"})
+    assert_problem(bad, 400, "validation_failed")
+    assert api.call("GET", "/v1/risk/decisions", api_key=keys["merchant:m-001"], query={"subject": "device:d-bad"}).status == 403

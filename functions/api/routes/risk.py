@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from answers import RiskListEntry, RiskRuleSet, documented
+from answers import RiskDecisionPage, RiskListEntry, RiskRuleSet, documented
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
@@ -15,7 +15,7 @@ from coupons.domain.principals import Role
 from coupons.domain.risk.rules import RuleSetTerms
 from coupons.domain.times import UtcTime
 from coupons.services import risk
-from resolver import app, caller, created, roles
+from resolver import app, caller, created, json_response, roles
 
 
 class EntryRequest(BaseModel):
@@ -80,3 +80,22 @@ def put_rules(terms: Annotated[RuleSetTerms, Body()]):
     return created(
         lambda _: risk.rule_set_view(dependencies.risk_rules().put(terms, by=str(admin)))
     )
+
+
+@app.get(
+    "/v1/risk/decisions",
+    summary="The rules' decisions about one subject, newest first (admin): ?subject=device:d-1, user:…,"
+    " ip:…, caller_ip:…, merchant:…, coupon:…",
+    tags=["risk"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="listRiskDecisions",
+    responses=documented((200, RiskDecisionPage, "a page of decisions")),
+)
+def list_decisions(
+    subject: Annotated[str, Query(pattern=risk.SUBJECT)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+):
+    caller(Role.ADMIN)
+    items, next_cursor = risk.decisions(dependencies.risk(), subject, limit=limit, cursor=cursor)
+    return json_response(200, {"items": items, "next_cursor": next_cursor})

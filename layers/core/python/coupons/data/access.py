@@ -22,7 +22,7 @@ from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.redemptions import qr_token_pk, redemption_pk
-from coupons.data.models.risk import RULES_PK, counter_pk, entry_pk, guess_pk
+from coupons.data.models.risk import RULES_PK, counter_pk, decision_pk, entry_pk, guess_pk
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 
 # A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
@@ -62,6 +62,7 @@ RISK_LIST = Partition(entry_pk("*"), "risk list entries (coupons.data.risk), che
 RISK_RULES = Partition(RULES_PK, "risk rule set versions")
 RISK_COUNTER = Partition(counter_pk("*"), "risk velocity counters, counted inside the redemption")
 RISK_GUESS = Partition(guess_pk("*"), "code-guessing miss counters of a caller")
+RISK_DECISION = Partition(decision_pk("*"), "risk decisions, one copy per subject they concern")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -108,6 +109,7 @@ WRITERS: dict[str, TableAccess] = {
             RISK_RULES,
             RISK_COUNTER,
             RISK_GUESS,
+            RISK_DECISION,
         ),
         indexes=True,
     ),

@@ -17,10 +17,13 @@ from coupons.data.models.base import Transaction, failed_condition, plain_image
 from coupons.data.models.risk import (
     RULES_PK,
     Counter,
+    DecisionRecord,
     GuessCounter,
     ListEntry,
     RuleSetVersion,
     amount,
+    decision_pk,
+    decision_sk,
     distinct,
     list_index_pk,
     rules_sk,
@@ -125,6 +128,8 @@ class RiskStore:
     def __init__(self, client, table_name: str):
         self._entry = ListEntry.bound(client, table_name)
         self._rules = RuleSetVersion.bound(client, table_name)
+        self._decision = DecisionRecord.bound(client, table_name)
+        self._client = client
 
     # -- lists ------------------------------------------------------------------------------------
 
@@ -167,6 +172,30 @@ class RiskStore:
             query={"list": "risk-list", "name": list_name},
             limit=limit,
             cursor=cursor,
+        )
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def record_decision(self, record: dict[str, Any]) -> None:
+        """One copy per subject, all or none (one TransactWriteItems; the API's role writes no batches):
+        each subject's decisions are one Query. Written after the redemption decided (a DENY wrote
+        nothing else; a REVIEW's redemption record carries its rule too)."""
+        D = self._decision
+        tx = Transaction(self._client)
+        for subject in record["subjects"]:
+            copy = D.from_record(record, pk=decision_pk(subject), sk=decision_sk(record["at"], record["decision_id"]))
+            tx.save(copy)  # a new decision id: no condition needed, a retry writes the same copy again
+        tx.commit()
+
+    def decisions(self, subject: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        """A subject's decisions, newest first."""
+        return page_of(
+            self._decision,
+            decision_pk(subject),
+            query={"list": "risk-decisions", "subject": subject},
+            limit=limit,
+            cursor=cursor,
+            scan_index_forward=False,
         )
 
     # -- rules ------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
 from coupons.domain.risk import guessing
 from coupons.domain.risk import holds as risk_holds
+from coupons.domain.risk.errors import RiskDenied
 from coupons.services.risk import Attempt, RuleSets, Subjects, redemption_context
 
 # Bounded retries: a transaction that met another (TransactionConflict), or a reversal whose totals
@@ -359,11 +360,17 @@ class Redeemer:
                     guards=guards,
                     guess=guess,
                 )
+                if risk is not None:
+                    self._risk_rules.record(risk.ctx, risk.decision, source_id=redemption["redemption_id"])
                 return 201, answer, False
             except GuessGateClosed:
                 raise guessing.refusal(self._guess_policy, now) from None
             except RiskGuardsFailed as refused:
-                risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
+                try:
+                    risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
+                except RiskDenied as denied:
+                    self._risk_rules.record(risk.ctx, denied.decision, source_id=None)
+                    raise
                 continue
             except IdempotencyRecordExists as existing:
                 replay = idempotency_rules.on_existing(existing.record, fingerprint)

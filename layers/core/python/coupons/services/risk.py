@@ -13,7 +13,8 @@ from typing import Any
 from coupons.data.risk import RiskStore, VersionTaken
 from coupons.domain.coupons import iso
 from coupons.domain.errors import Contention, InvalidField, NotFound
-from coupons.domain.risk import keys
+from coupons.domain.ids import new_id
+from coupons.domain.risk import holds, keys
 from coupons.domain.risk.errors import RiskDenied
 from coupons.domain.risk.plan import Context, Decision, Plan, plan, resolve
 from coupons.domain.risk.rules import EMPTY, LIST_NAME, Event, RuleSet, RuleSetTerms
@@ -124,6 +125,30 @@ class RuleSets:
         raise Contention(field="rules")
 
 
+    def record(self, ctx: Context, decision: Decision, *, source_id: str | None) -> None:
+        """Records a rule's decision (none when no rule matched: the ordinary redemption). Recording is
+        after the fact: a failure to record is logged, never the redemption's failure."""
+        if decision.rule_id is None:
+            return
+        record = holds.decision_record(ctx, decision, decision_id=new_id("rsk"), source_id=source_id)
+        try:
+            self._store.record_decision(record)
+        except Exception:  # noqa: BLE001 — the till's answer does not wait on the audit copy
+            from aws_lambda_powertools import Logger
+
+            Logger().exception("risk decision not recorded", extra={"decision": record})
+
+
+SUBJECT = r"^(user|device|ip|caller_ip|merchant|coupon):.{1,200}$"
+
+
+def decisions(store: RiskStore, subject: str, *, limit: int, cursor: str | None) -> tuple[list, str | None]:
+    name, _, value = subject.partition(":")
+    if name in ("ip", "caller_ip"):
+        subject = f"{name}:{keys.normalize_ip(value, field='subject')}"
+    return store.decisions(subject, limit=limit, cursor=cursor)
+
+
 def rule_set_view(rule_set: RuleSet) -> dict[str, Any]:
     return rule_set.model_dump(mode="json")
 
@@ -144,7 +169,8 @@ class Attempt:
         self._retries = 0
 
     def plan(self, amount: int) -> Plan:
-        self.current = plan(self.rule_set, replace(self.ctx, amount=amount), first_match=self.first_match)
+        self.ctx = replace(self.ctx, amount=amount)
+        self.current = plan(self.rule_set, self.ctx, first_match=self.first_match)
         return self.current
 
     @property

@@ -5,13 +5,15 @@ RISKLIST#{list}#{value} / ENTRY         a list entry (reason, optional expiry = 
 RISKRULES / V#{version:08}              a rule set version (the whole ordered set, as JSON)
 RISKCTR#{subject}#{value} / W{s}#{b}    a windowed counter: n, amt_{CUR}, d_{of} (a string set)
 RISKGUESS#{scope}#{value} / W{s}#{b}    a code-guessing miss counter: n
+RISKDECISION#{subject} / {at:010}#{id}  a rule's decision, one copy per subject it concerns (the reads
+                                        are by subject: ?subject=device:d-1), newest last
 """
 
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeSetAttribute
 
-from coupons.data.models.base import Integer, MainModel, Text
+from coupons.data.models.base import Integer, List, MainModel, Text
 
 RULES_PK = "RISKRULES"
 
@@ -26,6 +28,14 @@ def counter_pk(pattern: str) -> str:
 
 def guess_pk(pattern: str) -> str:
     return f"RISKGUESS#{pattern}"
+
+
+def decision_pk(subject: str) -> str:
+    return f"RISKDECISION#{subject}"
+
+
+def decision_sk(at: int, decision_id: str) -> str:
+    return f"{at:010d}#{decision_id}"
 
 
 def rules_sk(version: int) -> str:
@@ -76,3 +86,19 @@ def amount(name: str) -> NumberAttribute:
 def distinct(name: str) -> UnicodeSetAttribute:
     """A `d_{of}` string set of a counter: the digests of the values seen in its window."""
     return UnicodeSetAttribute(null=True, attr_name=name)
+
+
+class DecisionRecord(MainModel):
+    """A rule's decision (coupons.domain.risk.holds.decision_record), as read under one of its subjects."""
+
+    decision_id = Text()
+    event = Text()
+    at = Integer()
+    action = Text()
+    rule_id = Text()
+    rule_version = Integer()
+    reason = Text()
+    source_id = Text(null=True)
+    subjects = List(of=Text)
+    amount = Integer()
+    currency = Text()
