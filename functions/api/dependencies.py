@@ -60,7 +60,7 @@ def coupons() -> CouponStore:
 
 @cache
 def issuer() -> Issuer:
-    return Issuer(campaigns(), coupons(), tenant_key=tenant_key)
+    return Issuer(campaigns(), coupons(), tenant_key=tenant_key, risk_rules=risk_rules())
 
 
 def tenant_key() -> bytes:

@@ -225,3 +225,28 @@ def test_every_rule_decision_can_be_read_by_each_of_its_subjects_newest_first(ap
     bad = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": "planet:mars"})
     assert_problem(bad, 400, "validation_failed")
     assert api.call("GET", "/v1/risk/decisions", api_key=keys["merchant:m-001"], query={"subject": "device:d-bad"}).status == 403
+
+
+def test_an_issuance_rule_stops_one_device_claiming_for_many_users(api, keys):
+    from tests.integration.test_issuance_api import active_campaign
+
+    rules(
+        api,
+        keys,
+        {
+            "rule_id": "claim-farm",
+            "applies_to": "ISSUANCE",
+            "condition": {"type": "velocity", "per": "device", "measure": "distinct", "of": "user",
+                          "window": {"unit": "day"}, "threshold": 2},
+            "action": "DENY",
+            "reason": "one device claiming for many users",
+        },
+    )  # fmt: skip
+    campaign_id = active_campaign(api, keys, per_user_limit=10)
+    for user in ("u-1", "u-2", "u-1"):
+        assert issue(api, keys["admin"], campaign_id, user, device_id="d-farm").status == 201
+    denied = issue(api, keys["admin"], campaign_id, "u-3", device_id="d-farm")
+    assert_problem(denied, 403, "risk_denied")
+    assert denied.json["rule_id"] == "claim-farm"
+    assert issue(api, keys["admin"], campaign_id, "u-3", device_id="d-home").status == 201
+    assert_problem(issue(api, keys["admin"], campaign_id, "u-4", client_ip="nope"), 400, "validation_failed")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from answers import Quote, Redemption, RedemptionDetail, Reversal, ReversalPage, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
@@ -16,8 +16,7 @@ from coupons.domain.ledger import journal_id
 from coupons.domain.money import Currency
 from coupons.domain.risk.fields import ClientIp, DeviceId, normalized_ip
 from coupons.services.redemption import Order, Proof
-from coupons.services.risk import Subjects, caller_ip
-from resolver import answered, app, caller, created, idempotency_scope, json_response
+from resolver import answered, app, caller, created, idempotency_scope, json_response, subjects
 
 
 class OrderFields(BaseModel):
@@ -70,18 +69,6 @@ class ReversalRequest(BaseModel):
     )
     restore_coupon: StrictBool = Field(
         default=True, description="after a whole refund, give the coupon back (券回退)"
-    )
-
-
-def subjects(request: Any) -> Subjects:
-    """What the risk rules see of who is behind the request: the end user's device and address as the
-    till or app says, and the caller's own address as API Gateway saw it."""
-    source = app.current_event.request_context.identity.source_ip
-    return Subjects(
-        device_id=request.device_id,
-        client_ip=request.client_ip,
-        caller_ip=caller_ip(source),
-        api_key_id=app.context.get("api_key_id"),
     )
 
 

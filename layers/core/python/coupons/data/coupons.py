@@ -35,7 +35,9 @@ from coupons.data.models.coupons import (
     wallet_pk,
 )
 from coupons.data.paging import page_of
+from coupons.data.risk import RiskGuards, RiskGuardsFailed
 from coupons.domain.risk import guessing
+from coupons.domain.risk.plan import Guard
 
 _SHARD, _COUPON, _HOLDING = "shard", "coupon", "holding"
 # Reasons of a cancelled transaction that mean "someone else was on the item at that moment".
@@ -87,6 +89,7 @@ class CouponStore:
         self._event = HistoryEvent.bound(client, table_name)
         self._holding = Holding.bound(client, table_name)
         self._shard = QuotaShard.bound(client, table_name)
+        self._risk = RiskGuards(client, table_name)
 
     def issue(
         self,
@@ -95,8 +98,10 @@ class CouponStore:
         shard: int,
         per_user_limit: int,
         completion: Write | None = None,
+        guards: tuple[Guard, ...] = (),
     ) -> None:
-        """Issues `coupon` in one transaction, or raises why not. Three conditions hold together:
+        """Issues `coupon` in one transaction, or raises why not (with `guards`, the issuance risk
+        rules' ConditionChecks and counters: RiskGuardsFailed). Three conditions hold together:
         the shard has a unit left and the campaign is ACTIVE (no over-issue, no issue while paused),
         the code is new (unique per tenant by condition, not by probability alone), and the user
         holds fewer than `per_user_limit` coupons of the campaign. `completion`: the Idempotency-Key's
@@ -133,6 +138,7 @@ class CouponStore:
             tx.add(history_write(self._event, coupon["code"], event))
         if completion is not None:
             tx.add(completion, tag=COMPLETION)
+        self._risk.add(tx, guards)
         try:
             tx.commit()
         except TransactWriteError as error:
@@ -142,6 +148,9 @@ class CouponStore:
             if tx.failed(error, _COUPON):
                 old = tx.reason(error, _COUPON).raw_item
                 raise CodeTaken(C.from_raw_data(old).record() if old else None) from None
+            failed = self._risk.failed(tx, error, guards)
+            if failed:
+                raise RiskGuardsFailed(failed) from None
             if tx.failed(error, _SHARD):
                 old = tx.reason(error, _SHARD).raw_item
                 raise ShardRefused(Shard.from_raw_data(old).record() if old else {}) from None

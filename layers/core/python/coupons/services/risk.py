@@ -211,7 +211,34 @@ def redemption_context(
     )
 
 
+def issuance_context(subjects: Subjects | None, *, at: int, coupon: dict[str, Any]) -> Context:
+    """An issuance: its user, campaign and coupon, the face value as its amount (no merchant or store)."""
+    subjects = subjects or Subjects()
+    return Context(
+        event=Event.ISSUANCE,
+        at=at,
+        user_id=coupon["user_id"],
+        campaign_id=coupon["campaign_id"],
+        code=coupon["code"],
+        amount=coupon.get("face_value", 0),
+        currency=coupon.get("currency", ""),
+        device_id=subjects.device_id,
+        client_ip=subjects.client_ip,
+        caller_ip=subjects.caller_ip,
+    )
+
+
+def attempt_for(rule_sets: RuleSets | None, event: Event, ctx: Callable[[], Context]) -> Attempt | None:
+    """The evaluation of one event's rules, or None when the tenant has none for it (no guards)."""
+    if rule_sets is None:
+        return None
+    rule_set = rule_sets.current()
+    if not rule_set.for_event(event):
+        return None
+    return Attempt(rule_set, ctx())
+
+
 __all__ = [
-    "Attempt", "ListEntryNotFound", "RuleSets", "Subjects", "caller_ip", "delete_entry", "entry_view",
+    "Attempt", "ListEntryNotFound", "attempt_for", "issuance_context", "RuleSets", "Subjects", "caller_ip", "delete_entry", "entry_view",
     "list_value", "put_entry", "redemption_context", "rule_set_view", "parse",
 ]  # fmt: skip
