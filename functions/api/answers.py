@@ -110,7 +110,9 @@ class RedemptionDetail(Redemption):
 
 class ReversalPage(_Open):
     items: list[Reversal]
-    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page; null at the end")
+    next_cursor: str | None = Field(
+        default=None, description="pass as ?cursor= for the next page; null at the end"
+    )
 
 
 class CouponHistoryPage(Page):

@@ -14,6 +14,7 @@ from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.risk import GuessGate, RiskStore
+from coupons.services.guesses import Guesses
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
 from coupons.services.risk import RuleSets
@@ -80,7 +81,7 @@ def redeemer() -> Redeemer:
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
         risk_rules=risk_rules(),
-        guesses=GuessGate(dynamodb(), settings().main_table),
+        guesses=Guesses(GuessGate(dynamodb(), settings().main_table)),
     )
 
 

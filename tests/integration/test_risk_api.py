@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.integration.test_api_plumbing import assert_problem
-from tests.integration.test_redemption_api import ORDER, coupon, count_requests, redeem, redemptions_in
 from tests.integration.test_issuance_api import issue
+from tests.integration.test_redemption_api import count_requests, coupon, redeem, redemptions_in
 from tests.integration.test_redemption_retries import later
 
 BLOCK_DEVICE = {
@@ -46,12 +46,21 @@ def at(seconds_from_now: int) -> str:
 def test_a_list_entry_is_put_with_its_reason_and_expiry_and_taken_off_again(api, keys):
     answer = block(api, keys, "block-ip", "::ffff:10.0.0.9", expires_at=at(3600))
     assert answer.status == 201, answer.raw
-    assert (answer.json["list"], answer.json["value"], answer.json["reason"]) == ("block-ip", "10.0.0.9", "fraud ring")
+    assert (answer.json["list"], answer.json["value"], answer.json["reason"]) == (
+        "block-ip",
+        "10.0.0.9",
+        "fraud ring",
+    )
     assert answer.json["expires_at"].endswith("Z")
     path = "/v1/risk/lists/block-ip/entries"
     assert api.call("DELETE", path, api_key=keys["admin"], query={"value": "10.0.0.9"}).status == 204
     assert risk_items(api) == []
-    assert_problem(api.call("DELETE", path, api_key=keys["admin"], query={"value": "10.0.0.9"}), 404, "risk_list_entry_not_found", "value")
+    assert_problem(
+        api.call("DELETE", path, api_key=keys["admin"], query={"value": "10.0.0.9"}),
+        404,
+        "risk_list_entry_not_found",
+        "value",
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +153,9 @@ def test_a_blocked_device_learns_nothing_of_the_coupon(api, keys):
     block(api, keys, "block-device", "d-bad")
     code, _ = coupon(api, keys)
     assert redeem(api, keys["merchant:m-001"], code).status == 201
-    assert_problem(redeem(api, keys["merchant:m-001"], code, order_id="o-2", device_id="d-bad"), 403, "risk_denied")
+    assert_problem(
+        redeem(api, keys["merchant:m-001"], code, order_id="o-2", device_id="d-bad"), 403, "risk_denied"
+    )
 
 
 def test_an_expired_entry_stops_blocking(api, keys):
@@ -158,7 +169,11 @@ def test_an_expired_entry_stops_blocking(api, keys):
 
 def test_a_blocked_caller_ip_is_refused_whatever_client_ip_the_till_names(api, keys):
     code, _ = coupon(api, keys)
-    rules(api, keys, {**BLOCK_DEVICE, "rule_id": "blocked-ip", "condition": {"type": "list", "list": "block-ip"}})
+    rules(
+        api,
+        keys,
+        {**BLOCK_DEVICE, "rule_id": "blocked-ip", "condition": {"type": "list", "list": "block-ip"}},
+    )
     block(api, keys, "block-ip", "203.0.113.7")  # the sample events' sourceIp
     assert_problem(redeem(api, keys["merchant:m-001"], code, client_ip="198.51.100.1"), 403, "risk_denied")
     assert redemptions_in(api) == []
@@ -181,10 +196,17 @@ def test_a_reviewed_redemption_succeeds_and_carries_its_hold(api, keys):
     assert "risk" not in redeem(api, keys["merchant:m-001"], first).json
     answer = redeem(api, keys["merchant:m-001"], second, order_id="o-2")
     assert answer.status == 201, answer.raw
-    assert answer.json["risk"] == {"action": "REVIEW", "rule_id": "busy-store", "rule_version": 1, "reason": "more than 1 an hour"}
+    assert answer.json["risk"] == {
+        "action": "REVIEW",
+        "rule_id": "busy-store",
+        "rule_version": 1,
+        "reason": "more than 1 an hour",
+    }
     record = api.call("GET", f"/v1/redemptions/{answer.json['redemption_id']}", api_key=keys["admin"]).json
     assert record["review_hold"] == f"review:{answer.json['redemption_id']}"
-    [decision] = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": f"coupon:{second}"}).json["items"]
+    [decision] = api.call(
+        "GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": f"coupon:{second}"}
+    ).json["items"]
     assert (decision["action"], decision["source_id"]) == ("REVIEW", answer.json["redemption_id"])
 
 
@@ -214,17 +236,32 @@ def test_every_rule_decision_can_be_read_by_each_of_its_subjects_newest_first(ap
     block(api, keys, "block-device", "d-bad")
     redeem(api, keys["merchant:m-001"], code, device_id="d-bad", client_ip="::ffff:198.51.100.3")
     assert redeem(api, keys["merchant:m-001"], code, device_id="d-ok").status == 201  # no rule: not recorded
-    for subject in ("device:d-bad", "merchant:m-001", f"coupon:{code}", "ip:198.51.100.3", "caller_ip:203.0.113.7"):
+    for subject in (
+        "device:d-bad",
+        "merchant:m-001",
+        f"coupon:{code}",
+        "ip:198.51.100.3",
+        "caller_ip:203.0.113.7",
+    ):
         answer = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": subject})
         assert answer.status == 200, answer.raw
         [decision] = answer.json["items"]
-        assert (decision["action"], decision["rule_id"], decision["rule_version"]) == ("DENY", "blocked-device", 1)
+        assert (decision["action"], decision["rule_id"], decision["rule_version"]) == (
+            "DENY",
+            "blocked-device",
+            1,
+        )
         assert "source_id" not in decision  # denied: no redemption was made
     none = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": "device:d-ok"})
     assert none.json["items"] == []
     bad = api.call("GET", "/v1/risk/decisions", api_key=keys["admin"], query={"subject": "planet:mars"})
     assert_problem(bad, 400, "validation_failed")
-    assert api.call("GET", "/v1/risk/decisions", api_key=keys["merchant:m-001"], query={"subject": "device:d-bad"}).status == 403
+    assert (
+        api.call(
+            "GET", "/v1/risk/decisions", api_key=keys["merchant:m-001"], query={"subject": "device:d-bad"}
+        ).status
+        == 403
+    )
 
 
 def test_an_issuance_rule_stops_one_device_claiming_for_many_users(api, keys):

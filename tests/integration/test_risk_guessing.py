@@ -26,20 +26,28 @@ def test_a_caller_past_its_misses_is_answered_429_even_for_a_real_code_and_other
     merchant = keys["merchant:m-001"]
     for i in range(PER_IP):
         missing = codes.new_code(tag if i % 2 else codes.new_tag())  # an existing campaign's, or none's
-        assert_problem(redeem(api, merchant, missing, client_ip="198.51.100.9", order_id=f"o-{i}"), 404, "coupon_not_found")
+        assert_problem(
+            redeem(api, merchant, missing, client_ip="198.51.100.9", order_id=f"o-{i}"),
+            404,
+            "coupon_not_found",
+        )
     over = redeem(api, merchant, codes.new_code(tag), client_ip="198.51.100.9")
     assert_problem(over, 429, "too_many_lookups")
     assert 1 <= int(over.headers["Retry-After"]) <= 600 and "field" not in over.json
     assert_problem(redeem(api, merchant, real, client_ip="198.51.100.9"), 429, "too_many_lookups")
     assert redemptions_in(api) == []
     # A mistyped code is no guess; another address of the same key is under its own limit.
-    assert_problem(redeem(api, merchant, real[:-1] + ("0" if real[-1] != "0" else "1"), client_ip="198.51.100.9"), 400, "code_checksum_invalid")
+    assert_problem(
+        redeem(api, merchant, real[:-1] + ("0" if real[-1] != "0" else "1"), client_ip="198.51.100.9"),
+        400,
+        "code_checksum_invalid",
+    )
     assert redeem(api, merchant, real, client_ip="198.51.100.10").status == 201
 
 
 def test_misses_are_counted_atomically_never_past_the_limit():
-    from moto import mock_aws
     import boto3
+    from moto import mock_aws
 
     from coupons.data.schema import MAIN
 
@@ -48,7 +56,9 @@ def test_misses_are_counted_atomically_never_past_the_limit():
         ddb.create_table(**MAIN.create_table_kwargs(TABLE))
         gate = GuessGate(OneRequestAtATime(ddb), TABLE)
         policy = guessing.GuessPolicy(per_ip=5)
-        counters = guessing.guess_counters(policy, at=int(time.time()), api_key_id="k-1", client_ip="10.0.0.1", device_id=None)
+        counters = guessing.guess_counters(
+            policy, at=int(time.time()), api_key_id="k-1", client_ip="10.0.0.1", device_id=None
+        )
         with ThreadPoolExecutor(max_workers=8) as pool:
             counted = list(pool.map(lambda _: gate.miss(counters), range(40)))
         assert counted.count(True) == 5
@@ -57,7 +67,9 @@ def test_misses_are_counted_atomically_never_past_the_limit():
 
 
 def dynamic_coupon(api, keys):
-    code, _ = coupon(api, keys, type="GIFT_CARD", amount=5000, min_order=None, verification_methods=["DYNAMIC_CODE"])
+    code, _ = coupon(
+        api, keys, type="GIFT_CARD", amount=5000, min_order=None, verification_methods=["DYNAMIC_CODE"]
+    )
     uri = api.call("POST", f"/v1/coupons/{code}/dynamic-code", api_key=keys["admin"]).json["otpauth_uri"]
     secret_b32 = parse_qs(urlparse(uri).query)["secret"][0]
     return code, base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
@@ -68,13 +80,25 @@ def test_five_wrong_dynamic_codes_lock_the_coupon_even_against_the_right_one_unt
     merchant = keys["merchant:m-001"]
     now = int(time.time())
     right = verification.totp(secret, now)
-    wrong = next(c for c in ("000000", "111111", "222222") if c not in {verification.totp(secret, now + d) for d in (-30, 0, 30)})
+    wrong = next(
+        c
+        for c in ("000000", "111111", "222222")
+        if c not in {verification.totp(secret, now + d) for d in (-30, 0, 30)}
+    )
     for i in range(4):
-        assert_problem(redeem(api, merchant, code, dynamic_code=wrong, order_amount=100, order_id=f"o-{i}"), 422, "verification_failed")
+        assert_problem(
+            redeem(api, merchant, code, dynamic_code=wrong, order_amount=100, order_id=f"o-{i}"),
+            422,
+            "verification_failed",
+        )
     locked = redeem(api, merchant, code, dynamic_code=wrong, order_amount=100, order_id="o-5")
     assert_problem(locked, 429, "dynamic_code_locked")
     assert 890 <= int(locked.headers["Retry-After"]) <= 900
-    assert_problem(redeem(api, merchant, code, dynamic_code=right, order_amount=100, order_id="o-6"), 429, "dynamic_code_locked")
+    assert_problem(
+        redeem(api, merchant, code, dynamic_code=right, order_amount=100, order_id="o-6"),
+        429,
+        "dynamic_code_locked",
+    )
     assert redemptions_in(api) == []
     later(901)
     after = verification.totp(secret, now + 901)

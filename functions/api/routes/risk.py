@@ -77,9 +77,7 @@ def delete_entry(list_name: str, value: Annotated[StrictStr, Query(min_length=1,
 )
 def put_rules(terms: Annotated[RuleSetTerms, Body()]):
     admin = caller(Role.ADMIN)
-    return created(
-        lambda _: risk.rule_set_view(dependencies.risk_rules().put(terms, by=str(admin)))
-    )
+    return created(lambda _: risk.rule_set_view(dependencies.risk_rules().put(terms, by=str(admin))))
 
 
 @app.get(

@@ -166,7 +166,9 @@ class CouponStore:
         except self._coupon.DoesNotExist:
             return None
 
-    def record_totp_failure(self, code: str, now: int, policy: guessing.LockoutPolicy) -> guessing.TotpFailures | None:
+    def record_totp_failure(
+        self, code: str, now: int, policy: guessing.LockoutPolicy
+    ) -> guessing.TotpFailures | None:
         """Counts a wrong dynamic code on the coupon (coupons.domain.risk.guessing.on_failure) and returns
         its state after (None: no such coupon). The state read is written back only if it is still the
         state (a conditional write of what was read): two wrong codes at once are both counted."""
@@ -192,7 +194,10 @@ class CouponStore:
                     # The state this failure was counted from is still the state.
                     condition=(
                         (C.totp_failures.does_not_exist() | (C.totp_failures == before.failures))
-                        & (C.totp_locked_until.does_not_exist() | (C.totp_locked_until == before.locked_until))
+                        & (
+                            C.totp_locked_until.does_not_exist()
+                            | (C.totp_locked_until == before.locked_until)
+                        )
                     ),
                 )
             except Exception as error:

@@ -183,7 +183,9 @@ class RiskStore:
         D = self._decision
         tx = Transaction(self._client)
         for subject in record["subjects"]:
-            copy = D.from_record(record, pk=decision_pk(subject), sk=decision_sk(record["at"], record["decision_id"]))
+            copy = D.from_record(
+                record, pk=decision_pk(subject), sk=decision_sk(record["at"], record["decision_id"])
+            )
             tx.save(copy)  # a new decision id: no condition needed, a retry writes the same copy again
         tx.commit()
 
@@ -247,7 +249,11 @@ class GuessGate:
             # Under the limit of misses in this window: a caller past it finds nothing more, not even
             # a real code (else the guess that hits would still succeed).
             tx.condition_check(
-                G, counter.pk, counter.sk, G.n.does_not_exist() | (G.n < counter.limit), tag=("guess", counter.scope)
+                G,
+                counter.pk,
+                counter.sk,
+                G.n.does_not_exist() | (G.n < counter.limit),
+                tag=("guess", counter.scope),
             )
 
     @staticmethod

@@ -28,7 +28,6 @@ from coupons.domain import coupons as rules
 from coupons.domain.campaigns import CampaignStatus
 from coupons.domain.errors import CampaignNotFound, Contention, DomainError
 from coupons.domain.principals import Principal, Role
-from coupons.domain.risk.errors import RiskDenied
 from coupons.domain.risk.rules import Event
 from coupons.services.risk import RuleSets, Subjects, attempt_for, issuance_context
 
@@ -127,21 +126,19 @@ class Issuer:
             )
             if risk is None:
                 at = int(now.timestamp())
-                risk = attempt_for(
-                    self._risk_rules, Event.ISSUANCE, lambda: issuance_context(subjects, at=at, coupon=coupon)
+                risk = attempt_for(  # the context is made at once, of this first coupon
+                    self._risk_rules,
+                    Event.ISSUANCE,
+                    lambda at=at, coupon=coupon: issuance_context(subjects, at=at, coupon=coupon),
                 )
             guards = () if risk is None else risk.plan(coupon.get("face_value", 0)).guards
             try:
                 found = self._write(coupon, shard, campaign["per_user_limit"], completion, derived, guards)
                 if risk is not None and found is None:
-                    self._risk_rules.record(risk.ctx, risk.decision, source_id=coupon["code"])
+                    risk.committed(coupon["code"])
                 return found or coupon, found is not None
             except RiskGuardsFailed as refused:
-                try:
-                    risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
-                except RiskDenied as denied:
-                    self._risk_rules.record(risk.ctx, denied.decision, source_id=None)
-                    raise
+                risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
                 continue
             except ShardRefused as refused:
                 status = refused.shard.get("status")
@@ -188,7 +185,11 @@ class Issuer:
                 code = coupon["code"]
                 coupon["code"] = codes.new_code(codes.tag_of(code), codes.prefix_of(code))
         self._coupons.issue(
-            coupon, shard=shard, per_user_limit=per_user_limit, completion=put_of(completion, coupon), guards=guards
+            coupon,
+            shard=shard,
+            per_user_limit=per_user_limit,
+            completion=put_of(completion, coupon),
+            guards=guards,
         )
         return None
 
@@ -221,7 +222,12 @@ class Issuer:
                 )
             try:
                 coupon, there = self._issue(
-                    campaign, user_id, segment=segment, issued_by=issued_by, derived=derived, subjects=subjects
+                    campaign,
+                    user_id,
+                    segment=segment,
+                    issued_by=issued_by,
+                    derived=derived,
+                    subjects=subjects,
                 )
                 found, new = found + there, new + (not there)
                 results.append({"user_id": user_id, "status": "ISSUED", "code": coupon["code"]})

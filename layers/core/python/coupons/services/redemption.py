@@ -26,14 +26,14 @@ from coupons.data.redemptions import (
     CouponBack,
     CouponChange,
     CouponRefused,
+    GuessGateClosed,
     IdempotencyRecordExists,
     IdempotencyWrite,
     QrTokenUsed,
-    GuessGateClosed,
     RedemptionIdTaken,
     RedemptionStore,
 )
-from coupons.data.risk import GuessGate, RiskGuardsFailed
+from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes, verification
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
@@ -42,10 +42,11 @@ from coupons.domain.coupons import CouponNotFound, iso
 from coupons.domain.errors import Contention, NotFound
 from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
-from coupons.domain.risk import guessing
 from coupons.domain.risk import holds as risk_holds
-from coupons.domain.risk.errors import RiskDenied
-from coupons.services.risk import Attempt, RuleSets, Subjects, redemption_context
+from coupons.domain.risk.guessing import CouponLocked
+from coupons.domain.risk.rules import Event
+from coupons.services.guesses import Guesses, refuse_if_locked
+from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, redemption_context
 
 # Bounded retries: a transaction that met another (TransactionConflict), or a reversal whose totals
 # moved. A gift card whose balance moved under us is retried separately, up to LOST_RACES: each lost
@@ -101,14 +102,10 @@ class Redeemer:
         idempotency_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
         risk_rules: RuleSets | None = None,
-        guesses: GuessGate | None = None,
-        guess_policy: guessing.GuessPolicy = guessing.GuessPolicy(),
-        lockout: guessing.LockoutPolicy = guessing.LockoutPolicy(),
+        guesses: Guesses | None = None,
     ):
         self._risk_rules = risk_rules
-        self._guesses = guesses
-        self._guess_policy = guess_policy
-        self._lockout = lockout
+        self._guesses = guesses or Guesses(None)
         self._campaigns = campaigns
         self._coupons = coupons
         self._redemptions = redemptions
@@ -140,33 +137,9 @@ class Redeemer:
             secret = verification.coupon_totp_secret(self._tenant_key(), code)
             step = verification.match_totp(secret, proof.dynamic_code, now)
             if step is None:
-                self._dynamic_code_failed(code, now)
+                self._guesses.dynamic_code_failed(self._coupons, code, now)
             return code, rules.Verification(rules.Method.DYNAMIC_CODE, totp_step=step)
         return code, rules.Verification(rules.Method.CODE)
-
-    def _dynamic_code_failed(self, code: str, now: int) -> None:
-        """A wrong dynamic code counts against its coupon: 5 within 15 minutes lock it (429)."""
-        state = self._coupons.record_totp_failure(code, now, self._lockout)
-        if state is not None and guessing.locked(state, now):
-            raise guessing.lock_refusal(state, now)
-        raise verification.VerificationFailed()
-
-    def _guess_counters(self, subjects: Subjects | None, now: int) -> list[guessing.GuessCounter]:
-        if self._guesses is None or subjects is None or subjects.api_key_id is None:
-            return []
-        return guessing.guess_counters(
-            self._guess_policy,
-            at=now,
-            api_key_id=subjects.api_key_id,
-            client_ip=subjects.client_ip,
-            device_id=subjects.device_id,
-        )
-
-    def _missed(self, subjects: Subjects | None, now: int) -> None:
-        """A code that passed its check character but does not exist: counted; past the limit, a 429."""
-        counters = self._guess_counters(subjects, now)
-        if counters and not self._guesses.miss(counters):
-            raise guessing.refusal(self._guess_policy, now)
 
     def campaign_of(self, code: str) -> dict[str, Any]:
         tag = codes.tag_of(code)
@@ -206,7 +179,7 @@ class Redeemer:
         try:
             return self._quote(proof, order, principal)
         except CouponNotFound:
-            self._missed(subjects, int(self._clock()))
+            self._guesses.missed(subjects, int(self._clock()))
             raise
 
     def _quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
@@ -266,7 +239,7 @@ class Redeemer:
                 subjects=subjects,
             )
         except CouponNotFound:
-            self._missed(subjects, int(self._clock()))
+            self._guesses.missed(subjects, int(self._clock()))
             raise
         except _Replayed as replayed:
             return replayed.status, replayed.body, True
@@ -289,7 +262,7 @@ class Redeemer:
         now = int(instant)  # whole seconds for the proofs and the idempotency record's times
         try:
             code, verified, campaign = self._checked(proof, order, principal, now)
-        except (verification.VerificationFailed, guessing.CouponLocked):
+        except (verification.VerificationFailed, CouponLocked):
             # A till retrying after its QR token expired or its TOTP step passed must still get the
             # first answer: the proof was good when the first attempt used it.
             self._replay_if_done(scope, idempotency_key, fingerprint)
@@ -297,7 +270,7 @@ class Redeemer:
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
         risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
-        guess = self._guess_counters(subjects, now)
+        guess = self._guesses.counters(subjects, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
@@ -361,16 +334,12 @@ class Redeemer:
                     guess=guess,
                 )
                 if risk is not None:
-                    self._risk_rules.record(risk.ctx, risk.decision, source_id=redemption["redemption_id"])
+                    risk.committed(redemption["redemption_id"])
                 return 201, answer, False
             except GuessGateClosed:
-                raise guessing.refusal(self._guess_policy, now) from None
+                raise self._guesses.refusal(now) from None
             except RiskGuardsFailed as refused:
-                try:
-                    risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
-                except RiskDenied as denied:
-                    self._risk_rules.record(risk.ctx, denied.decision, source_id=None)
-                    raise
+                risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
                 continue
             except IdempotencyRecordExists as existing:
                 replay = idempotency_rules.on_existing(existing.record, fingerprint)
@@ -386,8 +355,8 @@ class Redeemer:
                     lost_races += 1
                     time.sleep(self._rng.uniform(0, 0.002 * min(lost_races, 10)))  # spread the herd
                     continue
-                if verified.totp_step is not None and coupon.get("totp_locked_until", 0) > now:
-                    raise guessing.lock_refusal(_lock_state(coupon), now) from None
+                if verified.totp_step is not None:
+                    refuse_if_locked(coupon, now)
                 raise rules.refusal_from_coupon(coupon, now_iso=iso(moment)) from None
             except QrTokenUsed:
                 raise verification.VerificationFailed() from None
@@ -401,22 +370,20 @@ class Redeemer:
         verified: rules.Verification, now: int,
     ) -> Attempt | None:  # fmt: skip
         """The risk evaluation of this redemption (None: no rules to evaluate)."""
-        if self._risk_rules is None:
-            return None
-        rule_set = self._risk_rules.current()
-        if not rule_set.rules:
-            return None
-        ctx = redemption_context(
-            subjects,
-            at=now,
-            code=code,
-            campaign_id=campaign["campaign_id"],
-            merchant_id=order.merchant_id,
-            store_id=order.store_id,
-            currency=order.currency,
-            user_id=verified.owner,
+        return attempt_for(
+            self._risk_rules,
+            Event.REDEMPTION,
+            lambda: redemption_context(
+                subjects,
+                at=now,
+                code=code,
+                campaign_id=campaign["campaign_id"],
+                merchant_id=order.merchant_id,
+                store_id=order.store_id,
+                currency=order.currency,
+                user_id=verified.owner,
+            ),
         )
-        return Attempt(rule_set, ctx)
 
     def _replay_if_done(self, scope: str, key: str | None, fingerprint: str) -> None:
         if key is None:
@@ -604,12 +571,6 @@ class Redeemer:
         ):
             return None
         return CouponBack(coupon["code"], redemption_id=redemption["redemption_id"])
-
-
-def _lock_state(coupon: dict[str, Any]) -> guessing.TotpFailures:
-    return guessing.TotpFailures(
-        coupon.get("totp_failures", 0), coupon.get("totp_failed_since", 0), coupon.get("totp_locked_until", 0)
-    )
 
 
 def _may_see(redemption: dict[str, Any], principal: Principal) -> bool:

@@ -63,7 +63,14 @@ def list_value(list_name: str, value: str) -> str:
 
 
 def put_entry(
-    store: RiskStore, list_name: str, value: str, *, reason: str, expires_at: datetime | None, by: str, now: float
+    store: RiskStore,
+    list_name: str,
+    value: str,
+    *,
+    reason: str,
+    expires_at: datetime | None,
+    by: str,
+    now: float,
 ) -> dict[str, Any]:
     value = list_value(list_name, value)
     expiry = None
@@ -124,7 +131,6 @@ class RuleSets:
             return stored
         raise Contention(field="rules")
 
-
     def record(self, ctx: Context, decision: Decision, *, source_id: str | None) -> None:
         """Records a rule's decision (none when no rule matched: the ordinary redemption). Recording is
         after the fact: a failure to record is logged, never the redemption's failure."""
@@ -161,9 +167,10 @@ class Attempt:
     of its guards means (docs/risk.md "The cancellation"). Each retry moves the deciding rule strictly
     earlier, so at most len(rules) + 1 commits decide; past twice that the redemption is a 409."""
 
-    def __init__(self, rule_set: RuleSet, ctx: Context):
+    def __init__(self, rule_set: RuleSet, ctx: Context, record: Callable[..., None] | None = None):
         self.rule_set = rule_set
         self.ctx = ctx
+        self._record = record or (lambda *_, **__: None)  # RuleSets.record: a rule's decision is kept
         self.first_match: int | None = None
         self.current: Plan | None = None
         self._retries = 0
@@ -178,11 +185,16 @@ class Attempt:
         assert self.current is not None
         return self.current.decision
 
+    def committed(self, source_id: str) -> None:
+        """The event committed under the current plan: its decision is recorded (if a rule made it)."""
+        self._record(self.ctx, self.decision, source_id=source_id)
+
     def cancelled(self, failed: dict[int, Any]) -> None:
         """Raises RiskDenied for a DENY; otherwise the next plan decides by the rule found (or retries)."""
         assert self.current is not None
         outcome = resolve(self.rule_set, self.current, failed)
         if isinstance(outcome, Decision):
+            self._record(self.ctx, outcome, source_id=None)  # denied: nothing else was made
             raise RiskDenied(outcome)
         self.first_match = outcome.first_match
         self._retries += 1
@@ -235,7 +247,7 @@ def attempt_for(rule_sets: RuleSets | None, event: Event, ctx: Callable[[], Cont
     rule_set = rule_sets.current()
     if not rule_set.for_event(event):
         return None
-    return Attempt(rule_set, ctx())
+    return Attempt(rule_set, ctx(), rule_sets.record)
 
 
 __all__ = [
