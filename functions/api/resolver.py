@@ -81,7 +81,8 @@ def subjects(request: Any) -> Subjects:
     """What the risk rules see of who is behind the request: the end user's device and address as the
     till or app says (the request's device_id, client_ip), the caller's own address as API Gateway saw
     it, and the caller's API key (its code-guessing misses)."""
-    source = app.current_event.request_context.identity.source_ip
+    identity = (app.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
+    source = identity.get("sourceIp")  # absent from a hand-made event: then no caller IP
     return Subjects(
         device_id=getattr(request, "device_id", None),
         client_ip=getattr(request, "client_ip", None),
