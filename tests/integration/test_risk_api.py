@@ -21,6 +21,13 @@ BLOCK_DEVICE = {
 }
 
 
+def velocity(rule_id, per, measure, unit, threshold, action="DENY", reason=None, **extra) -> dict:
+    """A velocity rule: `measure` per `per` over `threshold` in a window of one `unit`."""
+    condition = {"type": "velocity", "per": per, "measure": measure, "window": {"unit": unit}}
+    condition.update(threshold=threshold, **extra)
+    return {"rule_id": rule_id, "condition": condition, "action": action, "reason": reason or rule_id}
+
+
 def rules(api, keys, *rules):
     answer = api.call("POST", "/v1/risk/rules", api_key=keys["admin"], body={"rules": list(rules)})
     assert answer.status == 201, answer.raw
@@ -180,17 +187,7 @@ def test_a_blocked_caller_ip_is_refused_whatever_client_ip_the_till_names(api, k
 
 
 def test_a_reviewed_redemption_succeeds_and_carries_its_hold(api, keys):
-    rules(
-        api,
-        keys,
-        {
-            "rule_id": "busy-store",
-            "condition": {"type": "velocity", "per": "store", "measure": "count",
-                          "window": {"unit": "hour"}, "threshold": 1},
-            "action": "REVIEW",
-            "reason": "more than 1 an hour",
-        },
-    )  # fmt: skip
+    rules(api, keys, velocity("busy-store", "store", "count", "hour", 1, "REVIEW", "more than 1 an hour"))
     first, _ = coupon(api, keys, user="u-1")
     second, _ = coupon(api, keys, user="u-2")
     assert "risk" not in redeem(api, keys["merchant:m-001"], first).json
@@ -267,18 +264,10 @@ def test_every_rule_decision_can_be_read_by_each_of_its_subjects_newest_first(ap
 def test_an_issuance_rule_stops_one_device_claiming_for_many_users(api, keys):
     from tests.integration.test_issuance_api import active_campaign
 
-    rules(
-        api,
-        keys,
-        {
-            "rule_id": "claim-farm",
-            "applies_to": "ISSUANCE",
-            "condition": {"type": "velocity", "per": "device", "measure": "distinct", "of": "user",
-                          "window": {"unit": "day"}, "threshold": 2},
-            "action": "DENY",
-            "reason": "one device claiming for many users",
-        },
-    )  # fmt: skip
+    farm = velocity(
+        "claim-farm", "device", "distinct", "day", 2, reason="one device claiming for many users", of="user"
+    )
+    rules(api, keys, {**farm, "applies_to": "ISSUANCE"})
     campaign_id = active_campaign(api, keys, per_user_limit=10)
     for user in ("u-1", "u-2", "u-1"):
         assert issue(api, keys["admin"], campaign_id, user, device_id="d-farm").status == 201

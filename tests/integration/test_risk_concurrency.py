@@ -17,7 +17,7 @@ from coupons.services.risk import RuleSets, Subjects
 from tests.integration.conftest import TABLE, TENANT_KEY
 from tests.integration.moto_threads import OneRequestAtATime
 from tests.integration.test_issuance_api import active_campaign, issue
-from tests.integration.test_risk_api import rules
+from tests.integration.test_risk_api import rules, velocity
 
 RACERS = 64
 LIMIT = 5
@@ -40,14 +40,8 @@ def test_64_concurrent_redemptions_against_a_velocity_limit_of_5_let_exactly_5_i
     rules(
         api,
         keys,
-        {
-            "rule_id": "brushing",
-            "condition": {"type": "velocity", "per": "device", "measure": "count",
-                          "window": {"unit": "day"}, "threshold": LIMIT},
-            "action": "DENY",
-            "reason": "more than 5 a day from one device",
-        },
-    )  # fmt: skip
+        velocity("brushing", "device", "count", "day", LIMIT, reason="more than 5 a day from one device"),
+    )
     campaign_id = active_campaign(api, keys, per_user_limit=100, total_quantity=1000)
     codes = [issue(api, keys["admin"], campaign_id, f"u-{i}").json["code"] for i in range(RACERS)]
     redeemer = redeemer_over(OneRequestAtATime(api.ddb))
