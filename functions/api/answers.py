@@ -110,7 +110,9 @@ class RedemptionDetail(Redemption):
 
 class ReversalPage(_Open):
     items: list[Reversal]
-    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page; null at the end")
+    next_cursor: str | None = Field(
+        default=None, description="pass as ?cursor= for the next page; null at the end"
+    )
 
 
 class CouponHistoryPage(Page):
@@ -173,6 +175,26 @@ class AuditEntry(_Open):
     )
 
 
+class RiskListEntry(_Open):
+    """A value on a block or allow list (risk control)."""
+
+    list: str
+    value: str
+    reason: str
+    expires_at: str | None = Field(default=None, description="when the entry stops counting; null: never")
+
+
+class RiskDecisionPage(Page):
+    """A subject's risk decisions, newest first: action, rule_id, rule_version, reason, source_id."""
+
+
+class RiskRuleSet(_Open):
+    """A tenant's rule set version, rules in the order they are evaluated (the first that holds decides)."""
+
+    version: int
+    rules: list[dict[str, Any]]
+
+
 __all__ = [
     "ApiKey",
     "AuditEntry",
@@ -194,6 +216,9 @@ __all__ = [
     "RedemptionDetail",
     "Reversal",
     "ReversalPage",
+    "RiskDecisionPage",
+    "RiskListEntry",
+    "RiskRuleSet",
     "SettlementRun",
     "SettlementRunDetail",
     "SettlementRunStarted",

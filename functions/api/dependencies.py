@@ -13,8 +13,11 @@ from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
+from coupons.data.risk import GuessGate, RiskStore
+from coupons.services.guesses import Guesses
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
+from coupons.services.risk import RuleSets
 
 __all__ = [
     "settings",
@@ -26,6 +29,8 @@ __all__ = [
     "issuer",
     "redeemer",
     "tenant_key",
+    "risk",
+    "risk_rules",
 ]
 
 
@@ -56,7 +61,7 @@ def coupons() -> CouponStore:
 
 @cache
 def issuer() -> Issuer:
-    return Issuer(campaigns(), coupons(), tenant_key=tenant_key)
+    return Issuer(campaigns(), coupons(), tenant_key=tenant_key, risk_rules=risk_rules())
 
 
 def tenant_key() -> bytes:
@@ -75,7 +80,19 @@ def redeemer() -> Redeemer:
         tenant_key=tenant_key,
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
+        risk_rules=risk_rules(),
+        guesses=Guesses(GuessGate(dynamodb(), settings().main_table)),
     )
+
+
+@cache
+def risk() -> RiskStore:
+    return RiskStore(dynamodb(), settings().main_table)
+
+
+@cache
+def risk_rules() -> RuleSets:
+    return RuleSets(risk())
 
 
 @cache

@@ -23,6 +23,7 @@ from routes import (  # noqa: F401  (registers routes)
     funding_rules,
     meta,
     redemptions,
+    risk,
     settlement_runs,
     trace,
 )

@@ -21,6 +21,7 @@ from coupons.domain import idempotency as idempotency_rules
 from coupons.domain.errors import DomainError, UnsupportedMediaType
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.principals import Principal, Role
+from coupons.services.risk import Subjects, caller_ip
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -73,6 +74,20 @@ def caller(*roles: Role) -> Principal:
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=status, content_type="application/json", body=json.dumps(body), headers=headers
+    )
+
+
+def subjects(request: Any) -> Subjects:
+    """What the risk rules see of who is behind the request: the end user's device and address as the
+    till or app says (the request's device_id, client_ip), the caller's own address as API Gateway saw
+    it, and the caller's API key (its code-guessing misses)."""
+    identity = (app.current_event.raw_event.get("requestContext") or {}).get("identity") or {}
+    source = identity.get("sourceIp")  # absent from a hand-made event: then no caller IP
+    return Subjects(
+        device_id=getattr(request, "device_id", None),
+        client_ip=getattr(request, "client_ip", None),
+        caller_ip=caller_ip(source),
+        api_key_id=app.context.get("api_key_id"),
     )
 
 

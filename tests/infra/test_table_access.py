@@ -27,6 +27,8 @@ EXPECTED = {
     "api": [
         "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HISTORY#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
         "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", RUN,
+        # risk control (issue #18): list entries, rule set versions, velocity and guessing counters, decisions
+        "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [RUN],

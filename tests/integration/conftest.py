@@ -96,6 +96,8 @@ def load_api_handler():
         "ledger",
         "audit_reader",
         "tracer",
+        "risk",
+        "risk_rules",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

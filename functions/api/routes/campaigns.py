@@ -13,15 +13,16 @@ from answers import (
     documented,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import dependencies
 from coupons.domain.campaigns import CampaignTerms, PartyId, UserId
 from coupons.domain.codes import display
 from coupons.domain.errors import InvalidField
 from coupons.domain.principals import Role
+from coupons.domain.risk.fields import ClientIp, DeviceId, normalized_ip
 from coupons.services import campaigns, funding
-from resolver import app, caller, created, json_response, roles
+from resolver import app, caller, created, json_response, roles, subjects
 
 
 @app.post(
@@ -130,6 +131,10 @@ class IssueRequest(BaseModel):
     user_id: UserId | None = None
     user_ids: Annotated[list[UserId], Field(min_length=1, max_length=500)] | None = None
     segment: PartyId | None = Field(default=None, description="the users' segment, for a targeted campaign")
+    device_id: DeviceId | None = Field(default=None, description="the end user's device (risk rules)")
+    client_ip: ClientIp | None = Field(default=None, description="the end user's IP address (risk rules)")
+
+    _client_ip = field_validator("client_ip")(normalized_ip)
 
     @model_validator(mode="after")
     def _one_or_many(self):
@@ -162,6 +167,7 @@ def issue_coupons(campaign_id: str, request: Annotated[IssueRequest, Body()]):
                 segment=request.segment,
                 issued_by=str(principal),
                 completion=completion,
+                subjects=subjects(request),
             ),
             shape=_issued,
         )
@@ -172,6 +178,7 @@ def issue_coupons(campaign_id: str, request: Annotated[IssueRequest, Body()]):
             segment=request.segment,
             issued_by=str(principal),
             completion=completion,
+            subjects=subjects(request),
         ),
         status=200,
     )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from answers import Quote, Redemption, RedemptionDetail, Reversal, ReversalPage, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 import dependencies
 from coupons.domain.campaigns import Amount, PartyId
@@ -14,8 +14,9 @@ from coupons.domain.errors import InvalidField
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.ledger import journal_id
 from coupons.domain.money import Currency
+from coupons.domain.risk.fields import ClientIp, DeviceId, normalized_ip
 from coupons.services.redemption import Order, Proof
-from resolver import answered, app, caller, created, idempotency_scope, json_response
+from resolver import answered, app, caller, created, idempotency_scope, json_response, subjects
 
 
 class OrderFields(BaseModel):
@@ -33,6 +34,10 @@ class OrderFields(BaseModel):
     amount: Amount | None = Field(
         default=None, description="gift cards: the amount to take (at most the order)"
     )
+    device_id: DeviceId | None = Field(default=None, description="the end user's device (risk rules)")
+    client_ip: ClientIp | None = Field(default=None, description="the end user's IP address (risk rules)")
+
+    _client_ip = field_validator("client_ip")(normalized_ip)
 
     @model_validator(mode="after")
     def _one_proof(self):
@@ -86,7 +91,9 @@ def _order(request: OrderFields) -> Order:
     responses=documented((200, Quote, "the discount the order would get")),
 )
 def quote(request: Annotated[QuoteRequest, Body()]):
-    return json_response(200, dependencies.redeemer().quote(request.proof(), _order(request), caller()))
+    return json_response(
+        200, dependencies.redeemer().quote(request.proof(), _order(request), caller(), subjects(request))
+    )
 
 
 @app.post(
@@ -105,6 +112,7 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
         idempotency_scope=idempotency_scope(),
         idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
         request_body=event.json_body,
+        subjects=subjects(request),
     )
     return answered(status, body, replayed)
 

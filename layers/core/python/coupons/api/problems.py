@@ -52,8 +52,18 @@ def problem(
 
 
 def from_domain_error(error: DomainError) -> Response:
+    headers = None
+    retry_after = error.extra.get("retry_after")
+    if error.kind is Kind.TOO_MANY_REQUESTS and retry_after is not None:
+        headers = {"Retry-After": str(int(retry_after))}  # RFC 9110: whole seconds
     return problem(
-        _STATUS[error.kind], error.code, error.detail, title=error.title, field=error.field, **error.extra
+        _STATUS[error.kind],
+        error.code,
+        error.detail,
+        title=error.title,
+        field=error.field,
+        headers=headers,
+        **error.extra,
     )
 
 

@@ -22,6 +22,7 @@ from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.redemptions import qr_token_pk, redemption_pk
+from coupons.data.models.risk import RULES_PK, counter_pk, decision_pk, entry_pk, guess_pk
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 
 # A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
@@ -59,6 +60,11 @@ LINES = Partition(lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
 AUDIT_LOG = Partition("AUDITLOG#*", "the audit log's shard heads and entries (coupons.data.audit)")
 AUDIT_REF = Partition("AUDITREF#*", "which source record became which audit entry (exactly once)")
+RISK_LIST = Partition(entry_pk("*"), "risk list entries (coupons.data.risk), checked by every redemption")
+RISK_RULES = Partition(RULES_PK, "risk rule set versions")
+RISK_COUNTER = Partition(counter_pk("*"), "risk velocity counters, counted inside the redemption")
+RISK_GUESS = Partition(guess_pk("*"), "code-guessing miss counters of a caller")
+RISK_DECISION = Partition(decision_pk("*"), "risk decisions, one copy per subject they concern")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -101,6 +107,11 @@ WRITERS: dict[str, TableAccess] = {
             API_KEY,
             FUNDING_RULE,
             RUN,
+            RISK_LIST,
+            RISK_RULES,
+            RISK_COUNTER,
+            RISK_GUESS,
+            RISK_DECISION,
         ),
         indexes=True,
     ),

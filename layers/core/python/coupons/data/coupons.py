@@ -35,6 +35,9 @@ from coupons.data.models.coupons import (
     wallet_pk,
 )
 from coupons.data.paging import page_of
+from coupons.data.risk import RiskGuards, RiskGuardsFailed
+from coupons.domain.risk import guessing
+from coupons.domain.risk.plan import Guard
 
 _SHARD, _COUPON, _HOLDING = "shard", "coupon", "holding"
 # Reasons of a cancelled transaction that mean "someone else was on the item at that moment".
@@ -86,6 +89,7 @@ class CouponStore:
         self._event = HistoryEvent.bound(client, table_name)
         self._holding = Holding.bound(client, table_name)
         self._shard = QuotaShard.bound(client, table_name)
+        self._risk = RiskGuards(client, table_name)
 
     def issue(
         self,
@@ -94,8 +98,10 @@ class CouponStore:
         shard: int,
         per_user_limit: int,
         completion: Write | None = None,
+        guards: tuple[Guard, ...] = (),
     ) -> None:
-        """Issues `coupon` in one transaction, or raises why not. Three conditions hold together:
+        """Issues `coupon` in one transaction, or raises why not (with `guards`, the issuance risk
+        rules' ConditionChecks and counters: RiskGuardsFailed). Three conditions hold together:
         the shard has a unit left and the campaign is ACTIVE (no over-issue, no issue while paused),
         the code is new (unique per tenant by condition, not by probability alone), and the user
         holds fewer than `per_user_limit` coupons of the campaign. `completion`: the Idempotency-Key's
@@ -132,6 +138,7 @@ class CouponStore:
             tx.add(history_write(self._event, coupon["code"], event))
         if completion is not None:
             tx.add(completion, tag=COMPLETION)
+        self._risk.add(tx, guards)
         try:
             tx.commit()
         except TransactWriteError as error:
@@ -141,6 +148,9 @@ class CouponStore:
             if tx.failed(error, _COUPON):
                 old = tx.reason(error, _COUPON).raw_item
                 raise CodeTaken(C.from_raw_data(old).record() if old else None) from None
+            failed = self._risk.failed(tx, error, guards)
+            if failed:
+                raise RiskGuardsFailed(failed) from None
             if tx.failed(error, _SHARD):
                 old = tx.reason(error, _SHARD).raw_item
                 raise ShardRefused(Shard.from_raw_data(old).record() if old else {}) from None
@@ -155,6 +165,47 @@ class CouponStore:
             return self._coupon.get(coupon_pk(code), COUPON_SK, consistent_read=True).record()
         except self._coupon.DoesNotExist:
             return None
+
+    def record_totp_failure(
+        self, code: str, now: int, policy: guessing.LockoutPolicy
+    ) -> guessing.TotpFailures | None:
+        """Counts a wrong dynamic code on the coupon (coupons.domain.risk.guessing.on_failure) and returns
+        its state after (None: no such coupon). The state read is written back only if it is still the
+        state (a conditional write of what was read): two wrong codes at once are both counted."""
+        C = self._coupon
+        for _ in range(10):
+            try:
+                coupon = C.get(coupon_pk(code), COUPON_SK, consistent_read=True)
+            except C.DoesNotExist:
+                return None
+            before = guessing.TotpFailures(
+                coupon.totp_failures or 0, coupon.totp_failed_since or 0, coupon.totp_locked_until or 0
+            )
+            after, _ = guessing.on_failure(policy, before, now)
+            if after == before:
+                return after  # locked: trying again does not extend the lock
+            try:
+                coupon.update(
+                    [
+                        C.totp_failures.set(after.failures),
+                        C.totp_failed_since.set(after.first_at),
+                        C.totp_locked_until.set(after.locked_until),
+                    ],
+                    # The state this failure was counted from is still the state.
+                    condition=(
+                        (C.totp_failures.does_not_exist() | (C.totp_failures == before.failures))
+                        & (
+                            C.totp_locked_until.does_not_exist()
+                            | (C.totp_locked_until == before.locked_until)
+                        )
+                    ),
+                )
+            except Exception as error:
+                if failed_condition(error):
+                    continue  # another failure was counted meanwhile: count this one from its state
+                raise
+            return after
+        raise WriteConflict()
 
     def history(
         self, code: str, *, limit: int, cursor: str | None = None

@@ -47,6 +47,9 @@ from coupons.data.models.redemptions import (  # the pending-index names: re-exp
     reversal_sk,
 )
 from coupons.data.paging import decode_cursor, encode_cursor
+from coupons.data.risk import GuessGate, RiskGuards, RiskGuardsFailed
+from coupons.domain.risk.guessing import GuessCounter
+from coupons.domain.risk.plan import Guard
 
 # Tags of the redemption transaction's actions (Transaction: reasons are found by tag, never by index).
 _CAMPAIGN, _COUPON, _REDEMPTION, _IDEMPOTENCY, _QR = "campaign", "coupon", "redemption", "idempotency", "qr"
@@ -78,6 +81,10 @@ class RedemptionIdTaken(Exception):
     pass
 
 
+class GuessGateClosed(Exception):
+    """The caller is past its limit of codes looked up that do not exist (coupons.domain.risk.guessing)."""
+
+
 @dataclass(frozen=True)
 class CouponChange:
     """How the coupon changes, and what must be true of it for the change to happen."""
@@ -91,6 +98,7 @@ class CouponChange:
     balance_after: int | None = None
     owner: str | None = None  # QR token: the holder it was issued to
     totp_step: int | None = None  # dynamic code: a step newer than any used
+    at: int | None = None  # Unix seconds: a dynamic code's coupon must not be locked at this moment
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,8 @@ class RedemptionStore:
         self._partition = RedemptionPartition.bound(client, table_name)
         self._qr = QrToken.bound(client, table_name)
         self._idempotency = IdempotencyRecord.bound(client, table_name)
+        self._risk = RiskGuards(client, table_name)
+        self._guess = GuessGate(client, table_name)
 
     def redeem(
         self,
@@ -141,6 +151,8 @@ class RedemptionStore:
         shard: int,
         idempotency: IdempotencyWrite | None = None,
         qr_token: tuple[str, int] | None = None,
+        guards: tuple[Guard, ...] = (),
+        guess: list[GuessCounter] | None = None,
     ) -> None:
         """Decides and records a redemption in ONE TransactWriteItems, or raises why it was refused.
 
@@ -152,6 +164,9 @@ class RedemptionStore:
         - Put the Idempotency-Key record, COMPLETED with the answer, when the caller sent a key
         - Put the QR token's nonce, when one was used: a token works once
         - Put the coupon's history event (data/coupons.py): a write, not a request of its own
+        - the risk rules' guards (data/risk.py): ConditionChecks of list entries, conditional
+          updates of windowed counters, tagged ("risk", i); RiskGuardsFailed when any failed
+        - ConditionCheck the caller's code-guessing counters (GuessGateClosed when one is at its limit)
         (PynamoDB sends them checks, puts, updates: reasons are read by tag.)
         """
         Shard, C = self._shard, self._coupon
@@ -183,6 +198,9 @@ class RedemptionStore:
             # A dynamic code works once: its step must be newer than any used.
             condition &= C.totp_step.does_not_exist() | (C.totp_step < change.totp_step)
             actions.append(C.totp_step.set(change.totp_step))
+            if change.at is not None:
+                # Not locked by too many wrong dynamic codes (even the right one waits for the lock).
+                condition &= C.totp_locked_until.does_not_exist() | (C.totp_locked_until <= change.at)
         tx.update(
             C(coupon_pk(change.code), COUPON_SK), actions, condition, return_values="ALL_OLD", tag=_COUPON
         )
@@ -215,6 +233,8 @@ class RedemptionStore:
             # A token works once: its nonce must not be there yet.
             tx.save(used, self._qr.pk.does_not_exist(), tag=_QR)
         tx.add(history_write(self._event, change.code, change.event))
+        self._risk.add(tx, guards)
+        self._guess.add_checks(tx, guess or [])
         try:
             tx.commit()
         except TransactWriteError as error:
@@ -224,6 +244,13 @@ class RedemptionStore:
                 raise IdempotencyRecordExists(
                     _idempotency_record(self._idempotency, tx.reason(error, _IDEMPOTENCY).raw_item)
                 ) from None
+            # The guessing gate and the risk guards before the coupon: a caller past its limit, or a
+            # blocked device, learns nothing about the coupon.
+            if self._guess.refused(tx, error, guess or []):
+                raise GuessGateClosed() from None
+            failed = self._risk.failed(tx, error, guards)
+            if failed:
+                raise RiskGuardsFailed(failed) from None
             if tx.failed(error, _CAMPAIGN):
                 raise CampaignInactive() from None
             if tx.failed(error, _COUPON):

@@ -22,11 +22,14 @@ from typing import Any
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CodeTaken, CouponStore, HoldingFull, ShardRefused, WriteConflict
 from coupons.data.idempotency import Completion, put_of
+from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes
 from coupons.domain import coupons as rules
 from coupons.domain.campaigns import CampaignStatus
 from coupons.domain.errors import CampaignNotFound, Contention, DomainError
 from coupons.domain.principals import Principal, Role
+from coupons.domain.risk.rules import Event
+from coupons.services.risk import RuleSets, Subjects, attempt_for, issuance_context
 
 # A new code clashing with an existing one is a 1-in-2^80 event; a few tries make it impossible.
 CODE_TRIES = 3
@@ -44,7 +47,9 @@ class Issuer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
         tenant_key: Callable[[], bytes] | None = None,
+        risk_rules: RuleSets | None = None,
     ):
+        self._risk_rules = risk_rules
         self._campaigns = campaigns
         self._coupons = coupons
         self._tenant_key = tenant_key  # keys the codes derived from an Idempotency-Key
@@ -77,9 +82,13 @@ class Issuer:
         segment: str | None,
         issued_by: str,
         completion: Completion | None = None,
+        subjects: Subjects | None = None,
     ) -> dict[str, Any]:
-        """The coupon issued; with `completion` (an Idempotency-Key), committed with it."""
-        return self._issue(campaign, user_id, segment=segment, issued_by=issued_by, completion=completion)[0]
+        """The coupon issued; with `completion` (an Idempotency-Key), committed with it. `subjects`: the
+        end user's device and addresses the issuance risk rules look at."""
+        return self._issue(
+            campaign, user_id, segment=segment, issued_by=issued_by, completion=completion, subjects=subjects
+        )[0]
 
     def _issue(
         self,
@@ -90,6 +99,7 @@ class Issuer:
         issued_by: str,
         completion: Completion | None = None,
         derived: str | None = None,
+        subjects: Subjects | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """(the coupon, whether it was there already). `derived`: a code derived from the request's
         Idempotency-Key, tried first; the user's coupon under it is the first run's."""
@@ -103,6 +113,7 @@ class Issuer:
             # Dry here, but the first run may have issued this coupon: the write will say which.
             shards = [self._rng.randrange(campaign["shards"])]
         conflicts = 0
+        risk = None
         while shards:
             shard = shards[0]
             coupon = rules.new_coupon(
@@ -113,9 +124,22 @@ class Issuer:
                 now=now,
                 shard=shard,
             )
+            if risk is None:
+                at = int(now.timestamp())
+                risk = attempt_for(  # the context is made at once, of this first coupon
+                    self._risk_rules,
+                    Event.ISSUANCE,
+                    lambda at=at, coupon=coupon: issuance_context(subjects, at=at, coupon=coupon),
+                )
+            guards = () if risk is None else risk.plan(coupon.get("face_value", 0)).guards
             try:
-                found = self._write(coupon, shard, campaign["per_user_limit"], completion, derived)
+                found = self._write(coupon, shard, campaign["per_user_limit"], completion, derived, guards)
+                if risk is not None and found is None:
+                    risk.committed(coupon["code"])
                 return found or coupon, found is not None
+            except RiskGuardsFailed as refused:
+                risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
+                continue
             except ShardRefused as refused:
                 status = refused.shard.get("status")
                 if status and status != CampaignStatus.ACTIVE:
@@ -141,12 +165,17 @@ class Issuer:
         per_user_limit: int,
         completion: Completion | None,
         derived: str | None,
+        guards: tuple = (),
     ) -> dict[str, Any] | None:
         """Writes `coupon`; returns the coupon found instead when `derived` is already this user's."""
         for _ in range(CODE_TRIES - 1):
             try:
                 self._coupons.issue(
-                    coupon, shard=shard, per_user_limit=per_user_limit, completion=put_of(completion, coupon)
+                    coupon,
+                    shard=shard,
+                    per_user_limit=per_user_limit,
+                    completion=put_of(completion, coupon),
+                    guards=guards,
                 )
                 return None
             except CodeTaken as taken:
@@ -156,7 +185,11 @@ class Issuer:
                 code = coupon["code"]
                 coupon["code"] = codes.new_code(codes.tag_of(code), codes.prefix_of(code))
         self._coupons.issue(
-            coupon, shard=shard, per_user_limit=per_user_limit, completion=put_of(completion, coupon)
+            coupon,
+            shard=shard,
+            per_user_limit=per_user_limit,
+            completion=put_of(completion, coupon),
+            guards=guards,
         )
         return None
 
@@ -168,6 +201,7 @@ class Issuer:
         segment: str | None,
         issued_by: str,
         completion: Completion | None = None,
+        subjects: Subjects | None = None,
     ) -> dict[str, Any]:
         """Each user's outcome; one refusal never undoes the others. A campaign that cannot issue at
         all (not ACTIVE, outside its window) refuses the whole call before anything is written.
@@ -188,7 +222,12 @@ class Issuer:
                 )
             try:
                 coupon, there = self._issue(
-                    campaign, user_id, segment=segment, issued_by=issued_by, derived=derived
+                    campaign,
+                    user_id,
+                    segment=segment,
+                    issued_by=issued_by,
+                    derived=derived,
+                    subjects=subjects,
                 )
                 found, new = found + there, new + (not there)
                 results.append({"user_id": user_id, "status": "ISSUED", "code": coupon["code"]})

@@ -26,12 +26,14 @@ from coupons.data.redemptions import (
     CouponBack,
     CouponChange,
     CouponRefused,
+    GuessGateClosed,
     IdempotencyRecordExists,
     IdempotencyWrite,
     QrTokenUsed,
     RedemptionIdTaken,
     RedemptionStore,
 )
+from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes, verification
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
@@ -40,6 +42,11 @@ from coupons.domain.coupons import CouponNotFound, iso
 from coupons.domain.errors import Contention, NotFound
 from coupons.domain.ids import new_id
 from coupons.domain.principals import Principal, Role
+from coupons.domain.risk import holds as risk_holds
+from coupons.domain.risk.guessing import CouponLocked
+from coupons.domain.risk.rules import Event
+from coupons.services.guesses import Guesses, refuse_if_locked
+from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, redemption_context
 
 # Bounded retries: a transaction that met another (TransactionConflict), or a reversal whose totals
 # moved. A gift card whose balance moved under us is retried separately, up to LOST_RACES: each lost
@@ -94,7 +101,11 @@ class Redeemer:
         time_zone: str,
         idempotency_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
+        risk_rules: RuleSets | None = None,
+        guesses: Guesses | None = None,
     ):
+        self._risk_rules = risk_rules
+        self._guesses = guesses or Guesses(None)
         self._campaigns = campaigns
         self._coupons = coupons
         self._redemptions = redemptions
@@ -126,7 +137,7 @@ class Redeemer:
             secret = verification.coupon_totp_secret(self._tenant_key(), code)
             step = verification.match_totp(secret, proof.dynamic_code, now)
             if step is None:
-                raise verification.VerificationFailed()
+                self._guesses.dynamic_code_failed(self._coupons, code, now)
             return code, rules.Verification(rules.Method.DYNAMIC_CODE, totp_step=step)
         return code, rules.Verification(rules.Method.CODE)
 
@@ -160,8 +171,18 @@ class Redeemer:
 
     # -- quote -------------------------------------------------------------------------------
 
-    def quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
-        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing."""
+    def quote(
+        self, proof: Proof, order: Order, principal: Principal, subjects: Subjects | None = None
+    ) -> dict[str, Any]:
+        """What this order would get, or the precise refusal (raised). Reads the coupon; writes nothing
+        but a miss (a code that does not exist) on the caller's guessing counters."""
+        try:
+            return self._quote(proof, order, principal)
+        except CouponNotFound:
+            self._guesses.missed(subjects, int(self._clock()))
+            raise
+
+    def _quote(self, proof: Proof, order: Order, principal: Principal) -> dict[str, Any]:
         instant = self._clock()
         now = int(instant)  # whole seconds for the proofs (token expiry, TOTP steps)
         code, verified, campaign = self._checked(proof, order, principal, now)
@@ -203,8 +224,10 @@ class Redeemer:
         idempotency_scope: str,
         idempotency_key: str | None,
         request_body: Any,
+        subjects: Subjects | None = None,
     ) -> tuple[int, Any, bool]:
-        """(status, answer, replayed). Refusals are raised; a replay returns the first answer."""
+        """(status, answer, replayed). Refusals are raised; a replay returns the first answer.
+        `subjects`: the device, addresses and user the risk rules look at (none: only the order's)."""
         try:
             return self._redeem(
                 proof,
@@ -213,7 +236,11 @@ class Redeemer:
                 scope=idempotency_scope,
                 idempotency_key=idempotency_key,
                 request_body=request_body,
+                subjects=subjects,
             )
+        except CouponNotFound:
+            self._guesses.missed(subjects, int(self._clock()))
+            raise
         except _Replayed as replayed:
             return replayed.status, replayed.body, True
 
@@ -226,6 +253,7 @@ class Redeemer:
         scope: str,
         idempotency_key: str | None,
         request_body: Any,
+        subjects: Subjects | None = None,
     ) -> tuple[int, Any, bool]:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
@@ -234,13 +262,15 @@ class Redeemer:
         now = int(instant)  # whole seconds for the proofs and the idempotency record's times
         try:
             code, verified, campaign = self._checked(proof, order, principal, now)
-        except verification.VerificationFailed:
+        except (verification.VerificationFailed, CouponLocked):
             # A till retrying after its QR token expired or its TOTP step passed must still get the
             # first answer: the proof was good when the first attempt used it.
             self._replay_if_done(scope, idempotency_key, fingerprint)
             raise
         gift = campaign["type"] == CampaignType.GIFT_CARD
         balance = self._gift_card_balance(code) if gift else None
+        risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
+        guess = self._guesses.counters(subjects, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
@@ -253,9 +283,16 @@ class Redeemer:
             else:
                 taken = rules.discount(campaign, order.order_amount)
                 rules.check_discount(taken)  # before any write: the coupon stays as it is
+            guards = () if risk is None else risk.plan(taken).guards
             redemption, answer = self._records(
                 campaign, code, order, principal, verified, moment, taken, balance
             )
+            if risk is not None:
+                # What the rules decided travels on the record (a REVIEW's hold) and in the answer.
+                decided = risk_holds.review_fields(risk.decision, redemption["redemption_id"])
+                redemption.update(decided)
+                if decided:
+                    answer["risk"] = risk.decision.problem_extra() | {"action": risk.decision.action.value}
             body = json.dumps(answer)
             try:
                 self._redemptions.redeem(
@@ -276,6 +313,7 @@ class Redeemer:
                         balance_after=None if balance is None else balance - taken,
                         owner=verified.owner,
                         totp_step=verified.totp_step,
+                        at=now,
                     ),
                     shard=self._rng.randrange(campaign["shards"]),
                     idempotency=None
@@ -292,8 +330,17 @@ class Redeemer:
                     qr_token=None
                     if verified.qr_nonce is None
                     else (verified.qr_nonce, verified.qr_expires_at),
+                    guards=guards,
+                    guess=guess,
                 )
+                if risk is not None:
+                    risk.committed(redemption["redemption_id"])
                 return 201, answer, False
+            except GuessGateClosed:
+                raise self._guesses.refusal(now) from None
+            except RiskGuardsFailed as refused:
+                risk.cancelled(refused.failed)  # a DENY raises RiskDenied; else the next plan decides
+                continue
             except IdempotencyRecordExists as existing:
                 replay = idempotency_rules.on_existing(existing.record, fingerprint)
                 return replay.status, replay.body, True
@@ -308,6 +355,8 @@ class Redeemer:
                     lost_races += 1
                     time.sleep(self._rng.uniform(0, 0.002 * min(lost_races, 10)))  # spread the herd
                     continue
+                if verified.totp_step is not None:
+                    refuse_if_locked(coupon, now)
                 raise rules.refusal_from_coupon(coupon, now_iso=iso(moment)) from None
             except QrTokenUsed:
                 raise verification.VerificationFailed() from None
@@ -315,6 +364,26 @@ class Redeemer:
                 conflicts += 1
                 time.sleep(self._rng.uniform(0, 0.01 * conflicts))
         raise Contention(field="code")
+
+    def _risk_attempt(
+        self, subjects: Subjects | None, code: str, campaign: dict[str, Any], order: Order,
+        verified: rules.Verification, now: int,
+    ) -> Attempt | None:  # fmt: skip
+        """The risk evaluation of this redemption (None: no rules to evaluate)."""
+        return attempt_for(
+            self._risk_rules,
+            Event.REDEMPTION,
+            lambda: redemption_context(
+                subjects,
+                at=now,
+                code=code,
+                campaign_id=campaign["campaign_id"],
+                merchant_id=order.merchant_id,
+                store_id=order.store_id,
+                currency=order.currency,
+                user_id=verified.owner,
+            ),
+        )
 
     def _replay_if_done(self, scope: str, key: str | None, fingerprint: str) -> None:
         if key is None:

@@ -238,9 +238,15 @@ class Transaction(TransactWrite):
         super().__init__(connection=connection(client), client_request_token=client_request_token)
         self._tags: dict[str, list[Any]] = {"check": [], "delete": [], "put": [], "update": []}
 
-    def condition_check(self, model_cls, hash_key, range_key=None, condition=None, *, tag: Any = None):
+    def condition_check(
+        self, model_cls, hash_key, range_key=None, condition=None, *, return_values=None, tag: Any = None
+    ):
         self._tags["check"].append(tag)
         super().condition_check(model_cls, hash_key, range_key, condition)
+        if return_values is not None:
+            # PynamoDB's check takes no ReturnValuesOnConditionCheckFailure; DynamoDB does (a risk list
+            # entry's check returns the entry that refused: data/risk.py).
+            self._condition_check_items[-1]["ReturnValuesOnConditionCheckFailure"] = return_values
 
     def delete(self, model, condition=None, *, add_version_condition: bool = True, tag: Any = None):
         self._tags["delete"].append(tag)

@@ -54,6 +54,11 @@ class Coupon(MainModel):
     balance = Integer(null=True)  # gift cards
     redemption_id = Text(null=True)  # a single-use coupon: the redemption that used it
     totp_step = Integer(null=True)  # dynamic code: the newest step used
+    # Dynamic-code failures (coupons.domain.risk.guessing): counted since totp_failed_since; locked
+    # until totp_locked_until (epoch seconds) after too many.
+    totp_failures = Integer(null=True)
+    totp_failed_since = Integer(null=True)
+    totp_locked_until = Integer(null=True)
     dynamic_code_provisioned_at = Text(null=True)
 
 

@@ -85,6 +85,13 @@ class Redemption(_Source):
     redeemed_by = Text(null=True)
     holder = Text(null=True)
     refunded_amount = Integer(null=True)
+    # The risk rule that decided, when one did (coupons.domain.risk.holds.review_fields); a REVIEW
+    # redemption's `review_hold` keeps its postings out of settlement until released.
+    risk_action = Text(null=True)
+    risk_rule_id = Text(null=True)
+    risk_rule_version = Integer(null=True)
+    risk_reason = Text(null=True)
+    review_hold = Text(null=True)
 
 
 class Reversal(_Source):

@@ -33,7 +33,7 @@ class Context:
 
     event: Event
     at: int
-    user_id: str
+    user_id: str | None
     campaign_id: str
     code: str
     amount: int
