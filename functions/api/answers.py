@@ -148,7 +148,7 @@ class EntryPage(Page):
 
 
 class TraceStep(_Open):
-    step: str = Field(description="issued | verified | redeemed | reversed | cleared | claimed | settled | voided")
+    step: str = Field(description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | voided")
     at: str | None
     actor: str | None = Field(description="the principal, or the function (clearing, settlement), that acted")
     audit_entry_ids: list[str] = Field(description="GET /v1/audit/entries/{id} proves each")

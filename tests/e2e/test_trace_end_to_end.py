@@ -85,7 +85,7 @@ def _trace_until(api, path, key, wanted: set[str]) -> dict:
 def test_the_redemption_trace_shows_every_step_with_time_actor_and_audit_entries(api, keys, traced):
     rid = traced["redemption"]["redemption_id"]
     trace = _trace_until(api, f"/v1/redemptions/{rid}/trace", keys["admin"],
-                         {"issued", "verified", "redeemed", "cleared", "settled"})  # fmt: skip
+                         {"issued", "verified", "risk_decision", "redeemed", "cleared", "settled"})  # fmt: skip
     by_step = {s["step"]: s for s in trace["steps"]}
     assert by_step["verified"]["method"] == "CODE"
     assert by_step["redeemed"]["actor"] == f"merchant:{traced['merchant']}"

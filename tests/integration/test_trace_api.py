@@ -27,13 +27,14 @@ def test_a_redemption_trace_has_each_step_with_its_time_actor_and_audit_entries(
     answer = api.call("GET", f"/v1/redemptions/{rid}/trace", api_key=keys["admin"])
     assert answer.status == 200, answer.raw
     steps = {s["step"]: s for s in answer.json["steps"]}
-    assert list(steps) == ["issued", "verified", "redeemed", "cleared"]
+    assert list(steps) == ["issued", "verified", "risk_decision", "redeemed", "cleared"]
     assert steps["verified"]["method"] == "CODE" and steps["redeemed"]["actor"] == "merchant:m-001"
+    assert steps["risk_decision"]["action"] == "ALLOW" and steps["risk_decision"]["rule_id"] is None
     assert steps["cleared"]["rule"]["rule_id"] == "fr_DEMO"
     assert all(s["at"] and s["audit_entry_ids"] for s in steps.values())
     coupon_trace = api.call("GET", f"/v1/coupons/{code}/trace", api_key=keys["admin"])
     assert coupon_trace.status == 200, coupon_trace.raw
-    assert [s["step"] for s in coupon_trace.json["steps"]][:3] == ["issued", "verified", "redeemed"]
+    assert [s["step"] for s in coupon_trace.json["steps"]][:4] == ["issued", "verified", "risk_decision", "redeemed"]
 
 
 def test_a_trace_is_scoped_to_the_parties_of_the_redemption(api, keys, clearing, stream, audit_fn):

@@ -114,6 +114,14 @@ class Tracer:
                 "audit_entry_ids": redemption_entries[:1],
             },
             {
+                # The risk decision taken inside the redemption's own transaction (coupons.domain.risk):
+                # the rule that decided, or none held (allowed by default).
+                "step": "risk_decision", "at": redemption["redeemed_at"], "actor": "risk",
+                "action": redemption.get("risk_action") or "ALLOW", "rule_id": redemption.get("risk_rule_id"),
+                "rule_version": redemption.get("risk_rule_version"), "reason": redemption.get("risk_reason"),
+                "review_hold": redemption.get("review_hold"), "audit_entry_ids": redemption_entries[:1],
+            },
+            {
                 "step": "redeemed", "at": redemption["redeemed_at"], "actor": redemption.get("redeemed_by"),
                 "redemption_id": rid, "merchant_id": redemption["merchant_id"], "store_id": redemption.get("store_id"),
                 "order_id": redemption.get("order_id"), "discount": redemption["discount"],
