@@ -61,6 +61,7 @@ POSTING_EXTRA = (
     "code",
 )
 _JOURNAL, _SOURCE, _REVERSAL = "journal", "source", "reversal"
+JOURNAL_TAG = _JOURNAL  # the tag of the journal's own put in a transaction add_journal filled
 
 
 def shard_of(journal_id: str) -> int:
@@ -112,31 +113,11 @@ class LedgerStore(FundingRuleStore):
         `reversal_of` = (redemption journal id, reversals counted on it when we read it): the
         redemption's journal is updated with what this reversal gave back, under the condition that
         no other reversal got in since."""
-        shard = shard_of(journal.journal_id)
-        J, P, B, S = self._journal, self._posting, self._balance, self._source
+        S, J = self._source, self._journal
         tx = Transaction(self._client)
-        record = J.from_record(
-            {
-                "journal_id": journal.journal_id,
-                "source_id": journal.source_id,
-                "kind": "JOURNAL",
-                "source_kind": journal.kind,
-                "currency": journal.currency,
-                "legs": [{"account": leg.account, "amount": leg.amount} for leg in journal.legs],
-                "party_shares": journal.party_shares,
-                "rule": journal.rule,
-                "business_date": business_date,
-                "due_date": due_date,
-                "posted_at": posted_at,
-                "reversed": {party: 0 for party in journal.party_shares},
-                "reversal_count": 0,
-                **extra,
-            },
-            pk=journal_pk(journal.journal_id),
-            sk=JOURNAL_SK,
+        self.add_journal(
+            tx, journal, business_date=business_date, due_date=due_date, posted_at=posted_at, extra=extra
         )
-        # Journal ids derive from the record: the journal's condition is what tells a redelivery.
-        tx.save(record, J.pk.does_not_exist(), tag=_JOURNAL)
         if source_key is not None:
             tx.update(
                 S(source_key["pk"], source_key["sk"]),
@@ -145,43 +126,6 @@ class LedgerStore(FundingRuleStore):
                 # The source must be there: an update never creates a stub item.
                 S.pk.exists(),
                 tag=_SOURCE,
-            )
-        rule = journal.rule or {}
-        rule_attributes = {
-            name: rule[key]
-            for name, key in (("rule_id", "rule_id"), ("rule_version", "version"))
-            if rule.get(key) is not None
-        }
-        bal = getattr(B, balance_attribute(journal.currency), None)
-        if bal is None:
-            raise ValueError(f"{journal.currency} is not a currency the ledger keeps")
-        for leg in journal.legs:
-            posting = P.from_record(
-                {
-                    "account": leg.account,
-                    "amount": leg.amount,
-                    "currency": journal.currency,
-                    "journal_id": journal.journal_id,
-                    "source_id": journal.source_id,
-                    "source_kind": journal.kind,
-                    "business_date": business_date,
-                    "due_date": due_date,
-                    "posted_at": posted_at,
-                    "settled": False,
-                    **rule_attributes,
-                    **{k: v for k, v in extra.items() if k in POSTING_EXTRA},
-                },
-                pk=entries_pk(leg.account, shard),
-                sk=entry_sk(business_date, journal.journal_id),
-                # Until settlement claims it (sparse): UNSETTLED#{the ENTRIES shard}.
-                gsi1pk=unsettled_partition(shard),
-                gsi1sk=unsettled_sort_key(due_date, leg.account, journal.journal_id),
-            )
-            tx.save(posting)
-            # ADD: the balance item is made by its first posting, and concurrent journals add, not overwrite.
-            tx.update(
-                B(balance_pk(leg.account, shard), BALANCE_SK),
-                [bal.add(leg.amount), B.account.set(leg.account)],
             )
         if reversal_of is not None:
             redemption_journal, count = reversal_of
@@ -207,6 +151,91 @@ class LedgerStore(FundingRuleStore):
             if tx.failed(error, _REVERSAL):
                 raise ReversalsMoved() from None
             raise
+
+    def add_journal(
+        self,
+        tx: Transaction,
+        journal: JournalTerms,
+        *,
+        business_date: str,
+        due_date: str,
+        posted_at: str,
+        extra: dict[str, Any],
+        settled: dict[str, str] | None = None,
+    ) -> None:
+        """Adds the journal (under `attribute_not_exists`, tagged JOURNAL_TAG), its postings and balance
+        updates to `tx`. `settled` ({"run_id", "settled_at"}): postings born settled, never in the
+        unsettled index: a transfer's journal settles a balance, no run may settle it again."""
+        shard = shard_of(journal.journal_id)
+        J, P, B = self._journal, self._posting, self._balance
+        record = J.from_record(
+            {
+                "journal_id": journal.journal_id,
+                "source_id": journal.source_id,
+                "kind": "JOURNAL",
+                "source_kind": journal.kind,
+                "currency": journal.currency,
+                "legs": [{"account": leg.account, "amount": leg.amount} for leg in journal.legs],
+                "party_shares": journal.party_shares,
+                "rule": journal.rule,
+                "business_date": business_date,
+                "due_date": due_date,
+                "posted_at": posted_at,
+                "reversed": {party: 0 for party in journal.party_shares},
+                "reversal_count": 0,
+                **({"charges": journal.charges} if journal.charges else {}),
+                **extra,
+            },
+            pk=journal_pk(journal.journal_id),
+            sk=JOURNAL_SK,
+        )
+        # Journal ids derive from the record: the journal's condition is what tells a redelivery.
+        tx.save(record, J.pk.does_not_exist(), tag=_JOURNAL)
+        rule = journal.rule or {}
+        rule_attributes = {
+            name: rule[key]
+            for name, key in (("rule_id", "rule_id"), ("rule_version", "version"))
+            if rule.get(key) is not None
+        }
+        bal = getattr(B, balance_attribute(journal.currency), None)
+        if bal is None:
+            raise ValueError(f"{journal.currency} is not a currency the ledger keeps")
+        for leg in journal.legs:
+            unsettled = (
+                {}
+                if settled
+                else {
+                    # Until settlement claims it (sparse): UNSETTLED#{the ENTRIES shard}.
+                    "gsi1pk": unsettled_partition(shard),
+                    "gsi1sk": unsettled_sort_key(due_date, leg.account, journal.journal_id),
+                }
+            )
+            posting = P.from_record(
+                {
+                    "account": leg.account,
+                    "amount": leg.amount,
+                    "currency": journal.currency,
+                    "journal_id": journal.journal_id,
+                    "source_id": journal.source_id,
+                    "source_kind": journal.kind,
+                    "business_date": business_date,
+                    "due_date": due_date,
+                    "posted_at": posted_at,
+                    "settled": bool(settled),
+                    **(settled or {}),
+                    **rule_attributes,
+                    **{k: v for k, v in extra.items() if k in POSTING_EXTRA},
+                },
+                pk=entries_pk(leg.account, shard),
+                sk=entry_sk(business_date, journal.journal_id),
+                **unsettled,
+            )
+            tx.save(posting)
+            # ADD: the balance item is made by its first posting, and concurrent journals add, not overwrite.
+            tx.update(
+                B(balance_pk(leg.account, shard), BALANCE_SK),
+                [bal.add(leg.amount), B.account.set(leg.account)],
+            )
 
     def journal(self, journal_id: str) -> dict[str, Any] | None:
         try:

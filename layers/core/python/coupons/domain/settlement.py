@@ -224,6 +224,18 @@ def statement(run: dict[str, Any], party: str, lines: list[dict[str, Any]], reco
                 "carried_forward": outcome["carried"],
                 "instruction_id": outcome.get("instruction_id"),
                 "channel_reference": outcome.get("channel_reference"),
+                # Netted since the ledger posts transfers (older runs have none of these).
+                **{
+                    k: outcome[k]
+                    for k in ("opening_balance", "fee", "fee_borne_by", "transferred")
+                    if outcome.get(k) is not None
+                },
+                **(
+                    # The transfer's journal settles the net; a carried amount stays owed.
+                    {"closing_balance": outcome["opening_balance"] + outcome["carried"]}
+                    if outcome.get("opening_balance") is not None
+                    else {}
+                ),
             }
         )
     return {
@@ -248,6 +260,10 @@ def statement_csv(document: dict[str, Any]) -> str:
             "transfer",
             "carried_forward",
             "channel_reference",
+            "opening_balance",
+            "fee",
+            "transferred",
+            "closing_balance",
         ]
     )
     for line in document["lines"]:
@@ -256,6 +272,10 @@ def statement_csv(document: dict[str, Any]) -> str:
                 document["run_id"],
                 document["party"],
                 *(line.get(k, "") for k in STATEMENT_COLUMNS),
+                "",
+                "",
+                "",
+                "",
                 "",
                 "",
                 "",
@@ -274,6 +294,7 @@ def statement_csv(document: dict[str, Any]) -> str:
                 total["transfer"],
                 total["carried_forward"],
                 total["channel_reference"] or "",
+                *(total.get(k, "") for k in ("opening_balance", "fee", "transferred", "closing_balance")),
             ]
         )
     return out.getvalue()

@@ -82,6 +82,9 @@ class Journal(MainModel):
     posted_at = Text()
     reversed = PartyAmounts()
     reversal_count = Integer()
+    # What else it charges, as statements show it (coupons.domain.ledger.Journal.charges): free-form.
+    charges = Map(null=True)
+    run_id = Text(null=True)  # a transfer's journal: the settlement run that posted it
     # Copied from the cleared record (coupons.data.ledger.POSTING_EXTRA and its cycle).
     redemption_id = Text(null=True)
     reversal_id = Text(null=True)
