@@ -16,6 +16,7 @@ from routes import (  # noqa: F401  (registers routes)
     accounts,
     api_keys,
     campaigns,
+    commission,
     coupons,
     funding_rules,
     meta,

@@ -93,6 +93,7 @@ def load_api_handler():
         "issuer",
         "redeemer",
         "ledger",
+        "commission",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

@@ -102,6 +102,7 @@ class LedgerStore(FundingRuleStore):
         extra: dict[str, Any],
         source_key: dict[str, str] | None = None,
         reversal_of: tuple[str, int] | None = None,
+        refund: int | None = None,
     ) -> None:
         """Writes the journal, its postings and balance updates in ONE transaction, under the condition
         that the journal does not exist yet: a redelivered record can never post twice.
@@ -112,7 +113,9 @@ class LedgerStore(FundingRuleStore):
 
         `reversal_of` = (redemption journal id, reversals counted on it when we read it): the
         redemption's journal is updated with what this reversal gave back, under the condition that
-        no other reversal got in since."""
+        no other reversal got in since. `refund` (of the order; only where the redemption charged a
+        commission): added to its `refunded`, and the commission given back to its
+        `commission_given_back`, so the next reversal gives back its part of what is left."""
         S, J = self._source, self._journal
         tx = Transaction(self._client)
         self.add_journal(
@@ -133,6 +136,11 @@ class LedgerStore(FundingRuleStore):
                 J.reversed[party].set(J.reversed[party] + amount)
                 for party, amount in journal.party_shares.items()
             ]
+            if refund is not None:
+                given_back += [
+                    J.refunded.add(refund),
+                    J.commission_given_back.add(journal.charges.get("commission_back", 0)),
+                ]
             tx.update(
                 J(journal_pk(redemption_journal), JOURNAL_SK),
                 [*given_back, J.reversal_count.set(J.reversal_count + 1)],
@@ -200,6 +208,11 @@ class LedgerStore(FundingRuleStore):
         bal = getattr(B, balance_attribute(journal.currency), None)
         if bal is None:
             raise ValueError(f"{journal.currency} is not a currency the ledger keeps")
+        # The merchant's leg carries the commission in it (statements: gross = amount + commission).
+        charged = (journal.charges.get("commission") or {}).get("amount", 0) - journal.charges.get(
+            "commission_back", 0
+        )
+        merchant = f"merchant:{extra['merchant_id']}" if charged and extra.get("merchant_id") else None
         for leg in journal.legs:
             unsettled = (
                 {}
@@ -224,6 +237,7 @@ class LedgerStore(FundingRuleStore):
                     "settled": bool(settled),
                     **(settled or {}),
                     **rule_attributes,
+                    **({"commission": charged} if leg.account == merchant else {}),
                     **{k: v for k, v in extra.items() if k in POSTING_EXTRA},
                 },
                 pk=entries_pk(leg.account, shard),

@@ -204,6 +204,7 @@ STATEMENT_COLUMNS = (
     "due_date",
     "rule_id",
     "rule_version",
+    "commission",
     "amount",
 )
 

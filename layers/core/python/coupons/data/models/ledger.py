@@ -85,6 +85,9 @@ class Journal(MainModel):
     # What else it charges, as statements show it (coupons.domain.ledger.Journal.charges): free-form.
     charges = Map(null=True)
     run_id = Text(null=True)  # a transfer's journal: the settlement run that posted it
+    # A redemption's with a commission: what its reversals gave back of it, and of the order refunded.
+    commission_given_back = Integer(null=True)
+    refunded = Integer(null=True)
     # Copied from the cleared record (coupons.data.ledger.POSTING_EXTRA and its cycle).
     redemption_id = Text(null=True)
     reversal_id = Text(null=True)
@@ -113,6 +116,9 @@ class Posting(MainModel):
     settled = Flag()
     rule_id = Text(null=True)
     rule_version = Integer(null=True)
+    # The merchant's posting of a journal with a commission: the commission in its amount (a
+    # redemption's +c, a reversal's −c given back), so a statement shows gross = amount + commission.
+    commission = Integer(null=True)
     redemption_id = Text(null=True)
     reversal_id = Text(null=True)
     campaign_id = Text(null=True)
