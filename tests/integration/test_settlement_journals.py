@@ -166,3 +166,24 @@ def test_a_platform_borne_channel_fee_moves_the_net_and_the_platform_owes_the_fe
     assert owed["fees:simulated"] == 7 + 15 + 18 + 4
     assert owed["platform"] == -50 - (7 + 15 + 18 + 4)
     assert owed["merchant:m2"] == 50 and sum(owed.values()) == 0
+
+
+def test_a_statement_shows_gross_commission_and_net_of_lines_charged_a_commission(world):
+    # A redemption whose merchant leg carries a commission of 300 (gross 1,000, net 700), and a
+    # reversal giving back 150 of it (gross −500, net −350).
+    world.post("jnl_rdm_c", {"brand:b1": -1000, "platform": 300, "merchant:m1": 700})
+    world.post("jnl_rvs_c", {"brand:b1": 500, "platform": -150, "merchant:m1": -350}, kind="REVERSAL")
+    for journal_id, commission in (("jnl_rdm_c", 300), ("jnl_rvs_c", -150)):
+        key = next(p for p in world.postings() if p["journal_id"] == journal_id and p["account"] == "merchant:m1")
+        world.ddb.update_item(
+            TableName="coupons-test-main",
+            Key={"pk": {"S": key["pk"]}, "sk": {"S": key["sk"]}},
+            UpdateExpression="SET commission = :c",
+            ExpressionAttributeValues={":c": {"N": str(commission)}},
+        )
+    world.settle()
+
+    (total,) = json.loads(world.statement("merchant:m1"))["totals"]
+    assert (total["gross"], total["commission"], total["net"]) == (500, 150, 350)
+    lines = json.loads(world.statement("merchant:m1"))["lines"]
+    assert [(x["amount"], x["commission"]) for x in lines] == [(700, 300), (-350, -150)]

@@ -215,10 +215,13 @@ def statement(run: dict[str, Any], party: str, lines: list[dict[str, Any]], reco
     ordered = sorted(lines, key=lambda x: (x["currency"], x.get("business_date", ""), x["journal_id"]))
     totals = []
     for currency, outcome in sorted(record.get("currencies", {}).items()):
+        charged = sum(x.get("commission", 0) for x in lines if x["currency"] == currency)
         totals.append(
             {
                 "currency": currency,
                 "lines": outcome["lines"],
+                # Gross: what the lines were before the platform's commission; net = gross − commission.
+                **({"gross": outcome["net"] + charged, "commission": charged} if charged else {}),
                 "net": outcome["net"],
                 "decision": outcome["decision"],
                 "transfer": outcome["transfer"],
