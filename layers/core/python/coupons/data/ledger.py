@@ -51,6 +51,7 @@ from coupons.domain.ledger import Journal as JournalTerms
 SHARDS = 32
 # Posting attributes copied from the record clearing was given (`extra`), for statements.
 POSTING_EXTRA = (
+    "event_at",
     "redemption_id",
     "reversal_id",
     "campaign_id",

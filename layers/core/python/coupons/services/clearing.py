@@ -161,7 +161,11 @@ class Clearer:
                 posted_at=iso(self._clock()),
                 source_key={"pk": source["pk"], "sk": source["sk"]},
                 # What postings carry for statements, and the cycle the journal records.
-                extra={k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
+                extra={
+                    **{k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
+                    # The event's time, for a run's cut-off (coupons.domain.timeline).
+                    "event_at": source.get("redeemed_at") or source.get("reversed_at"),
+                },
                 **kwargs,
             )
         except AlreadyPosted:

@@ -38,6 +38,7 @@ from coupons.domain.payments import (
     Receipt,
 )
 from coupons.domain.principals import Principal, Role
+from coupons.domain.times import parse as parse_time
 from coupons.domain.settlement import (
     ClearingBehind,
     Decision,
@@ -154,8 +155,11 @@ class SettlementSteps:
 
     # -- claim -----------------------------------------------------------------------------
 
-    def claim(self, run_id: str, business_date: str, shard: int) -> dict:
-        """Claims every unsettled posting of one shard due on or before the date."""
+    def claim(self, run_id: str, business_date: str, shard: int, *, cutoff_at: str | None = None) -> dict:
+        """Claims every unsettled posting of one shard due on or before the date; with `cutoff_at`
+        (a run's cut-off, coupons.domain.timeline) only those whose event happened before it: the
+        others stay in the index for a later run. A posting without an event time (cleared before it
+        was recorded) and a carried amount are taken as before."""
         run = self._store.run(run_id)
         if run is not None and run.get("planned_at"):
             # A resumed run whose parties were planned (and perhaps netted and paid) claims nothing
@@ -167,6 +171,9 @@ class SettlementSteps:
         claimed = taken = 0
         try:
             for page in self._store.unsettled(shard, business_date):
+                if cutoff_at is not None:
+                    cut = parse_time(cutoff_at)
+                    page = [p for p in page if not p.get("event_at") or parse_time(p["event_at"]) < cut]
                 for party in sorted({p["account"] for p in page} - met):
                     self._store.ensure_party(run_id, party, created_at=now)
                     met.add(party)

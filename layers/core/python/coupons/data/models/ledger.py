@@ -98,6 +98,7 @@ class Journal(MainModel):
     order_id = Text(null=True)
     code = Text(null=True)
     settlement_cycle = Text(null=True)
+    event_at = Text(null=True)  # the redemption's redeemed_at / the reversal's reversed_at
 
 
 class Posting(MainModel):
@@ -119,6 +120,9 @@ class Posting(MainModel):
     # The merchant's posting of a journal with a commission: the commission in its amount (a
     # redemption's +c, a reversal's −c given back), so a statement shows gross = amount + commission.
     commission = Integer(null=True)
+    # When its event (the redemption / reversal) happened: a run's cut-off takes it or leaves it
+    # (coupons.domain.timeline). Absent on postings cleared before it was recorded.
+    event_at = Text(null=True)
     redemption_id = Text(null=True)
     reversal_id = Text(null=True)
     campaign_id = Text(null=True)
