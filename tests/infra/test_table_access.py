@@ -26,14 +26,15 @@ LINES = "SETTLEMENT#stl_????????#LINES#*"
 EXPECTED = {
     "api": [
         "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HISTORY#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
-        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", RUN,
+        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", RUN,
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [RUN],
     "settlement.await_clearing": None,
     "settlement.claim": ["ENTRIES#*", "CARRY#*", LINES, PARTIES, RUN],
     "settlement.plan": [RUN],
-    "settlement.pay": [PARTIES, "CARRY#*"],
+    # Issue #14: a transfer's journal, its postings and balances, in the transaction recording it SENT.
+    "settlement.pay": [PARTIES, "CARRY#*", "JOURNAL#*", "ENTRIES#*", "BALANCE#*#*"],
     "settlement.write_statements": [PARTIES],
     "settlement.mark_settled": ["ENTRIES#*", "CARRY#*", PARTIES],
     "settlement.close": [RUN],
