@@ -75,6 +75,10 @@ class FundingRule(_Open):
     versions: list[dict[str, Any]] | None = None
 
 
+class CommissionSchedule(_Open):
+    versions: list[dict[str, Any]]
+
+
 class Quote(_Open):
     code: str
     campaign_id: str
@@ -208,6 +212,7 @@ __all__ = [
     "DynamicCode",
     "EntryPage",
     "FundingRule",
+    "CommissionSchedule",
     "IssuedCoupon",
     "MerchantCampaignView",
     "QrToken",

@@ -9,6 +9,7 @@ from coupons.config import settings
 from coupons.data.api_keys import ApiKeyStore
 from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
+from coupons.data.commission import CommissionStore
 from coupons.data.coupons import CouponStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
@@ -93,6 +94,11 @@ def risk() -> RiskStore:
 @cache
 def risk_rules() -> RuleSets:
     return RuleSets(risk())
+
+
+@cache
+def commission() -> CommissionStore:
+    return CommissionStore(dynamodb(), settings().main_table)
 
 
 @cache

@@ -19,6 +19,7 @@ from routes import (  # noqa: F401  (registers routes)
     api_keys,
     audit,
     campaigns,
+    commission,
     coupons,
     funding_rules,
     meta,

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from coupons.config import settings
 from coupons.data.clients import dynamodb
+from coupons.data.commission import CommissionStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.models.base import plain_image
 from coupons.domain import calendars
@@ -36,6 +37,7 @@ def clearer() -> Clearer:
     return Clearer(
         LedgerStore(dynamodb(), settings().main_table),
         calendar=calendars.from_environment(settings().holiday_calendar),
+        commission=CommissionStore(dynamodb(), settings().main_table),
     )
 
 

@@ -27,7 +27,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from coupons.data.schema import BANK, MAIN
-from coupons.settlement_wiring import MINIMUM_TRANSFER, STATEMENTS_BUCKET
+from coupons.settlement_wiring import CHANNEL_FEES, MINIMUM_TRANSFER, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
@@ -134,6 +134,9 @@ class Settlement(Construct):
             MAIN.env_var: table.table_name,
             STATEMENTS_BUCKET: statements.bucket_name,
             MINIMUM_TRANSFER: json.dumps(tenant.settlement_minimum_transfer, sort_keys=True),
+            CHANNEL_FEES: json.dumps(
+                {c: f.model_dump(mode="json") for c, f in tenant.channel_fees.items()}, sort_keys=True
+            ),
         }
         self.functions: dict[str, lambda_.Function] = {}
         steps_scope = Construct(self, "Steps")

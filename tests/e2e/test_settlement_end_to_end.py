@@ -295,7 +295,12 @@ def test_statements_in_s3_list_every_posting_and_total_the_transfer(accepted, ap
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     rows = as_csv.text.strip().splitlines()
     assert len(rows) == 1 + 2 + 1  # header, two postings, the total
-    assert rows[-1].split(",")[-4:] == ["PAYOUT", "400", "0", total["channel_reference"]]
+    # The total row ends in decision, transfer, carried, reference, then (issue #14) the balances and fee.
+    assert rows[-1].split(",")[-8:-4] == ["PAYOUT", "400", "0", total["channel_reference"]]
+    assert rows[-1].split(",")[-4:] == [
+        str(total[k]) for k in ("opening_balance", "fee", "transferred", "closing_balance")
+    ]
+    assert total["transferred"] == 400 and total["closing_balance"] == total["opening_balance"]
     # The same documents are in the tenant's statements bucket.
     bucket = local_stack["buckets"]["statements"]
     key = f"settlement-runs/{run['run_id']}/statements/merchant:{m2}.json"

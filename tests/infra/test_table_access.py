@@ -26,7 +26,7 @@ LINES = "SETTLEMENT#stl_????????#LINES#*"
 EXPECTED = {
     "api": [
         "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HISTORY#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
-        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", RUN,
+        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", RUN,
         # risk control (issue #18): list entries, rule set versions, velocity and guessing counters, decisions
         "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
     ],
@@ -35,7 +35,8 @@ EXPECTED = {
     "settlement.await_clearing": None,
     "settlement.claim": ["ENTRIES#*", "CARRY#*", LINES, PARTIES, RUN],
     "settlement.plan": [RUN],
-    "settlement.pay": [PARTIES, "CARRY#*"],
+    # Issue #14: a transfer's journal, its postings and balances, in the transaction recording it SENT.
+    "settlement.pay": [PARTIES, "CARRY#*", "JOURNAL#*", "ENTRIES#*", "BALANCE#*#*"],
     "settlement.write_statements": [PARTIES],
     "settlement.mark_settled": ["ENTRIES#*", "CARRY#*", PARTIES],
     "settlement.close": [RUN],

@@ -98,6 +98,7 @@ def load_api_handler():
         "tracer",
         "risk",
         "risk_rules",
+        "commission",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

@@ -111,10 +111,10 @@ class OtherInvocationFirst(SettlementStore):
         super().__init__(client, MAIN_TABLE)
         self._party, self._other = party, other
 
-    def set_transfer(self, run_id, party, currency, changes, *, from_status):
+    def set_transfer(self, run_id, party, currency, changes, *, from_status, **journal):
         if party == self._party and self._other:
             self._other.pop()()
-        return super().set_transfer(run_id, party, currency, changes, from_status=from_status)
+        return super().set_transfer(run_id, party, currency, changes, from_status=from_status, **journal)
 
 
 def test_two_pay_invocations_racing_on_one_transfer_send_it_once_and_the_loser_stands_down(world):

@@ -142,7 +142,17 @@ class World:
         return self.store.party(run, party)["currencies"][currency]
 
     def postings(self):
-        return [i for i in self.table() if i["pk"].startswith("ENTRIES#")]
+        """The cleared postings (what runs settle); a transfer's own journal is settled at birth."""
+        return [
+            i
+            for i in self.table()
+            if i["pk"].startswith("ENTRIES#") and i["source_kind"] not in ("PAYOUT", "COLLECTION")
+        ]
+
+    def transfer_postings(self):
+        return [
+            i for i in self.table() if i["pk"].startswith("ENTRIES#") and i["source_kind"] in ("PAYOUT", "COLLECTION")
+        ]
 
     def table(self, name=MAIN_TABLE):
         items = []

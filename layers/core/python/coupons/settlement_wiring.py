@@ -12,12 +12,13 @@ from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import SettlementWorkflow
-from coupons.services.settlement import SettlementRuns, SettlementSteps, parse_minimums
+from coupons.services.settlement import SettlementRuns, SettlementSteps, parse_fees, parse_minimums
 
 # Set by infra/constructs/settlement.py on the functions that need them.
 STATEMENTS_BUCKET = "STATEMENTS_BUCKET_NAME"
 STATE_MACHINE_ARN = "SETTLEMENT_STATE_MACHINE_ARN"
 MINIMUM_TRANSFER = "SETTLEMENT_MINIMUM_TRANSFER"
+CHANNEL_FEES = "SETTLEMENT_CHANNEL_FEES"  # the tenant file's channel_fees, JSON
 
 
 @cache
@@ -46,6 +47,8 @@ def steps() -> SettlementSteps:
         _channel,
         time_zone=settings().time_zone,
         minimums=parse_minimums(os.environ.get(MINIMUM_TRANSFER)),
+        channel_name=os.environ.get("PAYMENT_CHANNEL", "simulated"),
+        fees=parse_fees(os.environ.get(CHANNEL_FEES)),
     )
 
 

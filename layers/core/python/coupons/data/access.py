@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from coupons.data.models.api_keys import api_key_pk
 from coupons.data.models.campaigns import campaign_pk, shard_pk, tag_pk
+from coupons.data.models.commission import SCHEDULE_PK as COMMISSION_PK
 from coupons.data.models.coupons import coupon_pk, history_pk, holding_pk
 from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
@@ -48,6 +49,7 @@ QR_TOKEN = Partition(qr_token_pk("*"), "a used QR token's nonce (coupons.data.re
 IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and their answers")
 API_KEY = Partition(api_key_pk("*"), "API keys: created, revoked")
 FUNDING_RULE = Partition(rule_pk("*"), "funding rules and their versions (coupons.data.funding_rules)")
+COMMISSION = Partition(COMMISSION_PK, "the platform's commission schedule: its versions")
 RUN = Partition(run_pk(_RUN), "a settlement run's own item (status, attempt, execution, totals)")
 JOURNAL = Partition(journal_pk("*"), "journals; a reversal's updates its redemption's journal")
 # Every account's shards: ENTRIES#{account}#{shard} (models.ledger.entries_pk).
@@ -106,6 +108,7 @@ WRITERS: dict[str, TableAccess] = {
             IDEMPOTENCY,
             API_KEY,
             FUNDING_RULE,
+            COMMISSION,
             RUN,
             RISK_LIST,
             RISK_RULES,
@@ -127,7 +130,11 @@ WRITERS: dict[str, TableAccess] = {
         READ, (PUT, UPDATE, CHECK), (ENTRIES, CARRY, LINES, PARTIES, RUN), indexes=True
     ),
     "settlement.plan": TableAccess(READ, (UPDATE,), (RUN,)),
-    "settlement.pay": TableAccess(READ, (PUT, UPDATE, CHECK), (PARTIES, CARRY)),
+    # A transfer's journal (its postings and balances) is posted in the transaction recording it SENT;
+    # netting reads the party's balance (its shards in one batch) for the statement's opening balance.
+    "settlement.pay": TableAccess(
+        (*READ, BATCH_GET), (PUT, UPDATE, CHECK), (PARTIES, CARRY, JOURNAL, ENTRIES, BALANCE)
+    ),
     "settlement.write_statements": TableAccess(READ, (UPDATE,), (PARTIES,)),
     "settlement.mark_settled": TableAccess(READ, (UPDATE,), (ENTRIES, CARRY, PARTIES)),
     "settlement.close": TableAccess(READ, (UPDATE,), (RUN,)),

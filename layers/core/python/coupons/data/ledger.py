@@ -51,6 +51,7 @@ from coupons.domain.ledger import Journal as JournalTerms
 SHARDS = 32
 # Posting attributes copied from the record clearing was given (`extra`), for statements.
 POSTING_EXTRA = (
+    "event_at",
     "redemption_id",
     "reversal_id",
     "campaign_id",
@@ -61,6 +62,7 @@ POSTING_EXTRA = (
     "code",
 )
 _JOURNAL, _SOURCE, _REVERSAL = "journal", "source", "reversal"
+JOURNAL_TAG = _JOURNAL  # the tag of the journal's own put in a transaction add_journal filled
 
 
 def shard_of(journal_id: str) -> int:
@@ -101,6 +103,7 @@ class LedgerStore(FundingRuleStore):
         extra: dict[str, Any],
         source_key: dict[str, str] | None = None,
         reversal_of: tuple[str, int] | None = None,
+        refund: int | None = None,
     ) -> None:
         """Writes the journal, its postings and balance updates in ONE transaction, under the condition
         that the journal does not exist yet: a redelivered record can never post twice.
@@ -111,32 +114,14 @@ class LedgerStore(FundingRuleStore):
 
         `reversal_of` = (redemption journal id, reversals counted on it when we read it): the
         redemption's journal is updated with what this reversal gave back, under the condition that
-        no other reversal got in since."""
-        shard = shard_of(journal.journal_id)
-        J, P, B, S = self._journal, self._posting, self._balance, self._source
+        no other reversal got in since. `refund` (of the order; only where the redemption charged a
+        commission): added to its `refunded`, and the commission given back to its
+        `commission_given_back`, so the next reversal gives back its part of what is left."""
+        S, J = self._source, self._journal
         tx = Transaction(self._client)
-        record = J.from_record(
-            {
-                "journal_id": journal.journal_id,
-                "source_id": journal.source_id,
-                "kind": "JOURNAL",
-                "source_kind": journal.kind,
-                "currency": journal.currency,
-                "legs": [{"account": leg.account, "amount": leg.amount} for leg in journal.legs],
-                "party_shares": journal.party_shares,
-                "rule": journal.rule,
-                "business_date": business_date,
-                "due_date": due_date,
-                "posted_at": posted_at,
-                "reversed": {party: 0 for party in journal.party_shares},
-                "reversal_count": 0,
-                **extra,
-            },
-            pk=journal_pk(journal.journal_id),
-            sk=JOURNAL_SK,
+        self.add_journal(
+            tx, journal, business_date=business_date, due_date=due_date, posted_at=posted_at, extra=extra
         )
-        # Journal ids derive from the record: the journal's condition is what tells a redelivery.
-        tx.save(record, J.pk.does_not_exist(), tag=_JOURNAL)
         if source_key is not None:
             tx.update(
                 S(source_key["pk"], source_key["sk"]),
@@ -146,49 +131,17 @@ class LedgerStore(FundingRuleStore):
                 S.pk.exists(),
                 tag=_SOURCE,
             )
-        rule = journal.rule or {}
-        rule_attributes = {
-            name: rule[key]
-            for name, key in (("rule_id", "rule_id"), ("rule_version", "version"))
-            if rule.get(key) is not None
-        }
-        bal = getattr(B, balance_attribute(journal.currency), None)
-        if bal is None:
-            raise ValueError(f"{journal.currency} is not a currency the ledger keeps")
-        for leg in journal.legs:
-            posting = P.from_record(
-                {
-                    "account": leg.account,
-                    "amount": leg.amount,
-                    "currency": journal.currency,
-                    "journal_id": journal.journal_id,
-                    "source_id": journal.source_id,
-                    "source_kind": journal.kind,
-                    "business_date": business_date,
-                    "due_date": due_date,
-                    "posted_at": posted_at,
-                    "settled": False,
-                    **rule_attributes,
-                    **{k: v for k, v in extra.items() if k in POSTING_EXTRA},
-                },
-                pk=entries_pk(leg.account, shard),
-                sk=entry_sk(business_date, journal.journal_id),
-                # Until settlement claims it (sparse): UNSETTLED#{the ENTRIES shard}.
-                gsi1pk=unsettled_partition(shard),
-                gsi1sk=unsettled_sort_key(due_date, leg.account, journal.journal_id),
-            )
-            tx.save(posting)
-            # ADD: the balance item is made by its first posting, and concurrent journals add, not overwrite.
-            tx.update(
-                B(balance_pk(leg.account, shard), BALANCE_SK),
-                [bal.add(leg.amount), B.account.set(leg.account)],
-            )
         if reversal_of is not None:
             redemption_journal, count = reversal_of
             given_back = [
                 J.reversed[party].set(J.reversed[party] + amount)
                 for party, amount in journal.party_shares.items()
             ]
+            if refund is not None:
+                given_back += [
+                    J.refunded.add(refund),
+                    J.commission_given_back.add(journal.charges.get("commission_back", 0)),
+                ]
             tx.update(
                 J(journal_pk(redemption_journal), JOURNAL_SK),
                 [*given_back, J.reversal_count.set(J.reversal_count + 1)],
@@ -207,6 +160,97 @@ class LedgerStore(FundingRuleStore):
             if tx.failed(error, _REVERSAL):
                 raise ReversalsMoved() from None
             raise
+
+    def add_journal(
+        self,
+        tx: Transaction,
+        journal: JournalTerms,
+        *,
+        business_date: str,
+        due_date: str,
+        posted_at: str,
+        extra: dict[str, Any],
+        settled: dict[str, str] | None = None,
+    ) -> None:
+        """Adds the journal (under `attribute_not_exists`, tagged JOURNAL_TAG), its postings and balance
+        updates to `tx`. `settled` ({"run_id", "settled_at"}): postings born settled, never in the
+        unsettled index: a transfer's journal settles a balance, no run may settle it again."""
+        shard = shard_of(journal.journal_id)
+        J, P, B = self._journal, self._posting, self._balance
+        record = J.from_record(
+            {
+                "journal_id": journal.journal_id,
+                "source_id": journal.source_id,
+                "kind": "JOURNAL",
+                "source_kind": journal.kind,
+                "currency": journal.currency,
+                "legs": [{"account": leg.account, "amount": leg.amount} for leg in journal.legs],
+                "party_shares": journal.party_shares,
+                "rule": journal.rule,
+                "business_date": business_date,
+                "due_date": due_date,
+                "posted_at": posted_at,
+                "reversed": {party: 0 for party in journal.party_shares},
+                "reversal_count": 0,
+                **({"charges": journal.charges} if journal.charges else {}),
+                **extra,
+            },
+            pk=journal_pk(journal.journal_id),
+            sk=JOURNAL_SK,
+        )
+        # Journal ids derive from the record: the journal's condition is what tells a redelivery.
+        tx.save(record, J.pk.does_not_exist(), tag=_JOURNAL)
+        rule = journal.rule or {}
+        rule_attributes = {
+            name: rule[key]
+            for name, key in (("rule_id", "rule_id"), ("rule_version", "version"))
+            if rule.get(key) is not None
+        }
+        bal = getattr(B, balance_attribute(journal.currency), None)
+        if bal is None:
+            raise ValueError(f"{journal.currency} is not a currency the ledger keeps")
+        # The merchant's leg carries the commission in it (statements: gross = amount + commission).
+        charged = (journal.charges.get("commission") or {}).get("amount", 0) - journal.charges.get(
+            "commission_back", 0
+        )
+        merchant = f"merchant:{extra['merchant_id']}" if charged and extra.get("merchant_id") else None
+        for leg in journal.legs:
+            unsettled = (
+                {}
+                if settled
+                else {
+                    # Until settlement claims it (sparse): UNSETTLED#{the ENTRIES shard}.
+                    "gsi1pk": unsettled_partition(shard),
+                    "gsi1sk": unsettled_sort_key(due_date, leg.account, journal.journal_id),
+                }
+            )
+            posting = P.from_record(
+                {
+                    "account": leg.account,
+                    "amount": leg.amount,
+                    "currency": journal.currency,
+                    "journal_id": journal.journal_id,
+                    "source_id": journal.source_id,
+                    "source_kind": journal.kind,
+                    "business_date": business_date,
+                    "due_date": due_date,
+                    "posted_at": posted_at,
+                    "settled": bool(settled),
+                    **(settled or {}),
+                    **rule_attributes,
+                    **({"commission": charged} if leg.account == merchant else {}),
+                    **{k: v for k, v in extra.items() if k in POSTING_EXTRA},
+                },
+                pk=entries_pk(leg.account, shard),
+                sk=entry_sk(business_date, journal.journal_id),
+                **unsettled,
+            )
+            tx.save(posting)
+            # ADD: the balance item is made by its first posting, and concurrent journals add, not overwrite.
+            tx.update(
+                B(balance_pk(leg.account, shard), BALANCE_SK),
+                [bal.add(leg.amount), B.account.set(leg.account)],
+            )
 
     def journal(self, journal_id: str) -> dict[str, Any] | None:
         try:

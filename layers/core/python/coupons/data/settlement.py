@@ -25,7 +25,7 @@ from typing import Any
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.pagination import PageIterator
 
-from coupons.data.ledger import UNSETTLED, unsettled_partition
+from coupons.data.ledger import UNSETTLED, LedgerStore, unsettled_partition
 from coupons.data.models.base import Transaction, failed_condition, plain_image
 from coupons.data.models.settlement import (
     CARRY_KIND,
@@ -46,6 +46,7 @@ from coupons.data.models.settlement import (
     party_pk,
     run_pk,
 )
+from coupons.domain.ledger import Journal as JournalTerms
 from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS
 
 # TransactWriteItems takes at most 100 actions: the run's ConditionCheck, then 2 per claim (posting
@@ -54,7 +55,7 @@ CLAIMS_PER_TRANSACTION = 49
 SETTLES_PER_TRANSACTION = 100
 # What a run's line copies from its posting: what a statement shows, and whose line it is.
 _LINE_FIELDS = (*STATEMENT_COLUMNS, "account", "source_id", "brand_id", "carried_from")
-_CLAIMS_OPEN, _PARTY = "claims-open", "party"
+_CLAIMS_OPEN, _PARTY, _TRANSFER = "claims-open", "party", "transfer"
 
 
 class RunPlanned(Exception):
@@ -75,6 +76,7 @@ class SettlementStore:
         self._lines = SettlementLine.bound(client, table_name)
         self._carries = CarryItem.bound(client, table_name)
         self._postings = PostingClaim.bound(client, table_name)
+        self._ledger = LedgerStore(client, table_name)  # a transfer's journal, in the move's transaction
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -305,23 +307,59 @@ class SettlementStore:
         return record.record()
 
     def set_transfer(
-        self, run_id: str, party: str, currency: str, changes: dict[str, Any], *, from_status: str
+        self,
+        run_id: str,
+        party: str,
+        currency: str,
+        changes: dict[str, Any],
+        *,
+        from_status: str,
+        journal: JournalTerms | None = None,
+        business_date: str | None = None,
+        posted_at: str | None = None,
     ) -> bool:
-        """Moves one currency's transfer forward from `from_status`; False if it is no longer there."""
+        """Moves one currency's transfer forward from `from_status`; False if it is no longer there.
+
+        With `journal` (the transfer's, coupons.domain.transfer_journals) the move and the journal are
+        ONE transaction: the journal is posted exactly when the transfer is recorded SENT, so a retry
+        that finds it SENT finds it posted, and one that loses the move posts nothing. Its postings
+        are born settled by this run (never in the unsettled index: no run settles a transfer)."""
         model = self._parties
         outcome = model.currencies[currency]
+        actions = [outcome[k].set(v) for k, v in changes.items()]
+        # Each step of a transfer from the one before: of two invocations, one moves it. (The map's
+        # values are untyped: the status as the plain string it is stored as, not an enum.)
+        condition = outcome["status"] == str(from_status)
+        if journal is None:
+            try:
+                model(party_pk(run_id, party), party).update(actions=actions, condition=condition)
+            except UpdateError as error:
+                if failed_condition(error):
+                    return False
+                raise
+            return True
+        tx = Transaction(self._client)
+        tx.update(model(party_pk(run_id, party), party), actions, condition, tag=_TRANSFER)
+        self._ledger.add_journal(
+            tx,
+            journal,
+            business_date=business_date,
+            due_date=business_date,
+            posted_at=posted_at,
+            extra={"run_id": run_id},
+            settled={"run_id": run_id, "settled_at": posted_at},
+        )
         try:
-            model(party_pk(run_id, party), party).update(
-                actions=[outcome[k].set(v) for k, v in changes.items()],
-                # Each step of a transfer from the one before: of two invocations, one moves it. (The
-                # map's values are untyped: the status as the plain string it is stored as, not an enum.)
-                condition=outcome["status"] == str(from_status),
-            )
-        except UpdateError as error:
-            if failed_condition(error):
+            tx.commit()
+        except TransactWriteError as error:
+            if tx.failed(error, _TRANSFER):
                 return False
             raise
         return True
+
+    def balance(self, party: str) -> dict[str, int]:
+        """The party's ledger balance per currency (what it is still owed, + , or owes, −)."""
+        return self._ledger.balance(party)
 
     def set_party(self, run_id: str, party: str, changes: dict[str, Any]) -> None:
         model = self._parties

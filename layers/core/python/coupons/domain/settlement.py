@@ -204,6 +204,7 @@ STATEMENT_COLUMNS = (
     "due_date",
     "rule_id",
     "rule_version",
+    "commission",
     "amount",
 )
 
@@ -214,16 +215,31 @@ def statement(run: dict[str, Any], party: str, lines: list[dict[str, Any]], reco
     ordered = sorted(lines, key=lambda x: (x["currency"], x.get("business_date", ""), x["journal_id"]))
     totals = []
     for currency, outcome in sorted(record.get("currencies", {}).items()):
+        charged = sum(x.get("commission", 0) for x in lines if x["currency"] == currency)
         totals.append(
             {
                 "currency": currency,
                 "lines": outcome["lines"],
+                # Gross: what the lines were before the platform's commission; net = gross − commission.
+                **({"gross": outcome["net"] + charged, "commission": charged} if charged else {}),
                 "net": outcome["net"],
                 "decision": outcome["decision"],
                 "transfer": outcome["transfer"],
                 "carried_forward": outcome["carried"],
                 "instruction_id": outcome.get("instruction_id"),
                 "channel_reference": outcome.get("channel_reference"),
+                # Netted since the ledger posts transfers (older runs have none of these).
+                **{
+                    k: outcome[k]
+                    for k in ("opening_balance", "fee", "fee_borne_by", "transferred")
+                    if outcome.get(k) is not None
+                },
+                **(
+                    # The transfer's journal settles the net; a carried amount stays owed.
+                    {"closing_balance": outcome["opening_balance"] + outcome["carried"]}
+                    if outcome.get("opening_balance") is not None
+                    else {}
+                ),
             }
         )
     return {
@@ -248,6 +264,10 @@ def statement_csv(document: dict[str, Any]) -> str:
             "transfer",
             "carried_forward",
             "channel_reference",
+            "opening_balance",
+            "fee",
+            "transferred",
+            "closing_balance",
         ]
     )
     for line in document["lines"]:
@@ -256,6 +276,10 @@ def statement_csv(document: dict[str, Any]) -> str:
                 document["run_id"],
                 document["party"],
                 *(line.get(k, "") for k in STATEMENT_COLUMNS),
+                "",
+                "",
+                "",
+                "",
                 "",
                 "",
                 "",
@@ -274,6 +298,7 @@ def statement_csv(document: dict[str, Any]) -> str:
                 total["transfer"],
                 total["carried_forward"],
                 total["channel_reference"] or "",
+                *(total.get(k, "") for k in ("opening_balance", "fee", "transferred", "closing_balance")),
             ]
         )
     return out.getvalue()

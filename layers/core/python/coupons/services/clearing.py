@@ -13,11 +13,13 @@ out of the clearing-pending index; a record whose item is not in the table fails
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from coupons.data.commission import CommissionStore
 from coupons.data.ledger import POSTING_EXTRA, AlreadyPosted, LedgerStore, ReversalsMoved, SourceMissing
-from coupons.domain import funding, ledger
+from coupons.domain import commission, funding, ledger
 from coupons.domain.calendars import BusinessCalendar, due_date
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
@@ -50,9 +52,12 @@ class Clearer:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         calendar: BusinessCalendar | None = None,
+        commission: CommissionStore | None = None,
     ):
-        """`calendar`: the tenant's holiday calendar (T+N in business days); None: calendar days."""
+        """`calendar`: the tenant's holiday calendar (T+N in business days); None: calendar days.
+        `commission`: the platform's commission schedule; None: no commission."""
         self._ledger = ledger_store
+        self._commission = commission
         self._clock = clock
         self._calendar = calendar
 
@@ -73,8 +78,21 @@ class Clearer:
             return "duplicate"  # posted before: nothing the record holds is read again
         at = _parse(redemption["redeemed_at"])
         rule, shares = self._shares(redemption, at)
-        journal = ledger.redemption_journal(redemption, shares, rule)
+        charge = self._charge(redemption, at)
+        journal = ledger.redemption_journal(redemption, shares, rule, commission=charge)
+        if charge is not None:
+            # What a reversal needs to give back its part: the order the commission was charged on.
+            record = {**journal.charges["commission"], "order_amount": redemption["order_amount"]}
+            journal = replace(journal, charges={"commission": record})
         return self._post(journal, redemption)
+
+    def _charge(self, redemption: dict[str, Any], at: datetime) -> commission.Commission | None:
+        """The commission of the version in force at the redemption's time (versions never reach back,
+        so a version written after the redemption was made cannot apply to it)."""
+        if self._commission is None:
+            return None
+        versions = self._commission.versions()
+        return commission.for_redemption(versions, redemption, at) if versions else None
 
     def _shares(
         self, redemption: dict[str, Any], at: datetime
@@ -110,11 +128,24 @@ class Clearer:
             cleared = read.get(cleared_id)
             if cleared is None:
                 raise RedemptionNotCleared(f"{reversal['redemption_id']} is not cleared yet")
+            charged = (cleared.get("charges") or {}).get("commission")
+            back, refund = 0, None
+            if charged and charged.get("amount"):
+                refund = reversal["refund_amount"]
+                back = commission.given_back(
+                    charged=charged["amount"],
+                    given_back_before=cleared.get("commission_given_back", 0),
+                    order_amount=charged["order_amount"],
+                    refunded_before=cleared.get("refunded", 0),
+                    refund=refund,
+                )
             journal = ledger.reversal_journal(
-                reversal, cleared["party_shares"], cleared["reversed"], cleared["rule"]
+                reversal, cleared["party_shares"], cleared["reversed"], cleared["rule"], commission_back=back
             )
             try:
-                return self._post(journal, reversal, reversal_of=(cleared_id, cleared["reversal_count"]))
+                return self._post(
+                    journal, reversal, reversal_of=(cleared_id, cleared["reversal_count"]), refund=refund
+                )
             except ReversalsMoved:
                 continue
         raise ReversalsMoved()
@@ -130,7 +161,11 @@ class Clearer:
                 posted_at=iso(self._clock()),
                 source_key={"pk": source["pk"], "sk": source["sk"]},
                 # What postings carry for statements, and the cycle the journal records.
-                extra={k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
+                extra={
+                    **{k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
+                    # The event's time, for a run's cut-off (coupons.domain.timeline).
+                    "event_at": source.get("redeemed_at") or source.get("reversed_at"),
+                },
                 **kwargs,
             )
         except AlreadyPosted:

@@ -21,9 +21,12 @@ from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import RunExists, RunPlanned, SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import ExecutionExists, SettlementWorkflow
+from coupons.domain import channel_fees, transfer_journals
 from coupons.domain import settlement as rules
+from coupons.domain.channel_fees import FeeSchedule
 from coupons.domain.coupons import iso
 from coupons.domain.errors import InvalidField
+from coupons.domain.ledger import Journal
 from coupons.domain.payments import (
     ChannelError,
     ChannelRejected,
@@ -43,6 +46,7 @@ from coupons.domain.settlement import (
     StatementNotFound,
     TransferStatus,
 )
+from coupons.domain.times import parse as parse_time
 from coupons.services.accounts import check_account
 
 
@@ -83,6 +87,8 @@ class SettlementSteps:
         time_zone: str,
         minimums: dict[str, int],
         clock: Clock = _now,
+        channel_name: str = "simulated",
+        fees: dict[str, FeeSchedule] | None = None,
     ):
         self._store = store
         self._redemptions = redemptions
@@ -91,6 +97,8 @@ class SettlementSteps:
         self._zone = time_zone
         self._minimums = minimums
         self._clock = clock
+        self._channel_name = channel_name  # the accounts `settlement:{it}`, `fees:{it}`
+        self._fee_schedule = (fees or {}).get(channel_name)  # None: the channel charges nothing
 
     # -- open ------------------------------------------------------------------------------
 
@@ -147,8 +155,11 @@ class SettlementSteps:
 
     # -- claim -----------------------------------------------------------------------------
 
-    def claim(self, run_id: str, business_date: str, shard: int) -> dict:
-        """Claims every unsettled posting of one shard due on or before the date."""
+    def claim(self, run_id: str, business_date: str, shard: int, *, cutoff_at: str | None = None) -> dict:
+        """Claims every unsettled posting of one shard due on or before the date; with `cutoff_at`
+        (a run's cut-off, coupons.domain.timeline) only those whose event happened before it: the
+        others stay in the index for a later run. A posting without an event time (cleared before it
+        was recorded) and a carried amount are taken as before."""
         run = self._store.run(run_id)
         if run is not None and run.get("planned_at"):
             # A resumed run whose parties were planned (and perhaps netted and paid) claims nothing
@@ -160,6 +171,9 @@ class SettlementSteps:
         claimed = taken = 0
         try:
             for page in self._store.unsettled(shard, business_date):
+                if cutoff_at is not None:
+                    cut = parse_time(cutoff_at)
+                    page = [p for p in page if not p.get("event_at") or parse_time(p["event_at"]) < cut]
                 for party in sorted({p["account"] for p in page} - met):
                     self._store.ensure_party(run_id, party, created_at=now)
                     met.add(party)
@@ -204,7 +218,7 @@ class SettlementSteps:
                 if outcome["status"] in (TransferStatus.SENT, TransferStatus.NO_TRANSFER):
                     continue
                 try:
-                    sent += self._transfer(run_id, party, currency, outcome)
+                    sent += self._transfer(run_id, business_date, party, currency, outcome)
                 except TransferTaken as error:
                     failed.append(f"{party} {currency}: {error}")
                 except InstructionMismatch as error:
@@ -230,8 +244,12 @@ class SettlementSteps:
         if "currencies" in record:
             return record
         outcomes = rules.net_party(self._store.lines(run_id, party), self._minimums)
-        currencies = {
-            o.currency: {
+        # The balance now holds this run's lines and whatever else the party is owed: the statement's
+        # opening balance is the rest. Recorded with the netting (once), so statements are stable.
+        balance = self._store.balance(party)
+        currencies = {}
+        for o in outcomes:
+            outcome = {
                 "net": o.net,
                 "lines": o.lines,
                 "decision": o.decision.value,
@@ -239,12 +257,22 @@ class SettlementSteps:
                 "carried": o.carried,
                 "status": (TransferStatus.PENDING if o.transfer else TransferStatus.NO_TRANSFER).value,
                 "instruction_id": rules.instruction_id(run_id, party, o.currency) if o.transfer else None,
+                "opening_balance": balance.get(o.currency, 0) - o.net,
             }
-            for o in outcomes
-        }
+            if o.transfer:
+                fee = channel_fees.charge(self._fee_schedule, self._channel_name, o.transfer, o.currency)
+                outcome |= {
+                    "fee": fee.amount,
+                    "fee_borne_by": str(fee.borne_by),
+                    # What the channel moves: short of a payout, on top of a collection, by a party-borne fee.
+                    "transferred": transfer_journals.transferred(_direction(outcome), o.transfer, fee),
+                }
+            currencies[o.currency] = outcome
         return self._store.set_outcomes(run_id, party, currencies)
 
-    def _transfer(self, run_id: str, party: str, currency: str, outcome: dict[str, Any]) -> int:
+    def _transfer(
+        self, run_id: str, business_date: str, party: str, currency: str, outcome: dict[str, Any]
+    ) -> int:
         """Moves one transfer PENDING → INSTRUCTED → SENT, each step conditional on the one before: of
         two invocations on one transfer (a Lambda retried while the first still runs) only the one that
         moved it to INSTRUCTED sends; the other stands down (TransferTaken). 1 if this call sent it."""
@@ -254,8 +282,8 @@ class SettlementSteps:
             run_id=run_id,
             party=party,
             currency=currency,
-            amount=outcome["transfer"],
-            direction=Direction.PAYOUT if outcome["decision"] == Decision.PAYOUT else Direction.COLLECTION,
+            amount=outcome.get("transferred", outcome["transfer"]),
+            direction=_direction(outcome),
             reference=f"Settlement {run_id} {party}",
         )
         receipt = None
@@ -279,18 +307,36 @@ class SettlementSteps:
         if receipt.status != ChannelStatus.ACCEPTED:
             raise ChannelRejected(f"{instruction.instruction_id} is {receipt.status}")
         # Lost only to another invocation that recorded the same receipt (one id, one payment): done.
+        # The transfer's journal rides in the same transaction: posted exactly when SENT is recorded.
+        now = iso(self._clock())
         return int(
             self._store.set_transfer(
                 run_id,
                 party,
                 currency,
-                {
-                    "status": TransferStatus.SENT.value,
-                    "channel_reference": receipt.channel_reference,
-                    "sent_at": iso(self._clock()),
-                },
+                {"status": TransferStatus.SENT.value, "channel_reference": receipt.channel_reference, "sent_at": now},
                 from_status=TransferStatus.INSTRUCTED,
+                journal=self._transfer_journal(party, currency, outcome),
+                business_date=business_date,
+                posted_at=now,
             )
+        )
+
+    def _transfer_journal(self, party: str, currency: str, outcome: dict[str, Any]) -> Journal:
+        fee = channel_fees.Fee(
+            self._channel_name,
+            currency,
+            outcome.get("fee", 0),
+            channel_fees.Bearer(outcome.get("fee_borne_by", channel_fees.Bearer.PLATFORM)),
+        )
+        return transfer_journals.transfer_journal(
+            outcome["instruction_id"],
+            party=party,
+            direction=_direction(outcome),
+            net=outcome["transfer"],
+            currency=currency,
+            channel=self._channel_name,
+            fee=fee,
         )
 
     def _carry(self, run_id: str, business_date: str, party: str, currency: str, outcome: dict) -> None:
@@ -597,6 +643,10 @@ def _party_summary(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _direction(outcome: dict[str, Any]) -> Direction:
+    return Direction.PAYOUT if outcome["decision"] == Decision.PAYOUT else Direction.COLLECTION
+
+
 def _check_receipt(instruction: Instruction, receipt: Receipt) -> None:
     """What the channel holds under our id must be the payment we mean: never record another one's
     receipt as ours (the channel's send refuses the same way)."""
@@ -621,6 +671,13 @@ def parse_minimums(text: str | None) -> dict[str, int]:
     if not all(isinstance(v, int) and v >= 0 for v in values.values()):
         raise InvalidField("minimums are non-negative integers in minor units")
     return values
+
+
+def parse_fees(text: str | None) -> dict[str, FeeSchedule]:
+    """`{"simulated": {"bps": 60, ...}}` from the environment: the fee schedule per channel."""
+    import json
+
+    return {channel: FeeSchedule(**schedule) for channel, schedule in json.loads(text or "{}").items()}
 
 
 __all__ = ["SettlementSteps", "SettlementRuns", "ClearingBehind"]

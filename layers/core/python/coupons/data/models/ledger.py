@@ -82,6 +82,12 @@ class Journal(MainModel):
     posted_at = Text()
     reversed = PartyAmounts()
     reversal_count = Integer()
+    # What else it charges, as statements show it (coupons.domain.ledger.Journal.charges): free-form.
+    charges = Map(null=True)
+    run_id = Text(null=True)  # a transfer's journal: the settlement run that posted it
+    # A redemption's with a commission: what its reversals gave back of it, and of the order refunded.
+    commission_given_back = Integer(null=True)
+    refunded = Integer(null=True)
     # Copied from the cleared record (coupons.data.ledger.POSTING_EXTRA and its cycle).
     redemption_id = Text(null=True)
     reversal_id = Text(null=True)
@@ -92,6 +98,7 @@ class Journal(MainModel):
     order_id = Text(null=True)
     code = Text(null=True)
     settlement_cycle = Text(null=True)
+    event_at = Text(null=True)  # the redemption's redeemed_at / the reversal's reversed_at
 
 
 class Posting(MainModel):
@@ -110,6 +117,12 @@ class Posting(MainModel):
     settled = Flag()
     rule_id = Text(null=True)
     rule_version = Integer(null=True)
+    # The merchant's posting of a journal with a commission: the commission in its amount (a
+    # redemption's +c, a reversal's −c given back), so a statement shows gross = amount + commission.
+    commission = Integer(null=True)
+    # When its event (the redemption / reversal) happened: a run's cut-off takes it or leaves it
+    # (coupons.domain.timeline). Absent on postings cleared before it was recorded.
+    event_at = Text(null=True)
     redemption_id = Text(null=True)
     reversal_id = Text(null=True)
     campaign_id = Text(null=True)

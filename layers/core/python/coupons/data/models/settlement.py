@@ -111,6 +111,7 @@ class SettlementLine(MainModel):
     due_date = Text(null=True)
     rule_id = Text(null=True)
     rule_version = Integer(null=True)
+    commission = Integer(null=True)
     carried_from = Text(null=True)
 
 
