@@ -29,6 +29,8 @@ from coupons.data.models.bank import (
 )
 from coupons.data.models.base import failed_condition
 from coupons.domain.coupons import iso
+from coupons.domain.reconciliation.lines import StatementLine
+from coupons.domain.reconciliation.simbank import statement_lines
 from coupons.domain.payments import (
     ChannelRejected,
     ChannelStatus,
@@ -93,6 +95,14 @@ class SimulatedBank:
     def status(self, instruction_id: str) -> Receipt | None:
         stored = self._get(instruction_id)
         return _receipt(stored) if stored else None
+
+    def statement(self, statement_date: str, *, time_zone: str, channel: str = "simulated") -> list[StatementLine]:
+        """The bank's statement of one day (its zone): one SUCCESS line per instruction it accepted
+        that day, in instruction id order (what `channel_bill.write` writes; differences are injected
+        by the caller, coupons.services.channel_statements)."""
+        return statement_lines(
+            self.records(), channel=channel, statement_date=statement_date, time_zone=time_zone
+        )
 
     # -- reconciliation, tests and ops ---------------------------------------------------------
 
