@@ -13,6 +13,7 @@ from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.secrets import TenantSecret
 from infra.constructs.settlement import Settlement
 from infra.constructs.storage import Storage
@@ -57,6 +58,16 @@ class CouponClearingStack(Stack):
             key=key,
         )
         api.allow_settlement(settlement.state_machine, storage.statements)
+        reconciliation = Reconciliation(
+            self,
+            "Reconciliation",
+            tenant=tenant,
+            layers=layers,
+            table=tables.main,
+            statements=storage.statements,
+            key=key,
+            bank=settlement.bank,
+        )
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
@@ -64,6 +75,7 @@ class CouponClearingStack(Stack):
         monitoring.watch_stream_lag("Clearing", clearing.function)
         monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
         monitoring.watch_settlement(tenant, settlement)
+        monitoring.watch_reconciliation(tenant, reconciliation)
         Dashboard(
             self,
             "Dashboard",
@@ -86,3 +98,7 @@ class CouponClearingStack(Stack):
         if settlement.bank is not None:
             CfnOutput(self, "SimulatedBankTableName", value=settlement.bank.table_name)
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)
+        CfnOutput(
+            self, "ReconciliationStateMachineArn", value=reconciliation.state_machine.state_machine_arn
+        )
+        CfnOutput(self, "ReconciliationStartFunctionName", value=reconciliation.start.function_name)

@@ -22,6 +22,7 @@ from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.redemptions import qr_token_pk, redemption_pk
+from coupons.data.models.reconciliation import compensation_pk, exception_pk, recon_run_pk, transfer_state_pk
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 
 # A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
@@ -57,6 +58,10 @@ BALANCE = Partition(balance_pk("*", "*"), "sharded running balances")
 PARTIES = Partition(parties_pk(_RUN, "*"), "a run's parties: netting, transfers, statements")
 LINES = Partition(lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
+RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
+RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
+RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
+RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -99,6 +104,7 @@ WRITERS: dict[str, TableAccess] = {
             API_KEY,
             FUNDING_RULE,
             RUN,
+            RECON_EXCEPTION,  # finance proposes and resolves (four-eyes); never creates or deletes one
         ),
         indexes=True,
     ),
@@ -122,6 +128,14 @@ WRITERS: dict[str, TableAccess] = {
     "settlement.record_failure": TableAccess((GET,), (UPDATE,), (RUN,)),
     # Reads the run of the day before, writes nothing.
     "settlement.heartbeat": TableAccess(READ),
+    # Reads settlement's runs and parties (never writes them); its own items, and the confirmation and
+    # compensation journals with their postings and balances (coupons.data.ledger's post).
+    "reconciliation": TableAccess(
+        (*READ, BATCH_GET),
+        (PUT, UPDATE, CHECK),
+        (RECON_RUN, RECON_EXCEPTION, RECON_COMPENSATION, RECON_TRANSFER, JOURNAL, ENTRIES, BALANCE),
+        indexes=True,
+    ),
 }
 
 

@@ -153,7 +153,20 @@ class Reconciliation:
             for e in (self.store.exception(i) for i in run.get("exception_ids") or [])
             if e and e["status"] == "OPEN" and e["opened_by_run"] == run_id
         ]  # fmt: skip
-        return {"completed": {**summary, "report_key": report_key}, "opened": opened[:100]}
+        # What the alarms watch (infra/constructs/monitoring.py): exceptions open longer than a day, and
+        # any money in suspense:{channel} (挂账, waiting for finance).
+        watch = {"open_over_a_day": self.open_since(self._clock() - timedelta(days=1)),
+                 "suspense": sum(abs(v) for v in self.ledger.balance(f"suspense:{run['channel']}").values())}  # fmt: skip
+        return {"completed": {**summary, "report_key": report_key}, "opened": opened[:100], "watch": watch}
+
+    def open_since(self, moment: datetime) -> int:
+        """How many exceptions are OPEN since before `moment`."""
+        before, n, cursor = iso(moment), 0, None
+        while True:
+            page, cursor = self.store.exceptions(limit=200, cursor=cursor, status="OPEN")
+            n += sum(1 for e in page if e["opened_at"] < before)
+            if not cursor:
+                return n
 
     # -- our side ----------------------------------------------------------------------------
 
