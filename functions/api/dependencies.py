@@ -81,3 +81,16 @@ def redeemer() -> Redeemer:
 @cache
 def ledger() -> LedgerStore:
     return LedgerStore(dynamodb(), settings().main_table)
+
+
+@cache
+def reconciliation_review():
+    import os
+
+    from coupons.data.reconciliation import ReconciliationStore
+    from coupons.services.reconciliation_review import Review
+
+    return Review(
+        ReconciliationStore(dynamodb(), settings().main_table),
+        four_eyes=os.environ.get("RECONCILIATION_FOUR_EYES", "false") == "true",
+    )

@@ -19,6 +19,7 @@ from routes import (  # noqa: F401  (registers routes)
     coupons,
     funding_rules,
     meta,
+    reconciliation,
     redemptions,
     settlement_runs,
 )

@@ -90,6 +90,7 @@ def test_the_api_function_is_configured_for_its_tenant(
     (bucket_id,) = [b for b in resources(template, "AWS::S3::Bucket") if b.startswith("StorageStatements")]
     assert variables == {
         "SETTLEMENT_STATE_MACHINE_ARN": {"Ref": machine_id},
+        "RECONCILIATION_FOUR_EYES": "true" if settings.reconciliation_four_eyes else "false",
         "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,

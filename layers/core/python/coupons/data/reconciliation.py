@@ -163,7 +163,7 @@ class ReconciliationStore:
         E = self._exception
         try:
             E(exception_pk(exception_id), EXCEPTION_SK).update(
-                actions=[E.proposal.set(_clean(proposal))],
+                actions=[E.proposal.set(_clean(proposal)), self._logged({"proposed": True, **proposal})],
                 # Four-eyes: one proposal at a time, on an OPEN exception.
                 condition=E.pk.exists() & (E.status == OPEN) & E.proposal.does_not_exist(),
             )
@@ -181,9 +181,27 @@ class ReconciliationStore:
                     E.resolution.set(_clean(resolution)),
                     E.resolved_at.set(resolution["at"]),
                     E.proposal.remove(),
+                    self._logged(resolution),
                 ],
                 # Resolved once: two finance users resolving at once, one wins, the other is told.
                 condition=E.pk.exists() & (E.status == OPEN),
+            )
+        except UpdateError as error:
+            if failed_condition(error):
+                raise ExceptionChanged(exception_id) from None
+            raise
+
+    def _logged(self, entry: dict[str, Any]):
+        E = self._exception
+        return E.history.set((E.history | []).append([_clean(entry)]))
+
+    def reopen(self, exception_id: str, reopening: dict[str, Any]) -> None:
+        E = self._exception
+        try:
+            E(exception_pk(exception_id), EXCEPTION_SK).update(
+                actions=[E.status.set(OPEN), E.resolved_at.remove(), self._logged(reopening)],
+                # Only a RESOLVED one is reopened (its resolution stays on it, for the record).
+                condition=E.pk.exists() & (E.status == RESOLVED),
             )
         except UpdateError as error:
             if failed_condition(error):

@@ -88,6 +88,7 @@ class ReconExceptionItem(MainModel):
     proposal = Map(null=True)  # four-eyes: {action, note, by, at}
     resolution = Map(null=True)  # {action, note, by, at, approved_by}
     resolved_at = Text(null=True)
+    history = List(null=True)  # every proposal, resolution and reopening, in order: who, what, why
 
 
 class CompensationItem(MainModel):
