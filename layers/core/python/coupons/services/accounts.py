@@ -23,8 +23,10 @@ class AccountNotFound(NotFound):
 
 def check_account(account: str, principal: Principal) -> str:
     """Admin: every account; an issuer: brand:{its brand}; a merchant: merchant:{itself}."""
-    if _CHANNEL_ACCOUNT.match(account) and principal.role in (Role.ADMIN, Role.FINANCE):
-        return account
+    if _CHANNEL_ACCOUNT.match(account):
+        if principal.role in (Role.ADMIN, Role.FINANCE):
+            return account
+        raise AccountNotFound(field="account")
     match = _ACCOUNT.match(account)
     if not match:
         raise InvalidField("an account is platform, brand:{id} or merchant:{id}", field="account")
