@@ -5,6 +5,7 @@ synthesized. Remove one when the pinned moto no longer needs it."""
 from __future__ import annotations
 
 import functools
+import logging
 
 
 def _kms_key_tags() -> None:
@@ -224,9 +225,50 @@ def _transactions_are_idempotent_by_client_request_token() -> None:
     DynamoHandler.transact_write_items = transact_write_items
 
 
+def _event_rules_invoke_their_lambda_targets() -> None:
+    # moto's EventBridge delivers a matched event to log groups, SQS, buses and API destinations, and
+    # silently skips a Lambda target: S3's Object Created would reach reconciliation's rule and stop
+    # there. Here a matched rule also invokes each Lambda target through moto's Lambda (so the worker
+    # runs the real handler), asynchronously as EventBridge does, with the event as its payload.
+    import json
+    import threading
+
+    from moto.events.models import Rule
+    from moto.utilities.arns import parse_arn
+
+    original = Rule.send_to_targets
+    if getattr(original, "_local_fixed", False):
+        return
+
+    @functools.wraps(original)
+    def send_to_targets(self, original_event, transform_input=True):
+        original(self, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return
+        for target in self.targets:
+            arn = parse_arn(target["Arn"])
+            if arn.service != "lambda":
+                continue
+
+            def invoke(function_arn=target["Arn"], region=arn.region, account=arn.account):
+                from moto.awslambda.utils import get_backend
+
+                try:
+                    function = get_backend(account, region).get_function(function_arn)
+                    function.invoke(json.dumps(original_event, default=str), {}, {})
+                except Exception:  # noqa: BLE001  (EventBridge's delivery never fails the sender)
+                    logging.getLogger("local.events").exception("rule %s: %s failed", self.name, function_arn)
+
+            threading.Thread(target=invoke, name=f"events-{self.name}", daemon=True).start()
+
+    send_to_targets._local_fixed = True
+    Rule.send_to_targets = send_to_targets
+
+
 def apply() -> None:
     _kms_key_tags()
     _transactions_back_up_their_items_only()
     _base_table_queries_read_their_partition_only()
     _state_machines_from_cloudformation_are_executable()
     _transactions_are_idempotent_by_client_request_token()
+    _event_rules_invoke_their_lambda_targets()
