@@ -125,3 +125,15 @@ def test_a_re_uploaded_file_is_a_new_version_and_a_new_run_naming_the_same_excep
 
     assert second["run_id"] != first["run_id"]
     assert len(recon.exceptions()) == 4
+
+
+def test_after_the_compensations_the_next_days_file_reconciles_clean(recon):
+    recon.run(recon.publish(four_differences()))
+    before = set(recon.exceptions())
+
+    nxt = publish_statement(recon.world.bank, recon.files, channel_name="simulated", statement_date="2026-03-11",
+                            time_zone="Asia/Shanghai")  # fmt: skip
+    done = recon.run(nxt)
+
+    assert done["completed"]["by_class"] == {} and done["opened"] == []
+    assert set(recon.exceptions()) == before

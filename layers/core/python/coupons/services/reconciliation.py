@@ -226,9 +226,16 @@ class Reconciliation:
             "exception_id", "date", "channel", "key", "currency", "amount_at_stake", "ours", "theirs",
             "detail", "suggested_action")}, cls=record["cls"], facts=record.get("facts") or {})  # fmt: skip
         decision = comp.decide(exc, self.policy, today=today)
-        if decision.action == comp.Action.QUERY_CHANNEL:
-            decision = comp.after_query(exc, self._channel().status(exc.key))
         at = iso(self._clock())
+        if decision.action == comp.Action.QUERY_CHANNEL:
+            receipt = self._channel().status(exc.key)
+            decision = comp.after_query(exc, receipt)
+            if decision.action == comp.Action.REMATCH:
+                # The channel's own record holds the same payment: it moved. Confirmed on that record
+                # (a later file that shows it finds it CONFIRMED; one that never does leaves nothing open).
+                ours = exc.ours or {}
+                confirmation = Confirmation(exc.key, receipt.channel_reference, ours["currency"], ours["amount"], 0, today)
+                self._confirm(confirmation, exc.channel, Transfer(**{**ours, "status": ours["status"]}), run_id, at, today)
         self.store.record_compensation({
             "compensation_id": decision.compensation_id, "exception_id": exc.exception_id,
             "action": str(decision.action), "review": int(decision.review),
