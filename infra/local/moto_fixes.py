@@ -4,6 +4,7 @@ synthesized. Remove one when the pinned moto no longer needs it."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 
@@ -227,8 +228,8 @@ def _transactions_are_idempotent_by_client_request_token() -> None:
 
 def _event_rules_invoke_their_lambda_targets() -> None:
     # moto's EventBridge delivers a matched event to log groups, SQS, buses and API destinations, and
-    # silently skips a Lambda target: S3's Object Created would reach reconciliation's rule and stop
-    # there. Here a matched rule also invokes each Lambda target through moto's Lambda (so the worker
+    # raises NotImplementedError for a Lambda target (which S3's sender swallows): S3's Object Created
+    # would reach reconciliation's rule and stop there. The other targets go to moto as before. Here a matched rule also invokes each Lambda target through moto's Lambda (so the worker
     # runs the real handler), asynchronously as EventBridge does, with the event as its payload.
     import json
     import threading
@@ -242,13 +243,14 @@ def _event_rules_invoke_their_lambda_targets() -> None:
 
     @functools.wraps(original)
     def send_to_targets(self, original_event, transform_input=True):
-        original(self, original_event, transform_input)
+        lambdas = [t for t in self.targets if parse_arn(t["Arn"]).service == "lambda"]
+        others = copy.copy(self)  # the rule without its Lambda targets, for moto's own delivery
+        others.targets = [t for t in self.targets if t not in lambdas]
+        original(others, original_event, transform_input)
         if not self.event_pattern.matches_event(original_event):
             return
-        for target in self.targets:
+        for target in lambdas:
             arn = parse_arn(target["Arn"])
-            if arn.service != "lambda":
-                continue
 
             def invoke(function_arn=target["Arn"], region=arn.region, account=arn.account):
                 from moto.awslambda.utils import get_backend

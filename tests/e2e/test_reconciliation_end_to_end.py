@@ -18,6 +18,8 @@ import time
 import pytest
 
 from coupons.services.reconciliation import execution_name_of
+import json
+
 from tests.e2e.support import Api, aws_client
 from tests.e2e.test_settlement_end_to_end import REPO, World, next_date, settle
 
@@ -31,7 +33,12 @@ def api(base_url) -> Api:
 
 @pytest.fixture(scope="module")
 def aws(local_stack):
-    return {s: aws_client(local_stack, s) for s in ("dynamodb", "stepfunctions", "s3")}
+    return {s: aws_client(local_stack, s) for s in ("dynamodb", "stepfunctions", "s3", "lambda")}
+
+
+@pytest.fixture(scope="module")
+def finance(api: Api, keys) -> str:
+    return api.ok("POST", "/v1/api-keys", keys["admin"], {"principal": "finance"})["api_key"]
 
 
 def bank_statement(local_stack, day: str, inject: str, seed: int) -> tuple[str, str, list[tuple[str, str, str]]]:
@@ -85,11 +92,49 @@ def test_the_files_arrival_runs_the_real_state_machine_to_success(reconciled):
     assert reconciled["execution"]["status"] == "SUCCEEDED", reconciled["execution"]
 
 
-def test_each_injected_difference_is_one_exception_of_its_class(reconciled, api: Api, keys):
-    finance = keys.get("finance") or keys["admin"]
-    found = api.ok("GET", "/v1/reconciliation/exceptions", finance, date=reconciled["today"], limit=200)
-    classes = {(e["class"], e["key"]) for e in found["exceptions"]}
-    for _, cls, exception_key in reconciled["injected"]:
-        assert (cls, exception_key) in classes
+def exceptions(api: Api, finance: str, **params) -> list[dict]:
+    found, cursor = [], None
+    while True:
+        page = api.ok("GET", "/v1/reconciliation/exceptions", finance, limit=200, **params,
+                      **({"cursor": cursor} if cursor else {}))  # fmt: skip
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return found
+
+
+def test_each_injected_difference_is_one_exception_of_its_class_compensated_automatically(reconciled, api, finance):
+    found = {(e["class"], e["key"]): e for e in exceptions(api, finance)}
     assert sorted(cls for _, cls, _ in reconciled["injected"]) == [
         "FEE_MISMATCH", "MISSING_AT_CHANNEL", "STATUS_MISMATCH", "TIMING"]  # fmt: skip
+    actions = {cls: found[(cls, key)]["action"] for _, cls, key in reconciled["injected"]}
+    assert actions == {"MISSING_AT_CHANNEL": "REMATCH", "STATUS_MISMATCH": "RETURN_AND_REVERSE",
+                       "FEE_MISMATCH": "REVIEW", "TIMING": "CLOSE"}  # fmt: skip
+    statuses = {cls: found[(cls, key)]["status"] for _, cls, key in reconciled["injected"]}
+    assert statuses["FEE_MISMATCH"] == "OPEN"  # above the (default, zero) tolerance: finance reviews
+    assert {s for c, s in statuses.items() if c != "FEE_MISMATCH"} == {"RESOLVED"}
+
+
+def test_the_fee_difference_is_resolved_with_a_finance_key(reconciled, api: Api, finance):
+    [fee] = [(cls, key) for _, cls, key in reconciled["injected"] if cls == "FEE_MISMATCH"]
+    [exception] = [e for e in exceptions(api, finance, **{"class": "FEE_MISMATCH"}) if e["key"] == fee[1]]
+    resolved = api.ok("POST", f"/v1/reconciliation/exceptions/{exception['exception_id']}/resolve", finance,
+                      {"action": "ACCEPT_CHANNEL", "note": "the bank's fee schedule changed"})  # fmt: skip
+    assert resolved["status"] == "RESOLVED" and resolved["resolution"]["by"] == "finance"
+
+
+def test_the_same_file_version_delivered_again_starts_no_second_run(reconciled, local_stack, aws):
+    event = {"detail": {"bucket": {"name": local_stack["buckets"]["statements"]},
+                        "object": {"key": reconciled["key"], "version-id": reconciled["version"]}}}  # fmt: skip
+    answer = aws["lambda"].invoke(FunctionName=local_stack["functions"]["reconciliationStart"],
+                                  Payload=json.dumps(event).encode())  # fmt: skip
+    assert json.loads(answer["Payload"].read())["started"] is False
+
+
+def test_the_next_days_file_reconciles_clean(reconciled, local_stack, aws, api: Api, finance):
+    day = next_date(reconciled["today"], 1)
+    key, version, _ = bank_statement(local_stack, day, "", seed=0)
+    execution = wait_for_execution(local_stack, aws, execution_name_of(key, version))
+    assert execution["status"] == "SUCCEEDED", execution
+    [run] = api.ok("GET", "/v1/reconciliation/runs", finance, date=day)["items"]
+    assert run["by_class"] == {} and run["status"] == "COMPLETED"
