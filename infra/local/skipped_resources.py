@@ -139,9 +139,14 @@ def bucket_notifications(deployment) -> list[str]:
     s3 = boto3.client("s3", region_name=deployment.region)
     told = []
     for logical_id, resource in deployment.template["Resources"].items():
-        config = resource.get("Properties", {}).get("NotificationConfiguration", {})
         if resource["Type"] != "AWS::S3::Bucket" or logical_id not in deployment.physical:
             continue
+        config = resource.get("Properties", {}).get("NotificationConfiguration", {})
+        versioning = resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        if versioning == "Enabled":  # also dropped by moto's CloudFormation; a run is per file version
+            s3.put_bucket_versioning(
+                Bucket=deployment.physical[logical_id], VersioningConfiguration={"Status": "Enabled"}
+            )
         if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
             s3.put_bucket_notification_configuration(
                 Bucket=deployment.physical[logical_id],

@@ -19,6 +19,7 @@ logger = Logger()
 def lambda_handler(event: dict, context) -> dict:
     detail = event["detail"]
     key, version_id = detail["object"]["key"], detail["object"].get("version-id") or ""
+    version_id = "" if version_id == "null" else version_id  # an unversioned bucket's objects
     name = execution_name_of(key, version_id)
     payload = {"bucket": detail["bucket"]["name"], "key": key, "version_id": version_id}
     started = start_execution(name, json.dumps(payload))

@@ -35,7 +35,9 @@ ENDS = {comp.Action.CLOSE, comp.Action.ADJUST_FEE, comp.Action.RECOVER, comp.Act
 SYSTEM = "system:reconciliation"
 
 
-def run_id_of(key: str, version_id: str, statement_date: str) -> str:
+def run_id_of(key: str, version_id: str | None, statement_date: str) -> str:
+    # S3 names the version of an object in an unversioned bucket "null" (and the PUT answers none).
+    version_id = "" if version_id in (None, "null") else version_id
     digest = hashlib.sha256(f"{key}|{version_id}".encode()).hexdigest()[:20]
     return f"rcn_{statement_date.replace('-', '')}_{digest}"
 
