@@ -104,11 +104,13 @@ class Reconciliation(Construct):
             Validations.of(function.role).acknowledge(
                 Acknowledgment(
                     id=f"AwsSolutions-IAM5[Resource::<{_logical_id(statements)}.Arn>/{PREFIX}*]",
-                    reason="Reconciliation reads the channel statement files, all under channel-statements/.",
+                    reason="Reconciliation reads the channel statement files (every version), all of them under the "
+                    "channel-statements/ prefix, and no other object of the bucket.",
                 ),
                 Acknowledgment(
                     id=f"AwsSolutions-IAM5[Resource::<{_logical_id(statements)}.Arn>/{REPORTS}]",
-                    reason="Reconciliation writes its reports, all under reconciliation-runs/.",
+                    reason="Reconciliation writes one report per run, all of them under the reconciliation-runs/ "
+                    "prefix, and no other object of the bucket.",
                 ),
             )
 
@@ -184,7 +186,8 @@ class Reconciliation(Construct):
         Validations.of(machine).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self.steps)}.Arn>:*]",
-                reason="LambdaInvoke grants the steps function by any version or alias: that one function.",
+                reason="LambdaInvoke grants the reconciliation steps function by any version or alias "
+                "(function:{name}:*): that one function of this tenant, nothing else.",
             ),
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
@@ -193,7 +196,7 @@ class Reconciliation(Construct):
             Acknowledgment(
                 id="AwsSolutions-SF1",
                 reason="The state machine logs ERROR and never execution data (states carry amounts and "
-                "parties); the steps function logs its own work; X-Ray traces every execution.",
+                "parties); the steps function logs its own work, and X-Ray traces every execution.",
             ),
         )
         return machine

@@ -70,3 +70,13 @@ def test_alarms_watch_overdue_exceptions_and_any_suspense_balance(template: dict
         assert alarms[name]["MetricName"] == name
         assert alarms[name]["Threshold"] == 1
     assert "ReconciliationExecutionsFailed" in alarms
+
+
+def test_the_steps_read_statement_files_and_write_only_reports(template: dict):
+    from tests.infra.test_functions import _listed, _role_of, _statements
+
+    [steps] = [f for lid, f in resources(template, "AWS::Lambda::Function").items() if lid.startswith("ReconciliationSteps")]
+    s3 = [st for st in _statements(template, _role_of(steps)) if any(a.startswith("s3:") for a in _listed(st["Action"]))]
+    scoped = {tuple(sorted(_listed(st["Action"]))): _listed(st["Resource"])[0]["Fn::Join"][1][-1] for st in s3}
+    assert scoped == {("s3:GetObject", "s3:GetObjectVersion"): "/channel-statements/*",
+                      ("s3:PutObject",): "/reconciliation-runs/*"}  # fmt: skip
