@@ -12,11 +12,12 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # jsii (the CDK's Node bridge) prints an end-of-life banner on Node 20; it still works there.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install local settle reclear audit-verify test test-fast synth bench lint clean admin-key audit-iac risk-backtest
+.PHONY: help install local settle bank-statement reclear audit-verify test test-fast synth bench lint clean admin-key audit-iac risk-backtest
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
 	@echo "make settle DATE=YYYY-MM-DD - run that date's settlement on the running local stack"
+	@echo "make bank-statement DATE=YYYY-MM-DD INJECT=missing=1,returned=1,fee=1,cutoff=1 - the simulated bank's file (starts reconciliation)"
 	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
 	@echo "make reclear - re-clear what is still pending clearing on the running local stack"
@@ -51,6 +52,10 @@ install: $(VENV)/.installed node_modules/.installed
 settle: install
 	@test -n "$(DATE)" || { echo "usage: make settle DATE=YYYY-MM-DD"; exit 2; }
 	$(PY) -m infra.local.settle --date $(DATE)
+
+# The simulated bank's statement of DATE into the running local stack's bucket, differences injected.
+bank-statement:
+	$(PY) -m infra.local.bank_statement --date $(DATE) --inject "$(INJECT)" --seed $(or $(SEED),0)
 
 # Post every redemption and reversal still pending clearing on the running local stack (docs/runbook.md).
 reclear: install

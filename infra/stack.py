@@ -14,6 +14,7 @@ from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.reconciliation import Reconciliation
 from infra.constructs.secrets import TenantSecret
 from infra.constructs.settlement import Settlement
 from infra.constructs.storage import Storage
@@ -62,6 +63,16 @@ class CouponClearingStack(Stack):
             self, "Audit", tenant=tenant, layers=layers, table=tables.main, key=key, access_logs=storage.access_logs
         )
         audit.allow_api(api.function, api.handler.role)
+        reconciliation = Reconciliation(
+            self,
+            "Reconciliation",
+            tenant=tenant,
+            layers=layers,
+            table=tables.main,
+            statements=storage.statements,
+            key=key,
+            bank=settlement.bank,
+        )
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
@@ -73,6 +84,7 @@ class CouponClearingStack(Stack):
         monitoring.watch_stream_lag("Audit", audit.function)
         monitoring.watch_dead_letters("Audit", audit.dead_letters)
         monitoring.watch_function("AuditSigner", audit.signer.function)
+        monitoring.watch_reconciliation(tenant, reconciliation)
         Dashboard(
             self,
             "Dashboard",
@@ -100,3 +112,7 @@ class CouponClearingStack(Stack):
         CfnOutput(self, "AuditBucketName", value=audit.bucket.bucket_name)
         CfnOutput(self, "AuditSigningKeyId", value=audit.signing_key.key_id)
         CfnOutput(self, "AuditCallsQueueUrl", value=audit.calls.queue_url)
+        CfnOutput(
+            self, "ReconciliationStateMachineArn", value=reconciliation.state_machine.state_machine_arn
+        )
+        CfnOutput(self, "ReconciliationStartFunctionName", value=reconciliation.start.function_name)

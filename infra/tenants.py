@@ -39,6 +39,17 @@ class Throttle(BaseModel):
     burst_limit: int = Field(ge=1, le=5_000)
 
 
+class ReconciliationPolicy(BaseModel):
+    """coupons.domain.reconciliation.compensation.Policy, from the tenant file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Per currency, the largest |fee difference| (minor units) adjusted without a person.
+    fee_tolerance: dict[Currency, Annotated[int, Field(ge=0, le=10**9)]] = Field(default_factory=dict)
+    fee_bearer: str = Field(default="platform", pattern=r"^(platform|brand:[^\s]+|merchant:[^\s]+)$")
+    duplicates: Literal["recover", "review"] = "recover"
+    timing_days: int = Field(default=2, ge=1, le=30)
+
+
 class Tenant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,6 +99,10 @@ class Tenant(BaseModel):
     settlement_minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(
         default_factory=dict
     )
+    # Reconciliation's automatic compensations (docs/reconciliation.md), and whether resolving an
+    # exception needs a second finance principal (four-eyes: the approver is not the proposer).
+    reconciliation_policy: ReconciliationPolicy = ReconciliationPolicy()
+    reconciliation_four_eyes: bool = False
 
     @field_validator("settlement_time_zone")
     @classmethod

@@ -199,6 +199,31 @@ class RiskRuleSet(_Open):
     rules: list[dict[str, Any]]
 
 
+class ReconciliationRun(_Open):
+    run_id: str
+    channel: str
+    statement_date: str
+    status: str
+
+
+class ReconciliationRunPage(Page):
+    """Reconciliation runs, newest statement date first."""
+
+
+class ReconciliationException(_Open):
+    exception_id: str
+    date: str
+    channel: str
+    status: str
+    amount_at_stake: int
+    currency: str
+    allowed_actions: list[str]
+
+
+class ReconciliationExceptionPage(Page):
+    """Exceptions, newest date first."""
+
+
 __all__ = [
     "ApiKey",
     "AuditEntry",
@@ -216,6 +241,10 @@ __all__ = [
     "IssuedCoupon",
     "MerchantCampaignView",
     "QrToken",
+    "ReconciliationException",
+    "ReconciliationExceptionPage",
+    "ReconciliationRun",
+    "ReconciliationRunPage",
     "Quote",
     "Redemption",
     "RedemptionDetail",

@@ -137,3 +137,16 @@ def tracer():
         reads=TraceReads(client, table),
         audit=AuditStore(client, table, tenant=settings().tenant),
     )
+
+
+@cache
+def reconciliation_review():
+    import os
+
+    from coupons.data.reconciliation import ReconciliationStore
+    from coupons.services.reconciliation_review import Review
+
+    return Review(
+        ReconciliationStore(dynamodb(), settings().main_table),
+        four_eyes=os.environ.get("RECONCILIATION_FOUR_EYES", "false") == "true",
+    )

@@ -68,6 +68,8 @@ class Api(Construct):
                 "API_KEY_CACHE_SECONDS": str(tenant.api_key_cache_seconds),
                 "IDEMPOTENCY_TTL_SECONDS": str(IDEMPOTENCY_TTL_SECONDS),
                 TENANT_SECRET_ENV: secret.secret_arn,
+                # Resolving a reconciliation exception needs a second finance principal (the tenant file).
+                "RECONCILIATION_FOUR_EYES": "true" if tenant.reconciliation_four_eyes else "false",
             },
         )
         self.function = self.handler.function

@@ -147,6 +147,34 @@ class Monitoring(Construct):
             threshold=Duration.minutes(15).to_milliseconds(),
         )
 
+    def watch_reconciliation(self, tenant: Tenant, reconciliation) -> None:
+        machine = reconciliation.state_machine
+        self._alarm(
+            "ReconciliationExecutionsFailed",
+            machine.metric_failed(period=_PERIOD, statistic="Sum"),
+            "A reconciliation execution failed: its channel statement is not reconciled.",
+        )
+        self._alarm(
+            "ReconciliationStartErrors",
+            reconciliation.start.metric_errors(period=_PERIOD, statistic="Sum"),
+            "A statement file's arrival did not start its reconciliation (EventBridge retries for 24 h).",
+        )
+        for construct_id, what in (
+            ("ReconciliationExceptionsOverdue", "Reconciliation exceptions have been open for more than a day."),
+            ("ReconciliationSuspense", "Money waits in a suspense:{channel} account (挂账) for finance's review."),
+        ):
+            self._alarm(
+                construct_id,
+                cloudwatch.Metric(
+                    namespace=metrics_namespace(tenant),
+                    metric_name=construct_id,  # the gauge functions/reconciliation/steps emits per run
+                    dimensions_map={"service": SERVICE_NAME, "tenant": tenant.name},
+                    period=Duration.hours(1),
+                    statistic="Maximum",
+                ),
+                what,
+            )
+
     def watch_settlement(self, tenant: Tenant, settlement: Settlement) -> None:
         machine = settlement.state_machine
         for construct_id, metric, what in (

@@ -44,3 +44,9 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="statements/",
         )
+        # Object Created → EventBridge: a channel statement file's arrival starts its reconciliation
+        # (infra/constructs/reconciliation.py), once per version. Set on the CloudFormation bucket itself:
+        # `event_bridge_enabled=True` would add CDK's notifications custom resource (a Lambda of its own).
+        self.statements.node.default_child.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )

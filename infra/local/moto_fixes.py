@@ -4,8 +4,10 @@ synthesized. Remove one when the pinned moto no longer needs it."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
+import logging
 
 
 def _kms_key_tags() -> None:
@@ -295,6 +297,47 @@ def _buckets_keep_their_versioning_and_object_lock() -> None:
     FakeBucket.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+def _event_rules_invoke_their_lambda_targets() -> None:
+    # moto's EventBridge delivers a matched event to log groups, SQS, buses and API destinations, and
+    # raises NotImplementedError for a Lambda target (which S3's sender swallows): S3's Object Created
+    # would reach reconciliation's rule and stop there. The other targets go to moto as before. Here a matched rule also invokes each Lambda target through moto's Lambda (so the worker
+    # runs the real handler), asynchronously as EventBridge does, with the event as its payload.
+    import json
+    import threading
+
+    from moto.events.models import Rule
+    from moto.utilities.arns import parse_arn
+
+    original = Rule.send_to_targets
+    if getattr(original, "_local_fixed", False):
+        return
+
+    @functools.wraps(original)
+    def send_to_targets(self, original_event, transform_input=True):
+        lambdas = [t for t in self.targets if parse_arn(t["Arn"]).service == "lambda"]
+        others = copy.copy(self)  # the rule without its Lambda targets, for moto's own delivery
+        others.targets = [t for t in self.targets if t not in lambdas]
+        original(others, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return
+        for target in lambdas:
+            arn = parse_arn(target["Arn"])
+
+            def invoke(function_arn=target["Arn"], region=arn.region, account=arn.account):
+                from moto.awslambda.utils import get_backend
+
+                try:
+                    function = get_backend(account, region).get_function(function_arn)
+                    function.invoke(json.dumps(original_event, default=str), {}, {})
+                except Exception:  # noqa: BLE001  (EventBridge's delivery never fails the sender)
+                    logging.getLogger("local.events").exception("rule %s: %s failed", self.name, function_arn)
+
+            threading.Thread(target=invoke, name=f"events-{self.name}", daemon=True).start()
+
+    send_to_targets._local_fixed = True
+    Rule.send_to_targets = send_to_targets
+
+
 def apply() -> None:
     _kms_key_tags()
     _kms_keys_keep_their_spec_and_usage()
@@ -303,3 +346,4 @@ def apply() -> None:
     _base_table_queries_read_their_partition_only()
     _state_machines_from_cloudformation_are_executable()
     _transactions_are_idempotent_by_client_request_token()
+    _event_rules_invoke_their_lambda_targets()

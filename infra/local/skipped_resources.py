@@ -125,7 +125,35 @@ def provide(deployment, *, pseudo: dict[str, str]) -> dict[str, str]:
         deployment.physical[logical_id] = arn
         deployment.types[logical_id] = SECRET
     restore_environment(deployment, resolve, skipped=skipped)
+    bucket_notifications(deployment)
     return created
+
+
+def bucket_notifications(deployment) -> list[str]:
+    """moto's CloudFormation creates a bucket without its NotificationConfiguration; its S3 API, once told,
+    sends Object Created to EventBridge's rules (the same event shape as AWS, rule patterns applied, the
+    rule's Lambda target invoked). So each bucket the template sends to EventBridge is told here: the
+    statement file's arrival starts reconciliation locally through the real rule. The buckets told."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name=deployment.region)
+    told = []
+    for logical_id, resource in deployment.template["Resources"].items():
+        if resource["Type"] != "AWS::S3::Bucket" or logical_id not in deployment.physical:
+            continue
+        config = resource.get("Properties", {}).get("NotificationConfiguration", {})
+        versioning = resource.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        if versioning == "Enabled":  # also dropped by moto's CloudFormation; a run is per file version
+            s3.put_bucket_versioning(
+                Bucket=deployment.physical[logical_id], VersioningConfiguration={"Status": "Enabled"}
+            )
+        if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+            s3.put_bucket_notification_configuration(
+                Bucket=deployment.physical[logical_id],
+                NotificationConfiguration={"EventBridgeConfiguration": {}},
+            )
+            told.append(deployment.physical[logical_id])
+    return told
 
 
 def create_secrets(deployment, resolve: Resolver) -> dict[str, str]:

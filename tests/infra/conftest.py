@@ -59,6 +59,14 @@ def resources(template: dict, resource_type: str) -> dict[str, dict]:
     return {lid: r for lid, r in template["Resources"].items() if r["Type"] == resource_type}
 
 
+def settlement_machine(template: dict) -> tuple[str, dict]:
+    """The settlement state machine (the stack has reconciliation's too)."""
+    found = {lid: r for lid, r in resources(template, "AWS::StepFunctions::StateMachine").items()
+             if lid.startswith("Settlement")}  # fmt: skip
+    assert len(found) == 1, f"expected one settlement state machine, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
 def only(template: dict, resource_type: str) -> tuple[str, dict]:
     found = resources(template, resource_type)
     assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"

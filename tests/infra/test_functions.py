@@ -9,7 +9,7 @@ import pytest
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from infra.tenants import load_tenant
-from tests.infra.conftest import resources
+from tests.infra.conftest import resources, settlement_machine
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -86,7 +86,7 @@ def test_the_api_function_is_configured_for_its_tenant(
     assert props["Timeout"] == 29
     variables = props["Environment"]["Variables"]
     (secret_id,) = resources(template, "AWS::SecretsManager::Secret")
-    (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")
+    machine_id, _ = settlement_machine(template)
     (bucket_id,) = [b for b in resources(template, "AWS::S3::Bucket") if b.startswith("StorageStatements")]
     (audit_queue,) = [q for q in resources(template, "AWS::SQS::Queue") if q.startswith("AuditCalls")]
     (audit_bucket,) = [b for b in resources(template, "AWS::S3::Bucket") if b.startswith("AuditHeads")]
@@ -95,6 +95,7 @@ def test_the_api_function_is_configured_for_its_tenant(
         # Each call's audit record goes to this queue; the published heads are read from this bucket.
         "AUDIT_QUEUE_URL": {"Ref": audit_queue},
         "AUDIT_BUCKET": {"Ref": audit_bucket},
+        "RECONCILIATION_FOUR_EYES": "true" if settings.reconciliation_four_eyes else "false",
         "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,

@@ -11,7 +11,7 @@ from infra import REPO_ROOT
 from infra.constructs.settlement import STEPS
 from infra.stack import stack_name
 from infra.tenants import load_tenant
-from tests.infra.conftest import only, resources
+from tests.infra.conftest import only, resources, settlement_machine
 
 pytestmark = pytest.mark.xdist_group("infra")
 
@@ -41,6 +41,11 @@ def test_api_5xx_function_errors_throttles_stream_lag_dead_letters_and_settlemen
             *[("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles")] * 2,
             ("AWS/Lambda", "IteratorAge"),
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+            # reconciliation: its executions, its start function, overdue exceptions, suspense
+            ("AWS/States", "ExecutionsFailed"),
+            ("AWS/Lambda", "Errors"),
+            (f"CouponClearing/{tenant}", "ReconciliationExceptionsOverdue"),
+            (f"CouponClearing/{tenant}", "ReconciliationSuspense"),
         ]
     )
     for alarm in alarms:
@@ -86,9 +91,9 @@ def test_cloudwatch_alarms_of_this_account_only_may_publish_to_the_topic_and_onl
 
 
 def test_settlement_execution_alarms_watch_the_state_machine_and_step_alarms_each_step(template: dict):
-    (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")
+    machine_id, _ = settlement_machine(template)
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
-    states = [a for a in alarms if a["Namespace"] == "AWS/States"]
+    states = [a for a in alarms if a["Namespace"] == "AWS/States" and a["AlarmName"].split("-")[-1].startswith("Settlement")]
     assert len(states) == 3
     for alarm in states:
         assert alarm["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": machine_id}}]

@@ -31,7 +31,9 @@ def test_the_main_table_declares_exactly_what_the_schema_creates(table: dict):
 
 
 def test_the_functions_find_the_table_under_the_schemas_variable(template: dict):
-    for function in resources(template, "AWS::Lambda::Function").values():
+    for logical_id, function in resources(template, "AWS::Lambda::Function").items():
+        if logical_id.startswith("ReconciliationStarter"):
+            continue  # starts executions, touches no table
         assert function["Properties"]["Environment"]["Variables"][MAIN.env_var] == {"Ref": MAIN.logical_id}
 
 

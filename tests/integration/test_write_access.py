@@ -11,19 +11,24 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import botocore.client
 import pytest
 
 from coupons.channels.simulated import SimulatedBank
 from coupons.data import access
-from coupons.data.ledger import SHARDS
+from coupons.data.channel_statements import ChannelStatementStore
+from coupons.data.ledger import SHARDS, LedgerStore
+from coupons.data.reconciliation import ReconciliationStore
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.schema import BANK
 from coupons.data.settlement import SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.domain import settlement as rules
+from coupons.services.channel_statements import publish_statement
+from coupons.services.reconciliation import Reconciliation
 from coupons.services.settlement import SettlementSteps
 from tests.dynamo_json import from_item
 from tests.integration.conftest import TABLE, FakeContext, load_clearing_handler
@@ -231,6 +236,19 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
     audit_handler = load_audit_handler()
     with recorder.as_("audit"):
         assert audit_handler.lambda_handler(Stream(api.ddb).batch(), FakeContext())["batchItemFailures"] == []
+    # And the bank's statement of today (its clock's day) is reconciled: matched, exceptions recorded and
+    # compensated (the bank's file is written outside any writer: it is the channel's, not ours)
+    files = ChannelStatementStore(settlement.s3, BUCKET)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    published = publish_statement(bank, files, channel_name="simulated", statement_date=today,
+                                  time_zone="Asia/Shanghai", inject="unknown=1")  # fmt: skip
+    reconciliation = Reconciliation(ReconciliationStore(api.ddb, TABLE), files, SettlementStore(api.ddb, TABLE),
+                                    LedgerStore(api.ddb, TABLE), lambda: bank, time_zone="Asia/Shanghai")  # fmt: skip
+    with recorder.as_("reconciliation"):
+        run = reconciliation.start(bucket=BUCKET, key=published.key, version_id=published.version_id)
+        assert reconciliation.match(run["run_id"])["exceptions"] >= 1
+        reconciliation.compensate(run["run_id"], start=0, limit=50)
+        reconciliation.complete(run["run_id"])
 
     # Then each function wrote only inside its partitions, and called only what its role allows
     outside, refused = [], []

@@ -160,3 +160,10 @@ def test_a_day_sorted_by_instruction_id_streams_through_the_matcher_without_sort
     ]
     assert Counter((x.cls, x.key) for x in found) == Counter((i.expected, i.key) for i in injected)
     assert matcher.report.confirmed == 200 - 3
+
+
+def test_cutoff_is_the_operators_name_for_a_line_dated_the_day_before():
+    from coupons.domain.reconciliation.differences import Difference, parse_spec
+
+    assert parse_spec("missing=1,returned=1,fee=1,cutoff=1") == {
+        Difference.MISSING: 1, Difference.RETURNED: 1, Difference.FEE: 1, Difference.PREVIOUS_DAY: 1}  # fmt: skip

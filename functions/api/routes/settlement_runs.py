@@ -63,9 +63,9 @@ def start_run(request: Annotated[StartRun, Body()]):
 
 @app.get(
     "/v1/settlement-runs/<run_id>",
-    summary="A run: status, totals per currency, and its parties with their transfers (paged; admin)",
+    summary="A run: status, totals per currency, and its parties with their transfers (paged; admin, finance)",
     tags=["settlement"],
-    openapi_extensions=roles(Role.ADMIN),
+    openapi_extensions=roles(Role.ADMIN, Role.FINANCE),
     operation_id="getSettlementRun",
     responses=documented((200, SettlementRunDetail, "the run and a page of its parties")),
 )
@@ -74,7 +74,7 @@ def get_run(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ):
-    caller(Role.ADMIN)
+    caller(Role.ADMIN, Role.FINANCE)
     query = {"list": "run-parties", "run": run_id}
     bucket, start = decode_position(
         SettlementParty,

@@ -15,6 +15,8 @@ class Event(StrEnum):
     PAYOUT_SENT = "PayoutSent"  # a transfer (payout or collection) the channel accepted
     SETTLEMENT_RUN_CLOSED = "SettlementRunClosed"
     SETTLEMENT_RUN_FAILED = "SettlementRunFailed"
+    RECONCILIATION_COMPLETED = "ReconciliationCompleted"
+    RECONCILIATION_EXCEPTION_OPENED = "ReconciliationExceptionOpened"
 
 
 __all__ = ["Event"]

@@ -39,6 +39,8 @@ from coupons.domain.payments import (
     InstructionMismatch,
     Receipt,
 )
+from coupons.domain.reconciliation.lines import StatementLine
+from coupons.domain.reconciliation.simbank import statement_lines
 
 MODES = ("fail", "reject", "timeout", "slow", "crash")
 ANY_PARTY = "*"
@@ -93,6 +95,14 @@ class SimulatedBank:
     def status(self, instruction_id: str) -> Receipt | None:
         stored = self._get(instruction_id)
         return _receipt(stored) if stored else None
+
+    def statement(self, statement_date: str, *, time_zone: str, channel: str = "simulated") -> list[StatementLine]:
+        """The bank's statement of one day (its zone): one SUCCESS line per instruction it accepted
+        that day, in instruction id order (what `channel_bill.write` writes; differences are injected
+        by the caller, coupons.services.channel_statements)."""
+        return statement_lines(
+            self.records(), channel=channel, statement_date=statement_date, time_zone=time_zone
+        )
 
     # -- reconciliation, tests and ops ---------------------------------------------------------
 

@@ -22,6 +22,7 @@ from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
+from coupons.data.models.reconciliation import compensation_pk, exception_pk, recon_run_pk, transfer_state_pk
 from coupons.data.models.redemptions import qr_token_pk, redemption_pk
 from coupons.data.models.risk import RULES_PK, counter_pk, decision_pk, entry_pk, guess_pk
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
@@ -67,6 +68,10 @@ RISK_RULES = Partition(RULES_PK, "risk rule set versions")
 RISK_COUNTER = Partition(counter_pk("*"), "risk velocity counters, counted inside the redemption")
 RISK_GUESS = Partition(guess_pk("*"), "code-guessing miss counters of a caller")
 RISK_DECISION = Partition(decision_pk("*"), "risk decisions, one copy per subject they concern")
+RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
+RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
+RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
+RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -115,6 +120,7 @@ WRITERS: dict[str, TableAccess] = {
             RISK_COUNTER,
             RISK_GUESS,
             RISK_DECISION,
+            RECON_EXCEPTION,  # finance proposes and resolves (four-eyes); never creates or deletes one
         ),
         indexes=True,
     ),
@@ -147,6 +153,14 @@ WRITERS: dict[str, TableAccess] = {
     "audit": TableAccess((*READ, BATCH_GET), (PUT,), (AUDIT_LOG, AUDIT_REF)),
     # Signs the shard heads: reads them, writes nothing in the table.
     "audit.sign": TableAccess((GET,)),
+    # Reads settlement's runs and parties (never writes them); its own items, and the confirmation and
+    # compensation journals with their postings and balances (coupons.data.ledger's post).
+    "reconciliation": TableAccess(
+        (*READ, BATCH_GET),
+        (PUT, UPDATE, CHECK),
+        (RECON_RUN, RECON_EXCEPTION, RECON_COMPENSATION, RECON_TRANSFER, JOURNAL, ENTRIES, BALANCE),
+        indexes=True,
+    ),
 }
 
 

@@ -111,3 +111,9 @@ class PaymentChannel(Protocol):
         """What the channel holds for this id; None: it never received it (safe to send).
         Must read the channel's authoritative record (no stale cache): it decides whether to resend."""
         ...
+
+    def statement(self, statement_date: str, *, time_zone: str, channel: str) -> list:
+        """The channel's statement of one day (`coupons.domain.reconciliation.lines.StatementLine`s in
+        instruction id order). The simulated bank builds it from its records; a real channel's adapter
+        fetches its published file instead (and reconciliation reads that file from S3 as it is)."""
+        ...

@@ -16,6 +16,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     ISSUER = "issuer"  # a brand: owns campaigns and their coupons
     MERCHANT = "merchant"  # redeems and reverses for itself only
+    FINANCE = "finance"  # reads everything about money, resolves reconciliation exceptions; no campaigns or keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +42,20 @@ class Principal:
 
 
 def parse_principal(text: str, *, field: str = "principal") -> Principal:
-    """`admin`, `issuer:{brand_id}` or `merchant:{merchant_id}`."""
+    """`admin`, `finance`, `issuer:{brand_id}` or `merchant:{merchant_id}`. A finance principal may take
+    a name (`finance:alice`): four-eyes tells the proposer from the approver by principal and key."""
     role_text, _, party = text.partition(":")
     try:
         role = Role(role_text)
     except ValueError:
         raise InvalidField(
-            "principal must be admin, issuer:{brand_id} or merchant:{merchant_id}", field=field
+            "principal must be admin, finance, issuer:{brand_id} or merchant:{merchant_id}", field=field
         ) from None
     if role is Role.ADMIN:
         if party:
             raise InvalidField("admin takes no id", field=field)
+        return Principal(role)
+    if role is Role.FINANCE and not party:
         return Principal(role)
     if not _ID.match(party):
         raise InvalidField(f"{role.value} needs an id matching {ID_PATTERN}", field=field)

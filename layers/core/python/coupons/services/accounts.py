@@ -12,6 +12,8 @@ from coupons.domain.errors import InvalidField, NotFound
 from coupons.domain.principals import ID_PATTERN, Principal, Role
 
 _ACCOUNT = re.compile(rf"^(platform|(brand|merchant):({ID_PATTERN[1:-1]}))$")
+# The channel's books (reconciliation: instructed, moved, fees, 挂账): admin and finance only.
+_CHANNEL_ACCOUNT = re.compile(rf"^(settlement|bank|fees|suspense):({ID_PATTERN[1:-1]})$")
 
 
 class AccountNotFound(NotFound):
@@ -21,10 +23,14 @@ class AccountNotFound(NotFound):
 
 def check_account(account: str, principal: Principal) -> str:
     """Admin: every account; an issuer: brand:{its brand}; a merchant: merchant:{itself}."""
+    if _CHANNEL_ACCOUNT.match(account):
+        if principal.role in (Role.ADMIN, Role.FINANCE):
+            return account
+        raise AccountNotFound(field="account")
     match = _ACCOUNT.match(account)
     if not match:
         raise InvalidField("an account is platform, brand:{id} or merchant:{id}", field="account")
-    if principal.role is Role.ADMIN:
+    if principal.role in (Role.ADMIN, Role.FINANCE):  # finance reads everything about money
         return account
     if principal.role is Role.ISSUER and account == f"brand:{principal.brand_id}":
         return account

@@ -132,10 +132,11 @@ def plan(lines: list[StatementLine], *, seed: int, counts: dict[Difference, int]
 def parse_spec(text: str) -> dict[Difference, int]:
     """`missing=1,returned=1,fee=1,previous_day=1` (the `make local` option) -> counts per kind."""
     counts: dict[Difference, int] = {}
+    aliases = {"cutoff": Difference.PREVIOUS_DAY.value}  # 日切: the name operators use
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, number = part.partition("=")
         try:
-            counts[Difference(name.strip())] = int(number or "1")
+            counts[Difference(aliases.get(name.strip(), name.strip()))] = int(number or "1")
         except ValueError:
             known = ", ".join(d.value for d in Difference)
             raise ValueError(f"{part!r}: expected kind=count with a kind among {known}") from None

@@ -1,0 +1,139 @@
+"""Issue #16's acceptance on the stack `make local` serves: redemptions → a settlement run → the simulated
+bank's statement file with four injected differences (a missing transfer, a returned payout, a fee
+difference, a cut-off line), written by `make bank-statement` (its command) → S3's Object Created →
+EventBridge's rule → the Start function → the real reconciliation state machine → exceptions and their
+automatic compensations → the API (a finance key: list, resolve) → the same file version delivered again
+starts nothing.
+
+The statement day is today (the bank books in the tenant's zone when it accepts); settlement runs
+"tomorrow" as in the settlement e2e. Other tests' transfers of today may be on the file too: only this
+test's injected lines are asserted by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from coupons.services.reconciliation import execution_name_of
+from tests.e2e.support import Api, aws_client
+from tests.e2e.test_settlement_end_to_end import REPO, World, next_date, settle
+
+WAIT_S = 240
+
+
+@pytest.fixture(scope="module")
+def api(base_url) -> Api:
+    return Api(base_url)
+
+
+@pytest.fixture(scope="module")
+def aws(local_stack):
+    return {s: aws_client(local_stack, s) for s in ("dynamodb", "stepfunctions", "s3", "lambda")}
+
+
+@pytest.fixture(scope="module")
+def finance(api: Api, keys) -> str:
+    return api.ok("POST", "/v1/api-keys", keys["admin"], {"principal": "finance"})["api_key"]
+
+
+def bank_statement(local_stack, day: str, inject: str, seed: int) -> tuple[str, str, list[tuple[str, str, str]]]:
+    """`make bank-statement DATE=… INJECT=… SEED=…` on this session's stack: key, version, injections."""
+    command = [sys.executable, "-m", "infra.local.bank_statement", "--date", day, "--inject", inject,
+               "--seed", str(seed), "--endpoints-file", local_stack["endpoints_file"]]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, *rest = done.stdout.strip().splitlines()
+    key, version = first.split(" ")[0], first.split("(version ")[1].split(")")[0]
+    injected = []
+    for line in rest:  # "  fee: ins_… -> FEE_MISMATCH ins_…"
+        kind, _, tail = line.strip().partition(": ")
+        instruction, _, expected = tail.partition(" -> ")
+        cls, exception_key = expected.split(" ")
+        injected.append((kind, cls, exception_key))
+    return key, version, injected
+
+
+def wait_for_execution(local_stack, aws, name: str) -> dict:
+    arn = local_stack["state_machines"]["reconciliation"]
+    execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            described = aws["stepfunctions"].describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+        except aws["stepfunctions"].exceptions.ExecutionDoesNotExist:
+            pass
+        assert time.monotonic() < deadline, f"{name} did not finish in {WAIT_S} s"
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def reconciled(local_stack, api: Api, keys, aws):
+    admin = keys["admin"]
+    world = World(api, admin, 4)
+    for merchant in world.merchant_ids:
+        world.redeem(merchant)
+        world.redeem(merchant)
+    today = world.business_date(world.redeem(world.merchant_ids[0]))
+    run = settle(local_stack, next_date(today, 1))
+    key, version, injected = bank_statement(local_stack, today, "missing=1,returned=1,fee=1,cutoff=1", seed=16)
+    execution = wait_for_execution(local_stack, aws, execution_name_of(key, version))
+    return {"world": world, "run": run, "key": key, "version": version, "injected": injected,
+            "execution": execution, "today": today}  # fmt: skip
+
+
+def test_the_files_arrival_runs_the_real_state_machine_to_success(reconciled):
+    assert reconciled["execution"]["status"] == "SUCCEEDED", reconciled["execution"]
+
+
+def exceptions(api: Api, finance: str, **params) -> list[dict]:
+    found, cursor = [], None
+    while True:
+        page = api.ok("GET", "/v1/reconciliation/exceptions", finance, limit=200, **params,
+                      **({"cursor": cursor} if cursor else {}))  # fmt: skip
+        found += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return found
+
+
+def test_each_injected_difference_is_one_exception_of_its_class_compensated_automatically(reconciled, api, finance):
+    found = {(e["class"], e["key"]): e for e in exceptions(api, finance)}
+    assert sorted(cls for _, cls, _ in reconciled["injected"]) == [
+        "FEE_MISMATCH", "MISSING_AT_CHANNEL", "STATUS_MISMATCH", "TIMING"]  # fmt: skip
+    actions = {cls: found[(cls, key)]["action"] for _, cls, key in reconciled["injected"]}
+    assert actions == {"MISSING_AT_CHANNEL": "REMATCH", "STATUS_MISMATCH": "RETURN_AND_REVERSE",
+                       "FEE_MISMATCH": "REVIEW", "TIMING": "CLOSE"}  # fmt: skip
+    statuses = {cls: found[(cls, key)]["status"] for _, cls, key in reconciled["injected"]}
+    assert statuses["FEE_MISMATCH"] == "OPEN"  # above the (default, zero) tolerance: finance reviews
+    assert {s for c, s in statuses.items() if c != "FEE_MISMATCH"} == {"RESOLVED"}
+
+
+def test_the_fee_difference_is_resolved_with_a_finance_key(reconciled, api: Api, finance):
+    [fee] = [(cls, key) for _, cls, key in reconciled["injected"] if cls == "FEE_MISMATCH"]
+    [exception] = [e for e in exceptions(api, finance, **{"class": "FEE_MISMATCH"}) if e["key"] == fee[1]]
+    resolved = api.ok("POST", f"/v1/reconciliation/exceptions/{exception['exception_id']}/resolve", finance,
+                      {"action": "ACCEPT_CHANNEL", "note": "the bank's fee schedule changed"})  # fmt: skip
+    assert resolved["status"] == "RESOLVED" and resolved["resolution"]["by"] == "finance"
+
+
+def test_the_same_file_version_delivered_again_starts_no_second_run(reconciled, local_stack, aws):
+    event = {"detail": {"bucket": {"name": local_stack["buckets"]["statements"]},
+                        "object": {"key": reconciled["key"], "version-id": reconciled["version"]}}}  # fmt: skip
+    answer = aws["lambda"].invoke(FunctionName=local_stack["functions"]["reconciliationStart"],
+                                  Payload=json.dumps(event).encode())  # fmt: skip
+    assert json.loads(answer["Payload"].read())["started"] is False
+
+
+def test_the_next_days_file_reconciles_clean(reconciled, local_stack, aws, api: Api, finance):
+    day = next_date(reconciled["today"], 1)
+    key, version, _ = bank_statement(local_stack, day, "", seed=0)
+    execution = wait_for_execution(local_stack, aws, execution_name_of(key, version))
+    assert execution["status"] == "SUCCEEDED", execution
+    [run] = api.ok("GET", "/v1/reconciliation/runs", finance, date=day)["items"]
+    assert run["by_class"] == {} and run["status"] == "COMPLETED"

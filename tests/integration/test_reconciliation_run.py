@@ -1,0 +1,146 @@
+"""A reconciliation run on moto: the simulated bank's statement file of a settled day, with injected
+differences, through start → match → compensate → complete (the state machine's steps, in order)."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from coupons.channels.simulated import SimulatedBank
+from coupons.data.channel_statements import ChannelStatementStore
+from coupons.data.reconciliation import ReconciliationStore
+from coupons.domain import settlement as rules
+from coupons.domain.reconciliation import compensation as comp
+from coupons.domain.reconciliation.differences import Difference, Injection
+from coupons.services.channel_statements import publish_statement
+from coupons.services.reconciliation import Reconciliation, execution_name_of
+from tests.integration.test_settlement_steps import (
+    BANK_TABLE,
+    BUCKET,
+    MAIN_TABLE,
+    RUN,
+    moto_world,
+    post_the_day,
+)
+
+STATEMENT_DAY = "2026-03-10"  # the FixedClock's 01:00 UTC is 09:00 in Asia/Shanghai: the bank's day
+
+
+class Recon:
+    def __init__(self, world):
+        self.world = world
+        world.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        self.files = ChannelStatementStore(world.s3, BUCKET)
+        self.store = ReconciliationStore(world.ddb, MAIN_TABLE)
+        self.service = Reconciliation(
+            self.store, self.files, world.store, world.ledger, lambda: world.bank,
+            time_zone="Asia/Shanghai", policy=comp.Policy(fee_tolerance={"CNY": 100}), clock=world.clock,
+        )  # fmt: skip
+
+    def publish(self, inject):
+        return publish_statement(self.world.bank, self.files, channel_name="simulated",
+                                 statement_date=STATEMENT_DAY, time_zone="Asia/Shanghai", inject=inject)  # fmt: skip
+
+    def run(self, published):
+        started = self.service.start(bucket=BUCKET, key=published.key, version_id=published.version_id,
+                                     execution=execution_name_of(published.key, published.version_id))  # fmt: skip
+        if not started["proceed"]:
+            return started
+        self.service.match(started["run_id"])
+        step = {"start": 0, "more": True}
+        while step["more"]:  # the state machine's loop, 2 exceptions a chunk
+            step = self.service.compensate(started["run_id"], start=step["start"], limit=2)
+        return {**started, **self.service.complete(started["run_id"])}
+
+    def exceptions(self):
+        records, _ = self.store.exceptions(limit=100, cursor=None)
+        return {(e["cls"], e["key"]): e for e in records}
+
+
+@pytest.fixture
+def recon():
+    with moto_world() as world:
+        # The bank books on the world's clock too: its statement day is the FixedClock's.
+        world.bank = SimulatedBank(world.ddb, BANK_TABLE, clock=world.clock)
+        post_the_day(world)
+        world.settle()
+        yield Recon(world)
+
+
+def four_differences():
+    m1, m2, platform, b1 = (rules.instruction_id(RUN, p, "CNY") for p in ("merchant:m1", "merchant:m2", "platform", "brand:b1"))
+    return [Injection(Difference.MISSING, m1), Injection(Difference.RETURNED, m2),
+            Injection(Difference.FEE, platform, 30), Injection(Difference.PREVIOUS_DAY, b1)]  # fmt: skip
+
+
+def test_the_simulated_banks_statement_is_written_to_the_tenants_bucket_under_its_channel_and_date(recon):
+    published = recon.publish("")
+
+    assert published.key == f"channel-statements/simulated/{STATEMENT_DAY}.csv.gz"
+    body = recon.world.s3.get_object(Bucket=BUCKET, Key=published.key, VersionId=published.version_id)["Body"].read()
+    text = gzip.decompress(body).decode()
+    assert text.startswith("#bill,coupons-bill,1\n#channel,simulated\n")
+    assert published.lines == 4 and text.rstrip().endswith("#end,4")
+
+
+def test_an_injection_spec_changes_the_file_and_names_the_exception_each_must_become(recon):
+    published = recon.publish("missing=1,returned=1,fee=1,cutoff=1")
+
+    assert sorted(str(i.expected) for i in published.injected) == [
+        "FEE_MISMATCH", "MISSING_AT_CHANNEL", "STATUS_MISMATCH", "TIMING"]  # fmt: skip
+
+
+def test_each_injected_difference_becomes_one_exception_of_its_class_and_is_compensated(recon):
+    published = recon.publish(four_differences())
+
+    done = recon.run(published)
+
+    found = recon.exceptions()
+    assert sorted((cls, key) for cls, key in found) == sorted((str(i.expected), i.key) for i in published.injected)
+    actions = {cls: e["action"] for (cls, _), e in found.items()}
+    assert actions == {"MISSING_AT_CHANNEL": "REMATCH", "STATUS_MISMATCH": "RETURN_AND_REVERSE",
+                       "FEE_MISMATCH": "ADJUST_FEE", "TIMING": "CLOSE"}  # fmt: skip
+    assert all(e["status"] == "RESOLVED" and e["resolution"]["by"] == "system:reconciliation" for e in found.values())
+    assert done["completed"]["confirmed"] == 3 and done["completed"]["lines"] == 4  # 4 transfers, one missing, one return line
+    assert recon.store.run(done["run_id"])["status"] == "COMPLETED"
+    # The returned payout is owed again: merchant:m2 is +2500 in the ledger, due the next day.
+    returned = found[("STATUS_MISMATCH", f"{rules.instruction_id(RUN, 'merchant:m2', 'CNY')}/RETURN")]
+    compensation = recon.store.compensation(returned["compensation_id"])
+    journal = recon.world.ledger.journal(compensation["journal_id"])
+    assert sum(leg["amount"] for leg in journal["legs"]) == 0
+    assert {leg["account"]: leg["amount"] for leg in journal["legs"]}["merchant:m2"] == 2500
+
+
+def test_one_file_version_delivered_twice_is_one_run_and_a_replayed_run_changes_nothing(recon):
+    published = recon.publish(four_differences())
+    first = recon.run(published)
+    before = recon.world.table()
+
+    again = recon.run(published)
+    recon.service.match(first["run_id"])  # a retried step: every write is derived and conditional
+    recon.service.compensate(first["run_id"], start=0, limit=50)
+
+    assert again == {"run_id": first["run_id"], "proceed": False}
+    assert recon.world.table() == before
+
+
+def test_a_re_uploaded_file_is_a_new_version_and_a_new_run_naming_the_same_exceptions(recon):
+    first = recon.run(recon.publish(four_differences()))
+
+    second = recon.run(recon.publish(four_differences()))
+
+    assert second["run_id"] != first["run_id"]
+    assert len(recon.exceptions()) == 4
+
+
+def test_after_the_compensations_the_next_days_file_reconciles_clean(recon):
+    recon.run(recon.publish(four_differences()))
+    before = set(recon.exceptions())
+
+    nxt = publish_statement(recon.world.bank, recon.files, channel_name="simulated", statement_date="2026-03-11",
+                            time_zone="Asia/Shanghai")  # fmt: skip
+    done = recon.run(nxt)
+
+    assert done["completed"]["by_class"] == {} and done["opened"] == []
+    assert set(recon.exceptions()) == before
