@@ -68,7 +68,7 @@ def test_only_the_signers_role_may_sign_and_nothing_else_of_the_tenant_may(tenan
 
 
 def test_the_signer_runs_on_the_tenants_period(tenant, template):
-    _, rule = only(template, "AWS::Events::Rule")
+    _, rule = _by_prefix(template, "AWS::Events::Rule", "AuditSchedule")
     minutes = load_tenant(tenant).audit_head_minutes
     assert rule["Properties"]["ScheduleExpression"] == f"rate({minutes} minute{'s' if minutes > 1 else ''})"
     (target,) = rule["Properties"]["Targets"]

@@ -26,9 +26,10 @@ LINES = "SETTLEMENT#stl_????????#LINES#*"
 EXPECTED = {
     "api": [
         "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HISTORY#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
-        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", RUN, "RECONEXCEPTION#*",
+        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", RUN,
         # risk control (issue #18): list entries, rule set versions, velocity and guessing counters, decisions
         "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
+        "RECONEXCEPTION#*",  # reconciliation (issue #16): finance proposes and resolves exceptions
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [RUN],
