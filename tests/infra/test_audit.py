@@ -11,7 +11,7 @@ import pytest
 from coupons.data.models.audit import MARKER
 from infra.stack import stack_name
 from infra.tenants import load_tenant
-from tests.infra.conftest import only, resources
+from tests.infra.conftest import resources
 from tests.infra.test_functions import _listed, _role_of, _statements
 
 pytestmark = pytest.mark.xdist_group("infra")
