@@ -200,3 +200,34 @@ def test_an_entries_listing_picks_up_where_its_last_page_ended_across_shards(led
         seen += [entry["journal_id"] for entry in page]
         assert start is None or 0 <= start[0] < SHARDS
     assert sorted(seen) == sorted(ids)
+
+
+def test_a_journal_on_the_channels_accounts_puts_only_the_partys_legs_where_settlement_runs_claim(ledger, aws):
+    # A reconciliation compensation (a returned payout): the merchant is owed again (a run must pay
+    # it), the channel's accounts move but no run may ever "pay" bank:, settlement: or suspense:.
+    returned = Journal(
+        journal_id="jnl_rcp_returned",
+        source_id="rcp_returned",
+        kind="RECONCILIATION",
+        currency="CNY",
+        legs=(Leg("bank:simulated", -700), Leg("merchant:m1", 700)),
+        party_shares={},
+        rule=RULE_APPLIED,
+    )
+    suspense = Journal(
+        journal_id="jnl_rcp_unknown",
+        source_id="rcp_unknown",
+        kind="RECONCILIATION",
+        currency="CNY",
+        legs=(Leg("bank:simulated", 50), Leg("suspense:simulated", -50)),
+        party_shares={},
+        rule=RULE_APPLIED,
+    )
+    post(ledger, returned)
+    post(ledger, suspense)
+    postings = [i for i in scan(aws) if i["pk"]["S"].startswith("ENTRIES#")]
+    indexed = sorted(i["account"]["S"] for i in postings if "gsi1pk" in i)
+    assert sorted(i["account"]["S"] for i in postings) == [
+        "bank:simulated", "bank:simulated", "merchant:m1", "suspense:simulated"
+    ]  # fmt: skip
+    assert indexed == ["merchant:m1"]

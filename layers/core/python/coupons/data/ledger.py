@@ -47,6 +47,7 @@ from coupons.data.models.ledger import (
     unsettled_sort_key,
 )
 from coupons.domain.ledger import Journal as JournalTerms
+from coupons.domain.ledger import settled_by_runs
 
 SHARDS = 32
 # Posting attributes copied from the record clearing was given (`extra`), for statements.
@@ -217,7 +218,7 @@ class LedgerStore(FundingRuleStore):
         for leg in journal.legs:
             unsettled = (
                 {}
-                if settled
+                if settled or not settled_by_runs(leg.account)
                 else {
                     # Until settlement claims it (sparse): UNSETTLED#{the ENTRIES shard}.
                     "gsi1pk": unsettled_partition(shard),

@@ -64,6 +64,17 @@ def party_accounts(record: dict[str, Any]) -> dict[str, str]:
     }
 
 
+# The channel's own accounts (settlement:{channel} in transit, bank:{channel} confirmed, fees:{channel},
+# suspense:{channel} awaiting review): reconciliation and transfer journals move money on them, but no
+# settlement run pays or collects them; only party accounts (merchant:, brand:, platform) are settled.
+CHANNEL_ACCOUNT_KINDS = ("settlement", "bank", "fees", "suspense")
+
+
+def settled_by_runs(account: str) -> bool:
+    """Whether a settlement run settles this account's postings (a party's), or never (the channel's)."""
+    return account.split(":", 1)[0] not in CHANNEL_ACCOUNT_KINDS
+
+
 def journal_id(source_id: str) -> str:
     """Deterministic from the source record: a redelivered record maps to the journal already posted."""
     return f"jnl_{source_id}"
