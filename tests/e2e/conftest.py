@@ -3,6 +3,7 @@ the Makefile's `local` recipe), on a free port and with its state in a temporary
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -52,6 +53,14 @@ STACK_BASES: set[str] = set()
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
+    with started_local_stack(tmp_path_factory) as endpoints:
+        yield endpoints
+
+
+@contextlib.contextmanager
+def started_local_stack(tmp_path_factory):
+    """`make local` in a subprocess until READY; its endpoints; stopped on exit. A test module whose
+    runs would disturb the shared stack's (settling a date others settle) starts its own with this."""
     state = tmp_path_factory.mktemp("local-stack")
     endpoints_file = state / "endpoints.json"
     output_path = state / "make-local.out"
