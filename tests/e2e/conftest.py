@@ -104,14 +104,34 @@ def started_local_stack(tmp_path_factory):
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
+def own_local_stack():
+    """A module-scoped `local_stack` for a module whose runs would disturb the shared stack's (it settles
+    a date another module settles): `local_stack = own_local_stack()` at the module's top level. The
+    fixtures below are module-scoped so that they follow whichever stack the module uses."""
+
+    @pytest.fixture(scope="module")
+    def local_stack(tmp_path_factory):
+        with started_local_stack(tmp_path_factory) as endpoints:
+            yield endpoints
+
+    return local_stack
+
+
+@pytest.fixture(scope="module")
 def base_url(local_stack) -> str:
     return local_stack["base_url"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def keys(local_stack) -> dict[str, str]:
     return local_stack["keys"]
+
+
+@pytest.fixture(scope="module")
+def api(base_url):
+    from tests.e2e.support import Api
+
+    return Api(base_url)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,16 +15,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import REPO, _makefile_env
-from tests.e2e.support import Api, aws_client
+from tests.e2e.support import aws_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 WAIT_S = 30
-
-
-@pytest.fixture(scope="module")
-def api(base_url) -> Api:
-    return Api(base_url)
 
 
 def _audit_sizes(local_stack) -> int:

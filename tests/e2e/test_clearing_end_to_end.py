@@ -50,11 +50,6 @@ EXPECTED = {"platform": -777, "brand": -467, "m1": 266, "m2": 978}
 
 
 @pytest.fixture(scope="module")
-def api(base_url) -> Api:
-    return Api(base_url)
-
-
-@pytest.fixture(scope="module")
 def world(api: Api, keys):
     """A new brand, two new merchants (and their keys), the rule, the campaign, three coupons."""
     admin = keys["admin"]

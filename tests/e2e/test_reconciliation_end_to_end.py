@@ -19,34 +19,16 @@ import time
 import pytest
 
 from coupons.services.reconciliation import execution_name_of
-from tests.e2e.conftest import started_local_stack
+from tests.e2e.conftest import own_local_stack
 from tests.e2e.support import Api, aws_client
 from tests.e2e.test_settlement_end_to_end import REPO, World, next_date, settle
 
 WAIT_S = 240
 
 
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory):
-    # A stack of its own: this module settles "tomorrow" and closes that run, and the settlement and trace
-    # modules settle the same date on the shared stack after it (their postings would find it closed).
-    with started_local_stack(tmp_path_factory) as endpoints:
-        yield endpoints
-
-
-@pytest.fixture(scope="module")
-def base_url(local_stack) -> str:
-    return local_stack["base_url"]
-
-
-@pytest.fixture(scope="module")
-def keys(local_stack) -> dict[str, str]:
-    return local_stack["keys"]
-
-
-@pytest.fixture(scope="module")
-def api(base_url) -> Api:
-    return Api(base_url)
+# A stack of its own: this module settles "tomorrow" and closes that run, and the settlement and trace
+# modules settle the same date on the shared stack after it (their postings would find it closed).
+local_stack = own_local_stack()
 
 
 @pytest.fixture(scope="module")

@@ -50,11 +50,6 @@ RUN_WAIT_S = 240
 
 
 @pytest.fixture(scope="module")
-def api(base_url) -> Api:
-    return Api(base_url)
-
-
-@pytest.fixture(scope="module")
 def aws(local_stack):
     return {s: aws_client(local_stack, s) for s in ("dynamodb", "stepfunctions", "s3", "events", "sqs")}
 

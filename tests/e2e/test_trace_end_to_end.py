@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.audit_proofs import check_independently
-from tests.e2e.conftest import REPO, started_local_stack
+from tests.e2e.conftest import REPO, own_local_stack
 from tests.e2e.support import Api, aws_client, redeem, wait_for_clearing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -23,27 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 WAIT_S = 60
 
 
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory):
-    # A stack of its own: this module settles T+2, and the settlement module closes that date's run on the
-    # shared stack (a redemption made after it would wait for a run that is over).
-    with started_local_stack(tmp_path_factory) as endpoints:
-        yield endpoints
-
-
-@pytest.fixture(scope="module")
-def base_url(local_stack) -> str:
-    return local_stack["base_url"]
-
-
-@pytest.fixture(scope="module")
-def keys(local_stack) -> dict[str, str]:
-    return local_stack["keys"]
-
-
-@pytest.fixture(scope="module")
-def api(base_url) -> Api:
-    return Api(base_url)
+# A stack of its own: this module settles T+2, and the settlement module closes that date's run on the
+# shared stack (a redemption made after it would wait for a run that is over).
+local_stack = own_local_stack()
 
 
 def _sign(local_stack) -> None:
