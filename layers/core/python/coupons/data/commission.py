@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError
-
-from coupons.data.idempotency import COMPLETION, raise_if_lock_lost
-from coupons.data.models.base import Transaction, Write, failed_condition
+from coupons.data.models.base import Write
 from coupons.data.models.commission import SCHEDULE_PK, VERSION_PREFIX, CommissionVersion, version_sk
-
-_VERSION = "version"
+from coupons.data.versions import append_version
 
 
 class CommissionStore:
@@ -27,26 +23,5 @@ class CommissionStore:
     def put_version(self, version: dict[str, Any], *, completion: Write | None = None) -> bool:
         """Appends version n; False if it exists (another admin got there first). With `completion`
         (the Idempotency-Key's COMPLETED record), in one transaction with it."""
-        model = self._version
-        item = model.from_record(version, pk=SCHEDULE_PK, sk=version_sk(version["version"]))
-        # Versions are numbered by their writer from what it read: of two writers of version n, one wins.
-        condition = model.pk.does_not_exist()
-        if completion is None:
-            try:
-                item.save(condition=condition)
-            except PutError as error:
-                if failed_condition(error):
-                    return False
-                raise
-            return True
-        tx = Transaction(self._client)
-        tx.save(item, condition, tag=_VERSION)
-        tx.add(completion, tag=COMPLETION)
-        try:
-            tx.commit()
-        except TransactWriteError as error:
-            raise_if_lock_lost(error, tx)
-            if tx.failed(error, _VERSION):
-                return False
-            raise
-        return True
+        item = self._version.from_record(version, pk=SCHEDULE_PK, sk=version_sk(version["version"]))
+        return append_version(self._client, item, completion=completion)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.pagination import ResultIterator
 
 from coupons.data.idempotency import COMPLETION, raise_if_lock_lost
@@ -18,8 +18,7 @@ from coupons.data.models.funding import (
     rule_pk,
     version_sk,
 )
-
-_VERSION = "version"
+from coupons.data.versions import append_version
 
 
 class FundingRuleStore:
@@ -50,29 +49,8 @@ class FundingRuleStore:
     def put_version(self, rule_id: str, version: dict[str, Any], *, completion: Write | None = None) -> bool:
         """Appends version n; False if version n exists (another writer got there first). With
         `completion` (the Idempotency-Key's COMPLETED record), in one transaction with it."""
-        model = self._version
-        item = model.from_record(version, pk=rule_pk(rule_id), sk=version_sk(version["version"]))
-        # Versions are numbered by their writer from what it read: of two writers of version n, one wins.
-        condition = model.pk.does_not_exist()
-        if completion is None:
-            try:
-                item.save(condition=condition)
-            except PutError as error:
-                if failed_condition(error):
-                    return False
-                raise
-            return True
-        tx = Transaction(self._client)
-        tx.save(item, condition, tag=_VERSION)
-        tx.add(completion, tag=COMPLETION)
-        try:
-            tx.commit()
-        except TransactWriteError as error:
-            raise_if_lock_lost(error, tx)
-            if tx.failed(error, _VERSION):
-                return False
-            raise
-        return True
+        item = self._version.from_record(version, pk=rule_pk(rule_id), sk=version_sk(version["version"]))
+        return append_version(self._client, item, completion=completion)
 
     def approve_version(
         self, rule_id: str, number: int, *, effective_from: str, approved_at: str, approved_by: str
