@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra.constructs import stream_consumer
 from infra.constructs.api import Api
 from infra.constructs.audit import Audit
 from infra.constructs.clearing import Clearing
@@ -76,13 +77,9 @@ class CouponClearingStack(Stack):
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
-        monitoring.watch_function("Clearing", clearing.function)
-        monitoring.watch_stream_lag("Clearing", clearing.function)
-        monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
+        stream_consumer.watch(monitoring, "Clearing", clearing.function, clearing.dead_letters)
         monitoring.watch_settlement(tenant, settlement)
-        monitoring.watch_function("Audit", audit.function)
-        monitoring.watch_stream_lag("Audit", audit.function)
-        monitoring.watch_dead_letters("Audit", audit.dead_letters)
+        stream_consumer.watch(monitoring, "Audit", audit.function, audit.dead_letters)
         monitoring.watch_function("AuditSigner", audit.signer.function)
         monitoring.watch_reconciliation(tenant, reconciliation)
         Dashboard(
