@@ -7,6 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra.constructs import stream_consumer
+from infra.constructs.anomaly import Anomalies
 from infra.constructs.api import Api
 from infra.constructs.audit import Audit
 from infra.constructs.clearing import Clearing
@@ -73,18 +75,16 @@ class CouponClearingStack(Stack):
             key=key,
             bank=settlement.bank,
         )
+        anomalies = Anomalies(self, "Anomaly", tenant=tenant, layers=layers, table=tables.main, key=key)
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
-        monitoring.watch_function("Clearing", clearing.function)
-        monitoring.watch_stream_lag("Clearing", clearing.function)
-        monitoring.watch_dead_letters("Clearing", clearing.dead_letters)
+        stream_consumer.watch(monitoring, "Clearing", clearing.function, clearing.dead_letters)
         monitoring.watch_settlement(tenant, settlement)
-        monitoring.watch_function("Audit", audit.function)
-        monitoring.watch_stream_lag("Audit", audit.function)
-        monitoring.watch_dead_letters("Audit", audit.dead_letters)
+        stream_consumer.watch(monitoring, "Audit", audit.function, audit.dead_letters)
         monitoring.watch_function("AuditSigner", audit.signer.function)
         monitoring.watch_reconciliation(tenant, reconciliation)
+        stream_consumer.watch(monitoring, "Anomaly", anomalies.function, anomalies.dead_letters)
         Dashboard(
             self,
             "Dashboard",
@@ -107,6 +107,7 @@ class CouponClearingStack(Stack):
         if settlement.bank is not None:
             CfnOutput(self, "SimulatedBankTableName", value=settlement.bank.table_name)
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)
+        CfnOutput(self, "AnomalyFunctionName", value=anomalies.function.function_name)
         CfnOutput(self, "AuditFunctionName", value=audit.function.function_name)
         CfnOutput(self, "AuditSignerFunctionName", value=audit.signer.function.function_name)
         CfnOutput(self, "AuditBucketName", value=audit.bucket.bucket_name)

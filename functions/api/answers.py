@@ -192,6 +192,43 @@ class RiskDecisionPage(Page):
     """A subject's risk decisions, newest first: action, rule_id, rule_version, reason, source_id."""
 
 
+class RiskHold(_Open):
+    """A party's settlement hold: HELD until released (then RELEASED, with who and when)."""
+
+    hold_id: str
+    party: str
+    reason: str
+    status: Literal["HELD", "RELEASED"]
+    held_by: str
+    held_at: int = Field(description="epoch seconds")
+    released_by: str | None = None
+    released_at: int | None = Field(default=None, description="epoch seconds; runs after it settle the party")
+
+
+class RiskReviewRelease(_Open):
+    """A REVIEW redemption's release: the next settlement run takes its postings."""
+
+    redemption_id: str
+    review_hold: str
+    released_by: str
+    released_at: int = Field(description="epoch seconds")
+    reason: str
+
+
+class RiskHeldSection(_Open):
+    currency: str
+    amount: int = Field(description="minor units: what waits on a hold, netted")
+    lines: list[dict[str, Any]] = Field(description="each held posting, with held_because")
+
+
+class RiskHeld(_Open):
+    """A party's holds and what of its unsettled postings waits on one (its statement's held section)."""
+
+    party: str
+    holds: list[RiskHold]
+    held: list[RiskHeldSection]
+
+
 class RiskRuleSet(_Open):
     """A tenant's rule set version, rules in the order they are evaluated (the first that holds decides)."""
 
@@ -251,6 +288,9 @@ __all__ = [
     "Reversal",
     "ReversalPage",
     "RiskDecisionPage",
+    "RiskHeld",
+    "RiskHold",
+    "RiskReviewRelease",
     "RiskListEntry",
     "RiskRuleSet",
     "SettlementRun",

@@ -11,6 +11,7 @@ from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
 from coupons.data.commission import CommissionStore
 from coupons.data.coupons import CouponStore
+from coupons.data.holds import HoldStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
@@ -94,6 +95,16 @@ def risk() -> RiskStore:
 @cache
 def risk_rules() -> RuleSets:
     return RuleSets(risk())
+
+
+@cache
+def holds() -> HoldStore:
+    return HoldStore(dynamodb(), settings().main_table)
+
+
+@cache
+def redemption_records() -> RedemptionStore:
+    return RedemptionStore(dynamodb(), settings().main_table)
 
 
 @cache

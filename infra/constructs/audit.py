@@ -19,10 +19,10 @@ from constructs import Construct
 
 from coupons.data.models.audit import MARKER
 from coupons.data.schema import MAIN
-from infra.constructs.clearing import KEY_ACTIONS, STREAM_ACTIONS, _QueueDestination
 from infra.constructs.encryption import ADMIN_ACTIONS
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
+from infra.constructs.stream_consumer import BATCH_SIZE, KEY_ACTIONS, RETRY_ATTEMPTS, StreamConsumer
 from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
@@ -30,9 +30,6 @@ QUEUE_VARIABLE = "AUDIT_QUEUE_URL"  # coupons.api.audit_calls.QUEUE_VARIABLE
 SIGNING_KEY_VARIABLE = "AUDIT_SIGNING_KEY_ID"
 BUCKET_VARIABLE = "AUDIT_BUCKET"
 HEAD_OBJECTS = "heads/*"  # coupons.data.audit_heads.PREFIX
-BATCH_SIZE = 100
-RETRY_ATTEMPTS = 5
-DLQ_RETENTION = Duration.days(14)
 # The API-call queue keeps a message this long if the audit function cannot take it (its references'
 # TTL, coupons.services.audit.REF_TTL_SECONDS, is longer than this plus the DLQ's 14 days).
 CALLS_RETENTION = Duration.days(4)
@@ -60,18 +57,14 @@ class Audit(Construct):
         access_logs: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letters = sqs.Queue(
-            self, "DeadLetters", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
-            data_key_reuse=Duration.minutes(5), enforce_ssl=True, retention_period=DLQ_RETENTION,
-            removal_policy=RemovalPolicy.RETAIN,
-        )  # fmt: skip
-        Validations.of(self.dead_letters).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the dead-letter queue of the audit function's stream mapping and "
-                "of the API-call queue; what lands here is replayed by hand (docs/audit.md).",
-            )
+        self.stream = StreamConsumer(
+            self,
+            table=table,
+            key=key,
+            dlq_reason="This queue is itself the dead-letter queue of the audit function's stream mapping and "
+            "of the API-call queue; what lands here is replayed by hand (docs/audit.md).",
         )
+        self.dead_letters = self.stream.dead_letters
         # The API function's record of each call; the audit function appends them to the log.
         self.calls = sqs.Queue(
             self, "Calls", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
@@ -92,13 +85,12 @@ class Audit(Construct):
                 # Reads heads and references; puts heads, entries and references only
                 # (coupons.data.access: "audit").
                 *table_statements(table, "audit"),
-                iam.PolicyStatement(actions=STREAM_ACTIONS, resources=[table.table_stream_arn]),
-                iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
+                *self.stream.reading(),
                 iam.PolicyStatement(
                     actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                     resources=[self.calls.queue_arn],
                 ),
-                iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]),
+                self.stream.sending(),
             ],
             environment={MAIN.env_var: table.table_name, "AUDIT_LOG_SHARDS": str(tenant.audit_log_shards)},
             timeout_seconds=60,
@@ -107,22 +99,8 @@ class Audit(Construct):
             reserved_concurrency=tenant.clearing_reserved_concurrency,
         )
         self.function = self.handler.function
-        self.stream_mapping = lambda_.EventSourceMapping(
-            self,
-            "StreamMapping",
-            target=self.function,
-            event_source_arn=table.table_stream_arn,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-            batch_size=BATCH_SIZE,
-            report_batch_item_failures=True,
-            bisect_batch_on_error=True,
-            retry_attempts=RETRY_ATTEMPTS,
-            max_record_age=Duration.hours(24),
-            # One batch per stream shard at a time: one item's changes are appended in order.
-            parallelization_factor=1,
-            filters=[change_filter()],
-            on_failure=_QueueDestination(self.dead_letters),
-        )
+        # One batch per stream shard at a time: one item's changes are appended in order.
+        self.stream_mapping = self.stream.attach(self.function, filters=[change_filter()])
         self.function.add_event_source(
             sources.SqsEventSource(
                 self.calls,

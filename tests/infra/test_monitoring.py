@@ -46,6 +46,11 @@ def test_api_5xx_function_errors_throttles_stream_lag_dead_letters_and_settlemen
             ("AWS/Lambda", "Errors"),
             (f"CouponClearing/{tenant}", "ReconciliationExceptionsOverdue"),
             (f"CouponClearing/{tenant}", "ReconciliationSuspense"),
+            # the anomaly detector (issue #18): errors, throttles, stream lag, its DLQ
+            ("AWS/Lambda", "Errors"),
+            ("AWS/Lambda", "Throttles"),
+            ("AWS/Lambda", "IteratorAge"),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ]
     )
     for alarm in alarms:

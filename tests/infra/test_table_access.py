@@ -29,6 +29,7 @@ EXPECTED = {
         "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", RUN,
         # risk control (issue #18): list entries, rule set versions, velocity and guessing counters, decisions
         "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
+        "RISKHOLDS", "RISKREVIEW#*",  # settlement holds and REVIEW releases (issue #18 point 5)
         "RECONEXCEPTION#*",  # reconciliation (issue #16): finance proposes and resolves exceptions
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
@@ -45,6 +46,8 @@ EXPECTED = {
     "settlement.heartbeat": None,
     "audit": ["AUDITLOG#*", "AUDITREF#*"],
     "audit.sign": None,
+    # The anomaly detector (issue #18 point 7): baselines, markers, a flag's hold and records.
+    "anomaly": ["RISKBASE#*", "RISKSEEN#*", "RISKHOLDS", "RISKDECISION#*"],
     "reconciliation": ["RECONRUN#*", "RECONEXCEPTION#*", "RECONCOMPENSATION#*", "RECONTRANSFER#*", "JOURNAL#*",
                        "ENTRIES#*", "BALANCE#*#*"],
 }  # fmt: skip
@@ -53,7 +56,7 @@ TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
-    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign",
+    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "AnomalyHandler": "anomaly",
                 "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None}  # fmt: skip  (the starter touches no table)
     for step in [*STEPS, HEARTBEAT]:
         prefixes["SettlementSteps" + "".join(p.capitalize() for p in step.folder.split("_"))] = step.writer

@@ -204,6 +204,17 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
         assert clearing.lambda_handler(stream_event(sources), FakeContext())["batchItemFailures"] == []
     assert api.call("GET", "/v1/accounts/merchant:m-001/balance", api_key=keys["admin"]).status == 200
 
+    # And the anomaly detector counts the redemptions, told to flag at once (its hold and records too)
+    from coupons.data.anomaly import AnomalyStore
+    from coupons.domain.risk.anomaly import DetectorConfig
+    from coupons.services.anomaly import Detector
+
+    detector = Detector(AnomalyStore(api.ddb, TABLE), DetectorConfig(warmup=0, z_threshold=-1.0))
+    with recorder.as_("anomaly"):
+        for source in sources:
+            if source["kind"]["S"] == "REDEMPTION":
+                assert detector.observe(from_item(source)) in ("counted", "flagged")
+
     # And two days are settled: the first carries every net (below a huge minimum), the second claims
     # the carried amounts with the rest and pays them; then a failure is recorded on the API's run
     api.ddb.create_table(**BANK.create_table_kwargs(BANK_TABLE))

@@ -24,7 +24,17 @@ from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.reconciliation import compensation_pk, exception_pk, recon_run_pk, transfer_state_pk
 from coupons.data.models.redemptions import qr_token_pk, redemption_pk
-from coupons.data.models.risk import RULES_PK, counter_pk, decision_pk, entry_pk, guess_pk
+from coupons.data.models.risk import (
+    HOLDS_PK,
+    RULES_PK,
+    baseline_pk,
+    counter_pk,
+    decision_pk,
+    entry_pk,
+    guess_pk,
+    review_pk,
+    seen_pk,
+)
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 
 # A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
@@ -68,6 +78,10 @@ RISK_RULES = Partition(RULES_PK, "risk rule set versions")
 RISK_COUNTER = Partition(counter_pk("*"), "risk velocity counters, counted inside the redemption")
 RISK_GUESS = Partition(guess_pk("*"), "code-guessing miss counters of a caller")
 RISK_DECISION = Partition(decision_pk("*"), "risk decisions, one copy per subject they concern")
+RISK_HOLD = Partition(HOLDS_PK, "settlement holds on parties (admins', finance's, the detector's)")
+RISK_REVIEW = Partition(review_pk("*"), "a REVIEW redemption's release")
+RISK_BASELINE = Partition(baseline_pk("*"), "the anomaly detector's baseline per merchant and campaign")
+RISK_SEEN = Partition(seen_pk("*"), "the stream records the anomaly detector has counted")
 RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
 RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
 RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
@@ -120,6 +134,8 @@ WRITERS: dict[str, TableAccess] = {
             RISK_COUNTER,
             RISK_GUESS,
             RISK_DECISION,
+            RISK_HOLD,  # admins and finance hold and release parties
+            RISK_REVIEW,  # ... and release REVIEW redemptions
             RECON_EXCEPTION,  # finance proposes and resolves (four-eyes); never creates or deletes one
         ),
         indexes=True,
@@ -153,6 +169,8 @@ WRITERS: dict[str, TableAccess] = {
     "audit": TableAccess((*READ, BATCH_GET), (PUT,), (AUDIT_LOG, AUDIT_REF)),
     # Signs the shard heads: reads them, writes nothing in the table.
     "audit.sign": TableAccess((GET,)),
+    # The anomaly detector: its baselines and markers, and a flag's hold and records with them.
+    "anomaly": TableAccess(READ, (PUT,), (RISK_BASELINE, RISK_SEEN, RISK_HOLD, RISK_DECISION)),
     # Reads settlement's runs and parties (never writes them); its own items, and the confirmation and
     # compensation journals with their postings and balances (coupons.data.ledger's post).
     "reconciliation": TableAccess(

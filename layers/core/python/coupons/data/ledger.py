@@ -61,6 +61,7 @@ POSTING_EXTRA = (
     "store_id",
     "order_id",
     "code",
+    "review_hold",  # a REVIEW redemption's (and its reversals'): settlement holds it until released
 )
 _JOURNAL, _SOURCE, _REVERSAL = "journal", "source", "reversal"
 JOURNAL_TAG = _JOURNAL  # the tag of the journal's own put in a transaction add_journal filled

@@ -142,9 +142,11 @@ class Clearer:
             journal = ledger.reversal_journal(
                 reversal, cleared["party_shares"], cleared["reversed"], cleared["rule"], commission_back=back
             )
+            # A refund of a redemption held for review nets against it: it waits with it.
+            source = {**reversal, "review_hold": cleared["review_hold"]} if cleared.get("review_hold") else reversal
             try:
                 return self._post(
-                    journal, reversal, reversal_of=(cleared_id, cleared["reversal_count"]), refund=refund
+                    journal, source, reversal_of=(cleared_id, cleared["reversal_count"]), refund=refund
                 )
             except ReversalsMoved:
                 continue

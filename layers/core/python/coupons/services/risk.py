@@ -145,7 +145,7 @@ class RuleSets:
             Logger().exception("risk decision not recorded", extra={"decision": record})
 
 
-SUBJECT = r"^(user|device|ip|caller_ip|merchant|coupon):.{1,200}$"
+SUBJECT = r"^((user|device|ip|caller_ip|merchant|coupon|brand|campaign|redemption):.{1,200}|platform)$"
 
 
 def decisions(store: RiskStore, subject: str, *, limit: int, cursor: str | None) -> tuple[list, str | None]:

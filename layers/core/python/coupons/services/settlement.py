@@ -89,6 +89,7 @@ class SettlementSteps:
         clock: Clock = _now,
         channel_name: str = "simulated",
         fees: dict[str, FeeSchedule] | None = None,
+        holds: Callable[[int], Callable[[list[dict]], list[dict]]] | None = None,
     ):
         self._store = store
         self._redemptions = redemptions
@@ -99,6 +100,8 @@ class SettlementSteps:
         self._clock = clock
         self._channel_name = channel_name  # the accounts `settlement:{it}`, `fees:{it}`
         self._fee_schedule = (fees or {}).get(channel_name)  # None: the channel charges nothing
+        # Risk holds (coupons.services.holds.ClaimFilter): given the claim's time, a page's settleable lines.
+        self._holds = holds or (lambda at: lambda page: page)
 
     # -- open ------------------------------------------------------------------------------
 
@@ -169,11 +172,13 @@ class SettlementSteps:
         now = iso(self._clock())
         met: set[str] = set()
         claimed = taken = 0
+        settleable = self._holds(int(self._clock().timestamp()))  # the holds in force, read once per shard
         try:
             for page in self._store.unsettled(shard, business_date):
                 if cutoff_at is not None:
                     cut = parse_time(cutoff_at)
                     page = [p for p in page if not p.get("event_at") or parse_time(p["event_at"]) < cut]
+                page = settleable(page)  # held lines stay unclaimed and due: the run after the release takes them
                 for party in sorted({p["account"] for p in page} - met):
                     self._store.ensure_party(run_id, party, created_at=now)
                     met.add(party)

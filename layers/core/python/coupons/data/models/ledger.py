@@ -99,6 +99,7 @@ class Journal(MainModel):
     code = Text(null=True)
     settlement_cycle = Text(null=True)
     event_at = Text(null=True)  # the redemption's redeemed_at / the reversal's reversed_at
+    review_hold = Text(null=True)  # a REVIEW redemption's: its reversals' journals carry it on
 
 
 class Posting(MainModel):
@@ -131,6 +132,9 @@ class Posting(MainModel):
     store_id = Text(null=True)
     order_id = Text(null=True)
     code = Text(null=True)
+    # A REVIEW redemption's (review:{id}), on its postings and its reversals': held out of settlement
+    # until released (coupons.domain.risk.holds).
+    review_hold = Text(null=True)
     # Written by settlement (coupons.data.settlement): the run that claimed it, when, when settled.
     run_id = Text(null=True)
     claimed_at = Text(null=True)

@@ -5,8 +5,13 @@ RISKLIST#{list}#{value} / ENTRY         a list entry (reason, optional expiry = 
 RISKRULES / V#{version:08}              a rule set version (the whole ordered set, as JSON)
 RISKCTR#{subject}#{value} / W{s}#{b}    a windowed counter: n, amt_{CUR}, d_{of} (a string set)
 RISKGUESS#{scope}#{value} / W{s}#{b}    a code-guessing miss counter: n
-RISKDECISION#{subject} / {at:010}#{id}  a rule's decision, one copy per subject it concerns (the reads
-                                        are by subject: ?subject=device:d-1), newest last
+RISKDECISION#{subject} / {at:010}#{id}  a rule's decision, a hold, a release, an anomaly flag: one copy
+                                        per subject it concerns (read by subject: ?subject=device:d-1)
+RISKHOLDS / {hold_id}                   a party hold (HELD, then RELEASED): one partition, read whole
+                                        once per claim shard (holds are few: admins' and flags')
+RISKREVIEW#{redemption_id} / RELEASE    a REVIEW redemption's release (absent: still held)
+RISKBASE#{merchant|campaign}#{id} / STATE   the detector's baseline of one key (coupons.domain.risk.anomaly)
+RISKSEEN#{stream event id} / SEEN       a stream record the detector has counted (TTL 2 days)
 """
 
 from __future__ import annotations
@@ -36,6 +41,22 @@ def decision_pk(subject: str) -> str:
 
 def decision_sk(at: int, decision_id: str) -> str:
     return f"{at:010d}#{decision_id}"
+
+
+HOLDS_PK = "RISKHOLDS"
+RELEASE_SK = "RELEASE"
+
+
+def review_pk(redemption_id: str) -> str:
+    return f"RISKREVIEW#{redemption_id}"
+
+
+def baseline_pk(key: str) -> str:
+    return f"RISKBASE#{key}"
+
+
+def seen_pk(event_id: str) -> str:
+    return f"RISKSEEN#{event_id}"
 
 
 def rules_sk(version: int) -> str:
@@ -92,13 +113,62 @@ class DecisionRecord(MainModel):
     """A rule's decision (coupons.domain.risk.holds.decision_record), as read under one of its subjects."""
 
     decision_id = Text()
-    event = Text()
+    event = Text()  # REDEMPTION / ISSUANCE (a rule's), HOLD (a hold or its release), REVIEW, ANOMALY
     at = Integer()
-    action = Text()
-    rule_id = Text()
-    rule_version = Integer()
+    action = Text()  # DENY / REVIEW / ALLOW; HOLD / RELEASE; FLAG
+    rule_id = Text(null=True)
+    rule_version = Integer(null=True)
     reason = Text()
     source_id = Text(null=True)
     subjects = List(of=Text)
-    amount = Integer()
-    currency = Text()
+    amount = Integer(null=True)
+    currency = Text(null=True)
+    # A hold's or release's (coupons.domain.risk.holds.hold_decision, review_release_decision).
+    hold_id = Text(null=True)
+    party = Text(null=True)
+    by = Text(null=True)
+    review_hold = Text(null=True)
+    # An anomaly flag's (coupons.domain.risk.anomaly): which series, its z-score's parts (as text:
+    # statistics, never money, and never a float stored as a number).
+    series = Text(null=True)
+    statistic = Text(null=True)
+
+
+class Hold(MainModel):
+    """A party's settlement hold (coupons.domain.risk.holds.hold_record)."""
+
+    hold_id = Text()
+    party = Text()
+    reason = Text()
+    held_by = Text()
+    held_at = Integer()
+    status = Text()  # HELD / RELEASED
+    released_by = Text(null=True)
+    released_at = Integer(null=True)
+
+
+class ReviewRelease(MainModel):
+    """A REVIEW redemption released: its postings (review_hold) are settled by the next run."""
+
+    review_hold = Text()
+    redemption_id = Text()
+    released_by = Text()
+    released_at = Integer()
+    reason = Text()
+
+
+class Baseline(MainModel):
+    """The detector's state of one key (merchant:{id} / campaign:{id}): the open interval and the
+    EWMA series, as JSON (statistics in floats: never money, never a number attribute), and a version
+    each update conditions on (two batches of different shards update one key)."""
+
+    key = Text()
+    state = Text()
+    version = Integer()
+
+
+class Seen(MainModel):
+    """A stream record the detector counted: its put (attribute_not_exists) and the baselines' updates
+    are one transaction, so a redelivered record is counted never again."""
+
+    source_id = Text()

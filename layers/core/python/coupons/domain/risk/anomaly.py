@@ -123,3 +123,88 @@ def intervals(
             (slot, Observation(*slots.get(slot, (0, 0)))) for slot in range(min(slots), (last or 0) + 1)
         ]
     return out
+
+
+# -- on the stream: one key's state, one redemption at a time -------------------------------------
+
+# Quiet intervals between two redemptions of a key are absorbed as zeros, at most a day's worth: a key
+# silent for a week is not walked through 2,000 empty intervals.
+MAX_QUIET = 288
+# The average discount of the open interval is judged from this many redemptions on (one redemption
+# with a big discount is no burst).
+MIN_DISCOUNT_COUNT = 5
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """One key's open interval (its redemptions so far) and the baseline of the intervals before it."""
+
+    slot: int | None = None
+    count: int = 0
+    discount_sum: int = 0
+    flagged: bool = False  # this interval flagged already: a burst is flagged once, absorbed with α/10
+    baseline: Baseline = Baseline()
+
+
+def _close(config: DetectorConfig, tracker: Tracker, slot: int) -> Baseline:
+    """The baseline once the open interval and the quiet ones up to `slot` are over."""
+    alpha = config.flagged_alpha if tracker.flagged else config.alpha
+    base = tracker.baseline
+    rate = _absorb(base.rate, float(tracker.count), alpha, config.warmup)
+    discount = base.discount
+    if tracker.count:
+        discount = _absorb(base.discount, tracker.discount_sum / tracker.count, alpha, config.warmup)
+    base = Baseline(rate, discount)
+    for _ in range(min(slot - (tracker.slot or slot) - 1, MAX_QUIET)):
+        base, _flags = update(config, base, Observation(0, 0))  # a zero never flags (one-sided)
+    return base
+
+
+def observe(config: DetectorConfig, tracker: Tracker, at: int, discount: int) -> tuple[Tracker, list[Flag]]:
+    """The key's state after one redemption at `at` (epoch seconds), and the flags it raised: the open
+    interval is judged as it fills (a burst is flagged while it happens, not when it is over), against
+    the baseline of the intervals before it, at most once per interval. A record later than the open
+    interval closes it; an earlier one (another shard's, late) counts in the open one."""
+    slot = at // config.interval_seconds
+    if tracker.slot is None:
+        tracker = replace(tracker, slot=slot)
+    elif slot > tracker.slot:
+        tracker = Tracker(slot=slot, baseline=_close(config, tracker, slot))
+    tracker = replace(tracker, count=tracker.count + 1, discount_sum=tracker.discount_sum + discount)
+    if tracker.flagged:
+        return tracker, []
+    flags: list[Flag] = []
+    base = tracker.baseline
+    if base.rate.n >= config.warmup:
+        z = z_score(base.rate, float(tracker.count), max(base.rate.mean, 1.0))
+        if z > config.z_threshold:
+            flags.append(Flag("rate", z, float(tracker.count), base.rate.mean))
+    if tracker.count >= MIN_DISCOUNT_COUNT and base.discount.n >= config.warmup:
+        average = tracker.discount_sum / tracker.count
+        z = z_score(base.discount, average, max(config.discount_floor * base.discount.mean, 1.0) ** 2)
+        if z > config.z_threshold:
+            flags.append(Flag("discount", z, average, base.discount.mean))
+    return (replace(tracker, flagged=True) if flags else tracker), flags
+
+
+def tracker_to_json(tracker: Tracker) -> str:
+    import json
+    from dataclasses import asdict
+
+    return json.dumps(asdict(tracker), separators=(",", ":"))
+
+
+def tracker_from_json(text: str | None) -> Tracker:
+    import json
+
+    if not text:
+        return Tracker()
+    data = json.loads(text)
+    base = data.pop("baseline")
+    return Tracker(**data, baseline=Baseline(Series(**base["rate"]), Series(**base["discount"])))
+
+
+def flag_reason(key: str, flags: list[Flag]) -> str:
+    return "; ".join(
+        f"{key}: {f.series} {f.value:.1f} against a baseline of {f.mean:.1f} (z {f.z:.1f})" for f in flags
+    )

@@ -54,9 +54,9 @@ def hold_id(party: str, held_at: int) -> str:
     return f"hold:{party}:{held_at}"
 
 
-def hold_record(terms: HoldTerms, *, by: str, at: int) -> dict[str, Any]:
+def hold_record(terms: HoldTerms, *, by: str, at: int, hold_id_: str | None = None) -> dict[str, Any]:
     return {
-        "hold_id": hold_id(terms.party, at),
+        "hold_id": hold_id_ or hold_id(terms.party, at),
         "party": terms.party,
         "reason": terms.reason,
         "held_by": by,
@@ -115,6 +115,84 @@ def settleable(
         else:
             taken.append(dict(line))
     return Taken(taken, held)
+
+
+def claimable(
+    lines: Iterable[Mapping[str, Any]],
+    *,
+    holds: Iterable[Mapping[str, Any]],
+    released_reviews: set[str],
+    at: int,
+) -> Taken:
+    """`settleable` over a page of many parties' lines (a claim shard's page: each line's party is its
+    `account`), in the page's order."""
+    holds = list(holds)
+    taken: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
+    for line in lines:
+        one = settleable(line["account"], [line], holds=holds, released_reviews=released_reviews, at=at)
+        taken += one.lines
+        held += one.held
+    return Taken(taken, held)
+
+
+def reviews_in(lines: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The review holds a page's lines carry: only these need their release looked up."""
+    return {line["review_hold"] for line in lines if line.get("review_hold")}
+
+
+def held_section(lines: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What waits, per currency (a party's statement's "held" section): the amount and the lines."""
+    section: dict[str, dict[str, Any]] = {}
+    for line in sorted(lines, key=lambda x: (x["currency"], x.get("due_date", ""), x["journal_id"])):
+        entry = section.setdefault(line["currency"], {"currency": line["currency"], "amount": 0, "lines": []})
+        entry["amount"] += line["amount"]
+        entry["lines"].append(
+            {k: line[k] for k in (*_HELD_COLUMNS, "held_because") if line.get(k) is not None}
+        )
+    return list(section.values())
+
+
+_HELD_COLUMNS = (
+    "journal_id", "source_id", "source_kind", "amount", "currency", "business_date", "due_date",
+    "redemption_id", "reversal_id", "review_hold",
+)  # fmt: skip
+
+
+def hold_decision(hold: Mapping[str, Any], *, action: str, at: int, decision_id: str) -> dict[str, Any]:
+    """A hold or release as a decision record, read under its party (`?subject=merchant:m-1`)."""
+    return {
+        "decision_id": decision_id,
+        "event": "HOLD",
+        "at": at,
+        "action": action,  # HOLD / RELEASE
+        "reason": hold["reason"],
+        "hold_id": hold["hold_id"],
+        "party": hold["party"],
+        "by": hold["released_by"] if action == "RELEASE" else hold["held_by"],
+        "source_id": hold["hold_id"],
+        "subjects": [hold["party"]],
+    }
+
+
+def review_release_decision(
+    redemption: Mapping[str, Any], *, by: str, at: int, decision_id: str, reason: str
+) -> dict[str, Any]:
+    """A REVIEW redemption's release, read under the redemption and its merchant and coupon."""
+    subjects = [f"redemption:{redemption['redemption_id']}"]
+    subjects += [f"merchant:{redemption['merchant_id']}"] if redemption.get("merchant_id") else []
+    subjects += [f"coupon:{redemption['code']}"] if redemption.get("code") else []
+    return {
+        "decision_id": decision_id,
+        "event": "REVIEW",
+        "at": at,
+        "action": "RELEASE",
+        "reason": reason,
+        "review_hold": redemption["review_hold"],
+        "by": by,
+        "source_id": redemption["redemption_id"],
+        "subjects": subjects,
+    }
 
 
 def subjects(ctx: Context) -> list[str]:
