@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import started_local_stack
+from tests.e2e.conftest import own_local_stack
 from tests.e2e.support import Api
 from tests.e2e.test_settlement_end_to_end import World, next_date, settle
 
+# Its own xdist group as well as its own stack: nothing it does meets the shared stack's modules.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-risk-holds")]
 
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory):
-    with started_local_stack(tmp_path_factory) as endpoints:
-        yield endpoints
+local_stack = own_local_stack()
 
 
 def parties(run: dict) -> dict[str, int]:
@@ -26,7 +25,13 @@ def test_review_and_party_holds_are_settled_by_the_run_after_their_release(local
     world = World(api, admin, 2)
     reviewed, held = (f"merchant:{m}" for m in world.merchant_ids)
     # Every merchant's second redemption of the hour is reviewed.
-    rule = {"type": "velocity", "per": "merchant", "measure": "count", "window": {"unit": "hour"}, "threshold": 1}
+    rule = {
+        "type": "velocity",
+        "per": "merchant",
+        "measure": "count",
+        "window": {"unit": "hour"},
+        "threshold": 1,
+    }
     api.ok("POST", "/v1/risk/rules", admin,
            {"rules": [{"rule_id": "second", "condition": rule, "action": "REVIEW", "reason": "e2e"}]})  # fmt: skip
     first = world.redeem(world.merchant_ids[0])
@@ -54,4 +59,7 @@ def test_review_and_party_holds_are_settled_by_the_run_after_their_release(local
     assert paid2[held] == waiting["held"][0]["amount"]
     assert api.ok("GET", "/v1/risk/holds", admin, party=held)["held"] == []
     decisions = api.ok("GET", "/v1/risk/decisions", admin, subject=held)["items"]
-    assert sorted(d["action"] for d in decisions if d.get("hold_id") == hold["hold_id"]) == ["HOLD", "RELEASE"]
+    assert sorted(d["action"] for d in decisions if d.get("hold_id") == hold["hold_id"]) == [
+        "HOLD",
+        "RELEASE",
+    ]
