@@ -84,9 +84,7 @@ class AnomalyStore:
         for hold, decision in holds:
             self._holds.put_hold(hold, decision, tx=tx)
         for decision in decisions:
-            from coupons.data.holds import add_decision
-
-            add_decision(tx, self._holds._decision, decision)
+            self._holds.add_decision(tx, decision)
         try:
             tx.commit()
         except TransactWriteError as error:

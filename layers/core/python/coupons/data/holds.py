@@ -40,6 +40,10 @@ class HoldStore:
         self._release = ReviewRelease.bound(client, table_name)
         self._decision = DecisionRecord.bound(client, table_name)
 
+    def add_decision(self, tx: Transaction, decision: dict[str, Any]) -> None:
+        """A decision record (not a hold: a campaign's flag) into `tx`."""
+        add_decision(tx, self._decision, decision)
+
     def put_hold(self, hold: dict[str, Any], decision: dict[str, Any], tx: Transaction | None = None) -> bool:
         """Puts a new hold with its record; False when a hold with its id exists (a retry, or a flag's
         deterministic id seen before). With `tx` the actions join it and nothing is committed here."""

@@ -9,7 +9,7 @@ from typing import Any
 from coupons.data.anomaly import AlreadySeen, AnomalyStore, BaselineMoved
 from coupons.domain.errors import Contention
 from coupons.domain.risk import anomaly
-from coupons.domain.risk.holds import HoldTerms, hold_decision, hold_record
+from coupons.domain.risk.holds import HoldTerms, hold_record
 from coupons.domain.times import parse
 
 ATTEMPTS = 8
@@ -17,9 +17,9 @@ DETECTOR = "risk:anomaly-detector"  # who a flag's hold is held by
 
 
 class Detector:
-    def __init__(self, store: AnomalyStore, config: anomaly.DetectorConfig = anomaly.DetectorConfig()):
+    def __init__(self, store: AnomalyStore, config: anomaly.DetectorConfig | None = None):
         self._store = store
-        self._config = config
+        self._config = config or anomaly.DetectorConfig()
 
     def observe(self, redemption: dict[str, Any]) -> str:
         """'counted', 'flagged' or 'duplicate' (this record was counted before)."""
@@ -54,34 +54,25 @@ class Detector:
         raise Contention(field="redemption_id")
 
     def _flagged(self, key: str, tracker: anomaly.Tracker, flags, at: int, source_id: str):
-        """A flag's hold (for a merchant) and its record; ids derive from the key and the interval, so a
-        retried read computes the same ones."""
-        reason = anomaly.flag_reason(key, flags)
+        """A flag's hold (for a merchant; None for a campaign, whose flag is recorded, not held) and its
+        record; ids derive from the key and the interval, so a retried read computes the same ones."""
+        reason = anomaly.flag_reason(key, flags)[:500]
         slot = tracker.slot
-        hold = hold_record(
-            HoldTerms(party=key, reason=reason[:500]) if key.startswith("merchant:") else _NoParty(key, reason),
-            by=DETECTOR,
-            at=at,
-            hold_id_=f"hold_anomaly_{key.replace(':', '_')}_{slot}",
-        )
-        decision = hold_decision(hold, action="HOLD", at=at, decision_id=f"rsk_anomaly_{slot}")
-        decision |= {
+        decision = {
+            "decision_id": f"rsk_anomaly_{slot}",
             "event": "ANOMALY",
-            "action": "FLAG" if not key.startswith("merchant:") else "HOLD",
+            "at": at,
+            "action": "FLAG",
+            "reason": reason,
+            "by": DETECTOR,
             "source_id": source_id,
             "series": ",".join(f.series for f in flags),
             "statistic": "; ".join(f"z={f.z:.2f} x={f.value:.2f} mean={f.mean:.2f}" for f in flags),
             "subjects": [key],
         }
         if not key.startswith("merchant:"):
-            decision.pop("hold_id")
-            decision.pop("party")
-        return hold, decision
-
-
-class _NoParty:
-    """A campaign's flag is recorded, not held: stands for HoldTerms where no party is held."""
-
-    def __init__(self, key: str, reason: str):
-        self.party = key
-        self.reason = reason[:500]
+            return None, decision
+        hold = hold_record(
+            HoldTerms(party=key, reason=reason), by=DETECTOR, at=at, hold_id_=f"hold_anomaly_{key.replace(':', '_')}_{slot}"
+        )
+        return hold, decision | {"action": "HOLD", "hold_id": hold["hold_id"], "party": key}
