@@ -8,9 +8,9 @@ import pytest
 from coupons.data.holds import HoldStore
 from coupons.domain import settlement as rules
 from coupons.domain.ledger import Journal, Leg
+from coupons.domain.risk.holds import HoldTerms
 from coupons.services import holds as hold_service
 from coupons.services.holds import ClaimFilter
-from coupons.domain.risk.holds import HoldTerms
 from tests.integration.test_api_plumbing import assert_problem
 from tests.integration.test_settlement_steps import MAIN_TABLE, moto_world
 
