@@ -12,6 +12,7 @@ from infra.constructs.audit import Audit
 from infra.constructs.clearing import Clearing
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
+from infra.constructs.holds import Holds
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.reconciliation import Reconciliation
@@ -49,6 +50,7 @@ class CouponClearingStack(Stack):
         layers = Layers(self, "Layers")
         api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key, secret=secret)
         clearing = Clearing(self, "Clearing", tenant=tenant, layers=layers, table=tables.main, key=key)
+        holds = Holds(self, "Holds", tenant=tenant, layers=layers, table=tables.main, key=key)
         settlement = Settlement(
             self,
             "Settlement",
@@ -60,7 +62,13 @@ class CouponClearingStack(Stack):
         )
         api.allow_settlement(settlement.state_machine, storage.statements)
         audit = Audit(
-            self, "Audit", tenant=tenant, layers=layers, table=tables.main, key=key, access_logs=storage.access_logs
+            self,
+            "Audit",
+            tenant=tenant,
+            layers=layers,
+            table=tables.main,
+            key=key,
+            access_logs=storage.access_logs,
         )
         audit.allow_api(api.function, api.handler.role)
         reconciliation = Reconciliation(
@@ -84,6 +92,7 @@ class CouponClearingStack(Stack):
         monitoring.watch_stream_lag("Audit", audit.function)
         monitoring.watch_dead_letters("Audit", audit.dead_letters)
         monitoring.watch_function("AuditSigner", audit.signer.function)
+        monitoring.watch_function("HoldExpiry", holds.function)
         monitoring.watch_reconciliation(tenant, reconciliation)
         Dashboard(
             self,
@@ -109,10 +118,9 @@ class CouponClearingStack(Stack):
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)
         CfnOutput(self, "AuditFunctionName", value=audit.function.function_name)
         CfnOutput(self, "AuditSignerFunctionName", value=audit.signer.function.function_name)
+        CfnOutput(self, "HoldExpiryFunctionName", value=holds.function.function_name)
         CfnOutput(self, "AuditBucketName", value=audit.bucket.bucket_name)
         CfnOutput(self, "AuditSigningKeyId", value=audit.signing_key.key_id)
         CfnOutput(self, "AuditCallsQueueUrl", value=audit.calls.queue_url)
-        CfnOutput(
-            self, "ReconciliationStateMachineArn", value=reconciliation.state_machine.state_machine_arn
-        )
+        CfnOutput(self, "ReconciliationStateMachineArn", value=reconciliation.state_machine.state_machine_arn)
         CfnOutput(self, "ReconciliationStartFunctionName", value=reconciliation.start.function_name)

@@ -11,11 +11,13 @@ from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
 from coupons.data.commission import CommissionStore
 from coupons.data.coupons import CouponStore
+from coupons.data.holds import HoldStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.risk import GuessGate, RiskStore
 from coupons.services.guesses import Guesses
+from coupons.services.holds import Holds
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
 from coupons.services.risk import RuleSets
@@ -29,6 +31,7 @@ __all__ = [
     "coupons",
     "issuer",
     "redeemer",
+    "holds",
     "tenant_key",
     "risk",
     "risk_rules",
@@ -83,6 +86,17 @@ def redeemer() -> Redeemer:
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
         risk_rules=risk_rules(),
         guesses=Guesses(GuessGate(dynamodb(), settings().main_table)),
+        hold_seconds=settings().hold_seconds,
+    )
+
+
+@cache
+def holds() -> Holds:
+    return Holds(
+        HoldStore(dynamodb(), settings().main_table),
+        idempotency(),
+        time_zone=settings().time_zone,
+        idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
     )
 
 

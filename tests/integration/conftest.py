@@ -93,6 +93,7 @@ def load_api_handler():
         "coupons",
         "issuer",
         "redeemer",
+        "holds",
         "ledger",
         "audit_reader",
         "tracer",

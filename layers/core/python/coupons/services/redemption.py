@@ -34,6 +34,7 @@ from coupons.data.redemptions import (
 )
 from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes, verification
+from coupons.domain import holds as hold_rules
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
 from coupons.domain.campaigns import CampaignType
@@ -45,6 +46,7 @@ from coupons.domain.risk import holds as risk_holds
 from coupons.domain.risk.guessing import CouponLocked
 from coupons.domain.risk.rules import Event
 from coupons.services.guesses import Guesses, refuse_if_locked
+from coupons.services.holds import hold_answer
 from coupons.services.reversals import REVERSALS_PAGE, RedemptionNotFound, Reversals  # noqa: F401
 from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, redemption_context
 
@@ -95,6 +97,7 @@ class Redeemer:
         clock: Callable[[], float] = time.time,
         risk_rules: RuleSets | None = None,
         guesses: Guesses | None = None,
+        hold_seconds: int = hold_rules.DEFAULT_HOLD_SECONDS,
     ):
         self._risk_rules = risk_rules
         self._guesses = guesses or Guesses(None)
@@ -104,6 +107,7 @@ class Redeemer:
         self._idempotency = idempotency
         self._tenant_key = tenant_key
         self._time_zone = time_zone
+        self._tenant_hold_seconds = hold_seconds  # the tenant's default hold (its file)
         self._ttl = idempotency_ttl_seconds
         self._clock = clock
         self._rng = random.SystemRandom()
@@ -133,6 +137,10 @@ class Redeemer:
                 self._guesses.dynamic_code_failed(self._coupons, code, now)
             return code, rules.Verification(rules.Method.DYNAMIC_CODE, totp_step=step)
         return code, rules.Verification(rules.Method.CODE)
+
+    def _hold_seconds(self, campaign: dict[str, Any]) -> int:
+        """How long a hold of this campaign's coupon lasts: its own default, else the tenant's."""
+        return hold_rules.hold_seconds(campaign.get("hold_seconds"), self._tenant_hold_seconds)
 
     def campaign_of(self, code: str) -> dict[str, Any]:
         tag = codes.tag_of(code)
@@ -218,9 +226,11 @@ class Redeemer:
         idempotency_key: str | None,
         request_body: Any,
         subjects: Subjects | None = None,
+        capture: bool = True,
     ) -> tuple[int, Any, bool]:
         """(status, answer, replayed). Refusals are raised; a replay returns the first answer.
-        `subjects`: the device, addresses and user the risk rules look at (none: only the order's)."""
+        `subjects`: the device, addresses and user the risk rules look at (none: only the order's).
+        `capture` False places a redemption hold instead (services/holds.py captures or voids it)."""
         try:
             return self._redeem(
                 proof,
@@ -230,6 +240,7 @@ class Redeemer:
                 idempotency_key=idempotency_key,
                 request_body=request_body,
                 subjects=subjects,
+                hold_for=None if capture else self._hold_seconds,
             )
         except CouponNotFound:
             self._guesses.missed(subjects, int(self._clock()))
@@ -247,6 +258,7 @@ class Redeemer:
         idempotency_key: str | None,
         request_body: Any,
         subjects: Subjects | None = None,
+        hold_for: Callable[[dict[str, Any]], int] | None = None,
     ) -> tuple[int, Any, bool]:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
@@ -261,14 +273,23 @@ class Redeemer:
             self._replay_if_done(scope, idempotency_key, fingerprint)
             raise
         gift = campaign["type"] == CampaignType.GIFT_CARD
-        balance = self._gift_card_balance(code) if gift else None
+        hold = None if hold_for is None else hold_for(campaign)
+        # A gift card's balance and available amount (balance − holds; None: it never had a hold),
+        # read first for a redemption. A hold reads nothing: its condition says the card has enough
+        # available, and only when it has less is the hold computed again from what it has (`room`).
+        balance = available = room = None
+        if gift and hold is None:
+            balance, available = self._gift_card(code)
         risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
         guess = self._guesses.counters(subjects, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
             if gift:
-                taken = rules.gift_card_take(balance, order.order_amount, order.amount)
+                spendable = _spendable(balance, available) if hold is None else room
+                taken = rules.gift_card_take(
+                    order.order_amount if spendable is None else spendable, order.order_amount, order.amount
+                )
                 if taken == 0:
                     # A retry of the request that drained the card must get its first answer.
                     self._replay_if_done(scope, idempotency_key, fingerprint)
@@ -278,7 +299,7 @@ class Redeemer:
                 rules.check_discount(taken)  # before any write: the coupon stays as it is
             guards = () if risk is None else risk.plan(taken).guards
             redemption, answer = self._records(
-                campaign, code, order, principal, verified, moment, taken, balance
+                campaign, code, order, principal, verified, moment, taken, balance, hold
             )
             if risk is not None:
                 # What the rules decided travels on the record (a REVIEW's hold) and in the answer.
@@ -296,7 +317,7 @@ class Redeemer:
                         now=iso(moment),
                         event={
                             "at": iso(moment),
-                            "event": "REDEEMED",
+                            "event": "REDEEMED" if hold is None else "HELD",
                             "redemption_id": redemption["redemption_id"],
                             "merchant_id": order.merchant_id,
                             "amount": taken,
@@ -304,6 +325,9 @@ class Redeemer:
                         redemption_id=redemption["redemption_id"],
                         balance_before=balance,
                         balance_after=None if balance is None else balance - taken,
+                        available_before=available,
+                        hold=hold is not None,
+                        held=taken if gift and hold is not None else None,
                         owner=verified.owner,
                         totp_step=verified.totp_step,
                         at=now,
@@ -343,8 +367,13 @@ class Redeemer:
                 coupon = refused.coupon
                 if not coupon:
                     raise CouponNotFound(field="code") from None
-                if gift and self._balance_moved(coupon, balance, iso(moment), verified):
-                    balance = coupon["balance"]  # another take got in first: compute again from it
+                if gift and hold is not None and _usable(coupon, iso(moment), verified):
+                    room = _spendable(coupon.get("balance", 0), coupon.get("available"))
+                    lost_races += 1  # less available than asked (or it moved): hold what there is
+                    continue
+                if gift and self._balance_moved(coupon, (balance, available), iso(moment), verified):
+                    # Another take (or a hold) got in first: compute again from the card as it is now.
+                    balance, available = coupon["balance"], coupon.get("available")
                     lost_races += 1
                     time.sleep(self._rng.uniform(0, 0.002 * min(lost_races, 10)))  # spread the herd
                     continue
@@ -386,24 +415,22 @@ class Redeemer:
             replay = idempotency_rules.on_existing(record, fingerprint)
             raise _Replayed(replay.status, replay.body)
 
-    def _gift_card_balance(self, code: str) -> int:
+    def _gift_card(self, code: str) -> tuple[int, int | None]:
+        """A gift card's balance and available amount (None: it never had a hold)."""
         coupon = self._coupons.get(code)
         if coupon is None:
             raise CouponNotFound(field="code")
-        return coupon.get("balance", 0)
+        return coupon.get("balance", 0), coupon.get("available")
 
     @staticmethod
     def _balance_moved(
-        coupon: dict[str, Any], balance: int, now_iso: str, verified: rules.Verification
+        coupon: dict[str, Any], card: tuple[int, int | None], now_iso: str, verified: rules.Verification
     ) -> bool:
-        """True when the only reason the write failed is that the balance changed."""
+        """True when the only reason the write failed is that the balance (or the amount held) changed."""
         return (
-            coupon.get("state") in ("ISSUED", "PARTIALLY_USED")
-            and coupon.get("balance", 0) != balance
-            and coupon.get("balance", 0) > 0
-            and coupon["valid_from"] <= now_iso < coupon["valid_until"]
-            and (verified.owner is None or coupon.get("user_id") == verified.owner)
-            and (verified.totp_step is None or coupon.get("totp_step", -1) < verified.totp_step)
+            (coupon.get("balance", 0), coupon.get("available")) != card
+            and _spendable(coupon.get("balance", 0), coupon.get("available")) > 0
+            and _usable(coupon, now_iso, verified)
         )
 
     def _records(
@@ -416,6 +443,7 @@ class Redeemer:
         moment: datetime,
         taken: int,
         balance: int | None,
+        hold_seconds: int | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         redemption_id = new_id("rdm", now_ms=int(moment.timestamp() * 1000))
         answer: dict[str, Any] = {
@@ -434,6 +462,10 @@ class Redeemer:
         }
         if balance is not None:
             answer["balance_after"] = balance - taken
+        if hold_seconds is not None:
+            answer = hold_answer(
+                answer, moment, hold_seconds, gift=campaign["type"] == CampaignType.GIFT_CARD
+            )
         # Everything clearing needs travels on the record: clearing never reads back.
         redemption = {
             **answer,
@@ -448,6 +480,9 @@ class Redeemer:
             "refunded_amount": 0,
             "discount_reversed": 0,
         }
+        if hold_seconds is not None:
+            # Not cleared (kind HOLD): its capture puts the redemption clearing takes (services/holds.py).
+            redemption.update(kind="HOLD", hold_status=redemption.pop("status"))
         return {k: v for k, v in redemption.items() if v is not None}, answer
 
     # -- read and reverse (services/reversals.py) ----------------------------------------------
@@ -476,3 +511,18 @@ class Redeemer:
         return self._reversals.reverse(
             redemption_id, principal, amount=amount, restore_coupon=restore_coupon, completion=completion
         )
+
+
+def _spendable(balance: int, available: int | None) -> int:
+    """What a gift card can pay now: its balance less what live holds reserve."""
+    return balance if available is None else available
+
+
+def _usable(coupon: dict[str, Any], now_iso: str, verified: rules.Verification) -> bool:
+    """A gift card that could pay now, by this holder and proof, if it had the amount."""
+    return (
+        coupon.get("state") in ("ISSUED", "PARTIALLY_USED")
+        and coupon["valid_from"] <= now_iso < coupon["valid_until"]
+        and (verified.owner is None or coupon.get("user_id") == verified.owner)
+        and (verified.totp_step is None or coupon.get("totp_step", -1) < verified.totp_step)
+    )

@@ -50,7 +50,7 @@ class Reversals:
     ) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
         """The redemption, a page of its reversals (oldest first) and the next page's cursor."""
         found = self._redemptions.get(redemption_id, limit=limit, cursor=cursor)
-        if found is None or not _may_see(found[0], principal):
+        if found is None or not may_see(found[0], principal):
             raise RedemptionNotFound(field="redemption_id")
         return found
 
@@ -71,7 +71,7 @@ class Reversals:
             # The redemption item alone: its totals are what a reversal computes from, however many
             # reversals it already has.
             redemption = self._redemptions.redemption(redemption_id)
-            if redemption is None or not _may_see(redemption, principal):
+            if redemption is None or not may_see(redemption, principal):
                 raise RedemptionNotFound(field="redemption_id")
             order, refunded = redemption["order_amount"], redemption.get("refunded_amount", 0)
             refund = order - refunded if amount is None else amount
@@ -154,7 +154,7 @@ class Reversals:
         return CouponBack(coupon["code"], redemption_id=redemption["redemption_id"])
 
 
-def _may_see(redemption: dict[str, Any], principal: Principal) -> bool:
+def may_see(redemption: dict[str, Any], principal: Principal) -> bool:
     """Admin; the redeeming merchant; the brand that funds the campaign. Others get a 404."""
     if principal.role is Role.ADMIN:
         return True
