@@ -45,6 +45,8 @@ EXPECTED = {
     "settlement.heartbeat": None,
     "audit": ["AUDITLOG#*", "AUDITREF#*"],
     "audit.sign": None,
+    # Issue #15: the redemption holds' expiry sweep releases a hold, its coupon, with a history event.
+    "holds.expiry": ["REDEMPTION#*", "COUPON#*", "HISTORY#*"],
     "reconciliation": ["RECONRUN#*", "RECONEXCEPTION#*", "RECONCOMPENSATION#*", "RECONTRANSFER#*", "JOURNAL#*",
                        "ENTRIES#*", "BALANCE#*#*"],
 }  # fmt: skip
@@ -53,7 +55,7 @@ TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
-    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign",
+    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "HoldsExpiry": "holds.expiry",
                 "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None}  # fmt: skip  (the starter touches no table)
     for step in [*STEPS, HEARTBEAT]:
         prefixes["SettlementSteps" + "".join(p.capitalize() for p in step.folder.split("_"))] = step.writer

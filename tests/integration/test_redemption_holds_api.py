@@ -11,7 +11,7 @@ from coupons.services.holds import Holds
 from tests.integration.conftest import TABLE
 from tests.integration.test_api_plumbing import assert_problem
 from tests.integration.test_issuance_api import issue
-from tests.integration.test_redemption_api import ORDER, coupon, count_requests, redeem, redemptions_in
+from tests.integration.test_redemption_api import ORDER, count_requests, coupon, redeem, redemptions_in
 
 MERCHANT = "merchant:m-001"
 

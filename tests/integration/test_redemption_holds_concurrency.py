@@ -12,12 +12,10 @@ from hypothesis import strategies as st
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore
-from coupons.data.holds import HoldStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.redemptions import RedemptionStore
 from coupons.domain.errors import DomainError
 from coupons.domain.principals import parse_principal
-from coupons.services.holds import Holds
 from coupons.services.redemption import Order, Proof, Redeemer
 from tests.integration.conftest import TABLE, TENANT_KEY
 from tests.integration.moto_threads import OneRequestAtATime
