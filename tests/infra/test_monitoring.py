@@ -46,6 +46,9 @@ def test_api_5xx_function_errors_throttles_stream_lag_dead_letters_and_settlemen
             ("AWS/Lambda", "Errors"),
             (f"CouponClearing/{tenant}", "ReconciliationExceptionsOverdue"),
             (f"CouponClearing/{tenant}", "ReconciliationSuspense"),
+            # issue #15: the redemption holds' expiry sweep (errors, throttles)
+            ("AWS/Lambda", "Errors"),
+            ("AWS/Lambda", "Throttles"),
         ]
     )
     for alarm in alarms:
