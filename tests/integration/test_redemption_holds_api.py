@@ -248,3 +248,15 @@ def test_a_merchant_captures_and_voids_only_its_own_holds(api, keys):
     plain, _ = coupon(api, keys, user="u-2")
     prid = redeem(api, keys[MERCHANT], plain).json["redemption_id"]
     assert_problem(capture(api, keys, prid), 409, "not_a_hold")
+
+
+def test_a_gift_card_refund_while_a_hold_is_live_comes_back_to_what_is_available(api, keys):
+    code, _ = coupon(api, keys, type="GIFT_CARD", amount=15000, min_order=None)
+    used = redeem(api, keys[MERCHANT], code, order_amount=5000).json["redemption_id"]
+    hold(api, keys, code, order_id="o-h", order_amount=4000)
+    refund = api.call(
+        "POST", f"/v1/redemptions/{used}/reversals", api_key=keys[MERCHANT], body={"amount": 2000}
+    )
+    assert refund.status == 201, refund.raw
+    card = coupon_of(api, keys, code)
+    assert (card["balance"], card["available"]) == (12000, 8000)  # 15000 − 5000 + 2000; − 4000 held

@@ -133,6 +133,9 @@ class CouponBack:
     balance_before: int | None = None
     balance_after: int | None = None
     state_after: str | None = None
+    # A gift card with redemption holds: its available amount (balance − holds) as read; the share
+    # comes back to it too (None: the card never had a hold).
+    available_before: int | None = None
 
 
 # What a captured redemption's answer tells of its hold.
@@ -423,13 +426,20 @@ class RedemptionStore:
         C = self._coupon
         coupon = C(coupon_pk(back.code), COUPON_SK)
         if back.balance_before is not None:
-            tx.update(
-                coupon,
-                [C.balance.set(back.balance_after), C.state.set(back.state_after)],
-                # The exact balance the share was added to: a take racing the refund makes the
-                # reversal compute again.
-                C.balance == back.balance_before,
-            )
+            actions = [C.balance.set(back.balance_after), C.state.set(back.state_after)]
+            # The exact balance the share was added to: a take racing the refund makes the
+            # reversal compute again.
+            condition = C.balance == back.balance_before
+            if back.available_before is None:
+                condition &= C.available.does_not_exist()  # no hold ever: available is the balance
+            else:
+                # And the exact amount not held: what comes back is available (a hold or its release
+                # racing the refund makes the reversal compute again).
+                condition &= C.available == back.available_before
+                actions.append(
+                    C.available.set(back.available_before + back.balance_after - back.balance_before)
+                )
+            tx.update(coupon, actions, condition)
             return
         tx.update(
             coupon,

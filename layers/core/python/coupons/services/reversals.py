@@ -145,6 +145,7 @@ class Reversals:
                 balance_before=coupon["balance"],
                 balance_after=after,
                 state_after="ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
+                available_before=coupon.get("available"),
             )
         still_valid = coupon["valid_until"] > iso(moment)
         if not (
