@@ -363,6 +363,17 @@ def run(api, ddb, table: str, campaign_body) -> int:
         assert first.status == 201, first.raw
         return {"body": body, "key": key, "id": first.json["redemption_id"]}
 
+    def prepared_hold(campaign_id: str) -> str:
+        first = redeem(order(issue(campaign_id), capture=False), f"till-{uuid.uuid4()}")
+        assert first.status == 201, first.raw
+        return first.json["redemption_id"]
+
+    def hold_action(rid: str, action: str, body: dict | None = None):
+        headers = {"Idempotency-Key": f"{action}-{uuid.uuid4()}"}
+        return api.call(
+            "POST", f"/v1/redemptions/{rid}/{action}", api_key=merchant, body=body, headers=headers
+        )
+
     scenarios: list[tuple[str, Callable[[], Any], Callable[[Any], Any]]] = [
         (
             "redeem FIXED, Idempotency-Key (warm)",
@@ -412,6 +423,28 @@ def run(api, ddb, table: str, campaign_body) -> int:
             lambda: (order(issue(gift)), f"till-{uuid.uuid4()}"),
             lambda s: redeem(s[0], s[1]),
         ),
+        # Redemption holds (docs/redemption.md "Holds"): placing one, then ending it.
+        (
+            "hold FIXED (capture false), key",
+            lambda: (order(issue(fixed), capture=False), f"till-{uuid.uuid4()}"),
+            lambda s: redeem(s[0], s[1]),
+        ),
+        (
+            "hold GIFT_CARD (capture false), key",
+            lambda: (order(issue(gift), capture=False), f"till-{uuid.uuid4()}"),
+            lambda s: redeem(s[0], s[1]),
+        ),
+        (
+            "capture a FIXED hold, key",
+            lambda: prepared_hold(fixed),
+            lambda s: hold_action(s, "capture"),
+        ),
+        (
+            "capture part of a GIFT_CARD hold, key",
+            lambda: prepared_hold(gift),
+            lambda s: hold_action(s, "capture", {"amount": 6000}),
+        ),
+        ("void a FIXED hold, key", lambda: prepared_hold(fixed), lambda s: hold_action(s, "void")),
     ]
 
     # The same redemption with 3 and 6 risk rules (docs/risk.md): what the guards add to the one request.
@@ -461,7 +494,7 @@ def run(api, ddb, table: str, campaign_body) -> int:
             counts[tuple(c.operation for c in meter.calls)] += 1
             keeper.restore()
         last = metered[-1]
-        assert all([c.operation for c in m] == [c.operation for c in last] for m in metered), metered
+        assert all([c.operation for c in m] == [c.operation for c in last] for m in metered), (name, metered)
         results.append(
             Result(
                 name,

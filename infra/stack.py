@@ -14,6 +14,7 @@ from infra.constructs.audit import Audit
 from infra.constructs.clearing import Clearing
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
+from infra.constructs.holds import Holds
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.reconciliation import Reconciliation
@@ -51,6 +52,7 @@ class CouponClearingStack(Stack):
         layers = Layers(self, "Layers")
         api = Api(self, "Api", tenant=tenant, layers=layers, table=tables.main, key=key, secret=secret)
         clearing = Clearing(self, "Clearing", tenant=tenant, layers=layers, table=tables.main, key=key)
+        holds = Holds(self, "Holds", tenant=tenant, layers=layers, table=tables.main, key=key)
         settlement = Settlement(
             self,
             "Settlement",
@@ -62,7 +64,13 @@ class CouponClearingStack(Stack):
         )
         api.allow_settlement(settlement.state_machine, storage.statements)
         audit = Audit(
-            self, "Audit", tenant=tenant, layers=layers, table=tables.main, key=key, access_logs=storage.access_logs
+            self,
+            "Audit",
+            tenant=tenant,
+            layers=layers,
+            table=tables.main,
+            key=key,
+            access_logs=storage.access_logs,
         )
         audit.allow_api(api.function, api.handler.role)
         reconciliation = Reconciliation(
@@ -83,6 +91,7 @@ class CouponClearingStack(Stack):
         monitoring.watch_settlement(tenant, settlement)
         stream_consumer.watch(monitoring, "Audit", audit.function, audit.dead_letters)
         monitoring.watch_function("AuditSigner", audit.signer.function)
+        monitoring.watch_function("HoldExpiry", holds.function)
         monitoring.watch_reconciliation(tenant, reconciliation)
         stream_consumer.watch(monitoring, "Anomaly", anomalies.function, anomalies.dead_letters)
         Dashboard(
@@ -110,10 +119,9 @@ class CouponClearingStack(Stack):
         CfnOutput(self, "AnomalyFunctionName", value=anomalies.function.function_name)
         CfnOutput(self, "AuditFunctionName", value=audit.function.function_name)
         CfnOutput(self, "AuditSignerFunctionName", value=audit.signer.function.function_name)
+        CfnOutput(self, "HoldExpiryFunctionName", value=holds.function.function_name)
         CfnOutput(self, "AuditBucketName", value=audit.bucket.bucket_name)
         CfnOutput(self, "AuditSigningKeyId", value=audit.signing_key.key_id)
         CfnOutput(self, "AuditCallsQueueUrl", value=audit.calls.queue_url)
-        CfnOutput(
-            self, "ReconciliationStateMachineArn", value=reconciliation.state_machine.state_machine_arn
-        )
+        CfnOutput(self, "ReconciliationStateMachineArn", value=reconciliation.state_machine.state_machine_arn)
         CfnOutput(self, "ReconciliationStartFunctionName", value=reconciliation.start.function_name)

@@ -61,6 +61,9 @@ class Tenant(BaseModel):
     settlement_schedule: str
     # A revoked API key keeps working for at most this long in a warm container.
     api_key_cache_seconds: int = Field(ge=0, le=900)
+    # How long a redemption hold ("capture": false) lasts unless its campaign says (docs/redemption.md
+    # "Holds"): at most 7 days; it releases itself then, by the every-minute sweep.
+    hold_seconds: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Each address gets an SNS e-mail subscription to the alarm topic (confirmed once by its owner).
     alarm_emails: tuple[Email, ...] = ()

@@ -31,7 +31,7 @@ class Coupon(_Open):
 
     code: str
     campaign_id: str
-    state: Literal["ISSUED", "REDEEMED", "PARTIALLY_USED", "EXPIRED", "VOID"]
+    state: Literal["ISSUED", "HELD", "REDEEMED", "PARTIALLY_USED", "EXPIRED", "VOID"]
 
 
 class IssuedCoupon(Coupon):
@@ -90,7 +90,23 @@ class Quote(_Open):
 class Redemption(_Open):
     redemption_id: str
     code: str
-    discount: int = Field(description="minor units")
+    discount: int = Field(description="minor units; a hold's: the amount held")
+    status: Literal["HELD", "CAPTURED", "VOIDED", "EXPIRED"] | None = Field(
+        default=None, description="a redemption hold's state; absent for a redemption captured when made"
+    )
+    held_amount: int | None = Field(default=None, description="a hold: the amount reserved, minor units")
+    hold_expires_at: str | None = Field(
+        default=None, description="a hold: from this moment it cannot be captured, and it releases itself"
+    )
+
+
+class CapturedHold(Redemption):
+    captured_amount: int = Field(description="what the redemption takes (what clears), minor units")
+    released_amount: int = Field(description="the rest of the hold, available again, minor units")
+
+
+class ReleasedHold(Redemption):
+    released_amount: int = Field(description="the amount held, available again, minor units")
 
 
 class Clearing(_Open):
@@ -152,7 +168,9 @@ class EntryPage(Page):
 
 
 class TraceStep(_Open):
-    step: str = Field(description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | voided")
+    step: str = Field(
+        description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | voided"
+    )
     at: str | None
     actor: str | None = Field(description="the principal, or the function (clearing, settlement), that acted")
     audit_entry_ids: list[str] = Field(description="GET /v1/audit/entries/{id} proves each")
@@ -267,6 +285,8 @@ __all__ = [
     "ApiKeyCreated",
     "Balance",
     "BulkIssue",
+    "CapturedHold",
+    "ReleasedHold",
     "Campaign",
     "CampaignPage",
     "Coupon",

@@ -11,14 +11,16 @@ from coupons.data.campaigns import CampaignStore
 from coupons.data.clients import dynamodb
 from coupons.data.commission import CommissionStore
 from coupons.data.coupons import CouponStore
-from coupons.data.holds import HoldStore
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.ledger import LedgerStore
+from coupons.data.redemption_holds import RedemptionHoldStore
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.risk import GuessGate, RiskStore
+from coupons.data.risk_holds import RiskHoldStore
 from coupons.services.guesses import Guesses
 from coupons.services.issuance import Issuer
 from coupons.services.redemption import Redeemer
+from coupons.services.redemption_holds import RedemptionHolds
 from coupons.services.risk import RuleSets
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "coupons",
     "issuer",
     "redeemer",
+    "redemption_holds",
+    "risk_holds",
     "tenant_key",
     "risk",
     "risk_rules",
@@ -84,6 +88,17 @@ def redeemer() -> Redeemer:
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
         risk_rules=risk_rules(),
         guesses=Guesses(GuessGate(dynamodb(), settings().main_table)),
+        hold_seconds=settings().hold_seconds,
+    )
+
+
+@cache
+def redemption_holds() -> RedemptionHolds:
+    return RedemptionHolds(
+        RedemptionHoldStore(dynamodb(), settings().main_table),
+        idempotency(),
+        time_zone=settings().time_zone,
+        idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
     )
 
 
@@ -98,8 +113,8 @@ def risk_rules() -> RuleSets:
 
 
 @cache
-def holds() -> HoldStore:
-    return HoldStore(dynamodb(), settings().main_table)
+def risk_holds() -> RiskHoldStore:
+    return RiskHoldStore(dynamodb(), settings().main_table)
 
 
 @cache

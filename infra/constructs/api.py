@@ -67,6 +67,7 @@ class Api(Construct):
                 MAIN.env_var: table.table_name,
                 "API_KEY_CACHE_SECONDS": str(tenant.api_key_cache_seconds),
                 "IDEMPOTENCY_TTL_SECONDS": str(IDEMPOTENCY_TTL_SECONDS),
+                "HOLD_SECONDS": str(tenant.hold_seconds),
                 TENANT_SECRET_ENV: secret.secret_arn,
                 # Resolving a reconciliation exception needs a second finance principal (the tenant file).
                 "RECONCILIATION_FOUR_EYES": "true" if tenant.reconciliation_four_eyes else "false",

@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    from infra.local import deploy, gateway, moto_server, runtime, seed
+    from infra.local import deploy, gateway, moto_server, runtime, schedules, seed
 
     phases = Phases()
     with ExitStack() as cleanup:
@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             region=region,
         )
         gw.start(api)
+
+        # The schedules moto creates but never fires (the redemption holds' expiry sweep): schedules.py.
+        scheduler = schedules.start(deployment, region)
+        cleanup.callback(scheduler.stop)
 
         inits = phases.run("warm", lambda: {name: f.result() for name, f in warm_futures.items()})
         for name, init_ms in inits.items():

@@ -103,6 +103,7 @@ def test_the_api_function_is_configured_for_its_tenant(
         MAIN.env_var: {"Ref": MAIN.logical_id},
         "API_KEY_CACHE_SECONDS": str(settings.api_key_cache_seconds),
         "IDEMPOTENCY_TTL_SECONDS": "172800",
+        "HOLD_SECONDS": str(settings.hold_seconds),  # issue #15: a redemption hold's default life
         "POWERTOOLS_SERVICE_NAME": "coupons",
         "POWERTOOLS_METRICS_NAMESPACE": f"CouponClearing/{tenant}",
         "POWERTOOLS_LOG_LEVEL": settings.log_level,

@@ -51,6 +51,9 @@ def test_api_5xx_function_errors_throttles_stream_lag_dead_letters_and_settlemen
             ("AWS/Lambda", "Throttles"),
             ("AWS/Lambda", "IteratorAge"),
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+            # issue #15: the redemption holds' expiry sweep (errors, throttles)
+            ("AWS/Lambda", "Errors"),
+            ("AWS/Lambda", "Throttles"),
         ]
     )
     for alarm in alarms:

@@ -48,6 +48,8 @@ EXPECTED = {
     "audit.sign": None,
     # The anomaly detector (issue #18 point 7): baselines, markers, a flag's hold and records.
     "anomaly": ["RISKBASE#*", "RISKSEEN#*", "RISKHOLDS", "RISKDECISION#*"],
+    # Issue #15: the redemption holds' expiry sweep releases a hold, its coupon, with a history event.
+    "holds.expiry": ["REDEMPTION#*", "COUPON#*", "HISTORY#*"],
     "reconciliation": ["RECONRUN#*", "RECONEXCEPTION#*", "RECONCOMPENSATION#*", "RECONTRANSFER#*", "JOURNAL#*",
                        "ENTRIES#*", "BALANCE#*#*"],
 }  # fmt: skip
@@ -56,7 +58,7 @@ TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
-    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "AnomalyHandler": "anomaly",
+    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "AnomalyHandler": "anomaly", "HoldsExpiry": "holds.expiry",
                 "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None}  # fmt: skip  (the starter touches no table)
     for step in [*STEPS, HEARTBEAT]:
         prefixes["SettlementSteps" + "".join(p.capitalize() for p in step.folder.split("_"))] = step.writer

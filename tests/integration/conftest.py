@@ -93,6 +93,8 @@ def load_api_handler():
         "coupons",
         "issuer",
         "redeemer",
+        "redemption_holds",
+        "risk_holds",
         "ledger",
         "audit_reader",
         "tracer",
@@ -247,7 +249,9 @@ def audit_world(aws) -> AuditWorld:
 
 
 def load_audit_handler():
-    spec = importlib.util.spec_from_file_location("audit_handler", ROOT / "functions" / "audit" / "handler.py")
+    spec = importlib.util.spec_from_file_location(
+        "audit_handler", ROOT / "functions" / "audit" / "handler.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -264,7 +268,10 @@ def audit_fn(aws, monkeypatch):
     module = load_audit_handler()
 
     def deliver(event):
-        return [f["itemIdentifier"] for f in module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]]
+        return [
+            f["itemIdentifier"]
+            for f in module.lambda_handler(copy.deepcopy(event), FakeContext())["batchItemFailures"]
+        ]
 
     deliver.module = module
     return deliver

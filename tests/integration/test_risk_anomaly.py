@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from coupons.data.anomaly import AnomalyStore
-from coupons.data.holds import HoldStore
 from coupons.data.risk import RiskStore
+from coupons.data.risk_holds import RiskHoldStore
 from coupons.domain.risk import anomaly
 from coupons.services.anomaly import Detector
 from tests.integration.conftest import TABLE
@@ -48,8 +48,14 @@ def test_a_burst_beyond_the_merchants_baseline_is_recorded_and_holds_its_settlem
         n += 1
         outcomes.append(detector.observe(redemption(n, T0 + 20 * 300 + k)))
     assert "flagged" in outcomes and outcomes.count("flagged") <= 2  # once per key and interval
-    [hold] = HoldStore(aws, TABLE).holds()
-    assert (hold["party"], hold["status"], hold["held_by"]) == ("merchant:m-1", "HELD", "risk:anomaly-detector")
+    [hold] = RiskHoldStore(aws, TABLE).holds()
+    assert (hold["party"], hold["status"], hold["held_by"]) == (
+        "merchant:m-1",
+        "HELD",
+        "risk:anomaly-detector",
+    )
     decisions, _ = RiskStore(aws, TABLE).decisions("merchant:m-1", limit=10, cursor=None)
-    assert [(d["event"], d["action"], d["hold_id"]) for d in decisions] == [("ANOMALY", "HOLD", hold["hold_id"])]
+    assert [(d["event"], d["action"], d["hold_id"]) for d in decisions] == [
+        ("ANOMALY", "HOLD", hold["hold_id"])
+    ]
     assert "rate" in decisions[0]["series"]

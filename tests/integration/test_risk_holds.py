@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from coupons.data.holds import HoldStore
+from coupons.data.risk_holds import RiskHoldStore
 from coupons.domain import settlement as rules
 from coupons.domain.ledger import Journal, Leg
 from coupons.domain.risk.holds import HoldTerms
-from coupons.services import holds as hold_service
-from coupons.services.holds import ClaimFilter
+from coupons.services import risk_holds as hold_service
+from coupons.services.risk_holds import ClaimFilter
 from tests.integration.test_api_plumbing import assert_problem
 from tests.integration.test_settlement_steps import MAIN_TABLE, moto_world
 
@@ -20,7 +20,7 @@ DAY, NEXT = "2026-03-09", "2026-03-10"
 @pytest.fixture
 def world():
     with moto_world() as made:
-        made.holds = HoldStore(made.ddb, MAIN_TABLE)
+        made.holds = RiskHoldStore(made.ddb, MAIN_TABLE)
         made.steps = made.make_steps()
         made.steps._holds = lambda at: ClaimFilter(made.holds, at)  # as settlement_wiring makes it
         yield made
@@ -93,7 +93,10 @@ def test_a_claim_reads_the_holds_once_per_shard_not_per_page(world, monkeypatch)
 
 def test_a_hold_and_its_release_are_recorded_and_read_under_the_party(api, keys):
     answer = api.call(
-        "POST", "/v1/risk/holds", api_key=keys["admin"], body={"party": "merchant:m-001", "reason": "chargebacks"}
+        "POST",
+        "/v1/risk/holds",
+        api_key=keys["admin"],
+        body={"party": "merchant:m-001", "reason": "chargebacks"},
     )
     assert answer.status == 201, answer.raw
     hold = answer.json
@@ -139,10 +142,14 @@ def test_releasing_an_unknown_hold_or_a_redemption_not_under_review_says_so(api,
     assert_problem(api.call("POST", "/v1/risk/holds/hold_x/release", api_key=keys["admin"], body={}), 404,
                    "risk_hold_not_found", "hold_id")  # fmt: skip
     path = "/v1/risk/reviews/rdm_nope/release"
-    assert_problem(api.call("POST", path, api_key=keys["admin"], body={"reason": "ok"}), 404, "redemption_not_found")
+    assert_problem(
+        api.call("POST", path, api_key=keys["admin"], body={"reason": "ok"}), 404, "redemption_not_found"
+    )
     code, _ = coupon(api, keys)
     redemption_id = redeem(api, keys["merchant:m-001"], code).json["redemption_id"]
-    answer = api.call("POST", f"/v1/risk/reviews/{redemption_id}/release", api_key=keys["admin"], body={"reason": "ok"})
+    answer = api.call(
+        "POST", f"/v1/risk/reviews/{redemption_id}/release", api_key=keys["admin"], body={"reason": "ok"}
+    )
     assert_problem(answer, 409, "not_under_review", "redemption_id")
     assert_problem(api.call("POST", "/v1/risk/reviews/x/release", api_key=keys["admin"], body={}), 400,
                    "validation_failed")  # fmt: skip
@@ -171,7 +178,9 @@ def test_a_reviewed_redemption_is_released_once_and_its_release_is_recorded(api,
 
 def test_only_admin_and_finance_may_hold(api, keys):
     answer = api.call(
-        "POST", "/v1/risk/holds", api_key=keys["merchant:m-001"], body={"party": "merchant:m-001", "reason": "x"}
+        "POST",
+        "/v1/risk/holds",
+        api_key=keys["merchant:m-001"],
+        body={"party": "merchant:m-001", "reason": "x"},
     )
     assert answer.status == 403
-

@@ -149,6 +149,17 @@ def api_flows(api, keys, settlement) -> None:  # noqa: F811
     code = issue(api, admin, qr).json["code"]
     token = api.call("POST", f"/v1/coupons/{code}/qr-token", api_key=admin).json["qr_token"]
     assert redeem(api, merchant, qr_token=token).status == 201
+    # Redemption holds (issue #15): one captured, one voided, one left for the expiry sweep (below).
+    for n, end in enumerate(("capture", "void", None)):
+        code = issue(api, admin, plain, user=f"u-hold-{n}").json["code"]
+        held = redeem(api, merchant, code, capture=False, headers={"Idempotency-Key": f"hold-{n}"})
+        assert held.status == 201, held.raw
+        if end is not None:
+            path = f"/v1/redemptions/{held.json['redemption_id']}/{end}"
+            assert (
+                api.call("POST", path, api_key=merchant, headers={"Idempotency-Key": f"{end}-{n}"}).status
+                == 200
+            )
     unused = issue(api, admin, plain, user="u-2").json["code"]
     assert api.call("POST", f"/v1/coupons/{unused}/void", api_key=admin).status == 200
     assert api.call("POST", f"/v1/campaigns/{plain}/pause", api_key=admin).status == 200
@@ -240,6 +251,12 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
         from_item(i) for i in api.ddb.scan(TableName=TABLE)["Items"] if i["pk"]["S"].startswith("CARRY#")
     ]
     assert carried and bank.accepted(), "the flows reached carries and transfers"
+
+    # And the expiry sweep releases the hold left to expire
+    from tests.integration.test_redemption_holds_api import holds_over
+
+    with recorder.as_("holds.expiry"):
+        assert holds_over(api.ddb, later=7200).release_due()["released"] == 1
 
     # And the audit function appends every change the flows made, from the table's stream
     from tests.integration.conftest import Stream, load_audit_handler

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from answers import Quote, Redemption, RedemptionDetail, Reversal, ReversalPage, documented
+from answers import (
+    CapturedHold,
+    Quote,
+    Redemption,
+    RedemptionDetail,
+    ReleasedHold,
+    Reversal,
+    ReversalPage,
+    documented,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
@@ -14,9 +23,10 @@ from coupons.domain.errors import InvalidField
 from coupons.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from coupons.domain.ledger import journal_id
 from coupons.domain.money import Currency
+from coupons.domain.principals import Role
 from coupons.domain.risk.fields import ClientIp, DeviceId, normalized_ip
 from coupons.services.redemption import Order, Proof
-from resolver import answered, app, caller, created, idempotency_scope, json_response, subjects
+from resolver import answered, app, caller, created, idempotency_scope, json_response, roles, subjects
 
 
 class OrderFields(BaseModel):
@@ -59,6 +69,25 @@ class QuoteRequest(OrderFields):
 
 class RedeemRequest(OrderFields):
     order_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    capture: StrictBool = Field(
+        default=True,
+        description="false: place a redemption hold (authorize at checkout), captured or voided later by"
+        " POST …/capture or …/void, released by itself at hold_expires_at",
+    )
+
+
+class CaptureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount | None = Field(
+        default=None,
+        description="what to capture, minor units; omitted = all of the hold. Less than the hold only for"
+        " a gift card (the rest is released); more than the hold is 409 capture_exceeds_hold",
+    )
+
+
+class VoidRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 class ReversalRequest(BaseModel):
@@ -101,7 +130,7 @@ def quote(request: Annotated[QuoteRequest, Body()]):
     summary="Redeem a coupon (merchant for itself, admin); one DynamoDB request; accepts Idempotency-Key",
     tags=["redemptions"],
     operation_id="redeemCoupon",
-    responses=documented((201, Redemption, "the redemption")),
+    responses=documented((201, Redemption, "the redemption, or with capture false the hold (status HELD)")),
 )
 def redeem(request: Annotated[RedeemRequest, Body()]):
     event = app.current_event
@@ -113,6 +142,51 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
         idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
         request_body=event.json_body,
         subjects=subjects(request),
+        capture=request.capture,
+    )
+    return answered(status, body, replayed)
+
+
+@app.post(
+    "/v1/redemptions/<redemption_id>/capture",
+    summary="Capture a redemption hold: all of it, or less of a gift card's (the rest released); one"
+    " DynamoDB write; accepts Idempotency-Key",
+    tags=["redemptions"],
+    operation_id="captureRedemptionHold",
+    openapi_extensions=roles(Role.ADMIN, Role.MERCHANT),
+    responses=documented((200, CapturedHold, "the redemption the hold became (clearing posts it)")),
+)
+def capture(redemption_id: str, request: Annotated[CaptureRequest | None, Body()] = None):
+    request = request or CaptureRequest()
+    event = app.current_event
+    status, body, replayed = dependencies.redemption_holds().capture(
+        redemption_id,
+        caller(),
+        amount=request.amount,
+        idempotency_scope=idempotency_scope(),
+        idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
+        request_body=event.json_body,
+    )
+    return answered(status, body, replayed)
+
+
+@app.post(
+    "/v1/redemptions/<redemption_id>/void",
+    summary="Void a redemption hold: the coupon (a gift card's amount) is released; one DynamoDB write;"
+    " accepts Idempotency-Key",
+    tags=["redemptions"],
+    operation_id="voidRedemptionHold",
+    openapi_extensions=roles(Role.ADMIN, Role.MERCHANT),
+    responses=documented((200, ReleasedHold, "the hold, VOIDED")),
+)
+def void(redemption_id: str, request: Annotated[VoidRequest | None, Body()] = None):
+    event = app.current_event
+    status, body, replayed = dependencies.redemption_holds().void(
+        redemption_id,
+        caller(),
+        idempotency_scope=idempotency_scope(),
+        idempotency_key=event.headers.get(IDEMPOTENCY_HEADER),
+        request_body=event.json_body,
     )
     return answered(status, body, replayed)
 

@@ -24,7 +24,7 @@ from coupons.domain.principals import Role
 from coupons.domain.risk.holds import PARTY_PATTERN, HoldTerms
 from coupons.domain.risk.rules import RuleSetTerms
 from coupons.domain.times import UtcTime
-from coupons.services import holds, risk
+from coupons.services import risk, risk_holds
 from resolver import app, caller, created, json_response, roles
 
 
@@ -134,7 +134,9 @@ class ReleaseRequest(BaseModel):
 )
 def put_hold(terms: Annotated[HoldTerms, Body()]):
     principal = caller(*HOLDERS)
-    return created(lambda _: holds.hold(dependencies.holds(), terms, by=str(principal), at=int(time.time())))
+    return created(
+        lambda _: risk_holds.hold(dependencies.risk_holds(), terms, by=str(principal), at=int(time.time()))
+    )
 
 
 @app.post(
@@ -149,7 +151,9 @@ def put_hold(terms: Annotated[HoldTerms, Body()]):
 def release_hold(hold_id: str):
     principal = caller(*HOLDERS)
     return created(
-        lambda _: holds.release(dependencies.holds(), hold_id, by=str(principal), at=int(time.time())),
+        lambda _: risk_holds.release(
+            dependencies.risk_holds(), hold_id, by=str(principal), at=int(time.time())
+        ),
         status=200,
     )
 
@@ -166,8 +170,8 @@ def release_hold(hold_id: str):
 def release_review(redemption_id: str, request: Annotated[ReleaseRequest, Body()]):
     principal = caller(*HOLDERS)
     return created(
-        lambda _: holds.release_review(
-            dependencies.holds(),
+        lambda _: risk_holds.release_review(
+            dependencies.risk_holds(),
             dependencies.redemption_records().redemption,
             redemption_id,
             by=str(principal),
@@ -196,5 +200,5 @@ def get_held(party: Annotated[str, Query(pattern=PARTY_PATTERN)]):
             party, from_date="0000", to_date="9999-12-31", start=position, limit=HELD_LINES
         )
         unsettled += [p for p in page if not p.get("settled") and not p.get("run_id")]
-    view = holds.held_view(dependencies.holds(), party, unsettled[:HELD_LINES], at=int(time.time()))
+    view = risk_holds.held_view(dependencies.risk_holds(), party, unsettled[:HELD_LINES], at=int(time.time()))
     return json_response(200, view)

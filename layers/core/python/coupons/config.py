@@ -25,6 +25,8 @@ class Settings:
     holiday_calendar: str | None = None
     # The audit log's shard logs (coupons.services.audit): hash of the item's pk (or caller) mod this.
     audit_log_shards: int = 4
+    # A redemption hold's life unless its campaign says (the tenant file's hold_seconds).
+    hold_seconds: int = 1800
 
 
 @cache
@@ -38,4 +40,5 @@ def settings() -> Settings:
         time_zone=env.get("TENANT_TIME_ZONE", "UTC"),
         holiday_calendar=env.get(HOLIDAY_CALENDAR_ENV) or None,
         audit_log_shards=int(env.get("AUDIT_LOG_SHARDS", "4")),
+        hold_seconds=int(env.get("HOLD_SECONDS", "1800")),
     )

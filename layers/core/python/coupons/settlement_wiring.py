@@ -8,12 +8,12 @@ from functools import cache
 
 from coupons.config import settings
 from coupons.data.clients import dynamodb, s3, stepfunctions
-from coupons.data.holds import HoldStore
 from coupons.data.redemptions import RedemptionStore
+from coupons.data.risk_holds import RiskHoldStore
 from coupons.data.settlement import SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import SettlementWorkflow
-from coupons.services.holds import ClaimFilter
+from coupons.services.risk_holds import ClaimFilter
 from coupons.services.settlement import SettlementRuns, SettlementSteps, parse_fees, parse_minimums
 
 # Set by infra/constructs/settlement.py on the functions that need them.
@@ -51,7 +51,7 @@ def steps() -> SettlementSteps:
         minimums=parse_minimums(os.environ.get(MINIMUM_TRANSFER)),
         channel_name=os.environ.get("PAYMENT_CHANNEL", "simulated"),
         fees=parse_fees(os.environ.get(CHANNEL_FEES)),
-        holds=lambda at: ClaimFilter(HoldStore(dynamodb(), settings().main_table), at),
+        holds=lambda at: ClaimFilter(RiskHoldStore(dynamodb(), settings().main_table), at),
     )
 
 

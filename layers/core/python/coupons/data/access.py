@@ -52,10 +52,10 @@ class Partition:
 CAMPAIGN = Partition(campaign_pk("*"), "campaigns: created, paused, resumed, ended")
 CAMPAIGN_TAG = Partition(tag_pk("*"), "a campaign's code tag, unique per tenant")
 QUOTA = Partition(shard_pk("*", "*"), "quota shards: issue takes a unit, status follows the campaign")
-COUPON = Partition(coupon_pk("*"), "coupons: issued, redeemed, voided, given back by a reversal")
+COUPON = Partition(coupon_pk("*"), "coupons: issued, held, redeemed, voided, given back by a reversal")
 HISTORY = Partition(history_pk("*"), "a coupon's history events, written with the change they record")
 HOLDING = Partition(holding_pk("*", "*"), "how many coupons of a campaign a user holds")
-REDEMPTION = Partition(redemption_pk("*"), "redemptions and their reversals (one partition each)")
+REDEMPTION = Partition(redemption_pk("*"), "redemptions, their holds and reversals (one partition each)")
 QR_TOKEN = Partition(qr_token_pk("*"), "a used QR token's nonce (coupons.data.redemptions)")
 IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and their answers")
 API_KEY = Partition(api_key_pk("*"), "API keys: created, revoked")
@@ -85,7 +85,9 @@ RISK_SEEN = Partition(seen_pk("*"), "the stream records the anomaly detector has
 RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
 RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
 RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
-RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
+RECON_TRANSFER = Partition(
+    transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)"
+)
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -167,6 +169,9 @@ WRITERS: dict[str, TableAccess] = {
     # Appends to the audit log: its heads, entries and references, nothing else (the log is the one
     # writer of its items, and no other function writes them).
     "audit": TableAccess((*READ, BATCH_GET), (PUT,), (AUDIT_LOG, AUDIT_REF)),
+    # Releases expired redemption holds: the hold item (REDEMPTION#), its coupon and a history event,
+    # found by a Query of the live holds' index (data/redemption_holds.py).
+    "holds.expiry": TableAccess(READ, (UPDATE, PUT), (REDEMPTION, COUPON, HISTORY), indexes=True),
     # Signs the shard heads: reads them, writes nothing in the table.
     "audit.sign": TableAccess((GET,)),
     # The anomaly detector: its baselines and markers, and a flag's hold and records with them.

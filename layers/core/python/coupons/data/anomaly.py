@@ -13,9 +13,9 @@ from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
 
-from coupons.data.holds import HoldStore
 from coupons.data.models.base import Transaction
 from coupons.data.models.risk import Baseline, Seen, baseline_pk, seen_pk
+from coupons.data.risk_holds import RiskHoldStore
 
 STATE_SK, SEEN_SK = "STATE", "SEEN"
 SEEN_TTL_SECONDS = 2 * 24 * 3600
@@ -35,7 +35,7 @@ class AnomalyStore:
         self._client = client
         self._baseline = Baseline.bound(client, table_name)
         self._seen = Seen.bound(client, table_name)
-        self._holds = HoldStore(client, table_name)
+        self._holds = RiskHoldStore(client, table_name)
 
     def baselines(self, keys: list[str]) -> dict[str, tuple[str | None, int]]:
         """{key: (state JSON or None, version: 0 when none)}, read consistently."""

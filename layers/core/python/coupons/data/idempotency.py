@@ -119,6 +119,15 @@ class Completion:
         self.replayed = True
 
 
+def existing_record(model: type[IdempotencyRecord], raw: dict[str, Any] | None) -> dict[str, Any]:
+    """The record that stood in the way of a transaction's completion put (its ALL_OLD item), keys
+    included, its answer decoded: what `domain.idempotency.on_existing` replays from."""
+    record = model.from_raw_data(raw).record(keep_keys=True) if raw else {}
+    if "response_body" in record:
+        record["response_body"] = json.loads(record["response_body"])
+    return record
+
+
 def put_of(completion: Completion | None, result: Any) -> Write | None:
     """The completion's Put answering `result`, or None without a key: what a service hands its store."""
     return completion.put(result) if completion is not None else None

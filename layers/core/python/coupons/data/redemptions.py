@@ -17,28 +17,30 @@ business date, with a few small Queries: settlement waits until nothing is.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
 
 from coupons.data.coupons import WriteConflict, history_write
-from coupons.data.idempotency import COMPLETION, completed_write, raise_if_lock_lost
+from coupons.data.idempotency import COMPLETION, completed_write, existing_record, raise_if_lock_lost
 from coupons.data.models.base import Transaction, Write
 from coupons.data.models.campaigns import SHARD_SK, QuotaShard, shard_pk
 from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
 from coupons.data.models.idempotency import IdempotencyRecord
 from coupons.data.models.redemptions import (  # the pending-index names: re-exported for clearing and tests
     CLEARING_PENDING,  # noqa: F401
+    HOLD_SK,
     PENDING_SHARDS,
     QR_TOKEN_SK,
     REDEMPTION_SK,
     REVERSAL_SK_PREFIX,
     QrToken,
     Redemption,
+    RedemptionHold,
     RedemptionPartition,
     Reversal,
+    live_hold_index,
     pending_index,
     pending_partition,
     pending_shard,  # noqa: F401
@@ -47,6 +49,7 @@ from coupons.data.models.redemptions import (  # the pending-index names: re-exp
     reversal_sk,
 )
 from coupons.data.paging import decode_cursor, encode_cursor
+from coupons.data.redemption_holds import hold_coupon
 from coupons.data.risk import GuessGate, RiskGuards, RiskGuardsFailed
 from coupons.domain.risk.guessing import GuessCounter
 from coupons.domain.risk.plan import Guard
@@ -99,6 +102,13 @@ class CouponChange:
     owner: str | None = None  # QR token: the holder it was issued to
     totp_step: int | None = None  # dynamic code: a step newer than any used
     at: int | None = None  # Unix seconds: a dynamic code's coupon must not be locked at this moment
+    # A redemption hold ("capture": false): the coupon is HELD (single use) or `held` of a gift card's
+    # available amount is reserved; the item put is the hold (data/redemption_holds.py), not the redemption.
+    hold: bool = False
+    held: int | None = None
+    # Gift cards redeemed at once: the exact available amount (balance − holds) the take was computed
+    # from, when the card has one (None: the card never had a hold, its available is its balance).
+    available_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,8 +133,13 @@ class CouponBack:
     balance_before: int | None = None
     balance_after: int | None = None
     state_after: str | None = None
+    # A gift card with redemption holds: its available amount (balance − holds) as read; the share
+    # comes back to it too (None: the card never had a hold).
+    available_before: int | None = None
 
 
+# What a captured redemption's answer tells of its hold.
+HOLD_VIEW = ("hold_status", "held_amount", "held_at", "hold_expires_at", "captured_amount", "closed_at")
 # A Query per pending shard reads at most this many items per page.
 PENDING_PAGE = 10
 
@@ -137,6 +152,7 @@ class RedemptionStore:
         self._event = HistoryEvent.bound(client, table_name)
         self._redemption = Redemption.bound(client, table_name)
         self._reversal = Reversal.bound(client, table_name)
+        self._hold = RedemptionHold.bound(client, table_name)
         self._partition = RedemptionPartition.bound(client, table_name)
         self._qr = QrToken.bound(client, table_name)
         self._idempotency = IdempotencyRecord.bound(client, table_name)
@@ -181,7 +197,9 @@ class RedemptionStore:
             & (C.valid_from <= change.now)
             & (C.valid_until > change.now)
         )
-        if change.balance_before is None:
+        if change.hold:
+            condition, actions = hold_coupon(C, condition, change)
+        elif change.balance_before is None:
             # Single use: only an unused coupon.
             condition &= C.state == "ISSUED"
             actions = [C.state.set("REDEEMED"), C.redemption_id.set(change.redemption_id)]
@@ -191,6 +209,16 @@ class RedemptionStore:
             condition &= C.state.is_in("ISSUED", "PARTIALLY_USED") & (C.balance == change.balance_before)
             state_after = "PARTIALLY_USED" if change.balance_after else "REDEEMED"
             actions = [C.state.set(state_after), C.balance.set(change.balance_after)]
+            if change.available_before is None:
+                # No hold ever reserved any of it: the whole balance was available.
+                condition &= C.available.does_not_exist()
+            else:
+                # The exact amount not held that the take was computed from: a hold placed or
+                # released meanwhile makes this fail and the take is computed again (ALL_OLD).
+                condition &= C.available == change.available_before
+                actions.append(
+                    C.available.set(change.available_before - (change.balance_before - change.balance_after))
+                )
         if change.owner is not None:
             # A QR token was issued to its holder: only the holder's coupon.
             condition &= C.user_id == change.owner
@@ -204,14 +232,23 @@ class RedemptionStore:
         tx.update(
             C(coupon_pk(change.code), COUPON_SK), actions, condition, return_values="ALL_OLD", tag=_COUPON
         )
-        item = self._redemption.from_record(
-            redemption,
-            pk=redemption_pk(redemption["redemption_id"]),
-            sk=REDEMPTION_SK,
-            **pending_index(redemption["redemption_id"], redemption["business_date"]),
-        )
+        if change.hold:
+            # A hold is not cleared: it is in the live holds' index (its expiry), not the pending one.
+            item = self._hold.from_record(
+                redemption,
+                pk=redemption_pk(redemption["redemption_id"]),
+                sk=HOLD_SK,
+                **live_hold_index(redemption["redemption_id"], redemption["hold_expires_at"]),
+            )
+        else:
+            item = self._redemption.from_record(
+                redemption,
+                pk=redemption_pk(redemption["redemption_id"]),
+                sk=REDEMPTION_SK,
+                **pending_index(redemption["redemption_id"], redemption["business_date"]),
+            )
         # A new id: a clash (vanishingly rare) is retried with another, never an overwrite.
-        tx.save(item, self._redemption.pk.does_not_exist(), tag=_REDEMPTION)
+        tx.save(item, type(item).pk.does_not_exist(), tag=_REDEMPTION)
         if idempotency is not None:
             # No lock was claimed first (one request): the record goes in where no live one is.
             tx.add(
@@ -242,7 +279,7 @@ class RedemptionStore:
             # coupon's condition (it is redeemed now), and must get its first answer, not a 409.
             if idempotency is not None and tx.failed(error, _IDEMPOTENCY):
                 raise IdempotencyRecordExists(
-                    _idempotency_record(self._idempotency, tx.reason(error, _IDEMPOTENCY).raw_item)
+                    existing_record(self._idempotency, tx.reason(error, _IDEMPOTENCY).raw_item)
                 ) from None
             # The guessing gate and the risk guards before the coupon: a caller past its limit, or a
             # blocked device, learns nothing about the coupon.
@@ -291,9 +328,17 @@ class RedemptionStore:
         )
         items = list(results)
         if not start:
-            if not items or items[0].sk != REDEMPTION_SK:
+            # A redemption hold (sk HOLD) sorts first: alone, it is what is read (HELD, VOIDED, EXPIRED);
+            # with its REDEMPTION (captured), it is told in the redemption's `hold`.
+            hold = items.pop(0).record() if items and items[0].sk == HOLD_SK else None
+            if items and items[0].sk == REDEMPTION_SK:
+                redemption = items.pop(0).record()
+                if hold is not None:
+                    redemption["hold"] = {k: hold[k] for k in HOLD_VIEW if k in hold}
+            elif hold is not None:
+                redemption = hold
+            else:
                 return None
-            redemption = items.pop(0).record()
         reversals = [i.record() for i in items if i.sk.startswith(REVERSAL_SK_PREFIX)]
         return redemption, reversals, encode_cursor(model, results.last_evaluated_key, query=query)
 
@@ -381,13 +426,20 @@ class RedemptionStore:
         C = self._coupon
         coupon = C(coupon_pk(back.code), COUPON_SK)
         if back.balance_before is not None:
-            tx.update(
-                coupon,
-                [C.balance.set(back.balance_after), C.state.set(back.state_after)],
-                # The exact balance the share was added to: a take racing the refund makes the
-                # reversal compute again.
-                C.balance == back.balance_before,
-            )
+            actions = [C.balance.set(back.balance_after), C.state.set(back.state_after)]
+            # The exact balance the share was added to: a take racing the refund makes the
+            # reversal compute again.
+            condition = C.balance == back.balance_before
+            if back.available_before is None:
+                condition &= C.available.does_not_exist()  # no hold ever: available is the balance
+            else:
+                # And the exact amount not held: what comes back is available (a hold or its release
+                # racing the refund makes the reversal compute again).
+                condition &= C.available == back.available_before
+                actions.append(
+                    C.available.set(back.available_before + back.balance_after - back.balance_before)
+                )
+            tx.update(coupon, actions, condition)
             return
         tx.update(
             coupon,
@@ -407,14 +459,6 @@ def _pending(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("kind") == "REVERSAL":
         keys += ("reversal_id",)
     return {k: item[k] for k in keys if k in item}
-
-
-def _idempotency_record(model: type[IdempotencyRecord], raw: dict[str, Any] | None) -> dict[str, Any]:
-    """The record that stood in the way (ALL_OLD), keys included, its answer decoded."""
-    record = model.from_raw_data(raw).record(keep_keys=True) if raw else {}
-    if "response_body" in record:
-        record["response_body"] = json.loads(record["response_body"])
-    return record
 
 
 def source_images(client, table_name: str, redemption_id: str) -> list[dict[str, Any]]:

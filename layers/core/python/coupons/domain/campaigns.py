@@ -13,6 +13,7 @@ from coupons.domain.errors import Conflict, Forbidden, InvalidField
 from coupons.domain.ids import new_id
 from coupons.domain.money import MAX_AMOUNT, Currency, split
 from coupons.domain.principals import ID_PATTERN, Principal, Role
+from coupons.domain.redemption_holds import MAX_HOLD_SECONDS
 from coupons.domain.times import UtcTime, iso
 
 
@@ -93,6 +94,11 @@ class CampaignTerms(BaseModel):
     verification_methods: Annotated[list[VerificationMethod], Field(min_length=1, max_length=3)] = [
         VerificationMethod.CODE
     ]
+    hold_seconds: Annotated[StrictInt, Field(ge=60, le=MAX_HOLD_SECONDS)] | None = Field(
+        default=None,
+        description='how long a redemption hold ("capture": false) of its coupons lasts, in seconds'
+        " (60 to 604800 = 7 days); omitted = the tenant's default",
+    )
 
     @field_validator("valid_from", "valid_until", "issuance_starts_at", "issuance_ends_at")
     @classmethod

@@ -15,6 +15,7 @@ from coupons.domain.times import parse as _parse
 
 class CouponState(StrEnum):
     ISSUED = "ISSUED"
+    HELD = "HELD"  # a single-use coupon under a redemption hold (domain/redemption_holds.py)
     REDEEMED = "REDEEMED"
     PARTIALLY_USED = "PARTIALLY_USED"  # a gift card with balance left
     EXPIRED = "EXPIRED"  # never stored: read from valid_until
@@ -136,6 +137,7 @@ def view(
             "eligible_here": eligible is None or principal.merchant_id in eligible,
             "terms": {k: campaign[k] for k in terms if k in campaign},
             **({"balance": coupon["balance"]} if "balance" in coupon else {}),
+            **({"available": coupon["available"]} if "available" in coupon else {}),
         }
     return shown
 

@@ -49,6 +49,11 @@ class CouponAlreadyRedeemed(Conflict):
     title = "The coupon has been redeemed already"
 
 
+class CouponHeld(Conflict):
+    code = "coupon_held"
+    title = "The coupon is held by a redemption hold: it is used when the hold is captured, free when voided"
+
+
 class CouponVoid(Conflict):
     code = "coupon_void"
     title = "The coupon has been voided"
@@ -166,6 +171,8 @@ def refusal_from_coupon(coupon: dict[str, Any], *, now_iso: str) -> DomainError:
         return CouponAlreadyRedeemed(field="code")
     if state == "VOID":
         return CouponVoid(field="code")
+    if state == "HELD":
+        return CouponHeld(field="code")
     if coupon.get("valid_until", "") <= now_iso:
         return CouponExpired(field="code")
     if coupon.get("valid_from", "") > now_iso:

@@ -1,6 +1,6 @@
 """The anomaly detector on the stream (docs/risk.md "Anomaly detection"): each redemption updates its
 merchant's and its campaign's baselines exactly once; a burst beyond a baseline is recorded (a decision
-under the key) and, for a merchant, holds its settlement for review (a party hold; coupons.services.holds)."""
+under the key) and, for a merchant, holds its settlement for review (a party hold; coupons.services.risk_holds)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,9 @@ class Detector:
         if not key.startswith("merchant:"):
             return None, decision
         hold = hold_record(
-            HoldTerms(party=key, reason=reason), by=DETECTOR, at=at, hold_id_=f"hold_anomaly_{key.replace(':', '_')}_{slot}"
+            HoldTerms(party=key, reason=reason),
+            by=DETECTOR,
+            at=at,
+            hold_id_=f"hold_anomaly_{key.replace(':', '_')}_{slot}",
         )
         return hold, decision | {"action": "HOLD", "hold_id": hold["hold_id"], "party": key}

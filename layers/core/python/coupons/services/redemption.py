@@ -20,10 +20,9 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore, WriteConflict
-from coupons.data.idempotency import Completion, IdempotencyStore, put_of
+from coupons.data.idempotency import Completion, IdempotencyStore
 from coupons.data.redemptions import (
     CampaignInactive,
-    CouponBack,
     CouponChange,
     CouponRefused,
     GuessGateClosed,
@@ -35,17 +34,20 @@ from coupons.data.redemptions import (
 )
 from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes, verification
+from coupons.domain import redemption_holds as hold_rules
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import CouponNotFound, iso
-from coupons.domain.errors import Contention, NotFound
+from coupons.domain.errors import Contention
 from coupons.domain.ids import new_id
-from coupons.domain.principals import Principal, Role
+from coupons.domain.principals import Principal
 from coupons.domain.risk import holds as risk_holds
 from coupons.domain.risk.guessing import CouponLocked
 from coupons.domain.risk.rules import Event
 from coupons.services.guesses import Guesses, refuse_if_locked
+from coupons.services.redemption_holds import hold_answer
+from coupons.services.reversals import REVERSALS_PAGE, RedemptionNotFound, Reversals  # noqa: F401
 from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, redemption_context
 
 # Bounded retries: a transaction that met another (TransactionConflict), or a reversal whose totals
@@ -54,20 +56,12 @@ from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, rede
 # failed write returns the new balance (no extra read).
 ATTEMPTS = 12
 LOST_RACES = 500
-# Reversals a read returns at most at once: a redemption may have many partial refunds (each at least
-# one minor unit), so they are read page by page.
-REVERSALS_PAGE = 20
 
 
 class _Replayed(Exception):
     def __init__(self, status: int, body: Any):
         super().__init__("replayed")
         self.status, self.body = status, body
-
-
-class RedemptionNotFound(NotFound):
-    code = "redemption_not_found"
-    title = "No such redemption"
 
 
 @dataclass(frozen=True)
@@ -103,6 +97,7 @@ class Redeemer:
         clock: Callable[[], float] = time.time,
         risk_rules: RuleSets | None = None,
         guesses: Guesses | None = None,
+        hold_seconds: int = hold_rules.DEFAULT_HOLD_SECONDS,
     ):
         self._risk_rules = risk_rules
         self._guesses = guesses or Guesses(None)
@@ -112,6 +107,7 @@ class Redeemer:
         self._idempotency = idempotency
         self._tenant_key = tenant_key
         self._time_zone = time_zone
+        self._tenant_hold_seconds = hold_seconds  # the tenant's default hold (its file)
         self._ttl = idempotency_ttl_seconds
         self._clock = clock
         self._rng = random.SystemRandom()
@@ -119,6 +115,7 @@ class Redeemer:
         # cached for the container's life; the live status is checked by every redemption write.
         self._by_tag: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._reversals = Reversals(coupons, redemptions, time_zone=time_zone)
 
     # -- verification ------------------------------------------------------------------------
 
@@ -140,6 +137,10 @@ class Redeemer:
                 self._guesses.dynamic_code_failed(self._coupons, code, now)
             return code, rules.Verification(rules.Method.DYNAMIC_CODE, totp_step=step)
         return code, rules.Verification(rules.Method.CODE)
+
+    def _hold_seconds(self, campaign: dict[str, Any]) -> int:
+        """How long a hold of this campaign's coupon lasts: its own default, else the tenant's."""
+        return hold_rules.hold_seconds(campaign.get("hold_seconds"), self._tenant_hold_seconds)
 
     def campaign_of(self, code: str) -> dict[str, Any]:
         tag = codes.tag_of(code)
@@ -225,9 +226,11 @@ class Redeemer:
         idempotency_key: str | None,
         request_body: Any,
         subjects: Subjects | None = None,
+        capture: bool = True,
     ) -> tuple[int, Any, bool]:
         """(status, answer, replayed). Refusals are raised; a replay returns the first answer.
-        `subjects`: the device, addresses and user the risk rules look at (none: only the order's)."""
+        `subjects`: the device, addresses and user the risk rules look at (none: only the order's).
+        `capture` False places a redemption hold instead (services/redemption_holds.py captures or voids it)."""
         try:
             return self._redeem(
                 proof,
@@ -237,6 +240,7 @@ class Redeemer:
                 idempotency_key=idempotency_key,
                 request_body=request_body,
                 subjects=subjects,
+                hold_for=None if capture else self._hold_seconds,
             )
         except CouponNotFound:
             self._guesses.missed(subjects, int(self._clock()))
@@ -254,6 +258,7 @@ class Redeemer:
         idempotency_key: str | None,
         request_body: Any,
         subjects: Subjects | None = None,
+        hold_for: Callable[[dict[str, Any]], int] | None = None,
     ) -> tuple[int, Any, bool]:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
@@ -268,14 +273,23 @@ class Redeemer:
             self._replay_if_done(scope, idempotency_key, fingerprint)
             raise
         gift = campaign["type"] == CampaignType.GIFT_CARD
-        balance = self._gift_card_balance(code) if gift else None
+        hold = None if hold_for is None else hold_for(campaign)
+        # A gift card's balance and available amount (balance − holds; None: it never had a hold),
+        # read first for a redemption. A hold reads nothing: its condition says the card has enough
+        # available, and only when it has less is the hold computed again from what it has (`room`).
+        balance = available = room = None
+        if gift and hold is None:
+            balance, available = self._gift_card(code)
         risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
         guess = self._guesses.counters(subjects, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
             if gift:
-                taken = rules.gift_card_take(balance, order.order_amount, order.amount)
+                spendable = _spendable(balance, available) if hold is None else room
+                taken = rules.gift_card_take(
+                    order.order_amount if spendable is None else spendable, order.order_amount, order.amount
+                )
                 if taken == 0:
                     # A retry of the request that drained the card must get its first answer.
                     self._replay_if_done(scope, idempotency_key, fingerprint)
@@ -285,7 +299,7 @@ class Redeemer:
                 rules.check_discount(taken)  # before any write: the coupon stays as it is
             guards = () if risk is None else risk.plan(taken).guards
             redemption, answer = self._records(
-                campaign, code, order, principal, verified, moment, taken, balance
+                campaign, code, order, principal, verified, moment, taken, balance, hold
             )
             if risk is not None:
                 # What the rules decided travels on the record (a REVIEW's hold) and in the answer.
@@ -303,7 +317,7 @@ class Redeemer:
                         now=iso(moment),
                         event={
                             "at": iso(moment),
-                            "event": "REDEEMED",
+                            "event": "REDEEMED" if hold is None else "HELD",
                             "redemption_id": redemption["redemption_id"],
                             "merchant_id": order.merchant_id,
                             "amount": taken,
@@ -311,6 +325,9 @@ class Redeemer:
                         redemption_id=redemption["redemption_id"],
                         balance_before=balance,
                         balance_after=None if balance is None else balance - taken,
+                        available_before=available,
+                        hold=hold is not None,
+                        held=taken if gift and hold is not None else None,
                         owner=verified.owner,
                         totp_step=verified.totp_step,
                         at=now,
@@ -350,8 +367,13 @@ class Redeemer:
                 coupon = refused.coupon
                 if not coupon:
                     raise CouponNotFound(field="code") from None
-                if gift and self._balance_moved(coupon, balance, iso(moment), verified):
-                    balance = coupon["balance"]  # another take got in first: compute again from it
+                if gift and hold is not None and _usable(coupon, iso(moment), verified):
+                    room = _spendable(coupon.get("balance", 0), coupon.get("available"))
+                    lost_races += 1  # less available than asked (or it moved): hold what there is
+                    continue
+                if gift and self._balance_moved(coupon, (balance, available), iso(moment), verified):
+                    # Another take (or a hold) got in first: compute again from the card as it is now.
+                    balance, available = coupon["balance"], coupon.get("available")
                     lost_races += 1
                     time.sleep(self._rng.uniform(0, 0.002 * min(lost_races, 10)))  # spread the herd
                     continue
@@ -393,24 +415,22 @@ class Redeemer:
             replay = idempotency_rules.on_existing(record, fingerprint)
             raise _Replayed(replay.status, replay.body)
 
-    def _gift_card_balance(self, code: str) -> int:
+    def _gift_card(self, code: str) -> tuple[int, int | None]:
+        """A gift card's balance and available amount (None: it never had a hold)."""
         coupon = self._coupons.get(code)
         if coupon is None:
             raise CouponNotFound(field="code")
-        return coupon.get("balance", 0)
+        return coupon.get("balance", 0), coupon.get("available")
 
     @staticmethod
     def _balance_moved(
-        coupon: dict[str, Any], balance: int, now_iso: str, verified: rules.Verification
+        coupon: dict[str, Any], card: tuple[int, int | None], now_iso: str, verified: rules.Verification
     ) -> bool:
-        """True when the only reason the write failed is that the balance changed."""
+        """True when the only reason the write failed is that the balance (or the amount held) changed."""
         return (
-            coupon.get("state") in ("ISSUED", "PARTIALLY_USED")
-            and coupon.get("balance", 0) != balance
-            and coupon.get("balance", 0) > 0
-            and coupon["valid_from"] <= now_iso < coupon["valid_until"]
-            and (verified.owner is None or coupon.get("user_id") == verified.owner)
-            and (verified.totp_step is None or coupon.get("totp_step", -1) < verified.totp_step)
+            (coupon.get("balance", 0), coupon.get("available")) != card
+            and _spendable(coupon.get("balance", 0), coupon.get("available")) > 0
+            and _usable(coupon, now_iso, verified)
         )
 
     def _records(
@@ -423,6 +443,7 @@ class Redeemer:
         moment: datetime,
         taken: int,
         balance: int | None,
+        hold_seconds: int | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         redemption_id = new_id("rdm", now_ms=int(moment.timestamp() * 1000))
         answer: dict[str, Any] = {
@@ -441,6 +462,10 @@ class Redeemer:
         }
         if balance is not None:
             answer["balance_after"] = balance - taken
+        if hold_seconds is not None:
+            answer = hold_answer(
+                answer, moment, hold_seconds, gift=campaign["type"] == CampaignType.GIFT_CARD
+            )
         # Everything clearing needs travels on the record: clearing never reads back.
         redemption = {
             **answer,
@@ -455,9 +480,12 @@ class Redeemer:
             "refunded_amount": 0,
             "discount_reversed": 0,
         }
+        if hold_seconds is not None:
+            # Not cleared (kind HOLD): its capture puts the redemption clearing takes (services/redemption_holds.py).
+            redemption.update(kind="HOLD", hold_status=redemption.pop("status"))
         return {k: v for k, v in redemption.items() if v is not None}, answer
 
-    # -- read and reverse --------------------------------------------------------------------
+    # -- read and reverse (services/reversals.py) ----------------------------------------------
 
     def get(
         self,
@@ -468,10 +496,7 @@ class Redeemer:
         cursor: str | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
         """The redemption, a page of its reversals (oldest first) and the next page's cursor."""
-        found = self._redemptions.get(redemption_id, limit=limit, cursor=cursor)
-        if found is None or not _may_see(found[0], principal):
-            raise RedemptionNotFound(field="redemption_id")
-        return found
+        return self._reversals.get(redemption_id, principal, limit=limit, cursor=cursor)
 
     def reverse(
         self,
@@ -482,101 +507,22 @@ class Redeemer:
         restore_coupon: bool,
         completion: Completion | None = None,
     ) -> dict[str, Any]:
-        """Refunds `amount` of the order (None: all that remains), giving back the discount in
-        proportion (domain/redemption.py: reversal_share). The reversal and the Idempotency-Key's
-        completion (if any) are one transaction: a refund whose answer was lost is never made twice."""
-        principal.require(Role.ADMIN, Role.MERCHANT)
-        for _ in range(ATTEMPTS):
-            # The redemption item alone: its totals are what a reversal computes from, however many
-            # reversals it already has.
-            redemption = self._redemptions.redemption(redemption_id)
-            if redemption is None or not _may_see(redemption, principal):
-                raise RedemptionNotFound(field="redemption_id")
-            order, refunded = redemption["order_amount"], redemption.get("refunded_amount", 0)
-            refund = order - refunded if amount is None else amount
-            share = rules.reversal_share(redemption["discount"], order, refunded, refund)
-            moment = datetime.now(UTC)
-            reversal = {
-                "kind": "REVERSAL",
-                "reversal_id": new_id("rvs", now_ms=int(moment.timestamp() * 1000)),
-                "redemption_id": redemption_id,
-                "refund_amount": refund,
-                "discount_reversed": share,
-                "reversed_at": iso(moment),
-                "business_date": rules.business_date(moment, self._time_zone),
-                "reversed_by": str(principal),
-                **{
-                    k: redemption[k]
-                    for k in (
-                        "code",
-                        "campaign_id",
-                        "brand_id",
-                        "funding_rule_id",
-                        "merchant_id",
-                        "store_id",
-                        "order_id",
-                        "currency",
-                        "coupon_type",
-                        "settlement_cycle",
-                    )
-                    if k in redemption
-                },
-            }
-            coupon_back = self._coupon_back(
-                redemption, share, refunded + refund == order, restore_coupon, moment
-            )
-            restored = coupon_back is not None
-            reversal["coupon_restored"] = restored
-            event = {
-                "at": reversal["reversed_at"],
-                "event": "REVERSED",
-                "redemption_id": redemption_id,
-                "reversal_id": reversal["reversal_id"],
-                "amount": share,
-            }
-            if self._redemptions.reverse(
-                reversal,
-                refunded_before=refunded,
-                refunded_after=refunded + refund,
-                discount_reversed_after=redemption.get("discount_reversed", 0) + share,
-                coupon_back=coupon_back,
-                coupon_event=event if restored else None,
-                completion=put_of(completion, reversal),
-            ):
-                return reversal
-        raise Contention(field="redemption_id")
-
-    def _coupon_back(
-        self, redemption: dict[str, Any], share: int, whole: bool, restore: bool, moment: datetime
-    ) -> CouponBack | None:
-        """What a reversal gives the coupon back, or None: a gift card gets its share back; a
-        single-use coupon goes back to the holder's wallet (券回退) after a whole refund, if asked and
-        still valid."""
-        coupon = self._coupons.get(redemption["code"])
-        if coupon is None:
-            return None
-        if redemption.get("coupon_type") == CampaignType.GIFT_CARD:
-            if share == 0:
-                return None
-            after = coupon["balance"] + share
-            return CouponBack(
-                coupon["code"],
-                balance_before=coupon["balance"],
-                balance_after=after,
-                state_after="ISSUED" if after >= coupon["face_value"] else "PARTIALLY_USED",
-            )
-        still_valid = coupon["valid_until"] > iso(moment)
-        if not (
-            whole and restore and still_valid and coupon.get("redemption_id") == redemption["redemption_id"]
-        ):
-            return None
-        return CouponBack(coupon["code"], redemption_id=redemption["redemption_id"])
+        """Refunds `amount` of the order (None: all that remains): services/reversals.py."""
+        return self._reversals.reverse(
+            redemption_id, principal, amount=amount, restore_coupon=restore_coupon, completion=completion
+        )
 
 
-def _may_see(redemption: dict[str, Any], principal: Principal) -> bool:
-    """Admin; the redeeming merchant; the brand that funds the campaign. Others get a 404."""
-    if principal.role is Role.ADMIN:
-        return True
-    if principal.role is Role.MERCHANT:
-        return redemption["merchant_id"] == principal.merchant_id
-    return redemption["brand_id"] == principal.brand_id
+def _spendable(balance: int, available: int | None) -> int:
+    """What a gift card can pay now: its balance less what live holds reserve."""
+    return balance if available is None else available
+
+
+def _usable(coupon: dict[str, Any], now_iso: str, verified: rules.Verification) -> bool:
+    """A gift card that could pay now, by this holder and proof, if it had the amount."""
+    return (
+        coupon.get("state") in ("ISSUED", "PARTIALLY_USED")
+        and coupon["valid_from"] <= now_iso < coupon["valid_until"]
+        and (verified.owner is None or coupon.get("user_id") == verified.owner)
+        and (verified.totp_step is None or coupon.get("totp_step", -1) < verified.totp_step)
+    )

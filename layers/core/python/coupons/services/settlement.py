@@ -100,7 +100,7 @@ class SettlementSteps:
         self._clock = clock
         self._channel_name = channel_name  # the accounts `settlement:{it}`, `fees:{it}`
         self._fee_schedule = (fees or {}).get(channel_name)  # None: the channel charges nothing
-        # Risk holds (coupons.services.holds.ClaimFilter): given the claim's time, a page's settleable lines.
+        # Risk holds (coupons.services.risk_holds.ClaimFilter): given the claim's time, a page's settleable lines.
         self._holds = holds or (lambda at: lambda page: page)
 
     # -- open ------------------------------------------------------------------------------
@@ -178,7 +178,9 @@ class SettlementSteps:
                 if cutoff_at is not None:
                     cut = parse_time(cutoff_at)
                     page = [p for p in page if not p.get("event_at") or parse_time(p["event_at"]) < cut]
-                page = settleable(page)  # held lines stay unclaimed and due: the run after the release takes them
+                page = settleable(
+                    page
+                )  # held lines stay unclaimed and due: the run after the release takes them
                 for party in sorted({p["account"] for p in page} - met):
                     self._store.ensure_party(run_id, party, created_at=now)
                     met.add(party)
@@ -319,7 +321,11 @@ class SettlementSteps:
                 run_id,
                 party,
                 currency,
-                {"status": TransferStatus.SENT.value, "channel_reference": receipt.channel_reference, "sent_at": now},
+                {
+                    "status": TransferStatus.SENT.value,
+                    "channel_reference": receipt.channel_reference,
+                    "sent_at": now,
+                },
                 from_status=TransferStatus.INSTRUCTED,
                 journal=self._transfer_journal(party, currency, outcome),
                 business_date=business_date,

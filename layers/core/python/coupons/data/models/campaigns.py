@@ -51,6 +51,7 @@ class Campaign(MainModel):
     code_prefix = Text(null=True)
     settlement_cycle = Text()
     verification_methods = List(of=Text)
+    hold_seconds = Integer(null=True)  # a redemption hold's life for its coupons (None: the tenant's)
     status = Text()
     status_changed_at = Text(null=True)
     face_value = Integer()

@@ -52,7 +52,9 @@ class Coupon(MainModel):
     issued_by = Text()
     shard = Integer()
     balance = Integer(null=True)  # gift cards
-    redemption_id = Text(null=True)  # a single-use coupon: the redemption that used it
+    # Gift cards with redemption holds: balance - the amounts held (absent: no hold ever, = balance).
+    available = Integer(null=True)
+    redemption_id = Text(null=True)  # a single-use coupon: the redemption that used (or holds) it
     totp_step = Integer(null=True)  # dynamic code: the newest step used
     # Dynamic-code failures (coupons.domain.risk.guessing): counted since totp_failed_since; locked
     # until totp_locked_until (epoch seconds) after too many.

@@ -2,6 +2,10 @@
 
 REDEMPTION#{id} / REDEMPTION            the redemption (kind REDEMPTION)
 REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals (kind REVERSAL)
+REDEMPTION#{id} / HOLD                  a redemption hold (authorization, kind HOLD): placed by a redemption
+    with "capture": false; its capture puts the REDEMPTION item (what clearing takes), its void or
+    expiry releases the coupon. While HELD: gsi1 LIVE_HOLDS#{shard} / {hold_expires_at}#{id}, so the
+    expiry sweep finds the holds due by a Query per shard (never a Scan)
     both, until clearing has posted their journal: gsi2 CLEARING_PENDING#{shard} / {business_date}#{id}
 QRTOKEN#{nonce} / QRTOKEN               a used QR token (expires_at: the table's TTL)
 
@@ -25,7 +29,7 @@ def qr_token_pk(nonce: str) -> str:
     return f"QRTOKEN#{nonce}"
 
 
-REDEMPTION_SK, QR_TOKEN_SK = "REDEMPTION", "QRTOKEN"
+REDEMPTION_SK, QR_TOKEN_SK, HOLD_SK = "REDEMPTION", "QRTOKEN", "HOLD"
 REVERSAL_SK_PREFIX = "REVERSAL#"
 
 
@@ -51,6 +55,23 @@ def pending_index(source_id: str, business_date: str) -> dict[str, str]:
     return {
         "gsi2pk": pending_partition(pending_shard(source_id)),
         "gsi2sk": f"{business_date}#{source_id}",
+    }
+
+
+LIVE_HOLD_SHARDS = 8
+LIVE_HOLDS = "LIVE_HOLDS#"
+
+
+def live_hold_partition(shard: int) -> str:
+    return f"{LIVE_HOLDS}{shard}"
+
+
+def live_hold_index(redemption_id: str, hold_expires_at: str) -> dict[str, str]:
+    """The gsi1 keys a redemption hold carries while it is HELD: its expiry first, so the holds due by a
+    moment are a key-range Query of each shard (sharded by the same hash as the pending index)."""
+    return {
+        "gsi1pk": live_hold_partition(pending_shard(redemption_id) % LIVE_HOLD_SHARDS),
+        "gsi1sk": f"{hold_expires_at}#{redemption_id}",
     }
 
 
@@ -92,6 +113,19 @@ class Redemption(_Source):
     risk_rule_version = Integer(null=True)
     risk_reason = Text(null=True)
     review_hold = Text(null=True)
+    # A captured redemption hold (services/redemption_holds.py): what was held, when, and until when.
+    held_amount = Integer(null=True)
+    held_at = Text(null=True)
+    hold_expires_at = Text(null=True)
+
+
+class RedemptionHold(Redemption):
+    """A redemption hold (authorization, 预占): the redemption as it would be, `discount` = the amount held,
+    not cleared (its kind is HOLD). HELD → CAPTURED (the REDEMPTION item is put) | VOIDED | EXPIRED."""
+
+    hold_status = Text(null=True)
+    captured_amount = Integer(null=True)
+    closed_at = Text(null=True)  # when it was captured, voided or released by expiry
 
 
 class Reversal(_Source):
@@ -116,7 +150,8 @@ class RedemptionPartition(MainModel):
         # by the model it names. (A PynamoDB discriminator would do this, but it does not carry over to the
         # per-client subclasses `bound` makes.)
         kind = super().from_raw_data(data).kind
-        return (Reversal if kind == "REVERSAL" else Redemption).from_raw_data(data)
+        model = {"REVERSAL": Reversal, "HOLD": RedemptionHold}.get(kind, Redemption)
+        return model.from_raw_data(data)
 
 
 class QrToken(MainModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from coupons.data.holds import HoldStore
+from coupons.data.risk_holds import RiskHoldStore
 from coupons.domain.errors import Conflict, NotFound
 from coupons.domain.ids import new_id
 from coupons.domain.risk import holds
@@ -28,13 +28,13 @@ class NotUnderReview(Conflict):
     title = "The redemption was not held for review"
 
 
-def hold(store: HoldStore, terms: holds.HoldTerms, *, by: str, at: int) -> dict[str, Any]:
+def hold(store: RiskHoldStore, terms: holds.HoldTerms, *, by: str, at: int) -> dict[str, Any]:
     record = holds.hold_record(terms, by=by, at=at, hold_id_=new_id("hold"))
     store.put_hold(record, holds.hold_decision(record, action="HOLD", at=at, decision_id=new_id("rsk")))
     return record
 
 
-def release(store: HoldStore, hold_id: str, *, by: str, at: int) -> dict[str, Any]:
+def release(store: RiskHoldStore, hold_id: str, *, by: str, at: int) -> dict[str, Any]:
     """The hold, released (a hold released before is answered as it was: the first release stands)."""
     found = store.hold(hold_id)
     if found is None:
@@ -49,7 +49,7 @@ def release(store: HoldStore, hold_id: str, *, by: str, at: int) -> dict[str, An
 
 
 def release_review(
-    store: HoldStore, redemption: Callable[[str], dict[str, Any] | None], redemption_id: str, *,
+    store: RiskHoldStore, redemption: Callable[[str], dict[str, Any] | None], redemption_id: str, *,
     by: str, at: int, reason: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Releases a REVIEW redemption's postings for the next run (once: a second release answers the first)."""
@@ -73,7 +73,7 @@ class ClaimFilter:
     are read once, consistently, at the claim's time), then each page's review holds looked up (one
     batch read, only when a line carries one)."""
 
-    def __init__(self, store: HoldStore, at: int):
+    def __init__(self, store: RiskHoldStore, at: int):
         self._store = store
         self._at = at
         self._holds = store.holds()
@@ -89,7 +89,7 @@ class ClaimFilter:
 
 
 def held_view(
-    store: HoldStore, party: str, unsettled: list[dict[str, Any]], *, at: int
+    store: RiskHoldStore, party: str, unsettled: list[dict[str, Any]], *, at: int
 ) -> dict[str, Any]:
     """A party's holds in force and what of its unsettled postings waits on a hold (its statement's
     "held" section): per currency the amount and the lines, each with why."""

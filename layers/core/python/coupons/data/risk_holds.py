@@ -33,7 +33,7 @@ def add_decision(tx: Transaction, model: type[DecisionRecord], record: dict[str,
         tx.save(model.from_record(record, pk=decision_pk(subject), sk=decision_sk(record["at"], record["decision_id"])))
 
 
-class HoldStore:
+class RiskHoldStore:
     def __init__(self, client, table_name: str):
         self._client = client
         self._hold = Hold.bound(client, table_name)
@@ -131,4 +131,4 @@ class HoldStore:
         return {r["review_hold"] for r in found if r is not None}
 
 
-__all__ = ["HoldStore", "add_decision"]
+__all__ = ["RiskHoldStore", "add_decision"]
