@@ -12,7 +12,8 @@ from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import SettlementWorkflow
-from coupons.services.settlement import SettlementRuns, SettlementSteps, parse_fees, parse_minimums
+from coupons.services.settlement import SettlementSteps, parse_fees, parse_minimums
+from coupons.services.settlement_runs import SettlementRuns
 
 # Set by infra/constructs/settlement.py on the functions that need them.
 STATEMENTS_BUCKET = "STATEMENTS_BUCKET_NAME"
