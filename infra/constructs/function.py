@@ -35,6 +35,12 @@ def common_environment(tenant: Tenant) -> dict[str, str]:
     }
 
 
+def t0_cutoff_environment(tenant: Tenant) -> dict[str, str]:
+    """The tenant's T+0 cut-off for the functions that derive a run's cut-off (the API's start, the
+    Open step); nothing when the tenant has no intraday run."""
+    return {T0_CUTOFF_ENV: tenant.settlement_t0_cutoff} if tenant.settlement_t0_cutoff else {}
+
+
 # Lambda allows 4 KB of environment in all; a calendar may take half of it (about 150 days).
 CALENDAR_ENV_LIMIT = 2048
 

@@ -50,6 +50,7 @@ def steps() -> SettlementSteps:
         minimums=parse_minimums(os.environ.get(MINIMUM_TRANSFER)),
         channel_name=os.environ.get("PAYMENT_CHANNEL", "simulated"),
         fees=parse_fees(os.environ.get(CHANNEL_FEES)),
+        t0_cutoff=settings().settlement_t0_cutoff,
     )
 
 
@@ -61,7 +62,12 @@ def _workflow() -> SettlementWorkflow:
 @cache
 def runs() -> SettlementRuns:
     return SettlementRuns(
-        store(), statements(), _workflow, tenant=settings().tenant, time_zone=settings().time_zone
+        store(),
+        statements(),
+        _workflow,
+        tenant=settings().tenant,
+        time_zone=settings().time_zone,
+        t0_cutoff=settings().settlement_t0_cutoff,
     )
 
 

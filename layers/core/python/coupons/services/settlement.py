@@ -19,7 +19,7 @@ from coupons.data.ledger import SHARDS, shard_of
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import RunExists, RunPlanned, SettlementStore
 from coupons.data.statements import StatementStore
-from coupons.domain import channel_fees, transfer_journals
+from coupons.domain import channel_fees, timeline, transfer_journals
 from coupons.domain import settlement as rules
 from coupons.domain.channel_fees import FeeSchedule
 from coupons.domain.coupons import iso
@@ -84,6 +84,7 @@ class SettlementSteps:
         clock: Clock = _now,
         channel_name: str = "simulated",
         fees: dict[str, FeeSchedule] | None = None,
+        t0_cutoff: str | None = None,
     ):
         self._store = store
         self._redemptions = redemptions
@@ -94,21 +95,36 @@ class SettlementSteps:
         self._clock = clock
         self._channel_name = channel_name  # the accounts `settlement:{it}`, `fees:{it}`
         self._fee_schedule = (fees or {}).get(channel_name)  # None: the channel charges nothing
+        self._t0_cutoff = t0_cutoff  # the tenant's settlement_t0_cutoff ("22:00"); None: no intraday run
 
     # -- open ------------------------------------------------------------------------------
 
     def open(
-        self, *, execution: str, business_date: str | None = None, scheduled_at: str | None = None
+        self,
+        *,
+        execution: str,
+        settlement_date: str | None = None,
+        kind: str | None = None,
+        cutoff_at: str | None = None,
+        scheduled_at: str | None = None,
+        business_date: str | None = None,
     ) -> dict:
-        """Opens the run for the date (a schedule gives the time it fired: the run settles the day
-        before, in the tenant's zone). Proceeds only if this execution owns the run: a second
-        execution for a date that has a run (two schedules firing, a start racing one) stops here."""
-        day = business_date or rules.scheduled_business_date(scheduled_at, self._zone)
-        run_id = rules.run_id(day)
+        """Opens the run of a settlement date and kind (a schedule gives the time it fired: the run
+        settles the local date it fired on). Its cut-off is the one the API recorded on the run (and
+        checked), else derived (coupons.domain.timeline). `business_date` is the settlement date under
+        its old name (a start by hand of a daily run). Proceeds only if this execution owns the run: a
+        second execution for a run that exists (two schedules firing, a start racing one) stops here."""
+        run_kind = rules.parse_kind(kind or timeline.RunKind.DAILY)
+        day = settlement_date or business_date or rules.scheduled_date(scheduled_at, self._zone)
+        cutoff = timeline.cutoff_of(run_kind, day, self._zone, self._t0_cutoff)
+        run_id = cutoff.run_id
         now = iso(self._clock())
         record = {
             "run_id": run_id,
-            "business_date": day,
+            "business_date": cutoff.settlement_date,
+            "settlement_date": cutoff.settlement_date,
+            "run_kind": run_kind.value,
+            "cutoff_at": cutoff_at or iso(cutoff.at),
             "status": RunStatus.RUNNING.value,
             "attempt": 1,
             "execution_name": execution,
@@ -129,7 +145,10 @@ class SettlementSteps:
             )
         return {
             "run_id": run_id,
-            "business_date": day,
+            "business_date": cutoff.settlement_date,
+            "run_kind": run_kind.value,
+            # The run's own cut-off, as first recorded (a run from before cut-offs has none: the end of X).
+            "cutoff_at": run.get("cutoff_at") or iso(cutoff.at),
             "attempt": run["attempt"],
             "proceed": True,
             "shards": list(range(SHARDS)),
@@ -137,16 +156,25 @@ class SettlementSteps:
 
     # -- wait for clearing -----------------------------------------------------------------
 
-    def await_clearing(self, business_date: str) -> dict:
-        """Everything redeemed or reversed up to the cut-off (the end of the business date) must be
-        cleared before postings are selected, or a late journal would miss its run."""
-        pending = self._redemptions.pending_clearing(business_date, limit=5)
+    def await_clearing(self, business_date: str, *, cutoff_at: str | None = None) -> dict:
+        """Everything redeemed or reversed before the cut-off must be cleared before postings are
+        selected, or a late journal would miss its run (it would not be lost: the next run takes it).
+        Without a cut-off: everything of business dates up to the date."""
+        through = business_date
+        before = None
+        if cutoff_at is not None:
+            before = parse_time(cutoff_at)
+            through = timeline.last_business_date(
+                timeline.Cutoff(timeline.RunKind.DAILY, business_date, before), self._zone
+            )
+        pending = self._redemptions.pending_clearing(through, before=before, limit=5)
         if pending:
             shown = ", ".join(
                 f"{p['kind'].lower()} {p.get('reversal_id') or p['redemption_id']}" for p in pending
             )
-            raise ClearingBehind(f"not cleared yet for business dates up to {business_date}: {shown}")
-        return {"cleared_through": business_date}
+            until = f"before {cutoff_at}" if cutoff_at else f"for business dates up to {business_date}"
+            raise ClearingBehind(f"not cleared yet {until}: {shown}")
+        return {"cleared_through": through, **({"cutoff_at": cutoff_at} if cutoff_at else {})}
 
     # -- claim -----------------------------------------------------------------------------
 

@@ -4,15 +4,14 @@ statement. The steps the state machine runs are coupons.services.settlement."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from coupons.data.idempotency import Completion
 from coupons.data.settlement import RunExists, SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import ExecutionExists, SettlementWorkflow
 from coupons.domain import settlement as rules
+from coupons.domain import timeline
 from coupons.domain.coupons import iso
 from coupons.domain.principals import Principal, Role
 from coupons.domain.settlement import RunStatus, SettlementRunNotFound, StatementNotFound
@@ -31,6 +30,7 @@ class SettlementRuns:
         *,
         tenant: str,
         time_zone: str,
+        t0_cutoff: str | None = None,
         clock: Clock = _now,
     ):
         self._store = store
@@ -38,38 +38,47 @@ class SettlementRuns:
         self._workflow = workflow
         self._tenant = tenant
         self._zone = time_zone
+        self._t0_cutoff = t0_cutoff  # the tenant's settlement_t0_cutoff; None: no intraday run
         self._clock = clock
 
     def start(
         self,
-        business_date: str,
+        settlement_date: str,
         principal: Principal,
         *,
-        day_must_be_over: bool = True,
+        kind: str = "daily",
+        cutoff_must_have_passed: bool = True,
         completion: Completion | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """(the run, whether an execution was started now). A date has one run: asking again returns
-        it; asking again after its execution failed or was stopped resumes it (the next attempt).
+        """(the run, whether an execution was started now). A settlement date has one run of each kind
+        (daily, intraday): asking again returns it; asking again after its execution failed or was
+        stopped resumes it (the next attempt). A run whose cut-off has not passed is refused (400
+        `settlement_cutoff_in_future`, naming `settlement_date`): nothing is written.
 
-        `day_must_be_over=False` is for the local stack only (`make settle`), where a developer settles
-        today's T+1 redemptions "tomorrow" without waiting for it.
+        `cutoff_must_have_passed=False` is for the local stack only (`make settle`), where a developer
+        settles today's T+1 redemptions "tomorrow" without waiting for it.
 
         Under an Idempotency-Key (`completion`), the attempt this request records carries the key's
-        ref: the run id and execution name derive from the date and attempt, so a re-run after a lost
-        completion finds its attempt, makes sure its execution started, and answers as the first did."""
+        ref: the run id and execution name derive from the date, kind and attempt, so a re-run after a
+        lost completion finds its attempt, makes sure its execution started, and answers as the first did."""
         principal.require(Role.ADMIN)
-        tomorrow = self._clock().astimezone(ZoneInfo(self._zone)).date() + timedelta(days=1)
-        today = date.max if not day_must_be_over else tomorrow - timedelta(days=1)
-        day = rules.validate_business_date(business_date, today=today)
-        run_id = rules.run_id(day)
+        day = rules.validate_settlement_date(settlement_date)
+        run_kind = rules.parse_kind(kind)
+        cutoff = timeline.cutoff_of(run_kind, day, self._zone, self._t0_cutoff)
+        if cutoff_must_have_passed:
+            timeline.check_passed(cutoff, now=self._clock())
+        run_id = cutoff.run_id
         run = self._store.run(run_id)
         if run is None:
             record = {
                 "run_id": run_id,
                 "business_date": day,
+                "settlement_date": day,
+                "run_kind": run_kind.value,
+                "cutoff_at": iso(cutoff.at),
                 "status": RunStatus.STARTING.value,
                 "attempt": 1,
-                "execution_name": rules.execution_name(self._tenant, day, 1),
+                "execution_name": rules.execution_name(self._tenant, day, 1, run_kind),
                 "requested_at": iso(self._clock()),
                 "idempotency_ref": completion.ref if completion else None,
             }
@@ -103,7 +112,9 @@ class SettlementRuns:
         changes = {
             "status": RunStatus.STARTING.value,
             "attempt": attempt,
-            "execution_name": rules.execution_name(self._tenant, run["business_date"], attempt),
+            "execution_name": rules.execution_name(
+                self._tenant, run["business_date"], attempt, rules.kind_of(run["run_id"])
+            ),
             "resumed_at": iso(self._clock()),
             # Whose attempt this is now; "" is nobody's (an earlier request's retry must not claim it).
             "idempotency_ref": completion.ref if completion else "",
@@ -115,7 +126,15 @@ class SettlementRuns:
 
     def _start_execution(self, run: dict[str, Any]) -> bool:
         try:
-            self._workflow().start(run["execution_name"], {"business_date": run["business_date"]})
+            # The execution opens the run by its date and kind, with the cut-off recorded (and checked) here.
+            self._workflow().start(
+                run["execution_name"],
+                {
+                    "settlement_date": run["business_date"],
+                    "kind": str(rules.kind_of(run["run_id"])),
+                    **({"cutoff_at": run["cutoff_at"]} if run.get("cutoff_at") else {}),
+                },
+            )
         except ExecutionExists:
             return False
         return True
@@ -157,6 +176,9 @@ def _run_view(run: dict[str, Any]) -> dict[str, Any]:
     keep = (
         "run_id",
         "business_date",
+        "settlement_date",
+        "run_kind",
+        "cutoff_at",
         "status",
         "attempt",
         "requested_at",
