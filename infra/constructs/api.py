@@ -16,8 +16,7 @@ from constructs import Construct
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
-from infra.constructs.function import t0_cutoff_environment
-from infra.constructs.function import ServiceFunction
+from infra.constructs.function import ServiceFunction, t0_cutoff_environment
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.settlement import executions_of

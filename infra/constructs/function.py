@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from coupons.config import HOLIDAY_CALENDAR_ENV
+from coupons.config import HOLIDAY_CALENDAR_ENV, T0_CUTOFF_ENV
 from coupons.domain import calendars
 from infra import REPO_ROOT
 from infra.constructs.layers import ARCHITECTURE, ASSET_EXCLUDE, RUNTIME, Layers

@@ -97,25 +97,27 @@ class World:
 
     # -- when ------------------------------------------------------------------------------
 
-    def open(self, day=DAY, execution="exec-1"):
-        return self.steps.open(execution=execution, business_date=day)
+    def open(self, day=DAY, execution="exec-1", kind="DAILY"):
+        return self.steps.open(execution=execution, settlement_date=day, kind=kind)
 
-    def claim_all(self, day=DAY):
-        return [self.steps.claim(rules.run_id(day), day, shard) for shard in range(SHARDS)]
+    def claim_all(self, day=DAY, *, run=None, cutoff_at=None):
+        run = run or rules.run_id(day)
+        return [self.steps.claim(run, day, shard, cutoff_at=cutoff_at) for shard in range(SHARDS)]
 
-    def batches(self, day=DAY):
-        plan = self.steps.plan(rules.run_id(day))
+    def batches(self, day=DAY, *, run=None):
+        plan = self.steps.plan(run or rules.run_id(day))
         body = self.s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read()
         return json.loads(body)
 
-    def settle(self, day=DAY, execution="exec-1"):
-        """Every step of one execution, in the state machine's order."""
-        opened = self.open(day, execution)
+    def settle(self, day=DAY, execution="exec-1", kind="DAILY"):
+        """Every step of one execution, in the state machine's order, the run's cut-off passed on as
+        the definition passes it (a posting without an event time is taken whatever the cut-off)."""
+        opened = self.open(day, execution, kind)
         assert opened["proceed"] is True, opened
-        self.steps.await_clearing(day)
-        self.claim_all(day)
-        run = rules.run_id(day)
-        for batch in self.batches(day):
+        run = opened["run_id"]
+        self.steps.await_clearing(day, cutoff_at=opened["cutoff_at"])
+        self.claim_all(day, run=run, cutoff_at=opened["cutoff_at"])
+        for batch in self.batches(day, run=run):
             self.steps.pay(run, day, batch["parties"])
             self.steps.write_statements(run, day, batch["parties"])
             self.steps.mark_settled(run, batch["parties"])
