@@ -104,7 +104,12 @@ STEPS = (
     "close",
     "record_failure",
 )
-OPS = ("Query", "GetItem", "UpdateItem", "PutItem", "TransactWriteItems", "BatchWriteItem")
+OPS = ("Query", "GetItem", "UpdateItem", "PutItem", "TransactWriteItems", "BatchWriteItem", "BatchGetItem")
+# What docs/settlement.md measured before the Pay step posted settlement journals (issue #14): per party,
+# DynamoDB requests and write units (table + index), printed beside today's figures.
+BEFORE_JOURNALS = {100: (18.07, 30.2), 1000: (16.27, 30.0), 10000: (16.13, 30.0)}
+# The items a transfer's journal writes in the transaction that records it SENT (coupons.data.ledger).
+JOURNAL_KINDS = ("JOURNAL", "ENTRIES", "BALANCE")
 BATCH_TASKS = ("pay", "write_statements", "mark_settled")
 
 COST_MODEL = f"""\
@@ -361,7 +366,7 @@ def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
 
 def run_execution(sfn, machine: str, name: str, run_date: str) -> dict[str, Any]:
     arn = sfn.start_execution(
-        stateMachineArn=machine, name=name, input=json.dumps({"business_date": run_date})
+        stateMachineArn=machine, name=name, input=json.dumps({"settlement_date": run_date, "kind": "DAILY"})
     )["executionArn"]
     started = time.monotonic()
     while True:
@@ -496,8 +501,9 @@ class Tally:
         self.s3: Counter = Counter()  # (step, method)
         self.invocations: Counter = Counter()  # step
         self.other: Counter = Counter()  # (service, op) not made by a step function
-        # writes: (kind, transactional, size from the request or None, index writes known, key)
-        self.writes: list[tuple[str, bool, int | None, int | None, tuple]] = []
+        # writes: (kind, transactional, size from the request or None, index writes known, key, step)
+        self.writes: list[tuple[str, bool, int | None, int | None, tuple, str | None]] = []
+        self._step: str | None = None  # the step whose request is being read
         self.keys: dict[str, list[tuple[str, dict]]] = defaultdict(list)  # kind -> (table, key)
         self.unparsed = 0
 
@@ -519,6 +525,7 @@ class Tally:
                 self.other[("dynamodb", op)] += 1
                 return
             self.ddb[(step, op)] += 1
+            self._step = step
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
                 body = base64.b64decode(body).decode(errors="replace")
@@ -563,7 +570,7 @@ class Tally:
         elif re.search(r"REMOVE[^=]*gsi1pk", expression):
             index = 1
         size = item_size(item_or_key) if put else None
-        self.writes.append((kind, transactional, size, index, (table, key)))
+        self.writes.append((kind, transactional, size, index, (table, key), self._step))
         if not put and len(self.keys[kind]) < 50_000:
             self.keys[kind].append((table, key))
 
@@ -599,8 +606,9 @@ class Tally:
 
     # -- capacity --------------------------------------------------------------------------------
 
-    def capacity(self, ddb) -> tuple[float, float, dict[str, tuple[int, int]]]:
-        """(table write units, index write units, per kind of item: (writes, largest size))."""
+    def capacity(self, ddb) -> tuple[float, float, dict[str, tuple[int, int]], dict[str, float]]:
+        """(table write units, index write units, per kind of item: (writes, largest size), and of the
+        settlement journals (the Pay step's JOURNAL / ENTRIES / BALANCE writes): items and write units)."""
         sampled: dict[str, tuple[int, bool]] = {}  # kind -> (largest size, carries gsi1 keys)
         for kind, keys in self.keys.items():
             step = max(1, len(keys) // SAMPLE_PER_KIND)
@@ -612,16 +620,21 @@ class Tally:
             sampled[kind] = (largest, indexed)
         table_wcu = index_wcu = 0.0
         kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for kind, transactional, size, index, _key in self.writes:
+        journals = {"items": 0.0, "wcu": 0.0}
+        for kind, transactional, size, index, _key, step in self.writes:
             if size is None:
                 size, indexed = sampled.get(kind, (0, False))
                 if index is None:
                     index = 1 if indexed else 0
+            wcu = units(size, 1024) * (TRANSACT_WCU_PER_KB if transactional else 1) + (index or 0) * units(size, 1024)
             table_wcu += units(size, 1024) * (TRANSACT_WCU_PER_KB if transactional else 1)
             index_wcu += (index or 0) * units(size, 1024)
             kinds[kind][0] += 1
             kinds[kind][1] = max(kinds[kind][1], size)
-        return table_wcu, index_wcu, {k: (n, size) for k, (n, size) in kinds.items()}
+            if step == "pay" and kind in JOURNAL_KINDS:
+                journals["items"] += 1
+                journals["wcu"] += wcu
+        return table_wcu, index_wcu, {k: (n, size) for k, (n, size) in kinds.items()}, journals
 
 
 def invocation_durations(log_dir: Path, offsets: dict[str, int]) -> dict[str, list[float]]:
@@ -704,7 +717,7 @@ def measure(stack: LocalStack, functions: dict[str, str], parties: int, run_date
     tally = Tally(stack.endpoints["tables"], functions)
     for entry in recorded_requests(stack.recording):
         tally.add(entry)
-    table_wcu, index_wcu, kinds = tally.capacity(ddb)
+    table_wcu, index_wcu, kinds, journals = tally.capacity(ddb)
     events = history(sfn, execution["executionArn"])
     entered, retries = parent_transitions(events)
     batches = (output.get("plan") or {}).get("batches", 0)
@@ -723,6 +736,7 @@ def measure(stack: LocalStack, functions: dict[str, str], parties: int, run_date
         "table_wcu": table_wcu,
         "index_wcu": index_wcu,
         "kinds": kinds,
+        "journals": journals,
         "parent_transitions": entered + retries,
         "parent_retries": retries,
         "child_transitions": child,
@@ -772,6 +786,25 @@ def report(results: list[dict[str, Any]]) -> None:
     print(
         "  WCU/party: total (table + index), modelled as in the cost model; run s: the execution's"
         " start to stop"
+    )
+
+    print()
+    print("With settlement journals (each transfer posts its journal in the transaction recording it SENT), per")
+    print("party, beside what docs/settlement.md measured before them:")
+    print(f"  {'parties':>8} {'req/party':>10} {'before':>8} {'WCU/party':>10} {'before':>8}"
+          f" {'journal items':>14} {'journal WCU':>12} {'balance BatchGet':>17}")  # fmt: skip
+    for r in results:
+        n = r["parties"]
+        before = BEFORE_JOURNALS.get(n)
+        batch_get = sum(v for (s, op), v in r["ddb"].items() if s == "pay" and op == "BatchGetItem")
+        print(
+            f"  {n:8,} {sum(r['ddb'].values()) / n:10.2f} {before[0] if before else '-':>8}"
+            f" {(r['table_wcu'] + r['index_wcu']) / n:10.1f} {before[1] if before else '-':>8}"
+            f" {r['journals']['items'] / n:14.2f} {r['journals']['wcu'] / n:12.1f} {batch_get / n:17.2f}"
+        )
+    print(
+        "  journal items / WCU: the JOURNAL, ENTRIES and BALANCE writes of the Pay step (transactional: 2 units"
+        " per KB);\n  balance BatchGet: the party's balance shards read at netting (the statement's opening balance)"
     )
 
     if len(results) > 1:
