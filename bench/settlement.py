@@ -12,11 +12,11 @@ How it works
   - Per size N, on its own run date D (2030-01-01, 2030-02-01, ...): N - 2 redemption journals of
     business date D - 1 under T+1 (due D), each at its own merchant, one brand, 50/30/20 split: legs
     platform -p, brand:B -b, merchant:M +(p + b), so N parties (platform, the brand, N - 2 merchants)
-    and 3 postings per journal. The postings are exactly what `LedgerStore.post` writes (it is called
-    with a client that captures its transaction), written with BatchWriteItem straight into the main
-    table on moto: the journal items, balance updates and source items are left out (settlement reads
-    none of them). Seeding is not timed or counted.
-  - One execution of the settlement state machine (`StartExecution {"business_date": D}`), polled
+    and 3 postings per journal, posted by `LedgerStore.post` itself (the journal, its postings and
+    the balance updates, one transaction each, as clearing posts them: the Pay step reads the balances
+    for the statements' opening balance). Seeding is not timed or counted.
+  - One execution of the settlement state machine (`StartExecution {"settlement_date": D, "kind":
+    "DAILY"}`: the daily run of D, cut at D's start; the postings' events are of D - 1), polled
     until done; anything but SUCCEEDED (or a closed run not covering N parties and 3 (N - 2) lines) is
     a bench failure: its error and cause are printed, exit 1. Run time = the execution's stopDate -
     startDate (moto's clock).
@@ -299,31 +299,17 @@ def warm_up(stack: LocalStack, functions: dict[str, str], machine: str) -> float
 # -- seeding ----------------------------------------------------------------------------------------
 
 
-class _CapturingClient:
-    """Takes the place of DynamoDB under LedgerStore.post: keeps the transaction's Puts."""
-
-    class exceptions:  # noqa: N801 - botocore's attribute name
-        class TransactionCanceledException(Exception):
-            pass
-
-    def __init__(self):
-        self.puts: list[dict[str, Any]] = []
-
-    def transact_write_items(self, TransactItems):  # noqa: N803 - botocore's parameter name
-        self.puts += [action["Put"]["Item"] for action in TransactItems if "Put" in action]
-
-
 def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
-    """N - 2 redemption journals due on run_date (business date the day before, T+1): the postings
-    LedgerStore.post writes, written with BatchWriteItem. Returns (postings, seconds)."""
+    """N - 2 redemption journals due on run_date (business date the day before, T+1), posted by
+    LedgerStore.post on the stack's moto. Returns (postings, seconds)."""
     from coupons.data.ledger import LedgerStore
     from coupons.domain.funding import Shares
     from coupons.domain.ledger import redemption_journal
 
     started = time.monotonic()
     business_date = (date.fromisoformat(run_date) - timedelta(days=1)).isoformat()
-    capture = _CapturingClient()
-    ledger = LedgerStore(capture, table)
+    ledger = LedgerStore(ddb, table)
+    postings = 0
     shares = Shares(**SHARES)
     rule = {"rule_id": "fr_BENCH", "version": 1, "source": "default"}
     for i in range(parties - 2):
@@ -336,8 +322,10 @@ def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
             "brand_id": BRAND,
             "merchant_id": merchant,
         }
+        journal = redemption_journal(redemption, shares, rule)
+        postings += sum(1 for leg in journal.legs if leg.amount)
         ledger.post(
-            redemption_journal(redemption, shares, rule),
+            journal,
             business_date=business_date,
             due_date=run_date,
             posted_at=f"{business_date}T04:00:00Z",
@@ -350,15 +338,10 @@ def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
                 "order_id": f"o-{run_date}-{i}",
                 "code": f"BENCH{i:010d}",
                 "settlement_cycle": "T+1",
+                "event_at": f"{business_date}T04:00:00Z",
             },
-            source_key={"pk": f"REDEMPTION#{redemption_id}", "sk": "REDEMPTION"},
         )
-    postings = [item for item in capture.puts if item["pk"]["S"].startswith("ENTRIES#")]
-    for i in range(0, len(postings), 25):
-        request: dict | None = {table: [{"PutRequest": {"Item": item}} for item in postings[i : i + 25]]}
-        while request:
-            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
-    return len(postings), time.monotonic() - started
+    return postings, time.monotonic() - started
 
 
 # -- the run ----------------------------------------------------------------------------------------
