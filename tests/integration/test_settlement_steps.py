@@ -713,10 +713,12 @@ def test_a_closed_run_does_not_proceed_even_for_its_own_execution(world):
     assert world.open(execution="exec-9")["proceed"] is False
 
 
-def test_a_schedule_opens_the_run_of_the_day_before_in_the_tenants_zone(world):
+def test_a_schedule_opens_the_run_of_the_day_it_fires_on_in_the_tenants_zone_cut_at_its_start(world):
+    # Issue #14: the daily run at 02:00 on X settles X (T+1 paid the next day); before, the day before.
     opened = world.steps.open(execution="sched-1", scheduled_at="2026-03-09T16:30:00Z")  # 00:30 on the 10th
 
-    assert (opened["run_id"], opened["business_date"], opened["proceed"]) == (RUN, DAY, True)
+    assert (opened["run_id"], opened["business_date"], opened["proceed"]) == ("stl_20260310", "2026-03-10", True)
+    assert opened["cutoff_at"] == "2026-03-09T16:00:00.000000Z"  # 00:00 on the 10th in Shanghai
 
 
 def test_a_run_the_api_recorded_is_opened_by_the_execution_it_named(world):
