@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 help:
 	@echo "make local   - run the API on http://127.0.0.1:$(PORT) over moto, demo tenant seeded"
-	@echo "make settle DATE=YYYY-MM-DD - run that date's settlement on the running local stack"
+	@echo "make settle DATE=YYYY-MM-DD [KIND=intraday] - the run of settlement date DATE on the running local stack"
 	@echo "make bank-statement DATE=YYYY-MM-DD INJECT=missing=1,returned=1,fee=1,cutoff=1 - the simulated bank's file (starts reconciliation)"
 	@echo "make test    - the whole test suite (unit, integration, infra, e2e)"
 	@echo "make synth TENANT=demo - synthesize one tenant's stack into cdk.out/"
@@ -51,7 +51,7 @@ install: $(VENV)/.installed node_modules/.installed
 # The settlement run of DATE on the running local stack (make local in another terminal).
 settle: install
 	@test -n "$(DATE)" || { echo "usage: make settle DATE=YYYY-MM-DD"; exit 2; }
-	$(PY) -m infra.local.settle --date $(DATE)
+	$(PY) -m infra.local.settle --date $(DATE) --kind $(or $(KIND),daily)
 
 # The simulated bank's statement of DATE into the running local stack's bucket, differences injected.
 bank-statement:

@@ -12,11 +12,11 @@ How it works
   - Per size N, on its own run date D (2030-01-01, 2030-02-01, ...): N - 2 redemption journals of
     business date D - 1 under T+1 (due D), each at its own merchant, one brand, 50/30/20 split: legs
     platform -p, brand:B -b, merchant:M +(p + b), so N parties (platform, the brand, N - 2 merchants)
-    and 3 postings per journal. The postings are exactly what `LedgerStore.post` writes (it is called
-    with a client that captures its transaction), written with BatchWriteItem straight into the main
-    table on moto: the journal items, balance updates and source items are left out (settlement reads
-    none of them). Seeding is not timed or counted.
-  - One execution of the settlement state machine (`StartExecution {"business_date": D}`), polled
+    and 3 postings per journal, posted by `LedgerStore.post` itself (the journal, its postings and
+    the balance updates, one transaction each, as clearing posts them: the Pay step reads the balances
+    for the statements' opening balance). Seeding is not timed or counted.
+  - One execution of the settlement state machine (`StartExecution {"settlement_date": D, "kind":
+    "DAILY"}`: the daily run of D, cut at D's start; the postings' events are of D - 1), polled
     until done; anything but SUCCEEDED (or a closed run not covering N parties and 3 (N - 2) lines) is
     a bench failure: its error and cause are printed, exit 1. Run time = the execution's stopDate -
     startDate (moto's clock).
@@ -104,7 +104,12 @@ STEPS = (
     "close",
     "record_failure",
 )
-OPS = ("Query", "GetItem", "UpdateItem", "PutItem", "TransactWriteItems", "BatchWriteItem")
+OPS = ("Query", "GetItem", "UpdateItem", "PutItem", "TransactWriteItems", "BatchWriteItem", "BatchGetItem")
+# What docs/settlement.md measured before the Pay step posted settlement journals (issue #14): per party,
+# DynamoDB requests and write units (table + index), printed beside today's figures.
+BEFORE_JOURNALS = {100: (18.07, 30.2), 1000: (16.27, 30.0), 10000: (16.13, 30.0)}
+# The items a transfer's journal writes in the transaction that records it SENT (coupons.data.ledger).
+JOURNAL_KINDS = ("JOURNAL", "ENTRIES", "BALANCE")
 BATCH_TASKS = ("pay", "write_statements", "mark_settled")
 
 COST_MODEL = f"""\
@@ -294,31 +299,17 @@ def warm_up(stack: LocalStack, functions: dict[str, str], machine: str) -> float
 # -- seeding ----------------------------------------------------------------------------------------
 
 
-class _CapturingClient:
-    """Takes the place of DynamoDB under LedgerStore.post: keeps the transaction's Puts."""
-
-    class exceptions:  # noqa: N801 - botocore's attribute name
-        class TransactionCanceledException(Exception):
-            pass
-
-    def __init__(self):
-        self.puts: list[dict[str, Any]] = []
-
-    def transact_write_items(self, TransactItems):  # noqa: N803 - botocore's parameter name
-        self.puts += [action["Put"]["Item"] for action in TransactItems if "Put" in action]
-
-
 def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
-    """N - 2 redemption journals due on run_date (business date the day before, T+1): the postings
-    LedgerStore.post writes, written with BatchWriteItem. Returns (postings, seconds)."""
+    """N - 2 redemption journals due on run_date (business date the day before, T+1), posted by
+    LedgerStore.post on the stack's moto. Returns (postings, seconds)."""
     from coupons.data.ledger import LedgerStore
     from coupons.domain.funding import Shares
     from coupons.domain.ledger import redemption_journal
 
     started = time.monotonic()
     business_date = (date.fromisoformat(run_date) - timedelta(days=1)).isoformat()
-    capture = _CapturingClient()
-    ledger = LedgerStore(capture, table)
+    ledger = LedgerStore(ddb, table)
+    postings = 0
     shares = Shares(**SHARES)
     rule = {"rule_id": "fr_BENCH", "version": 1, "source": "default"}
     for i in range(parties - 2):
@@ -331,8 +322,10 @@ def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
             "brand_id": BRAND,
             "merchant_id": merchant,
         }
+        journal = redemption_journal(redemption, shares, rule)
+        postings += sum(1 for leg in journal.legs if leg.amount)
         ledger.post(
-            redemption_journal(redemption, shares, rule),
+            journal,
             business_date=business_date,
             due_date=run_date,
             posted_at=f"{business_date}T04:00:00Z",
@@ -345,15 +338,10 @@ def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
                 "order_id": f"o-{run_date}-{i}",
                 "code": f"BENCH{i:010d}",
                 "settlement_cycle": "T+1",
+                "event_at": f"{business_date}T04:00:00Z",
             },
-            source_key={"pk": f"REDEMPTION#{redemption_id}", "sk": "REDEMPTION"},
         )
-    postings = [item for item in capture.puts if item["pk"]["S"].startswith("ENTRIES#")]
-    for i in range(0, len(postings), 25):
-        request: dict | None = {table: [{"PutRequest": {"Item": item}} for item in postings[i : i + 25]]}
-        while request:
-            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
-    return len(postings), time.monotonic() - started
+    return postings, time.monotonic() - started
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -361,7 +349,7 @@ def seed(ddb, table: str, parties: int, run_date: str) -> tuple[int, float]:
 
 def run_execution(sfn, machine: str, name: str, run_date: str) -> dict[str, Any]:
     arn = sfn.start_execution(
-        stateMachineArn=machine, name=name, input=json.dumps({"business_date": run_date})
+        stateMachineArn=machine, name=name, input=json.dumps({"settlement_date": run_date, "kind": "DAILY"})
     )["executionArn"]
     started = time.monotonic()
     while True:
@@ -496,8 +484,9 @@ class Tally:
         self.s3: Counter = Counter()  # (step, method)
         self.invocations: Counter = Counter()  # step
         self.other: Counter = Counter()  # (service, op) not made by a step function
-        # writes: (kind, transactional, size from the request or None, index writes known, key)
-        self.writes: list[tuple[str, bool, int | None, int | None, tuple]] = []
+        # writes: (kind, transactional, size from the request or None, index writes known, key, step)
+        self.writes: list[tuple[str, bool, int | None, int | None, tuple, str | None]] = []
+        self._step: str | None = None  # the step whose request is being read
         self.keys: dict[str, list[tuple[str, dict]]] = defaultdict(list)  # kind -> (table, key)
         self.unparsed = 0
 
@@ -519,6 +508,7 @@ class Tally:
                 self.other[("dynamodb", op)] += 1
                 return
             self.ddb[(step, op)] += 1
+            self._step = step
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
                 body = base64.b64decode(body).decode(errors="replace")
@@ -563,7 +553,7 @@ class Tally:
         elif re.search(r"REMOVE[^=]*gsi1pk", expression):
             index = 1
         size = item_size(item_or_key) if put else None
-        self.writes.append((kind, transactional, size, index, (table, key)))
+        self.writes.append((kind, transactional, size, index, (table, key), self._step))
         if not put and len(self.keys[kind]) < 50_000:
             self.keys[kind].append((table, key))
 
@@ -599,8 +589,9 @@ class Tally:
 
     # -- capacity --------------------------------------------------------------------------------
 
-    def capacity(self, ddb) -> tuple[float, float, dict[str, tuple[int, int]]]:
-        """(table write units, index write units, per kind of item: (writes, largest size))."""
+    def capacity(self, ddb) -> tuple[float, float, dict[str, tuple[int, int]], dict[str, float]]:
+        """(table write units, index write units, per kind of item: (writes, largest size), and of the
+        settlement journals (the Pay step's JOURNAL / ENTRIES / BALANCE writes): items and write units)."""
         sampled: dict[str, tuple[int, bool]] = {}  # kind -> (largest size, carries gsi1 keys)
         for kind, keys in self.keys.items():
             step = max(1, len(keys) // SAMPLE_PER_KIND)
@@ -612,16 +603,21 @@ class Tally:
             sampled[kind] = (largest, indexed)
         table_wcu = index_wcu = 0.0
         kinds: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for kind, transactional, size, index, _key in self.writes:
+        journals = {"items": 0.0, "wcu": 0.0}
+        for kind, transactional, size, index, _key, step in self.writes:
             if size is None:
                 size, indexed = sampled.get(kind, (0, False))
                 if index is None:
                     index = 1 if indexed else 0
+            wcu = units(size, 1024) * (TRANSACT_WCU_PER_KB if transactional else 1) + (index or 0) * units(size, 1024)
             table_wcu += units(size, 1024) * (TRANSACT_WCU_PER_KB if transactional else 1)
             index_wcu += (index or 0) * units(size, 1024)
             kinds[kind][0] += 1
             kinds[kind][1] = max(kinds[kind][1], size)
-        return table_wcu, index_wcu, {k: (n, size) for k, (n, size) in kinds.items()}
+            if step == "pay" and kind in JOURNAL_KINDS:
+                journals["items"] += 1
+                journals["wcu"] += wcu
+        return table_wcu, index_wcu, {k: (n, size) for k, (n, size) in kinds.items()}, journals
 
 
 def invocation_durations(log_dir: Path, offsets: dict[str, int]) -> dict[str, list[float]]:
@@ -704,7 +700,7 @@ def measure(stack: LocalStack, functions: dict[str, str], parties: int, run_date
     tally = Tally(stack.endpoints["tables"], functions)
     for entry in recorded_requests(stack.recording):
         tally.add(entry)
-    table_wcu, index_wcu, kinds = tally.capacity(ddb)
+    table_wcu, index_wcu, kinds, journals = tally.capacity(ddb)
     events = history(sfn, execution["executionArn"])
     entered, retries = parent_transitions(events)
     batches = (output.get("plan") or {}).get("batches", 0)
@@ -723,6 +719,7 @@ def measure(stack: LocalStack, functions: dict[str, str], parties: int, run_date
         "table_wcu": table_wcu,
         "index_wcu": index_wcu,
         "kinds": kinds,
+        "journals": journals,
         "parent_transitions": entered + retries,
         "parent_retries": retries,
         "child_transitions": child,
@@ -772,6 +769,25 @@ def report(results: list[dict[str, Any]]) -> None:
     print(
         "  WCU/party: total (table + index), modelled as in the cost model; run s: the execution's"
         " start to stop"
+    )
+
+    print()
+    print("With settlement journals (each transfer posts its journal in the transaction recording it SENT), per")
+    print("party, beside what docs/settlement.md measured before them:")
+    print(f"  {'parties':>8} {'req/party':>10} {'before':>8} {'WCU/party':>10} {'before':>8}"
+          f" {'journal items':>14} {'journal WCU':>12} {'balance BatchGet':>17}")  # fmt: skip
+    for r in results:
+        n = r["parties"]
+        before = BEFORE_JOURNALS.get(n)
+        batch_get = sum(v for (s, op), v in r["ddb"].items() if s == "pay" and op == "BatchGetItem")
+        print(
+            f"  {n:8,} {sum(r['ddb'].values()) / n:10.2f} {before[0] if before else '-':>8}"
+            f" {(r['table_wcu'] + r['index_wcu']) / n:10.1f} {before[1] if before else '-':>8}"
+            f" {r['journals']['items'] / n:14.2f} {r['journals']['wcu'] / n:12.1f} {batch_get / n:17.2f}"
+        )
+    print(
+        "  journal items / WCU: the JOURNAL, ENTRIES and BALANCE writes of the Pay step (transactional: 2 units"
+        " per KB);\n  balance BatchGet: the party's balance shards read at netting (the statement's opening balance)"
     )
 
     if len(results) > 1:

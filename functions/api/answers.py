@@ -140,8 +140,11 @@ class CouponHistoryPage(Page):
 
 
 class SettlementRun(_Open):
-    run_id: str
-    business_date: str
+    run_id: str = Field(description="stl_{YYYYMMDD} (daily) or stl_{YYYYMMDD}_t0 (intraday)")
+    business_date: str = Field(description="the settlement date X (the name runs had before cut-offs)")
+    settlement_date: str | None = Field(default=None, description="the settlement date X")
+    run_kind: str | None = Field(default=None, description="DAILY or INTRADAY")
+    cutoff_at: str | None = Field(default=None, description="the run takes postings whose event came before it")
     status: str
 
 

@@ -16,7 +16,7 @@ from constructs import Construct
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
-from infra.constructs.function import ServiceFunction
+from infra.constructs.function import ServiceFunction, t0_cutoff_environment
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.settlement import executions_of
@@ -71,6 +71,8 @@ class Api(Construct):
                 TENANT_SECRET_ENV: secret.secret_arn,
                 # Resolving a reconciliation exception needs a second finance principal (the tenant file).
                 "RECONCILIATION_FOUR_EYES": "true" if tenant.reconciliation_four_eyes else "false",
+                # An admin's intraday run of a date is cut at this local time (coupons.domain.timeline).
+                **t0_cutoff_environment(tenant),
             },
         )
         self.function = self.handler.function

@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from coupons.config import HOLIDAY_CALENDAR_ENV
+from coupons.config import HOLIDAY_CALENDAR_ENV, T0_CUTOFF_ENV
 from coupons.domain import calendars
 from infra import REPO_ROOT
 from infra.constructs.layers import ARCHITECTURE, ASSET_EXCLUDE, RUNTIME, Layers
@@ -33,6 +33,12 @@ def common_environment(tenant: Tenant) -> dict[str, str]:
         "POWERTOOLS_LOG_LEVEL": tenant.log_level,
         "LOG_LEVEL": tenant.log_level,
     }
+
+
+def t0_cutoff_environment(tenant: Tenant) -> dict[str, str]:
+    """The tenant's T+0 cut-off for the functions that derive a run's cut-off (the API's start, the
+    Open step); nothing when the tenant has no intraday run."""
+    return {T0_CUTOFF_ENV: tenant.settlement_t0_cutoff} if tenant.settlement_t0_cutoff else {}
 
 
 # Lambda allows 4 KB of environment in all; a calendar may take half of it (about 150 days).

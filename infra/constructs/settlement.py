@@ -1,5 +1,6 @@
-"""Settlement (结算): the Standard state machine that runs one business date's settlement, its step
-functions, the schedule that starts it, and the simulated bank it pays through (for tenants on it).
+"""Settlement (结算): the Standard state machine that runs one settlement date's run (daily, or intraday
+T+0) up to its cut-off, its step functions, the schedules that start them, and the simulated bank it
+pays through (for tenants on it).
 
   Open → (proceed?) → AwaitClearing → ClaimShards (Map over the 32 ledger shards) → Plan →
   SettleParties (Distributed Map over batches of 100 parties, read from S3: Pay → WriteStatements →
@@ -28,7 +29,7 @@ from constructs import Construct
 
 from coupons.data.schema import BANK, MAIN
 from coupons.settlement_wiring import CHANNEL_FEES, MINIMUM_TRANSFER, STATEMENTS_BUCKET
-from infra.constructs.function import ServiceFunction
+from infra.constructs.function import ServiceFunction, t0_cutoff_environment
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.table_access import table_statements
@@ -137,6 +138,8 @@ class Settlement(Construct):
             CHANNEL_FEES: json.dumps(
                 {c: f.model_dump(mode="json") for c, f in tenant.channel_fees.items()}, sort_keys=True
             ),
+            # A scheduled intraday run is cut at this local time on the day it fires.
+            **t0_cutoff_environment(tenant),
         }
         self.functions: dict[str, lambda_.Function] = {}
         steps_scope = Construct(self, "Steps")
@@ -208,6 +211,7 @@ class Settlement(Construct):
             )
         )
         self.schedule = self._schedule(tenant, key)
+        self.intraday_schedule = self._intraday_schedule(tenant, key) if tenant.settlement_t0_cutoff else None
         self.heartbeat_schedule = self._heartbeat_schedule(tenant, key)
 
     # -- the simulated bank ------------------------------------------------------------------
@@ -244,17 +248,20 @@ class Settlement(Construct):
 
     def _state_machine(self, tenant: Tenant, statements: s3.IBucket, key: kms.IKey) -> sfn.StateMachine:
         run = {"run_id.$": "$.run.run_id", "business_date.$": "$.run.business_date"}
+        # The run's cut-off (Open records it): clearing is awaited, and postings claimed, before it.
+        cut = {**run, "cutoff_at.$": "$.run.cutoff_at"}
         execution = sfn.JsonPath.string_at("$$.Execution.Name")
 
         open_run = self._task(
             "Open",
             "open",
-            # The whole input: a start by hand gives the business date, the schedule the time it fired.
+            # The whole input: a start by hand gives the settlement date, kind and cut-off; the schedule the
+            # time it fired and the kind.
             {"execution": execution, "input.$": "$"},
             result_path="$.run",
         )
         await_clearing = self._task(
-            "AwaitClearing", "await_clearing", run, result_path=None, waits_for_clearing=True
+            "AwaitClearing", "await_clearing", cut, result_path=None, waits_for_clearing=True
         )
         claim = sfn.Map(
             self,
@@ -263,6 +270,7 @@ class Settlement(Construct):
             item_selector={
                 "run_id.$": "$.run.run_id",
                 "business_date.$": "$.run.business_date",
+                "cutoff_at.$": "$.run.cutoff_at",
                 "shard.$": "$$.Map.Item.Value",
             },
             max_concurrency=CLAIM_CONCURRENCY,
@@ -271,7 +279,12 @@ class Settlement(Construct):
             self._task(
                 "ClaimShard",
                 "claim",
-                {"run_id.$": "$.run_id", "business_date.$": "$.business_date", "shard.$": "$.shard"},
+                {
+                    "run_id.$": "$.run_id",
+                    "business_date.$": "$.business_date",
+                    "cutoff_at.$": "$.cutoff_at",
+                    "shard.$": "$.shard",
+                },
                 result_path="$.claimed",
             )
         )
@@ -360,7 +373,7 @@ class Settlement(Construct):
                 level=sfn.LogLevel(tenant.settlement_log_level),
                 include_execution_data=False,
             ),
-            comment=f"Settlement of tenant {tenant.name}: one run per business date",
+            comment=f"Settlement of tenant {tenant.name}: one run per settlement date and kind (daily, intraday)",
         )
         # The Distributed Map reads its manifest (and nothing else of the bucket), decrypting with the data key.
         machine.add_to_role_policy(
@@ -401,18 +414,44 @@ class Settlement(Construct):
 
     def _schedule(self, tenant: Tenant, key: kms.IKey) -> scheduler.Schedule:
         # EventBridge Scheduler (not a rule): its cron is read in the tenant's zone, so "02:00" is
-        # 02:00 where the tenant's business day ends, through daylight-saving changes.
-        return scheduler.Schedule(
-            self,
+        # 02:00 of the tenant's day, through daylight-saving changes. Fired on X, the run settles X,
+        # cut at X's start (coupons.domain.timeline): T+1 of X − 1 is paid on X.
+        return self._run_schedule(
             "Schedule",
-            description=f"Daily settlement of tenant {tenant.name} (the day before)",
-            schedule=scheduler.ScheduleExpression.expression(
+            f"Daily settlement of tenant {tenant.name} (the day it fires, cut at its start)",
+            scheduler.ScheduleExpression.expression(
                 tenant.settlement_schedule, time_zone=TimeZone.of(tenant.settlement_time_zone)
             ),
+            "DAILY",
+            key,
+        )
+
+    def _intraday_schedule(self, tenant: Tenant, key: kms.IKey) -> scheduler.Schedule:
+        # At the T+0 cut-off in the tenant's zone: the intraday run of that day, cut then. What lands
+        # after it (a request in flight at the cut-off) is not lost: the next daily run takes it.
+        hour, minute = (int(part) for part in tenant.settlement_t0_cutoff.split(":"))
+        return self._run_schedule(
+            "IntradaySchedule",
+            f"Intraday (T+0) settlement of tenant {tenant.name} at {tenant.settlement_t0_cutoff} local",
+            scheduler.ScheduleExpression.cron(
+                minute=str(minute), hour=str(hour), time_zone=TimeZone.of(tenant.settlement_time_zone)
+            ),
+            "INTRADAY",
+            key,
+        )
+
+    def _run_schedule(
+        self, name: str, description: str, expression: scheduler.ScheduleExpression, kind: str, key: kms.IKey
+    ) -> scheduler.Schedule:
+        return scheduler.Schedule(
+            self,
+            name,
+            description=description,
+            schedule=expression,
             target=scheduler_targets.StepFunctionsStartExecution(
                 self.state_machine,
                 input=scheduler.ScheduleTargetInput.from_object(
-                    {"scheduled_at": scheduler.ContextAttribute.scheduled_time}
+                    {"scheduled_at": scheduler.ContextAttribute.scheduled_time, "kind": kind}
                 ),
                 dead_letter_queue=self.schedule_dead_letters,
             ),

@@ -1,10 +1,13 @@
-"""`make settle DATE=YYYY-MM-DD`: start (or resume) the settlement run of a date on the running local stack,
-wait for it, and print what each party got.
+"""`make settle DATE=YYYY-MM-DD [KIND=intraday]`: start (or resume) the settlement run of settlement date
+DATE on the running local stack, wait for it, and print what each party got.
 
-It starts the run as the API's POST /v1/settlement-runs does (the same SettlementRuns.start: one run per
-date, execution settle-{tenant}-{date}-{attempt}, a failed run resumed), against the moto endpoint in
-.local/endpoints.json, with one difference: the date need not be over yet, so that today's T+1
-redemptions can be settled "tomorrow" without waiting for it. The API refuses such a date.
+DATE is the settlement date X: the daily run pays every posting due by X whose event came before the
+start of X (so today's T+1 redemptions are paid by DATE=<tomorrow>); the intraday run (KIND=intraday)
+pays what is due by X and came before the tenant's T+0 cut-off on X (today's T+0 redemptions before
+22:00: DATE=<today> KIND=intraday). It starts the run as the API's POST /v1/settlement-runs does (the
+same SettlementRuns.start: one run per date and kind, execution settle-{tenant}-{date}[-t0]-{attempt},
+a failed run resumed), against the moto endpoint in .local/endpoints.json, with one difference: the
+cut-off need not have passed yet, so that "tomorrow" can be settled today. The API refuses that.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ FINAL = ("CLOSED", "FAILED")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", required=True, help="the business date to settle, YYYY-MM-DD")
+    parser.add_argument("--date", required=True, help="the settlement date X, YYYY-MM-DD")
+    parser.add_argument("--kind", default="daily", choices=("daily", "intraday"), help="the run's kind")
     parser.add_argument("--endpoints-file", type=Path, default=DEFAULT_ENDPOINTS)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run")
     args = parser.parse_args(argv)
@@ -33,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     endpoints = json.loads(args.endpoints_file.read_text())
     os.environ.update(aws_env(endpoints["moto_endpoint"], endpoints["region"]))
+    from infra.tenants import load_tenant
+
+    t0_cutoff = load_tenant(endpoints["tenant"]).settlement_t0_cutoff
     os.environ.update(
         {
+            **({"SETTLEMENT_T0_CUTOFF": t0_cutoff} if t0_cutoff else {}),
             "TENANT": endpoints["tenant"],
             "MAIN_TABLE_NAME": endpoints["tables"]["main"],
             "STATEMENTS_BUCKET_NAME": endpoints["buckets"]["statements"],
@@ -47,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     from coupons.settlement_wiring import runs
 
     try:
-        run, started = runs().start(args.date, Principal(Role.ADMIN), day_must_be_over=False)
+        run, started = runs().start(
+            args.date, Principal(Role.ADMIN), kind=args.kind, cutoff_must_have_passed=False
+        )
     except DomainError as error:
         print(f"refused: {error.detail}", file=sys.stderr)
         return 2

@@ -58,13 +58,14 @@ def local_stack(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def started_local_stack(tmp_path_factory):
+def started_local_stack(tmp_path_factory, tenant: str = "demo"):
     """`make local` in a subprocess until READY; its endpoints; stopped on exit. A test module whose
-    runs would disturb the shared stack's (settling a date others settle) starts its own with this."""
+    runs would disturb the shared stack's (settling a date others settle), or that needs another
+    tenant's settings, starts its own with this."""
     state = tmp_path_factory.mktemp("local-stack")
     endpoints_file = state / "endpoints.json"
     output_path = state / "make-local.out"
-    command = [*make_local_command(port=0), "--endpoints-file", str(endpoints_file)]
+    command = [*make_local_command(port=0, tenant=tenant), "--endpoints-file", str(endpoints_file)]
     with open(output_path, "wb") as output:
         proc = subprocess.Popen(
             command,
@@ -104,14 +105,14 @@ def started_local_stack(tmp_path_factory):
                 proc.wait()
 
 
-def own_local_stack():
+def own_local_stack(tenant: str = "demo"):
     """A module-scoped `local_stack` for a module whose runs would disturb the shared stack's (it settles
     a date another module settles): `local_stack = own_local_stack()` at the module's top level. The
     fixtures below are module-scoped so that they follow whichever stack the module uses."""
 
     @pytest.fixture(scope="module")
     def local_stack(tmp_path_factory):
-        with started_local_stack(tmp_path_factory) as endpoints:
+        with started_local_stack(tmp_path_factory, tenant=tenant) as endpoints:
             yield endpoints
 
     return local_stack

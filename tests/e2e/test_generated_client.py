@@ -109,9 +109,12 @@ def test_a_generated_client_drives_checkout_to_statement(client_package, base_ur
     balance = get_account_balance.sync("merchant:m-001", client=merchant)
     assert balance.account == "merchant:m-001"
     day_over = date.today() - timedelta(days=2)  # format: date, so the model takes a date
-    started = start_settlement_run.sync_detailed(client=admin, body=StartRun(business_date=day_over))
+    started = start_settlement_run.sync_detailed(client=admin, body=StartRun(settlement_date=day_over))
     assert started.status_code in (200, 202) and started.parsed.business_date == day_over.isoformat()
     business_date = read.clearing.additional_properties["business_date"]
-    run = settle(local_stack, business_date)
+    # The T+0 redemption is due today and came before the start of today + 5: that daily run pays it
+    # whatever the hour (an intraday run of today would not after 22:00), and no other module on the
+    # session's stack settles that date (tests/e2e/test_settlement_end_to_end.py takes + 1 … + 4).
+    run = settle(local_stack, (date.fromisoformat(business_date) + timedelta(days=5)).isoformat())
     statement = get_statement.sync(run["run_id"], "merchant:m-001", client=merchant)
     assert statement.party == "merchant:m-001"

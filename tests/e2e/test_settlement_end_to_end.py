@@ -3,9 +3,10 @@ stream → the real state machine (synthesized by CDK, executed by moto) → pay
 simulated bank and statements in S3; then the faults: a channel failing for one party, a run stopped
 halfway (its Lambda dying after the bank accepted) and resumed, and two starts for one date at once.
 
-Runs are started the way `make settle DATE=…` starts them (infra/local/settle.py, a subprocess): the
-dates settled here are after today (today's T+1 postings are due tomorrow), which the API refuses by
-design; the API's POST is exercised on a past date at the end.
+Runs are started the way `make settle DATE=…` starts them (infra/local/settle.py, a subprocess): DATE is
+the settlement date X, whose daily run pays what is due by X and came before X's start; the dates
+settled here are after today (today's T+1 postings are due tomorrow, paid by tomorrow's run), whose
+cut-off the API refuses as in the future by design; the API's POST is exercised on a past date at the end.
 
 Every test makes its own brand and merchants, so their amounts are this test's alone; each run settles
 a date of its own (today + 1, + 2, …), and claims whatever is due by then, including other tests'
@@ -479,17 +480,19 @@ def test_two_starts_for_one_date_at_once_make_one_run(local_stack, api: Api, key
     assert [(o["run_id"], o["attempt"]) for o in outcomes] == [(run_id, 1)] * 2
 
 
-def test_the_api_starts_a_past_date_and_refuses_one_not_over(api: Api, keys, today):
+def test_the_api_starts_a_past_date_and_refuses_one_whose_cutoff_is_in_the_future(api: Api, keys, today):
     admin = keys["admin"]
     past = next_date(today, -30)
-    first = api.call("POST", "/v1/settlement-runs", admin, {"business_date": past})
+    first = api.call("POST", "/v1/settlement-runs", admin, {"settlement_date": past})
     assert first.status_code in (200, 202), first.text
     run_id = first.json()["run_id"]
     deadline = time.monotonic() + RUN_WAIT_S
     while api.ok("GET", f"/v1/settlement-runs/{run_id}", admin)["status"] != "CLOSED":
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    again = api.call("POST", "/v1/settlement-runs", admin, {"business_date": past})
+    again = api.call("POST", "/v1/settlement-runs", admin, {"settlement_date": past})
     assert again.status_code == 200 and again.json()["run_id"] == run_id and again.json()["started"] is False
-    refused = api.call("POST", "/v1/settlement-runs", admin, {"business_date": today})
-    assert refused.status_code == 400 and refused.json()["field"] == "business_date"
+    # Tomorrow's daily run is cut at tomorrow's start: not yet (make settle may, the API may not).
+    refused = api.call("POST", "/v1/settlement-runs", admin, {"settlement_date": next_date(today, 1)})
+    assert refused.status_code == 400 and refused.json()["field"] == "settlement_date"
+    assert refused.json()["code"] == "settlement_cutoff_in_future"

@@ -96,6 +96,8 @@ def test_the_api_function_is_configured_for_its_tenant(
         "AUDIT_QUEUE_URL": {"Ref": audit_queue},
         "AUDIT_BUCKET": {"Ref": audit_bucket},
         "RECONCILIATION_FOUR_EYES": "true" if settings.reconciliation_four_eyes else "false",
+        # An admin's intraday run is cut at the tenant's T+0 cut-off (coupons.domain.timeline).
+        **({"SETTLEMENT_T0_CUTOFF": settings.settlement_t0_cutoff} if settings.settlement_t0_cutoff else {}),
         "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,

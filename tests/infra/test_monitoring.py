@@ -121,7 +121,8 @@ def test_settlement_execution_alarms_watch_the_state_machine_and_step_alarms_eac
 
 def test_the_schedules_send_what_they_could_not_start_to_an_alarmed_dead_letter_queue(template: dict):
     schedules = resources(template, "AWS::Scheduler::Schedule").values()
-    assert len(schedules) == 2  # the run, the deadline check
+    # The daily run, the intraday run (a tenant with a T+0 cut-off: every tenant here), the deadline check.
+    assert len(schedules) == 3
     queues = {s["Properties"]["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] for s in schedules}
     (queue_id,) = queues
     alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]

@@ -195,21 +195,62 @@ def test_the_state_machine_may_read_the_runs_manifests_and_nothing_else_of_the_b
             assert json.dumps(resource).endswith('"/settlement-runs/*/manifest.json"]]}'), resource
 
 
+def _run_schedules(template: dict) -> dict[str, dict]:
+    """The schedules that start the state machine, by the kind of run they start. (The other schedule
+    is the deadline check, test_monitoring.py.) moto's CloudFormation skips AWS::Scheduler::Schedule
+    (infra/local/skipped_resources.py): they exist only here, in the template."""
+    machine_id, _ = settlement_machine(template)
+    found = {}
+    for s in resources(template, "AWS::Scheduler::Schedule").values():
+        if s["Properties"]["Target"]["Arn"] == {"Ref": machine_id}:
+            found[json.loads(s["Properties"]["Target"]["Input"])["kind"]] = s["Properties"]
+    return found
+
+
 def test_the_schedule_starts_a_run_in_the_tenants_zone_with_the_time_it_fired(tenant: str, template: dict):
     settings = load_tenant(tenant)
-    machine_id, _ = settlement_machine(template)
-    # The other schedule is the deadline check (test_monitoring.py).
-    (props,) = [
-        s["Properties"]
-        for s in resources(template, "AWS::Scheduler::Schedule").values()
-        if s["Properties"]["Target"]["Arn"] == {"Ref": machine_id}
-    ]
+    props = _run_schedules(template)["DAILY"]
     assert props["ScheduleExpression"] == settings.settlement_schedule
     assert props["ScheduleExpressionTimezone"] == settings.settlement_time_zone
     assert props["State"] == "ENABLED"
-    machine_id, _ = settlement_machine(template)
-    assert props["Target"]["Arn"] == {"Ref": machine_id}
-    assert json.loads(props["Target"]["Input"]) == {"scheduled_at": "<aws.scheduler.scheduled-time>"}
+    # The run settles the local date it fires on (02:00 on X: X, cut at X's start), a daily run.
+    assert json.loads(props["Target"]["Input"]) == {"scheduled_at": "<aws.scheduler.scheduled-time>", "kind": "DAILY"}
+    assert "the day it fires" in props["Description"]
+
+
+def test_the_intraday_schedule_fires_at_the_tenants_t0_cutoff_in_its_zone(tenant: str, template: dict):
+    settings = load_tenant(tenant)
+    assert settings.settlement_t0_cutoff  # every tenant here names one (acme 22:00 Berlin, demo 22:00 Shanghai)
+    hour, minute = (int(p) for p in settings.settlement_t0_cutoff.split(":"))
+    props = _run_schedules(template)["INTRADAY"]
+    assert props["ScheduleExpression"] == f"cron({minute} {hour} * * ? *)"
+    assert props["ScheduleExpressionTimezone"] == settings.settlement_time_zone
+    assert props["State"] == "ENABLED"
+    assert json.loads(props["Target"]["Input"]) == {
+        "scheduled_at": "<aws.scheduler.scheduled-time>", "kind": "INTRADAY",
+    }  # fmt: skip
+    assert set(_run_schedules(template)) == {"DAILY", "INTRADAY"}
+    # The same dead-letter queue and role shape as the daily one.
+    daily = _run_schedules(template)["DAILY"]
+    assert props["Target"]["DeadLetterConfig"] == daily["Target"]["DeadLetterConfig"]
+
+
+def test_the_open_step_and_the_api_know_the_t0_cutoff_and_the_machine_passes_the_cutoff_on(
+    tenant: str, template: dict, definition: dict
+):
+    settings = load_tenant(tenant)
+    functions = resources(template, "AWS::Lambda::Function")
+    knowing = {
+        lid for lid, f in functions.items()
+        if f["Properties"].get("Environment", {}).get("Variables", {}).get("SETTLEMENT_T0_CUTOFF")
+        == settings.settlement_t0_cutoff
+    }  # fmt: skip
+    assert any(lid.startswith("SettlementStepsOpen") for lid in knowing)
+    assert any(lid.startswith("Api") for lid in knowing), sorted(knowing)
+    tasks = _tasks(definition["States"])
+    assert tasks["AwaitClearing"]["Parameters"]["cutoff_at.$"] == "$.run.cutoff_at"
+    assert tasks["ClaimShard"]["Parameters"]["cutoff_at.$"] == "$.cutoff_at"
+    assert definition["States"]["ClaimShards"]["ItemSelector"]["cutoff_at.$"] == "$.run.cutoff_at"
 
 
 def test_only_the_pay_step_may_reach_the_simulated_bank(template: dict):

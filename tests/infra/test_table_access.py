@@ -19,30 +19,31 @@ WRITE_ACTIONS = {
     "dynamodb:DeleteItem",
     "dynamodb:ConditionCheckItem",
 }
-RUN = "SETTLEMENT#stl_????????"
-PARTIES = "SETTLEMENT#stl_????????#PARTIES#*"
-LINES = "SETTLEMENT#stl_????????#LINES#*"
+# Each settlement partition for both kinds of run: daily `stl_{X}`, intraday `stl_{X}_t0`.
+RUN = ["SETTLEMENT#stl_????????", "SETTLEMENT#stl_????????_t0"]
+PARTIES = ["SETTLEMENT#stl_????????#PARTIES#*", "SETTLEMENT#stl_????????_t0#PARTIES#*"]
+LINES = ["SETTLEMENT#stl_????????#LINES#*", "SETTLEMENT#stl_????????_t0#LINES#*"]
 # What each function may write, spelled out: a change to coupons.data.access shows here.
 EXPECTED = {
     "api": [
         "CAMPAIGN#*", "CAMPAIGNTAG#*", "QUOTA#*#*", "COUPON#*", "HISTORY#*", "HOLDING#*#*", "REDEMPTION#*", "QRTOKEN#*",
-        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", RUN,
+        "IDEMPOTENCY#*#*", "APIKEY#*", "FUNDINGRULE#*", "COMMISSION#SCHEDULE", *RUN,
         # risk control (issue #18): list entries, rule set versions, velocity and guessing counters, decisions
         "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
         "RISKHOLDS", "RISKREVIEW#*",  # settlement holds and REVIEW releases (issue #18 point 5)
         "RECONEXCEPTION#*",  # reconciliation (issue #16): finance proposes and resolves exceptions
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
-    "settlement.open": [RUN],
+    "settlement.open": [*RUN],
     "settlement.await_clearing": None,
-    "settlement.claim": ["ENTRIES#*", "CARRY#*", LINES, PARTIES, RUN],
-    "settlement.plan": [RUN],
+    "settlement.claim": ["ENTRIES#*", "CARRY#*", *LINES, *PARTIES, *RUN],
+    "settlement.plan": [*RUN],
     # Issue #14: a transfer's journal, its postings and balances, in the transaction recording it SENT.
-    "settlement.pay": [PARTIES, "CARRY#*", "JOURNAL#*", "ENTRIES#*", "BALANCE#*#*"],
-    "settlement.write_statements": [PARTIES],
-    "settlement.mark_settled": ["ENTRIES#*", "CARRY#*", PARTIES],
-    "settlement.close": [RUN],
-    "settlement.record_failure": [RUN],
+    "settlement.pay": [*PARTIES, "CARRY#*", "JOURNAL#*", "ENTRIES#*", "BALANCE#*#*"],
+    "settlement.write_statements": [*PARTIES],
+    "settlement.mark_settled": ["ENTRIES#*", "CARRY#*", *PARTIES],
+    "settlement.close": [*RUN],
+    "settlement.record_failure": [*RUN],
     "settlement.heartbeat": None,
     "audit": ["AUDITLOG#*", "AUDITREF#*"],
     "audit.sign": None,
@@ -96,7 +97,9 @@ def test_each_function_writes_the_main_table_only_on_its_own_partitions(template
 def test_the_api_writes_no_ledger_settlement_party_line_or_carry_item(template: dict):
     written = access.patterns("api")
     for pk in ("JOURNAL#jnl_1", "ENTRIES#platform#3", "BALANCE#platform#3", "CARRY#merchant:m1",
-               "SETTLEMENT#stl_20260309#PARTIES#1", "SETTLEMENT#stl_20260309#LINES#platform"):  # fmt: skip
+               "SETTLEMENT#stl_20260309#PARTIES#1", "SETTLEMENT#stl_20260309#LINES#platform",
+               "SETTLEMENT#stl_20260309_t0#PARTIES#1", "SETTLEMENT#stl_20260309_t0#LINES#platform"):  # fmt: skip
         assert not access.allows("api", pk), pk
     assert access.allows("api", "SETTLEMENT#stl_20260309")  # the run an admin starts or resumes
+    assert access.allows("api", "SETTLEMENT#stl_20260309_t0")  # and the intraday one
     assert written == EXPECTED["api"]

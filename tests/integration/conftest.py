@@ -111,6 +111,7 @@ def aws(monkeypatch):
     monkeypatch.setenv(MAIN.env_var, TABLE)
     monkeypatch.setenv("TENANT", "test")
     monkeypatch.setenv("TENANT_TIME_ZONE", "Asia/Shanghai")
+    monkeypatch.setenv("SETTLEMENT_T0_CUTOFF", "22:00")  # like demo's: what the API's intraday runs cut at
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="eu-west-1")
         ddb.create_table(**MAIN.create_table_kwargs(TABLE))

@@ -18,7 +18,7 @@ def _bodies(api, keys):
         ("POST", "/v1/redemptions", keys["merchant:m-001"], {**ORDER, "code": "X"}),
         ("POST", "/v1/redemptions/quote", keys["merchant:m-001"], {**ORDER, "code": "X"}),
         ("POST", "/v1/api-keys", keys["admin"], {"principal": "merchant:m-009"}),
-        ("POST", "/v1/settlement-runs", keys["admin"], {"business_date": "2020-01-01"}),
+        ("POST", "/v1/settlement-runs", keys["admin"], {"settlement_date": "2020-01-01"}),
         ("POST", "/v1/funding-rules", keys["admin"], {"name": "r"}),
         ("POST", "/v1/coupons/X/void", keys["admin"], {}),
         ("POST", "/v1/redemptions/red_x/reversals", keys["admin"], {}),

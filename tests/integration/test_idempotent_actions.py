@@ -75,7 +75,7 @@ def _listed_posts(api, keys):
         ("/v1/redemptions", keys["merchant:m-001"], {**ORDER, "code": code}),
         ("/v1/redemptions/red_x/reversals", keys["merchant:m-001"], None),
         ("/v1/api-keys", keys["admin"], {"principal": "merchant:m-009"}),
-        ("/v1/settlement-runs", keys["admin"], {"business_date": "2020-01-01"}),
+        ("/v1/settlement-runs", keys["admin"], {"settlement_date": "2020-01-01"}),
         ("/v1/funding-rules", keys["admin"], {"name": "r"}),
     ]
 

@@ -222,7 +222,7 @@ def settlement_run_start(api, keys, request) -> Case:
     runs = request.getfixturevalue("settlement")
     return Case(
         "/v1/settlement-runs",
-        {"business_date": PAST},
+        {"settlement_date": PAST},
         keys["admin"],
         202,
         lambda: sorted(runs.executions()),

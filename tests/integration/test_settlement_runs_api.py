@@ -1,6 +1,6 @@
-"""/v1/settlement-runs through the API function on moto: one run per business date started once (a
-failed or stopped one resumed as the next attempt), refused inputs that write nothing, paged parties,
-statements each principal may read."""
+"""/v1/settlement-runs through the API function on moto: one run per settlement date and kind started
+once (a failed or stopped one resumed as the next attempt), refused inputs (a cut-off still in the
+future among them) that write nothing, paged parties, statements each principal may read."""
 
 from __future__ import annotations
 
@@ -79,12 +79,18 @@ def start(api, key, body=None, **kwargs):
         "POST",
         "/v1/settlement-runs",
         api_key=key,
-        body={"business_date": PAST} if body is None else body,
+        body={"settlement_date": PAST} if body is None else body,
         **kwargs,
     )
 
 
 # -- starting a run --------------------------------------------------------------------------------
+
+
+def start_of(day: str) -> str:
+    """The start of a day in Shanghai (the `aws` fixture's zone), as the service writes moments."""
+    moment = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
 def test_starting_a_day_that_is_over_is_202_and_starts_the_first_execution(api, keys, settlement):
@@ -93,11 +99,12 @@ def test_starting_a_day_that_is_over_is_202_and_starts_the_first_execution(api, 
     assert answer.status == 202, answer.raw
     body = answer.json
     assert (body["started"], body["run_id"], body["business_date"]) == (True, RUN, PAST)
+    assert (body["settlement_date"], body["run_kind"], body["cutoff_at"]) == (PAST, "DAILY", start_of(PAST))
     assert (body["status"], body["attempt"]) == ("STARTING", 1)
     assert "execution_name" not in body and "kind" not in body
     name = f"settle-test-{PAST}-1"
     assert list(settlement.executions()) == [name]
-    assert settlement.input_of(name) == {"business_date": PAST}
+    assert settlement.input_of(name) == {"settlement_date": PAST, "kind": "DAILY", "cutoff_at": start_of(PAST)}
 
 
 def test_starting_the_same_date_again_is_200_with_the_same_run_and_no_second_execution(api, keys, settlement):
@@ -113,17 +120,19 @@ def test_starting_the_same_date_again_is_200_with_the_same_run_and_no_second_exe
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        (lambda: {}, "business_date"),
-        (lambda: {"business_date": 20260301}, "business_date"),
-        (lambda: {"business_date": None}, "business_date"),
-        (lambda: {"business_date": "2026-2-1"}, "business_date"),
-        (lambda: {"business_date": "2026-13-01"}, "business_date"),
-        (lambda: {"business_date": ""}, "business_date"),
-        (lambda: {"business_date": today().isoformat()}, "business_date"),
-        (lambda: {"business_date": (today() + timedelta(days=1)).isoformat()}, "business_date"),
-        (lambda: {"business_date": PAST, "tenant": "other"}, "tenant"),
+        (lambda: {}, "settlement_date"),
+        (lambda: {"settlement_date": 20260301}, "settlement_date"),
+        (lambda: {"settlement_date": None}, "settlement_date"),
+        (lambda: {"settlement_date": "2026-2-1"}, "settlement_date"),
+        (lambda: {"settlement_date": "2026-13-01"}, "settlement_date"),
+        (lambda: {"settlement_date": ""}, "settlement_date"),
+        (lambda: {"settlement_date": PAST, "kind": "weekly"}, "kind"),
+        (lambda: {"settlement_date": PAST, "kind": None}, "kind"),
+        # The name runs took before cut-offs (a business date D, once over): refused, not guessed at.
+        (lambda: {"business_date": PAST}, "settlement_date"),
+        (lambda: {"settlement_date": PAST, "tenant": "other"}, "tenant"),
     ],
-    ids=["missing", "number", "null", "unpadded", "month-13", "empty", "today", "tomorrow", "extra-field"],
+    ids=["missing", "number", "null", "unpadded", "month-13", "empty", "kind", "null-kind", "old-name", "extra-field"],
 )
 def test_a_bad_start_is_400_naming_the_field_and_writes_nothing(api, keys, settlement, body, field):
     before = api.items()
@@ -135,12 +144,56 @@ def test_a_bad_start_is_400_naming_the_field_and_writes_nothing(api, keys, settl
     assert settlement.executions() == {}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda: {"settlement_date": (today() + timedelta(days=1)).isoformat()},  # cut at tomorrow's start
+        lambda: {"settlement_date": (today() + timedelta(days=30)).isoformat(), "kind": "intraday"},
+    ],
+    ids=["tomorrow-daily", "next-month-intraday"],
+)
+def test_a_run_whose_cutoff_is_in_the_future_is_400_naming_settlement_date_and_writes_nothing(
+    api, keys, settlement, body
+):
+    before = api.items()
+
+    answer = start(api, keys["admin"], body())
+
+    assert_problem(answer, 400, "settlement_cutoff_in_future", field="settlement_date")
+    assert api.items() == before
+    assert settlement.executions() == {}
+
+
+def test_the_daily_run_of_today_may_start_its_cutoff_being_todays_first_moment(api, keys, settlement):
+    day = today().isoformat()
+    answer = start(api, keys["admin"], {"settlement_date": day, "kind": "daily"})
+    assert answer.status == 202, answer.raw
+    assert (answer.json["run_id"], answer.json["cutoff_at"]) == (rules.run_id(day), start_of(day))
+
+
+def test_the_intraday_run_of_a_date_is_a_run_of_its_own_cut_at_the_t0_cutoff(api, keys, settlement):
+    daily = start(api, keys["admin"])
+    intraday = start(api, keys["admin"], {"settlement_date": PAST, "kind": "intraday"})
+
+    assert (daily.status, intraday.status) == (202, 202), intraday.raw
+    assert intraday.json["run_id"] == f"{RUN}_t0" and intraday.json["run_kind"] == "INTRADAY"
+    # 22:00 in Shanghai (the test tenant's settlement_t0_cutoff) is 14:00Z.
+    assert intraday.json["cutoff_at"] == f"{PAST}T14:00:00.000000Z"
+    name = f"settle-test-{PAST}-t0-1"
+    assert set(settlement.executions()) == {f"settle-test-{PAST}-1", name}
+    assert settlement.input_of(name) == {
+        "settlement_date": PAST, "kind": "INTRADAY", "cutoff_at": f"{PAST}T14:00:00.000000Z",
+    }  # fmt: skip
+    got = api.call("GET", f"/v1/settlement-runs/{RUN}_t0", api_key=keys["admin"])
+    assert got.status == 200 and got.json["run_kind"] == "INTRADAY"
+
+
 def test_a_start_refused_under_an_idempotency_key_keeps_no_record_of_the_key(api, keys, settlement):
     before = api.items()
     refused = start(
-        api, keys["admin"], {"business_date": today().isoformat()}, headers={"Idempotency-Key": "k-1"}
+        api, keys["admin"], {"settlement_date": "2026-13-01"}, headers={"Idempotency-Key": "k-1"}
     )
-    assert_problem(refused, 400, "validation_failed", field="business_date")
+    assert_problem(refused, 400, "validation_failed", field="settlement_date")
     assert api.items() == before
 
     # The key is free: a corrected request under it is answered, not replayed

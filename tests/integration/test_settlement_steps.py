@@ -97,25 +97,27 @@ class World:
 
     # -- when ------------------------------------------------------------------------------
 
-    def open(self, day=DAY, execution="exec-1"):
-        return self.steps.open(execution=execution, business_date=day)
+    def open(self, day=DAY, execution="exec-1", kind="DAILY"):
+        return self.steps.open(execution=execution, settlement_date=day, kind=kind)
 
-    def claim_all(self, day=DAY):
-        return [self.steps.claim(rules.run_id(day), day, shard) for shard in range(SHARDS)]
+    def claim_all(self, day=DAY, *, run=None, cutoff_at=None):
+        run = run or rules.run_id(day)
+        return [self.steps.claim(run, day, shard, cutoff_at=cutoff_at) for shard in range(SHARDS)]
 
-    def batches(self, day=DAY):
-        plan = self.steps.plan(rules.run_id(day))
+    def batches(self, day=DAY, *, run=None):
+        plan = self.steps.plan(run or rules.run_id(day))
         body = self.s3.get_object(Bucket=plan["bucket"], Key=plan["key"])["Body"].read()
         return json.loads(body)
 
-    def settle(self, day=DAY, execution="exec-1"):
-        """Every step of one execution, in the state machine's order."""
-        opened = self.open(day, execution)
+    def settle(self, day=DAY, execution="exec-1", kind="DAILY"):
+        """Every step of one execution, in the state machine's order, the run's cut-off passed on as
+        the definition passes it (a posting without an event time is taken whatever the cut-off)."""
+        opened = self.open(day, execution, kind)
         assert opened["proceed"] is True, opened
-        self.steps.await_clearing(day)
-        self.claim_all(day)
-        run = rules.run_id(day)
-        for batch in self.batches(day):
+        run = opened["run_id"]
+        self.steps.await_clearing(day, cutoff_at=opened["cutoff_at"])
+        self.claim_all(day, run=run, cutoff_at=opened["cutoff_at"])
+        for batch in self.batches(day, run=run):
             self.steps.pay(run, day, batch["parties"])
             self.steps.write_statements(run, day, batch["parties"])
             self.steps.mark_settled(run, batch["parties"])
@@ -711,10 +713,12 @@ def test_a_closed_run_does_not_proceed_even_for_its_own_execution(world):
     assert world.open(execution="exec-9")["proceed"] is False
 
 
-def test_a_schedule_opens_the_run_of_the_day_before_in_the_tenants_zone(world):
+def test_a_schedule_opens_the_run_of_the_day_it_fires_on_in_the_tenants_zone_cut_at_its_start(world):
+    # Issue #14: the daily run at 02:00 on X settles X (T+1 paid the next day); before, the day before.
     opened = world.steps.open(execution="sched-1", scheduled_at="2026-03-09T16:30:00Z")  # 00:30 on the 10th
 
-    assert (opened["run_id"], opened["business_date"], opened["proceed"]) == (RUN, DAY, True)
+    assert (opened["run_id"], opened["business_date"], opened["proceed"]) == ("stl_20260310", "2026-03-10", True)
+    assert opened["cutoff_at"] == "2026-03-09T16:00:00.000000Z"  # 00:00 on the 10th in Shanghai
 
 
 def test_a_run_the_api_recorded_is_opened_by_the_execution_it_named(world):

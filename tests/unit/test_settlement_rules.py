@@ -1,5 +1,5 @@
 """Settlement's pure rules: netting into payouts, collections and carried amounts that add up to the
-lines to the unit; derived ids; which business date a run may settle; statements that add up."""
+lines to the unit; derived ids; which settlement date and kind a run settles; statements that add up."""
 
 import csv
 import io
@@ -16,16 +16,22 @@ from coupons.domain.payments import Direction
 from coupons.domain.settlement import (
     STATEMENT_COLUMNS,
     Decision,
+    SettlementRunNotFound,
+    business_date_of,
     carry_id,
     decide,
+    execution_name,
     instruction_id,
+    kind_of,
     net_party,
+    parse_kind,
     run_id,
-    scheduled_business_date,
+    scheduled_date,
     statement,
     statement_csv,
-    validate_business_date,
+    validate_settlement_date,
 )
+from coupons.domain.timeline import RunKind
 
 TODAY = date(2026, 3, 10)
 RUN = run_id("2026-03-09")
@@ -112,58 +118,77 @@ def test_a_carry_id_is_derived_and_never_equals_the_instruction_id():
     assert carry_id(RUN, "merchant:m1", "CNY") != instruction_id(RUN, "merchant:m1", "CNY")
 
 
-# -- which business date ---------------------------------------------------------------------------
+# -- which settlement date, which run ---------------------------------------------------------------
 
 
-def test_a_day_that_is_over_is_accepted_as_it_was_written():
-    assert validate_business_date("2026-03-09", today=TODAY) == "2026-03-09"
-    assert validate_business_date("2025-12-31", today=TODAY) == "2025-12-31"
+def test_a_settlement_date_is_accepted_as_it_was_written_whatever_the_day():
+    # Whether its run may start is the cut-off's to say (coupons.domain.timeline.check_passed).
+    assert validate_settlement_date("2026-03-09") == "2026-03-09"
+    assert validate_settlement_date("2027-01-01") == "2027-01-01"
 
 
 @pytest.mark.parametrize(
     "text",
-    ["2026-03-10", "2026-03-11", "2027-01-01", "2026-2-1", "", "2026-13-01", "2026-02-30", "20260301"],
-    ids=["today", "tomorrow", "next-year", "unpadded", "empty", "month-13", "feb-30", "basic-format"],
+    ["2026-2-1", "", "2026-13-01", "2026-02-30", "20260301", "2026-W10-1"],
+    ids=["unpadded", "empty", "month-13", "feb-30", "basic-format", "iso-week"],
 )
-def test_today_a_future_day_or_a_malformed_date_is_refused_naming_business_date(text):
+def test_a_malformed_settlement_date_is_refused_naming_settlement_date(text):
     with pytest.raises(InvalidField) as refused:
-        validate_business_date(text, today=TODAY)
-    assert refused.value.field == "business_date"
+        validate_settlement_date(text)
+    assert refused.value.field == "settlement_date"
 
 
-def test_an_iso_week_date_is_refused_because_the_contract_is_yyyy_mm_dd():
-    with pytest.raises(InvalidField):
-        validate_business_date("2026-W10-1", today=TODAY)
+def test_a_date_has_a_daily_and_an_intraday_run_with_ids_and_execution_names_of_their_own():
+    assert run_id("2026-03-09") == run_id("2026-03-09", RunKind.DAILY) == "stl_20260309"
+    assert run_id("2026-03-09", "INTRADAY") == "stl_20260309_t0"
+    assert business_date_of("stl_20260309_t0") == business_date_of("stl_20260309") == "2026-03-09"
+    assert (kind_of("stl_20260309"), kind_of("stl_20260309_t0")) == (RunKind.DAILY, RunKind.INTRADAY)
+    assert execution_name("acme", "2026-03-09", 2) == "settle-acme-2026-03-09-2"
+    assert execution_name("acme", "2026-03-09", 2, RunKind.INTRADAY) == "settle-acme-2026-03-09-t0-2"
+    assert instruction_id(run_id("2026-03-09"), "platform", "EUR") != instruction_id(
+        run_id("2026-03-09", "INTRADAY"), "platform", "EUR"
+    )
 
 
-def test_a_schedule_firing_after_midnight_in_shanghai_settles_the_shanghai_day_before():
-    # 18:30 UTC on the 25th is 02:30 on the 26th in Shanghai: the day that is over there is the 25th.
-    assert scheduled_business_date("2026-11-25T18:30:00Z", "Asia/Shanghai") == "2026-11-25"
+@pytest.mark.parametrize("text", ["stl_2026030", "stl_20260309_t1", "stl_20260309_t0x", "rcn_20260309"])
+def test_anything_else_is_not_a_run_id(text):
+    with pytest.raises(SettlementRunNotFound):
+        business_date_of(text)
 
 
-def test_the_same_instant_settles_another_day_in_a_zone_where_the_day_has_not_turned():
-    # 18:30 UTC on the 25th is still the 25th in New York: the day that is over is the 24th.
-    assert scheduled_business_date("2026-11-25T18:30:00Z", "America/New_York") == "2026-11-24"
+@pytest.mark.parametrize(("text", "kind"), [("daily", RunKind.DAILY), ("INTRADAY", RunKind.INTRADAY)])
+def test_a_kind_is_daily_or_intraday_in_any_case(text, kind):
+    assert parse_kind(text) is kind
+
+
+def test_another_kind_is_refused_naming_kind():
+    with pytest.raises(InvalidField) as refused:
+        parse_kind("weekly")
+    assert refused.value.field == "kind"
 
 
 @pytest.mark.parametrize(
-    ("fired_at", "business_date"),
+    ("fired_at", "settles"),
     [
         # Autumn: 03:00 CEST becomes 02:00 CET on 2026-10-25 (UTC+2 → UTC+1).
-        ("2026-10-24T22:30:00Z", "2026-10-24"),  # 00:30 CEST on the 25th
-        ("2026-10-25T23:30:00Z", "2026-10-25"),  # 00:30 CET on the 26th
-        ("2026-10-25T22:30:00Z", "2026-10-24"),  # 23:30 CET on the 25th: the 25th is not over yet
+        ("2026-10-24T22:30:00Z", "2026-10-25"),  # 00:30 CEST on the 25th
+        ("2026-10-25T01:00:00Z", "2026-10-25"),  # 02:00 CET on the 25th (after the clocks went back)
+        ("2026-10-25T22:30:00Z", "2026-10-25"),  # 23:30 CET on the 25th
         # Spring: 02:00 CET becomes 03:00 CEST on 2026-03-29 (UTC+1 → UTC+2).
-        ("2026-03-28T23:30:00Z", "2026-03-28"),  # 00:30 CET on the 29th
-        ("2026-03-29T22:30:00Z", "2026-03-29"),  # 00:30 CEST on the 30th
+        ("2026-03-28T22:59:59Z", "2026-03-28"),  # 23:59:59 CET on the 28th
+        ("2026-03-28T23:00:00Z", "2026-03-29"),  # 00:00 CET on the 29th
+        ("2026-03-29T22:30:00Z", "2026-03-30"),  # 00:30 CEST on the 30th
     ],
 )
-def test_a_schedule_in_berlin_settles_the_local_day_before_across_a_dst_change(fired_at, business_date):
-    assert scheduled_business_date(fired_at, "Europe/Berlin") == business_date
+def test_a_schedule_in_berlin_settles_the_local_day_it_fires_on_across_a_dst_change(fired_at, settles):
+    assert scheduled_date(fired_at, "Europe/Berlin") == settles
 
 
-def test_a_scheduled_time_with_an_explicit_offset_is_read_as_that_instant():
-    assert scheduled_business_date("2026-11-26T02:30:00+08:00", "Asia/Shanghai") == "2026-11-25"
+def test_the_same_instant_is_another_day_in_another_zone():
+    # 18:30 UTC on the 25th is 02:30 on the 26th in Shanghai, still the 25th in New York.
+    assert scheduled_date("2026-11-25T18:30:00Z", "Asia/Shanghai") == "2026-11-26"
+    assert scheduled_date("2026-11-25T18:30:00Z", "America/New_York") == "2026-11-25"
+    assert scheduled_date("2026-11-26T02:30:00+08:00", "Asia/Shanghai") == "2026-11-26"
 
 
 # -- statements ------------------------------------------------------------------------------------

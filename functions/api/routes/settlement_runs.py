@@ -1,8 +1,9 @@
-"""/v1/settlement-runs: start (or resume) a business date's settlement run, follow it, read statements."""
+"""/v1/settlement-runs: start (or resume) a settlement date's run (daily or intraday), follow it, read
+statements."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from answers import SettlementRunDetail, SettlementRunStarted, Statement, documented
 from aws_lambda_powertools.event_handler import Response
@@ -24,13 +25,24 @@ from resolver import answered, app, caller, idempotency_scope, json_response, ro
 class StartRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    business_date: Annotated[IsoDate, Field(description="the day to settle, YYYY-MM-DD, already over")]
+    settlement_date: Annotated[
+        IsoDate,
+        Field(
+            description="the settlement date X, YYYY-MM-DD: the run pays every posting due by X whose event "
+            "came before its cut-off (daily: the start of X; intraday: the tenant's T+0 cut-off on X, local)"
+        ),
+    ]
+    kind: Annotated[
+        Literal["daily", "intraday"],
+        Field(description="daily (cut at the start of X) or intraday (T+0, cut at settlement_t0_cutoff on X)"),
+    ] = "daily"
 
 
 @app.post(
     "/v1/settlement-runs",
-    summary="Start the settlement run of a business date (admin): 202 if an execution started, 200 with "
-    "the existing run otherwise; a failed or stopped run is resumed; accepts Idempotency-Key",
+    summary="Start the settlement run of a settlement date and kind (admin): 202 if an execution started, "
+    "200 with the existing run otherwise; a failed or stopped run is resumed; 400 "
+    "settlement_cutoff_in_future while its cut-off has not passed; accepts Idempotency-Key",
     tags=["settlement"],
     openapi_extensions=roles(Role.ADMIN),
     operation_id="startSettlementRun",
@@ -45,7 +57,9 @@ def start_run(request: Annotated[StartRun, Body()]):
 
     def start(completion):
         # StartExecution is outside DynamoDB: no shared transaction; the attempt carries the key's ref.
-        run, started = runs().start(request.business_date, principal, completion=completion)
+        run, started = runs().start(
+            request.settlement_date, principal, kind=request.kind, completion=completion
+        )
         return (202 if started else 200), {**_public(run), "started": started}
 
     status, body, replayed = run_idempotent(

@@ -13,4 +13,4 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context) -> dict:
-    return steps().await_clearing(event["business_date"])
+    return steps().await_clearing(event["business_date"], cutoff_at=event.get("cutoff_at"))

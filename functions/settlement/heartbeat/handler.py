@@ -1,5 +1,5 @@
-"""Settlement heartbeat: fired by its schedule at the tenant's deadline (local time), it says whether the
-run of the business date before it is closed, as the metric SettlementOverdue (1 not closed, 0 closed);
+"""Settlement heartbeat: fired by its schedule at the tenant's deadline (local time) on day X, it says
+whether the daily run of X (scheduled at 02:00 on X, cut at X's start) is closed, as the metric SettlementOverdue (1 not closed, 0 closed);
 the SettlementOverdue alarm watches it (docs/runbook.md)."""
 
 from aws_lambda_powertools import Logger
@@ -17,9 +17,7 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict, context) -> dict:
-    day = event.get("business_date") or rules.scheduled_business_date(
-        event["scheduled_at"], settings().time_zone
-    )
+    day = event.get("business_date") or rules.scheduled_date(event["scheduled_at"], settings().time_zone)
     run = store().run(rules.run_id(day))
     status = run["status"] if run else None
     overdue = status != rules.RunStatus.CLOSED

@@ -1,4 +1,5 @@
-"""Settlement step 1: open the run for a business date (or, from the schedule, for the day before it fired)."""
+"""Settlement step 1: open the run of a settlement date and kind (from the schedule: of the local date it
+fired on), with its cut-off."""
 
 from aws_lambda_powertools import Logger
 
@@ -15,6 +16,9 @@ def lambda_handler(event: dict, context) -> dict:
     given = event.get("input") or {}
     return steps().open(
         execution=event["execution"],
-        business_date=given.get("business_date"),
+        settlement_date=given.get("settlement_date"),
+        kind=given.get("kind"),
+        cutoff_at=given.get("cutoff_at"),
         scheduled_at=given.get("scheduled_at"),
+        business_date=given.get("business_date"),
     )

@@ -9,6 +9,7 @@ from functools import cache
 from coupons.data.schema import MAIN
 
 HOLIDAY_CALENDAR_ENV = "TENANT_HOLIDAY_CALENDAR"
+T0_CUTOFF_ENV = "SETTLEMENT_T0_CUTOFF"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Settings:
     time_zone: str
     # The tenant's holiday calendar (coupons.domain.calendars, compact JSON); None: T+N in calendar days.
     holiday_calendar: str | None = None
+    # T+0's cut-off, local "HH:MM" (the tenant file's settlement_t0_cutoff); None: no intraday run.
+    settlement_t0_cutoff: str | None = None
     # The audit log's shard logs (coupons.services.audit): hash of the item's pk (or caller) mod this.
     audit_log_shards: int = 4
     # A redemption hold's life unless its campaign says (the tenant file's hold_seconds).
@@ -41,4 +44,5 @@ def settings() -> Settings:
         holiday_calendar=env.get(HOLIDAY_CALENDAR_ENV) or None,
         audit_log_shards=int(env.get("AUDIT_LOG_SHARDS", "4")),
         hold_seconds=int(env.get("HOLD_SECONDS", "1800")),
+        settlement_t0_cutoff=env.get(T0_CUTOFF_ENV) or None,
     )

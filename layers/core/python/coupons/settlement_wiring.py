@@ -14,7 +14,8 @@ from coupons.data.settlement import SettlementStore
 from coupons.data.statements import StatementStore
 from coupons.data.workflows import SettlementWorkflow
 from coupons.services.risk_holds import ClaimFilter
-from coupons.services.settlement import SettlementRuns, SettlementSteps, parse_fees, parse_minimums
+from coupons.services.settlement import SettlementSteps, parse_fees, parse_minimums
+from coupons.services.settlement_runs import SettlementRuns
 
 # Set by infra/constructs/settlement.py on the functions that need them.
 STATEMENTS_BUCKET = "STATEMENTS_BUCKET_NAME"
@@ -52,6 +53,7 @@ def steps() -> SettlementSteps:
         channel_name=os.environ.get("PAYMENT_CHANNEL", "simulated"),
         fees=parse_fees(os.environ.get(CHANNEL_FEES)),
         holds=lambda at: ClaimFilter(RiskHoldStore(dynamodb(), settings().main_table), at),
+        t0_cutoff=settings().settlement_t0_cutoff,
     )
 
 
@@ -63,7 +65,12 @@ def _workflow() -> SettlementWorkflow:
 @cache
 def runs() -> SettlementRuns:
     return SettlementRuns(
-        store(), statements(), _workflow, tenant=settings().tenant, time_zone=settings().time_zone
+        store(),
+        statements(),
+        _workflow,
+        tenant=settings().tenant,
+        time_zone=settings().time_zone,
+        t0_cutoff=settings().settlement_t0_cutoff,
     )
 
 

@@ -37,15 +37,22 @@ from coupons.data.models.risk import (
 )
 from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
 
-# A run id is `stl_{YYYYMMDD}` (coupons.domain.settlement.run_id): eight `?` keep the run's own item
-# apart from its parties' and lines' partitions, which start with the run's pk.
+# A run id is `stl_{YYYYMMDD}` (daily) or `stl_{YYYYMMDD}_t0` (intraday; coupons.domain.settlement.run_id):
+# the exact `?` count keeps the run's own item apart from its parties' and lines' partitions, which start
+# with the run's pk. Each settlement partition is therefore named for both kinds.
 _RUN = "stl_????????"
+_RUN_T0 = "stl_????????_t0"
 
 
 @dataclass(frozen=True)
 class Partition:
     pattern: str  # IAM StringLike pattern of the partition key
     what: str  # the items, and why the writer writes them
+    more: tuple[str, ...] = ()  # further patterns of the same family (an intraday run's items)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return (self.pattern, *self.more)
 
 
 # -- the item families -----------------------------------------------------------------------
@@ -61,15 +68,21 @@ IDEMPOTENCY = Partition(idempotency_pk("*", "*"), "Idempotency-Key records and t
 API_KEY = Partition(api_key_pk("*"), "API keys: created, revoked")
 FUNDING_RULE = Partition(rule_pk("*"), "funding rules and their versions (coupons.data.funding_rules)")
 COMMISSION = Partition(COMMISSION_PK, "the platform's commission schedule: its versions")
-RUN = Partition(run_pk(_RUN), "a settlement run's own item (status, attempt, execution, totals)")
+RUN = Partition(
+    run_pk(_RUN), "a settlement run's own item (status, attempt, execution, totals)", (run_pk(_RUN_T0),)
+)
 JOURNAL = Partition(journal_pk("*"), "journals; a reversal's updates its redemption's journal")
 # Every account's shards: ENTRIES#{account}#{shard} (models.ledger.entries_pk).
 ENTRIES = Partition(
     f"{ENTRIES_PREFIX}*", "postings (coupons.data.ledger); settlement claims and settles them"
 )
 BALANCE = Partition(balance_pk("*", "*"), "sharded running balances")
-PARTIES = Partition(parties_pk(_RUN, "*"), "a run's parties: netting, transfers, statements")
-LINES = Partition(lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed")
+PARTIES = Partition(
+    parties_pk(_RUN, "*"), "a run's parties: netting, transfers, statements", (parties_pk(_RUN_T0, "*"),)
+)
+LINES = Partition(
+    lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed", (lines_pk(_RUN_T0, "*"),)
+)
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
 AUDIT_LOG = Partition("AUDITLOG#*", "the audit log's shard heads and entries (coupons.data.audit)")
 AUDIT_REF = Partition("AUDITREF#*", "which source record became which audit entry (exactly once)")
@@ -189,7 +202,7 @@ WRITERS: dict[str, TableAccess] = {
 
 def patterns(writer: str) -> list[str]:
     """The writer's partition-key patterns, as the role's condition lists them."""
-    return [p.pattern for p in WRITERS[writer].partitions]
+    return [pattern for p in WRITERS[writer].partitions for pattern in p.patterns]
 
 
 def _regex(pattern: str) -> re.Pattern[str]:

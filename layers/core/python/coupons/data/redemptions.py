@@ -18,6 +18,7 @@ business date, with a few small Queries: settlement waits until nothing is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
@@ -53,6 +54,7 @@ from coupons.data.redemption_holds import hold_coupon
 from coupons.data.risk import GuessGate, RiskGuards, RiskGuardsFailed
 from coupons.domain.risk.guessing import GuessCounter
 from coupons.domain.risk.plan import Guard
+from coupons.domain.times import parse as parse_time
 
 # Tags of the redemption transaction's actions (Transaction: reasons are found by tag, never by index).
 _CAMPAIGN, _COUPON, _REDEMPTION, _IDEMPOTENCY, _QR = "campaign", "coupon", "redemption", "idempotency", "qr"
@@ -342,10 +344,13 @@ class RedemptionStore:
         reversals = [i.record() for i in items if i.sk.startswith(REVERSAL_SK_PREFIX)]
         return redemption, reversals, encode_cursor(model, results.last_evaluated_key, query=query)
 
-    def pending_clearing(self, up_to_business_date: str, *, limit: int = 10) -> list[dict[str, Any]]:
+    def pending_clearing(
+        self, up_to_business_date: str, *, before: datetime | None = None, limit: int = 10
+    ) -> list[dict[str, Any]]:
         """Redemptions and reversals with business dates up to `up_to_business_date` whose journal is
         not posted yet (at most `limit`; [] = everything up to that date is cleared). One small Query
-        per pending shard, stopping as soon as `limit` are found.
+        per pending shard, stopping as soon as `limit` are found. With `before` (a settlement run's
+        cut-off), only those whose event (redeemed_at / reversed_at) came before it.
 
         The index is eventually consistent: an item cleared a moment ago may still be listed, one
         written a moment ago may not be yet. Ask about business dates that have ended."""
@@ -358,11 +363,16 @@ class RedemptionStore:
                     pending_partition(shard),
                     model.gsi2sk <= f"{up_to_business_date}#~",
                     index_name="gsi2",
-                    attributes_to_get=["kind", "redemption_id", "reversal_id", "business_date"],
+                    attributes_to_get=[
+                        "kind", "redemption_id", "reversal_id", "business_date", "redeemed_at", "reversed_at"
+                    ],
                     limit=min(PENDING_PAGE, limit - len(found)),
                     last_evaluated_key=start,
                 )
-                found += [_pending(item.record()) for item in results]
+                records = [item.record() for item in results]
+                if before is not None:
+                    records = [r for r in records if _event_before(r, before)]
+                found += [_pending(r) for r in records]
                 start = results.last_evaluated_key
                 if not start:
                     break
@@ -452,6 +462,13 @@ class RedemptionStore:
 
 def _conflict(error: TransactWriteError) -> bool:
     return any(r is not None and r.code == "TransactionConflict" for r in error.cancellation_reasons)
+
+
+def _event_before(item: dict[str, Any], cutoff: datetime) -> bool:
+    """A reversal's event is its reversed_at (its item also names the redemption's redeemed_at); a
+    record without a time is counted as before (waited for rather than missed)."""
+    at = item.get("reversed_at") if item.get("kind") == "REVERSAL" else item.get("redeemed_at")
+    return at is None or parse_time(at) < cutoff
 
 
 def _pending(item: dict[str, Any]) -> dict[str, Any]:

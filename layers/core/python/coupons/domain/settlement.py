@@ -1,7 +1,8 @@
 """Settlement (结算): netting each party's due postings into one transfer per party and currency.
 
-A run settles one business date D: every unsettled posting due on or before D (business date + the
-campaign's T+N) is claimed by exactly one run, summed per party (account) and currency, and becomes
+A run settles one settlement date D with a cut-off (coupons.domain.timeline): every unsettled posting
+due on or before D (business date + the campaign's T+N) whose event came before the cut-off is claimed
+by exactly one run, summed per party (account) and currency, and becomes
   - a PAYOUT when the net is positive (we owe the party),
   - a COLLECTION when it is negative (the party owes: a brand that funds discounts),
   - NONE when it is zero (a statement, no transfer),
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo
 from coupons.domain.dates import calendar_day
 from coupons.domain.errors import DomainError, InvalidField, Kind, NotFound
 from coupons.domain.payments import Direction
+from coupons.domain.timeline import RunKind
 from coupons.domain.times import parse as parse_time
 
 # Party records (one per party per run) are spread over this many partitions so that a run with
@@ -35,7 +37,8 @@ from coupons.domain.times import parse as parse_time
 PARTY_BUCKETS = 16
 # Parties per child of the Distributed Map: one Lambda invocation per step handles this many.
 BATCH_SIZE = 100
-RUN_ID = re.compile(r"^stl_\d{8}$")
+# `stl_YYYYMMDD` (the daily run of a settlement date) or `stl_YYYYMMDD_t0` (its intraday T+0 run).
+RUN_ID = re.compile(r"^stl_\d{8}(_t0)?$")
 
 
 class RunStatus(StrEnum):
@@ -82,42 +85,54 @@ class ClearingBehind(Exception):
     retries this error with backoff, then fails the run with it)."""
 
 
-def run_id(business_date: str) -> str:
-    """One run per business date per tenant (the stack is the tenant's): the date is the run."""
-    return f"stl_{business_date.replace('-', '')}"
+def run_id(settlement_date: str, kind: RunKind | str = RunKind.DAILY) -> str:
+    """One run per settlement date and kind per tenant (the stack is the tenant's): `stl_YYYYMMDD` (daily)
+    and `stl_YYYYMMDD_t0` (intraday, T+0), as coupons.domain.timeline.Cutoff.run_id says."""
+    digits = settlement_date.replace("-", "")
+    return f"stl_{digits}" if RunKind(kind) is RunKind.DAILY else f"stl_{digits}_t0"
 
 
 def business_date_of(run: str) -> str:
+    """The settlement date X of a run id (daily or intraday); 404 for anything else."""
     if not RUN_ID.match(run):
         raise SettlementRunNotFound(f"{run} is not a settlement run id")
-    digits = run[4:]
+    digits = run[4:12]
     return f"{digits[:4]}-{digits[4:6]}-{digits[6:]}"
 
 
-def execution_name(tenant: str, business_date: str, attempt: int) -> str:
-    """Step Functions keeps execution names unique per state machine: two starts for one date and
+def kind_of(run: str) -> RunKind:
+    business_date_of(run)
+    return RunKind.INTRADAY if run.endswith("_t0") else RunKind.DAILY
+
+
+def execution_name(tenant: str, settlement_date: str, attempt: int, kind: RunKind | str = RunKind.DAILY) -> str:
+    """Step Functions keeps execution names unique per state machine: two starts for one run and
     attempt cannot both run. A resume after a failure is the next attempt of the same run."""
-    return f"settle-{tenant}-{business_date}-{attempt}"
+    middle = settlement_date if RunKind(kind) is RunKind.DAILY else f"{settlement_date}-t0"
+    return f"settle-{tenant}-{middle}-{attempt}"
 
 
-def validate_business_date(text: str, *, today: date) -> str:
-    """A date whose day is over in the tenant's zone: settling today would cut the day in two."""
+def validate_settlement_date(text: str) -> str:
+    """A calendar date, YYYY-MM-DD (whether its run may start yet is the cut-off's to say:
+    coupons.domain.timeline.check_passed)."""
     try:
-        day = date.fromisoformat(calendar_day(text))
+        return date.fromisoformat(calendar_day(text)).isoformat()
     except ValueError:
-        raise InvalidField("business_date must be a date, YYYY-MM-DD", field="business_date") from None
-    if day >= today:
-        raise InvalidField(
-            f"business_date must be a day that is over (before {today.isoformat()} in the tenant's zone)",
-            field="business_date",
-        )
-    return day.isoformat()
+        raise InvalidField("settlement_date must be a date, YYYY-MM-DD", field="settlement_date") from None
 
 
-def scheduled_business_date(scheduled_at: str, time_zone: str) -> str:
-    """A scheduled run settles the day before the schedule fired, in the tenant's zone."""
-    moment = parse_time(scheduled_at)
-    return (moment.astimezone(ZoneInfo(time_zone)).date() - timedelta(days=1)).isoformat()
+def parse_kind(text: str) -> RunKind:
+    """`daily` or `intraday` (any case), as the API takes it."""
+    try:
+        return RunKind(text.upper())
+    except ValueError:
+        raise InvalidField("kind must be daily or intraday", field="kind") from None
+
+
+def scheduled_date(scheduled_at: str, time_zone: str) -> str:
+    """The local date a schedule fired on: the run it starts settles that date (the daily one at 02:00
+    on X settles X, cut at X's start; the heartbeat checks X's daily run)."""
+    return parse_time(scheduled_at).astimezone(ZoneInfo(time_zone)).date().isoformat()
 
 
 def next_day(business_date: str) -> str:

@@ -92,6 +92,22 @@ def intraday_cutoff(settlement_date: str, t0_cutoff: str, time_zone: str) -> Cut
     return Cutoff(RunKind.INTRADAY, day.isoformat(), local_moment(day, _wall(t0_cutoff), time_zone))
 
 
+def cutoff_of(kind: RunKind | str, settlement_date: str, time_zone: str, t0_cutoff: str | None) -> Cutoff:
+    """The cut-off of the run of `kind` for X; an intraday run needs the tenant's T+0 cut-off (400
+    naming `kind` when the tenant has none: its T+0 is paid by the next daily run)."""
+    if RunKind(kind) is RunKind.DAILY:
+        return daily_cutoff(settlement_date, time_zone)
+    if t0_cutoff is None:
+        raise InvalidField("this tenant has no intraday run (no settlement_t0_cutoff)", field="kind")
+    return intraday_cutoff(settlement_date, t0_cutoff, time_zone)
+
+
+def last_business_date(cutoff: Cutoff, time_zone: str) -> str:
+    """The latest local date with a moment before the cut-off: the daily run of X cuts at X's start, so
+    X − 1; the intraday run of X, X itself."""
+    return (cutoff.at - timedelta(microseconds=1)).astimezone(ZoneInfo(time_zone)).date().isoformat()
+
+
 def scheduled_cutoff(
     scheduled_at: str, time_zone: str, kind: RunKind, t0_cutoff: str | None = None
 ) -> Cutoff:

@@ -34,9 +34,9 @@ from coupons.data.redemptions import (
 )
 from coupons.data.risk import RiskGuardsFailed
 from coupons.domain import codes, verification
-from coupons.domain import redemption_holds as hold_rules
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
+from coupons.domain import redemption_holds as hold_rules
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import CouponNotFound, iso
 from coupons.domain.errors import Contention

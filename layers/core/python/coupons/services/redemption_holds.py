@@ -33,8 +33,8 @@ from coupons.data.redemption_holds import (
     RedemptionHoldStore,
 )
 from coupons.data.redemptions import IdempotencyWrite
-from coupons.domain import redemption_holds as rules
 from coupons.domain import idempotency as idempotency_rules
+from coupons.domain import redemption_holds as rules
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
 from coupons.domain.errors import Contention

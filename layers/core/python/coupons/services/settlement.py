@@ -1,4 +1,5 @@
-"""Settlement (结算): the steps of a run (called by the state machine's functions) and the API's view.
+"""Settlement (结算): the steps of a run (called by the state machine's functions); the API's view of
+runs is coupons.services.settlement_runs.
 
 The state machine (infra/constructs/settlement.py) calls, in order:
   open → await_clearing → claim (per shard, in a Map) → plan → per batch of parties (a Distributed
@@ -11,17 +12,14 @@ recorded as INSTRUCTED before it is sent, so a lost acknowledgement is recovered
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from coupons.data.idempotency import Completion
 from coupons.data.ledger import SHARDS, shard_of
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import RunExists, RunPlanned, SettlementStore
 from coupons.data.statements import StatementStore
-from coupons.data.workflows import ExecutionExists, SettlementWorkflow
-from coupons.domain import channel_fees, transfer_journals
+from coupons.domain import channel_fees, timeline, transfer_journals
 from coupons.domain import settlement as rules
 from coupons.domain.channel_fees import FeeSchedule
 from coupons.domain.coupons import iso
@@ -37,17 +35,14 @@ from coupons.domain.payments import (
     PaymentChannel,
     Receipt,
 )
-from coupons.domain.principals import Principal, Role
 from coupons.domain.settlement import (
     ClearingBehind,
     Decision,
     RunStatus,
     SettlementRunNotFound,
-    StatementNotFound,
     TransferStatus,
 )
 from coupons.domain.times import parse as parse_time
-from coupons.services.accounts import check_account
 
 
 class TransfersIncomplete(Exception):
@@ -90,6 +85,7 @@ class SettlementSteps:
         channel_name: str = "simulated",
         fees: dict[str, FeeSchedule] | None = None,
         holds: Callable[[int], Callable[[list[dict]], list[dict]]] | None = None,
+        t0_cutoff: str | None = None,
     ):
         self._store = store
         self._redemptions = redemptions
@@ -102,21 +98,36 @@ class SettlementSteps:
         self._fee_schedule = (fees or {}).get(channel_name)  # None: the channel charges nothing
         # Risk holds (coupons.services.risk_holds.ClaimFilter): given the claim's time, a page's settleable lines.
         self._holds = holds or (lambda at: lambda page: page)
+        self._t0_cutoff = t0_cutoff  # the tenant's settlement_t0_cutoff ("22:00"); None: no intraday run
 
     # -- open ------------------------------------------------------------------------------
 
     def open(
-        self, *, execution: str, business_date: str | None = None, scheduled_at: str | None = None
+        self,
+        *,
+        execution: str,
+        settlement_date: str | None = None,
+        kind: str | None = None,
+        cutoff_at: str | None = None,
+        scheduled_at: str | None = None,
+        business_date: str | None = None,
     ) -> dict:
-        """Opens the run for the date (a schedule gives the time it fired: the run settles the day
-        before, in the tenant's zone). Proceeds only if this execution owns the run: a second
-        execution for a date that has a run (two schedules firing, a start racing one) stops here."""
-        day = business_date or rules.scheduled_business_date(scheduled_at, self._zone)
-        run_id = rules.run_id(day)
+        """Opens the run of a settlement date and kind (a schedule gives the time it fired: the run
+        settles the local date it fired on). Its cut-off is the one the API recorded on the run (and
+        checked), else derived (coupons.domain.timeline). `business_date` is the settlement date under
+        its old name (a start by hand of a daily run). Proceeds only if this execution owns the run: a
+        second execution for a run that exists (two schedules firing, a start racing one) stops here."""
+        run_kind = rules.parse_kind(kind or timeline.RunKind.DAILY)
+        day = settlement_date or business_date or rules.scheduled_date(scheduled_at, self._zone)
+        cutoff = timeline.cutoff_of(run_kind, day, self._zone, self._t0_cutoff)
+        run_id = cutoff.run_id
         now = iso(self._clock())
         record = {
             "run_id": run_id,
-            "business_date": day,
+            "business_date": cutoff.settlement_date,
+            "settlement_date": cutoff.settlement_date,
+            "run_kind": run_kind.value,
+            "cutoff_at": cutoff_at or iso(cutoff.at),
             "status": RunStatus.RUNNING.value,
             "attempt": 1,
             "execution_name": execution,
@@ -137,7 +148,10 @@ class SettlementSteps:
             )
         return {
             "run_id": run_id,
-            "business_date": day,
+            "business_date": cutoff.settlement_date,
+            "run_kind": run_kind.value,
+            # The run's own cut-off, as first recorded (a run from before cut-offs has none: the end of X).
+            "cutoff_at": run.get("cutoff_at") or iso(cutoff.at),
             "attempt": run["attempt"],
             "proceed": True,
             "shards": list(range(SHARDS)),
@@ -145,16 +159,25 @@ class SettlementSteps:
 
     # -- wait for clearing -----------------------------------------------------------------
 
-    def await_clearing(self, business_date: str) -> dict:
-        """Everything redeemed or reversed up to the cut-off (the end of the business date) must be
-        cleared before postings are selected, or a late journal would miss its run."""
-        pending = self._redemptions.pending_clearing(business_date, limit=5)
+    def await_clearing(self, business_date: str, *, cutoff_at: str | None = None) -> dict:
+        """Everything redeemed or reversed before the cut-off must be cleared before postings are
+        selected, or a late journal would miss its run (it would not be lost: the next run takes it).
+        Without a cut-off: everything of business dates up to the date."""
+        through = business_date
+        before = None
+        if cutoff_at is not None:
+            before = parse_time(cutoff_at)
+            through = timeline.last_business_date(
+                timeline.Cutoff(timeline.RunKind.DAILY, business_date, before), self._zone
+            )
+        pending = self._redemptions.pending_clearing(through, before=before, limit=5)
         if pending:
             shown = ", ".join(
                 f"{p['kind'].lower()} {p.get('reversal_id') or p['redemption_id']}" for p in pending
             )
-            raise ClearingBehind(f"not cleared yet for business dates up to {business_date}: {shown}")
-        return {"cleared_through": business_date}
+            until = f"before {cutoff_at}" if cutoff_at else f"for business dates up to {business_date}"
+            raise ClearingBehind(f"not cleared yet {until}: {shown}")
+        return {"cleared_through": through, **({"cutoff_at": cutoff_at} if cutoff_at else {})}
 
     # -- claim -----------------------------------------------------------------------------
 
@@ -476,184 +499,6 @@ class SettlementSteps:
         return {"run_id": run_id, "status": RunStatus.FAILED.value}
 
 
-class SettlementRuns:
-    """What the API offers: start (or resume) the run for a date, follow it, read a statement."""
-
-    def __init__(
-        self,
-        store: SettlementStore,
-        statements: StatementStore,
-        workflow: Callable[[], SettlementWorkflow],
-        *,
-        tenant: str,
-        time_zone: str,
-        clock: Clock = _now,
-    ):
-        self._store = store
-        self._statements = statements
-        self._workflow = workflow
-        self._tenant = tenant
-        self._zone = time_zone
-        self._clock = clock
-
-    def start(
-        self,
-        business_date: str,
-        principal: Principal,
-        *,
-        day_must_be_over: bool = True,
-        completion: Completion | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        """(the run, whether an execution was started now). A date has one run: asking again returns
-        it; asking again after its execution failed or was stopped resumes it (the next attempt).
-
-        `day_must_be_over=False` is for the local stack only (`make settle`), where a developer settles
-        today's T+1 redemptions "tomorrow" without waiting for it.
-
-        Under an Idempotency-Key (`completion`), the attempt this request records carries the key's
-        ref: the run id and execution name derive from the date and attempt, so a re-run after a lost
-        completion finds its attempt, makes sure its execution started, and answers as the first did."""
-        principal.require(Role.ADMIN)
-        tomorrow = self._clock().astimezone(ZoneInfo(self._zone)).date() + timedelta(days=1)
-        today = date.max if not day_must_be_over else tomorrow - timedelta(days=1)
-        day = rules.validate_business_date(business_date, today=today)
-        run_id = rules.run_id(day)
-        run = self._store.run(run_id)
-        if run is None:
-            record = {
-                "run_id": run_id,
-                "business_date": day,
-                "status": RunStatus.STARTING.value,
-                "attempt": 1,
-                "execution_name": rules.execution_name(self._tenant, day, 1),
-                "requested_at": iso(self._clock()),
-                "idempotency_ref": completion.ref if completion else None,
-            }
-            record = {k: v for k, v in record.items() if v is not None}
-            try:
-                self._store.create_run(record)
-            except RunExists as exists:
-                run = exists.run  # another request (or the schedule) got there first
-            else:
-                return record, self._start_execution(record)
-        return self._existing(run, completion)
-
-    def _existing(
-        self, run: dict[str, Any], completion: Completion | None = None
-    ) -> tuple[dict[str, Any], bool]:
-        if completion is not None and run.get("idempotency_ref") == completion.ref:
-            # This request's first run recorded this attempt and lost its answer: StartExecution is
-            # idempotent by the attempt's name, so start (or find) it and answer as the first did.
-            self._start_execution(run)
-            completion.found_first()
-            return run, True
-        if run["status"] == RunStatus.CLOSED:
-            return run, False
-        state = self._workflow().status(run["execution_name"])
-        if state is None:
-            # Recorded, but the request that recorded it died before starting it: start it now.
-            return run, self._start_execution(run)
-        if state in ("RUNNING", "SUCCEEDED"):
-            return run, False
-        attempt = run["attempt"] + 1
-        changes = {
-            "status": RunStatus.STARTING.value,
-            "attempt": attempt,
-            "execution_name": rules.execution_name(self._tenant, run["business_date"], attempt),
-            "resumed_at": iso(self._clock()),
-            # Whose attempt this is now; "" is nobody's (an earlier request's retry must not claim it).
-            "idempotency_ref": completion.ref if completion else "",
-        }
-        if not self._store.update_run(run["run_id"], changes, expect={"attempt": run["attempt"]}):
-            return self._store.run(run["run_id"]), False  # a concurrent request resumed it
-        run = {**run, **changes}
-        return run, self._start_execution(run)
-
-    def _start_execution(self, run: dict[str, Any]) -> bool:
-        try:
-            self._workflow().start(run["execution_name"], {"business_date": run["business_date"]})
-        except ExecutionExists:
-            return False
-        return True
-
-    def get(self, run_id: str, *, bucket: int, start: dict | None, limit: int) -> tuple[dict, tuple | None]:
-        rules.business_date_of(run_id)
-        run = self._store.run(run_id)
-        if run is None:
-            raise SettlementRunNotFound(field="run_id")
-        parties: list[dict[str, Any]] = []
-        while bucket < rules.PARTY_BUCKETS and len(parties) < limit:
-            found, start = self._store.party_page(run_id, bucket, start=start, limit=limit - len(parties))
-            parties += found
-            if not start:
-                bucket, start = bucket + 1, None
-        summaries = [_party_summary(p) for p in parties]
-        position = (bucket, start) if bucket < rules.PARTY_BUCKETS else None
-        view = _run_view(run)
-        if run["status"] in (RunStatus.STARTING, RunStatus.RUNNING):
-            # A stopped execution records nothing on the run (no Catch runs): ask Step Functions, so
-            # that a caller sees the run is not moving, and that starting it again resumes it.
-            state = self._workflow().status(run["execution_name"]) or "NOT_STARTED"
-            if state == "SUCCEEDED":  # it closed the run between our two reads: show it closed
-                view = _run_view(self._store.run(run_id))
-            else:
-                view["execution_status"] = state
-        return {**view, "parties": summaries}, position
-
-    def statement(self, run_id: str, party: str, principal: Principal, fmt: str) -> str:
-        rules.business_date_of(run_id)
-        party = check_account(party, principal)
-        text = self._statements.statement(run_id, party, fmt)
-        if text is None:
-            raise StatementNotFound(field="party")
-        return text
-
-
-def _run_view(run: dict[str, Any]) -> dict[str, Any]:
-    keep = (
-        "run_id",
-        "business_date",
-        "status",
-        "attempt",
-        "requested_at",
-        "opened_at",
-        "closed_at",
-        "failed_at",
-        "error",
-        "party_count",
-        "batches",
-        "totals",
-        "completion_event_error",
-    )
-    return {k: run[k] for k in keep if k in run}
-
-
-def _party_summary(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "party": record["party"],
-        "settled": bool(record.get("settled_at")),
-        "currencies": [
-            {
-                "currency": c,
-                **{
-                    k: o.get(k)
-                    for k in (
-                        "lines",
-                        "net",
-                        "decision",
-                        "transfer",
-                        "carried",
-                        "status",
-                        "instruction_id",
-                        "channel_reference",
-                    )
-                },
-            }
-            for c, o in sorted((record.get("currencies") or {}).items())
-        ],
-    }
-
-
 def _direction(outcome: dict[str, Any]) -> Direction:
     return Direction.PAYOUT if outcome["decision"] == Decision.PAYOUT else Direction.COLLECTION
 
@@ -691,4 +536,4 @@ def parse_fees(text: str | None) -> dict[str, FeeSchedule]:
     return {channel: FeeSchedule(**schedule) for channel, schedule in json.loads(text or "{}").items()}
 
 
-__all__ = ["SettlementSteps", "SettlementRuns", "ClearingBehind"]
+__all__ = ["SettlementSteps", "ClearingBehind"]

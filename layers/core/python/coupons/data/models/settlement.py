@@ -50,11 +50,15 @@ RUN_KIND, PARTY_KIND, LINE_KIND, CARRY_KIND = (
 
 
 class SettlementRun(MainModel):
-    """One business date's run: its status and attempt, the execution running it, what it settled."""
+    """One settlement date's run of one kind: its status and attempt, the execution running it, its
+    cut-off, what it settled."""
 
     kind = Text()
     run_id = Text()
-    business_date = Text()
+    business_date = Text()  # the settlement date X (its name from before cut-offs)
+    settlement_date = Text(null=True)
+    run_kind = Text(null=True)  # DAILY | INTRADAY (coupons.domain.timeline.RunKind)
+    cutoff_at = Text(null=True)  # postings whose event came before it (a run from before cut-offs: none)
     status = Text()
     attempt = Integer()
     execution_name = Text()
