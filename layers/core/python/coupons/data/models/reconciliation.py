@@ -104,6 +104,15 @@ class CompensationItem(MainModel):
     created_at = Text()
 
 
+class ClaimedItem(MainModel):
+    """Read only: what reconciliation needs of an item a settlement run claimed (a ledger posting, a
+    carried amount), found by the key its settlement line names. Never saved (it would drop the rest)."""
+
+    amount = Integer()
+    currency = Text()
+    run_id = Text(null=True)
+
+
 class TransferState(MainModel):
     kind = Text()
     instruction_id = Text()

@@ -93,6 +93,10 @@ class PartyRecord:
     transfer: int  # the amount the run decided to move
     net: int  # the net the run recorded
     postings_sum: int  # Σ of the party's claimed lines in this run
+    # What the transfer's own journal (posted when it was SENT) settled of the party's balance, signed
+    # like net; checked only where one must exist (`journal_expected`: the transfer was SENT).
+    journal_settled: int | None = None
+    journal_expected: bool = False
 
 
 @dataclass(frozen=True)
