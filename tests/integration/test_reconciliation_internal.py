@@ -87,3 +87,12 @@ def test_the_ledger_check_after_the_four_compensations_finds_nothing_and_a_repla
 
     assert internal(recon) == {}
     assert recon.world.table() == before
+
+
+def test_an_amount_mismatch_booked_to_suspense_is_not_counted_again_as_a_ledger_difference(recon):
+    from coupons.domain.reconciliation.differences import Difference, Injection
+
+    recon.run(recon.publish([Injection(Difference.AMOUNT, M1, 40)]))
+
+    assert set(cls for cls, _ in recon.exceptions()) == {"AMOUNT_MISMATCH"}
+    assert recon.world.ledger.balance("settlement:simulated") == {"CNY": 0}

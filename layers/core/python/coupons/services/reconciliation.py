@@ -25,6 +25,7 @@ from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.formats import read_statement
 from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
 from coupons.domain.reconciliation.internal import ledger_differences, unconfirmed_sums
+from coupons.domain.reconciliation.records import ExceptionClass as C
 from coupons.domain.reconciliation.records import PartyRecord, ReconException, Transfer, TransferStatus
 from coupons.domain.transfer_journals import settlement_account, transfer_journal_id
 
@@ -305,6 +306,11 @@ class Reconciliation:
         })  # fmt: skip
         if decision.journal is not None:
             self._post(decision.journal, today, at, run_id, due_date=decision.due_date)
+        if exc.cls is C.AMOUNT_MISMATCH and decision.journal is not None and exc.instruction_id:
+            # Its journal took it out of settlement:{channel} (what moved is in bank:, the difference in
+            # suspense:): no longer on its way, so neither offered as unconfirmed nor counted there again.
+            self.store.set_transfer_state(exc.instruction_id, TransferStatus.CONFIRMED, run_id=run_id,
+                                          statement_date=today, at=at)
         if decision.action == comp.Action.RETURN_AND_REVERSE and exc.instruction_id:
             self.store.set_transfer_state(exc.instruction_id, TransferStatus.RETURNED, run_id=run_id,
                                           statement_date=today, at=at)

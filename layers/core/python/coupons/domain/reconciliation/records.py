@@ -114,6 +114,10 @@ class ReconException:
     suggested_action: str
     facts: dict = field(default_factory=dict)  # class-specific: the difference, days open, …
 
+    def __post_init__(self) -> None:
+        # Read back from a store the class is a plain string: `exc.cls is C.X` must still hold.
+        object.__setattr__(self, "cls", ExceptionClass(self.cls))
+
     @property
     def instruction_id(self) -> str | None:
         return (self.ours or {}).get("instruction_id") or (self.theirs or {}).get("instruction_id")
