@@ -149,4 +149,6 @@ def reconciliation_review():
     return Review(
         ReconciliationStore(dynamodb(), settings().main_table),
         four_eyes=os.environ.get("RECONCILIATION_FOUR_EYES", "false") == "true",
+        ledger=ledger(),
+        fee_bearer=os.environ.get("RECONCILIATION_FEE_BEARER", "platform"),
     )

@@ -70,6 +70,7 @@ class Api(Construct):
                 TENANT_SECRET_ENV: secret.secret_arn,
                 # Resolving a reconciliation exception needs a second finance principal (the tenant file).
                 "RECONCILIATION_FOUR_EYES": "true" if tenant.reconciliation_four_eyes else "false",
+                "RECONCILIATION_FEE_BEARER": tenant.reconciliation_policy.fee_bearer,
             },
         )
         self.function = self.handler.function

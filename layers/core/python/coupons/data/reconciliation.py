@@ -14,6 +14,7 @@ from coupons.data.models.reconciliation import (
     EXCEPTION_SK,
     EXCEPTIONS_INDEX_PK,
     RUN_SK,
+    RESOLUTIONS_PENDING_PK,
     RUNS_INDEX_PK,
     TRANSFER_SK,
     ClaimedItem,
@@ -103,7 +104,8 @@ class ReconciliationStore:
         R = self._run
         return paging.page_of(
             R,
-            RUNS_INDEX_PK,
+            RESOLUTIONS_PENDING_PK,
+    RUNS_INDEX_PK,
             index_name="gsi1",
             query={"list": "recon-runs", "date": date},
             limit=limit,
@@ -188,7 +190,12 @@ class ReconciliationStore:
             raise
 
     def resolve(self, exception_id: str, resolution: dict[str, Any], *, status: str = RESOLVED) -> None:
+        """`resolution["journal"]` (id, currency, legs): the exception joins the pending-resolutions
+        index, from which the reconciliation function posts the journal (post_resolution)."""
         E = self._exception
+        pending = []
+        if resolution.get("journal"):
+            pending = [E.gsi2pk.set(RESOLUTIONS_PENDING_PK), E.gsi2sk.set(f"{resolution['at']}#{exception_id}")]
         try:
             E(exception_pk(exception_id), EXCEPTION_SK).update(
                 actions=[
@@ -197,6 +204,7 @@ class ReconciliationStore:
                     E.resolved_at.set(resolution["at"]),
                     E.proposal.remove(),
                     self._logged(resolution),
+                    *pending,
                 ],
                 # Resolved once: two finance users resolving at once, one wins, the other is told.
                 condition=E.pk.exists() & (E.status == OPEN),
@@ -205,6 +213,18 @@ class ReconciliationStore:
             if failed_condition(error):
                 raise ExceptionChanged(exception_id) from None
             raise
+
+    def pending_resolutions(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Resolved exceptions whose resolution's journal is not posted yet, oldest first."""
+        E = self._exception
+        return [e.record(keep_keys=True) for e in E.query(RESOLUTIONS_PENDING_PK, index_name="gsi2", limit=limit)]
+
+    def resolution_posted(self, exception_id: str) -> None:
+        """Out of the pending index (its journal was found posted already)."""
+        E = self._exception
+        E(exception_pk(exception_id), EXCEPTION_SK).update(
+            actions=[E.gsi2pk.remove(), E.gsi2sk.remove()], condition=E.pk.exists()  # never a stub
+        )
 
     def _logged(self, entry: dict[str, Any]):
         E = self._exception

@@ -140,7 +140,32 @@ class Reconciliation:
         following = start + limit
         return {"run_id": run_id, "start": following, "more": following < len(ids)}
 
+    def post_resolutions(self) -> int:
+        """Posts the journals of finance's resolutions (the API records them, never writes the ledger),
+        each in one transaction with the exception leaving the pending index: posted once, whoever
+        retries. A write-off of a transfer the channel never showed takes it off its way too."""
+        posted = 0
+        for record in self.store.pending_resolutions():
+            spec, day = record["resolution"]["journal"], record["resolved_at"][:10]
+            journal = Journal(journal_id=spec["journal_id"], source_id=record["exception_id"], kind=spec["kind"],
+                              currency=spec["currency"], legs=tuple(Leg(x["account"], x["amount"]) for x in spec["legs"]),
+                              party_shares={})  # fmt: skip
+            try:
+                self.ledger.post(journal, business_date=day, due_date=day, posted_at=iso(self._clock()), extra={},
+                                 source_key={"pk": record["pk"], "sk": record["sk"]})  # fmt: skip
+                posted += 1
+            except AlreadyPosted:
+                self.store.resolution_posted(record["exception_id"])
+            ours = record.get("ours") or {}
+            if record["cls"] in (C.MISSING_AT_CHANNEL, C.TIMING) and any(
+                x["account"] == settlement_account(record["channel"]) for x in spec["legs"]
+            ):
+                self.store.set_transfer_state(ours["instruction_id"], TransferStatus.CONFIRMED, run_id="",
+                                              statement_date=day, at=record["resolved_at"])  # fmt: skip
+        return posted
+
     def complete(self, run_id: str) -> dict:
+        self.post_resolutions()  # finance's since the last run: the ledger check below sees them
         self.check_ledger(run_id)  # the books after this file: before the report, which counts it
         run = self.store.run(run_id)
         compensated: dict[str, int] = {}

@@ -16,6 +16,9 @@ from coupons.data.models.base import Integer, List, MainModel, Map, Text
 
 RUN_SK, EXCEPTION_SK, COMPENSATION_SK, TRANSFER_SK = "RUN", "EXCEPTION", "COMPENSATION", "STATE"
 RUNS_INDEX_PK = "RECONRUNS"
+# gsi2 (sparse): resolved exceptions whose resolution's journal the reconciliation function has still to
+# post (the API writes no ledger item); posting it takes the exception out, in the same transaction.
+RESOLUTIONS_PENDING_PK = "RECONRESOLUTIONS"
 EXCEPTIONS_INDEX_PK = "RECONEXCEPTIONS"
 
 
