@@ -29,6 +29,9 @@ ALLOWED = {
     C.CURRENCY_MISMATCH: (ACCEPT, WRITE_OFF, REVERSE),
     C.TIMING: (ACCEPT, RESEND, WRITE_OFF),
     C.INTERNAL_MISMATCH: (ACCEPT, WRITE_OFF),
+    # The order and the redemption stand as they are; a reversal, if one is due, is the reversal route's.
+    C.ORDER_AMOUNT_MISMATCH: (ACCEPT,),
+    C.ORDER_OUTCOME_MISSING: (ACCEPT,),
 }
 
 
