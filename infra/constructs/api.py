@@ -71,6 +71,7 @@ class Api(Construct):
                 # Resolving a reconciliation exception needs a second finance principal (the tenant file).
                 "RECONCILIATION_FOUR_EYES": "true" if tenant.reconciliation_four_eyes else "false",
                 "RECONCILIATION_FEE_BEARER": tenant.reconciliation_policy.fee_bearer,
+                "ORDER_OUTCOME_GRACE_HOURS": str(tenant.order_outcome_grace_hours),
             },
         )
         self.function = self.handler.function

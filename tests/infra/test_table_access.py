@@ -30,6 +30,7 @@ EXPECTED = {
         # risk control (issue #18): list entries, rule set versions, velocity and guessing counters, decisions
         "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
         "RECONEXCEPTION#*",  # reconciliation (issue #16): finance proposes and resolves exceptions
+        "ORDER#*#*",  # orders against coupons (issue #16 point 8): POST /v1/orders/events
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [RUN],
@@ -45,6 +46,8 @@ EXPECTED = {
     "settlement.heartbeat": None,
     "audit": ["AUDITLOG#*", "AUDITREF#*"],
     "audit.sign": None,
+    # The daily order file: its events, the reversals they make, their idempotency keys, ORDER_* exceptions.
+    "orders": ["ORDER#*#*", "REDEMPTION#*", "COUPON#*", "HISTORY#*", "IDEMPOTENCY#*#*", "RECONEXCEPTION#*"],
     "reconciliation": ["RECONRUN#*", "RECONEXCEPTION#*", "RECONCOMPENSATION#*", "RECONTRANSFER#*", "JOURNAL#*",
                        "ENTRIES#*", "BALANCE#*#*"],
 }  # fmt: skip
@@ -54,7 +57,8 @@ TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
     prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign",
-                "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None}  # fmt: skip  (the starter touches no table)
+                "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None,
+                "ReconciliationOrderFiles": "orders"}  # fmt: skip  (the starter touches no table)
     for step in [*STEPS, HEARTBEAT]:
         prefixes["SettlementSteps" + "".join(p.capitalize() for p in step.folder.split("_"))] = step.writer
     found = {}
