@@ -103,3 +103,11 @@ def test_the_next_runs_complete_posts_a_pending_resolution(recon):
 
     assert recon.world.ledger.balance("suspense:simulated") == {"CNY": 0}
     assert recon.store.pending_resolutions() == []
+
+
+def test_the_runs_are_listed_after_a_run_that_found_a_ledger_difference(recon):
+    recon.run(recon.publish(""))
+
+    runs, _ = review(recon).runs(limit=10, cursor=None, date=None)
+
+    assert [r["statement_date"] for r in runs] == [STATEMENT_DAY]

@@ -104,8 +104,7 @@ class ReconciliationStore:
         R = self._run
         return paging.page_of(
             R,
-            RESOLUTIONS_PENDING_PK,
-    RUNS_INDEX_PK,
+            RUNS_INDEX_PK,
             index_name="gsi1",
             query={"list": "recon-runs", "date": date},
             limit=limit,
