@@ -13,7 +13,9 @@ AT = "2026-03-10T12:00:00+08:00"
 
 
 def redeemed(api, keys, order_id="o-1", **changes):
-    code, _ = coupon(api, keys, type="PERCENT", amount=None, min_order=None, percent_bps=1500, max_discount=3000)
+    code, _ = coupon(
+        api, keys, type="PERCENT", amount=None, min_order=None, percent_bps=1500, max_discount=3000
+    )
     answer = redeem(api, keys["merchant:m-001"], code, order_id=order_id, **changes)
     assert answer.status == 201, answer.raw
     return answer.json["redemption_id"], code
@@ -27,7 +29,9 @@ def reversals(api, keys, rid):
     return api.call("GET", f"/v1/redemptions/{rid}/reversals", api_key=keys["admin"]).json["items"]
 
 
-def test_an_order_cancellation_reverses_its_redemption_in_full_and_a_redelivery_reverses_nothing_again(api, keys):
+def test_an_order_cancellation_reverses_its_redemption_in_full_and_a_redelivery_reverses_nothing_again(
+    api, keys
+):
     rid, code = redeemed(api, keys)  # order 10000, discount 1500
     event = {"order_id": "o-1", "type": "CANCELLED", "occurred_at": AT}
 
@@ -60,7 +64,9 @@ def test_a_refund_on_the_order_without_its_reversal_gets_the_proportional_one_on
 
 def test_a_refund_the_merchant_already_reversed_reverses_nothing_more(api, keys):
     rid, _ = redeemed(api, keys)
-    api.call("POST", f"/v1/redemptions/{rid}/reversals", api_key=keys["merchant:m-001"], body={"amount": 4000})
+    api.call(
+        "POST", f"/v1/redemptions/{rid}/reversals", api_key=keys["merchant:m-001"], body={"amount": 4000}
+    )
 
     answer = report(api, keys["merchant:m-001"], {"order_id": "o-1", "type": "REFUNDED", "amount": 4000,
                                                   "currency": "CNY", "occurred_at": AT})  # fmt: skip
@@ -76,9 +82,15 @@ def test_a_paid_amount_other_than_the_redemptions_order_is_an_exception_for_fina
                                                   "currency": "CNY", "occurred_at": AT})  # fmt: skip
     exception_id = answer.json["items"][0]["effects"][rid]["exception_id"]
 
-    finance = api.call("POST", "/v1/api-keys", api_key=keys["admin"], body={"principal": "finance"}).json["api_key"]
+    finance = api.call("POST", "/v1/api-keys", api_key=keys["admin"], body={"principal": "finance"}).json[
+        "api_key"
+    ]
     found = api.call("GET", f"/v1/reconciliation/exceptions/{exception_id}", api_key=finance).json
-    assert (found["class"], found["amount_at_stake"], found["status"]) == ("ORDER_AMOUNT_MISMATCH", 1000, "OPEN")
+    assert (found["class"], found["amount_at_stake"], found["status"]) == (
+        "ORDER_AMOUNT_MISMATCH",
+        1000,
+        "OPEN",
+    )
     assert found["allowed_actions"] == ["ACCEPT_CHANNEL"]
     matching = report(api, keys["merchant:m-001"], {"order_id": "o-1", "type": "PAID", "amount": 10000,
                                                     "currency": "CNY", "occurred_at": AT})  # fmt: skip
@@ -111,7 +123,11 @@ def test_bad_order_events_are_400_naming_the_field_and_write_nothing(api, keys, 
 def test_schema_refusals_name_the_field(api, keys):
     answer = report(api, keys["merchant:m-001"], {"order_id": "o-1", "type": "LOST", "occurred_at": AT})
     assert answer.status == 400 and "type" in str(answer.json)
-    unaware = report(api, keys["merchant:m-001"], {"order_id": "o-1", "type": "CANCELLED", "occurred_at": "2026-03-10T12:00:00"})
+    unaware = report(
+        api,
+        keys["merchant:m-001"],
+        {"order_id": "o-1", "type": "CANCELLED", "occurred_at": "2026-03-10T12:00:00"},
+    )
     assert unaware.status == 400 and "occurred_at" in str(unaware.json)
 
 

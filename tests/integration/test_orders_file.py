@@ -26,7 +26,9 @@ def order_files(api):
     s3 = boto3.client("s3", region_name="eu-west-1")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     coupons.orders_wiring.reset()
-    spec = importlib.util.spec_from_file_location("orders_file_handler", ROOT / "functions" / "orders" / "file" / "handler.py")
+    spec = importlib.util.spec_from_file_location(
+        "orders_file_handler", ROOT / "functions" / "orders" / "file" / "handler.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
@@ -40,21 +42,35 @@ def order_files(api):
 
 
 class _Context:
-    function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "orders-file", 512, "arn:x", "r-1"
+    function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = (
+        "orders-file",
+        512,
+        "arn:x",
+        "r-1",
+    )
 
 
-def test_an_order_file_cancels_and_refunds_as_the_api_would_and_a_second_delivery_changes_nothing(api, keys, order_files):
+def test_an_order_file_cancels_and_refunds_as_the_api_would_and_a_second_delivery_changes_nothing(
+    api, keys, order_files
+):
     cancelled, _ = redeemed(api, keys, order_id="o-1")
     refunded, _ = redeemed(api, keys, order_id="o-2")
-    text = HEADER + f"o-1,CANCELLED,,,{AT},\no-2,PAID,10000,CNY,{AT},\no-2,REFUNDED,2000,CNY,2026-03-10T15:00:00+08:00,r-9\n"
+    text = (
+        HEADER
+        + f"o-1,CANCELLED,,,{AT},\no-2,PAID,10000,CNY,{AT},\no-2,REFUNDED,2000,CNY,2026-03-10T15:00:00+08:00,r-9\n"
+    )
 
     first = order_files(text)
     before = api.items()
     again = order_files(text)
 
     assert first["events"] == 3 and first["new"] == 3 and again["new"] == 0
-    assert [(r["refund_amount"], r["discount_reversed"]) for r in reversals(api, keys, cancelled)] == [(10000, 1500)]
-    assert [(r["refund_amount"], r["discount_reversed"]) for r in reversals(api, keys, refunded)] == [(2000, 300)]
+    assert [(r["refund_amount"], r["discount_reversed"]) for r in reversals(api, keys, cancelled)] == [
+        (10000, 1500)
+    ]
+    assert [(r["refund_amount"], r["discount_reversed"]) for r in reversals(api, keys, refunded)] == [
+        (2000, 300)
+    ]
     assert api.items() == before
     assert reversals(api, keys, cancelled)[0]["reversed_by"] == "merchant:m-001"
 
@@ -69,7 +85,9 @@ def test_a_bad_line_refuses_the_whole_file_and_writes_nothing(api, keys, order_f
     assert api.items() == before and reversals(api, keys, rid) == []
 
 
-def test_a_redemption_without_an_order_outcome_after_the_grace_period_is_an_exception(api, keys, order_files, monkeypatch):
+def test_a_redemption_without_an_order_outcome_after_the_grace_period_is_an_exception(
+    api, keys, order_files, monkeypatch
+):
     import coupons.orders_wiring
 
     answered, _ = redeemed(api, keys, order_id="o-1")
@@ -84,5 +102,7 @@ def test_a_redemption_without_an_order_outcome_after_the_grace_period_is_an_exce
     done = order_files(HEADER + f"o-1,PAID,10000,CNY,{AT},\n", key=f"order-files/m-001/{day}.csv")
 
     assert done["missing_outcomes"] == 1
-    records, _ = ReconciliationStore(api.ddb, TABLE).exceptions(limit=50, cursor=None, cls="ORDER_OUTCOME_MISSING")
+    records, _ = ReconciliationStore(api.ddb, TABLE).exceptions(
+        limit=50, cursor=None, cls="ORDER_OUTCOME_MISSING"
+    )
     assert [(e["key"], e["status"]) for e in records] == [(silent, "OPEN")]

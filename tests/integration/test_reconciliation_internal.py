@@ -7,10 +7,13 @@ from __future__ import annotations
 from coupons.data.models.settlement import party_pk
 from coupons.domain import settlement as rules
 from coupons.domain.ledger import Journal, Leg
-from tests.integration.test_reconciliation_run import STATEMENT_DAY, four_differences, recon  # noqa: F401
+from tests.integration import test_reconciliation_run
+from tests.integration.test_reconciliation_run import STATEMENT_DAY, four_differences
 from tests.integration.test_settlement_steps import MAIN_TABLE, RUN
 
 M1 = rules.instruction_id(RUN, "merchant:m1", "CNY")
+
+recon = test_reconciliation_run.recon  # the fixture: a settled day on moto
 
 
 def internal(recon):
@@ -57,7 +60,9 @@ def test_a_claimed_posting_whose_amount_was_changed_becomes_an_internal_mismatch
     assert "the postings add up to 1200, the run's net is 1300" in found[M1]["detail"]
 
 
-def test_a_stray_journal_on_the_channels_settlement_account_becomes_an_internal_mismatch_booked_to_suspense(recon):
+def test_a_stray_journal_on_the_channels_settlement_account_becomes_an_internal_mismatch_booked_to_suspense(
+    recon,
+):
     recon.world.ledger.post(
         Journal(journal_id="jnl_stray", source_id="stray", kind="MANUAL", currency="CNY",
                 legs=(Leg("settlement:simulated", 70), Leg("platform", -70)), party_shares={}),

@@ -11,10 +11,13 @@ from coupons.domain.ledger import Journal, Leg
 from coupons.domain.principals import parse_principal
 from coupons.domain.reconciliation.differences import Difference, Injection
 from coupons.services.reconciliation_review import Review
+from tests.integration import test_reconciliation_run
 from tests.integration.test_reconciliation_internal import M1
-from tests.integration.test_reconciliation_run import STATEMENT_DAY, recon  # noqa: F401
+from tests.integration.test_reconciliation_run import STATEMENT_DAY
 
 FINANCE = parse_principal("finance")
+
+recon = test_reconciliation_run.recon  # the fixture: a settled day on moto
 
 
 def review(recon):
@@ -53,7 +56,9 @@ def test_a_retried_resolution_posts_nothing_twice(recon):
     before = recon.world.table()
 
     with pytest.raises(Conflict):
-        review(recon).resolve(fee["exception_id"], "WRITE_OFF", "absorbed", FINANCE, account="expense:bank-fees")
+        review(recon).resolve(
+            fee["exception_id"], "WRITE_OFF", "absorbed", FINANCE, account="expense:bank-fees"
+        )
     recon.service.post_resolutions()
 
     assert recon.world.table() == before
@@ -69,7 +74,9 @@ def test_a_write_off_of_the_ledgers_own_difference_empties_suspense_into_the_nam
     recon.run(recon.publish(""))
     exc = only(recon, "INTERNAL_MISMATCH")
 
-    review(recon).resolve(exc["exception_id"], "WRITE_OFF", "a manual journal in error", FINANCE, account="platform")
+    review(recon).resolve(
+        exc["exception_id"], "WRITE_OFF", "a manual journal in error", FINANCE, account="platform"
+    )
     recon.service.post_resolutions()
 
     assert recon.world.ledger.balance("suspense:simulated") == {"CNY": 0}

@@ -24,14 +24,27 @@ MAX_BATCH = 100
 class OrderEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    merchant_id: PartyId | None = Field(default=None, description="the order's merchant (a merchant key: its own, the default)")
-    order_id: Annotated[StrictStr, Field(min_length=1, max_length=128, description="the order_id the redemption was made with")]
+    merchant_id: PartyId | None = Field(
+        default=None, description="the order's merchant (a merchant key: its own, the default)"
+    )
+    order_id: Annotated[
+        StrictStr,
+        Field(min_length=1, max_length=128, description="the order_id the redemption was made with"),
+    ]
     type: Literal["PAID", "CANCELLED", "REFUNDED"]
-    amount: Amount | None = Field(default=None, description="PAID: what the order was paid; REFUNDED: what was refunded")
+    amount: Amount | None = Field(
+        default=None, description="PAID: what the order was paid; REFUNDED: what was refunded"
+    )
     currency: Currency | None = None
-    occurred_at: AwareDatetime = Field(description="when it happened at the merchant (ISO 8601 with an offset)")
-    event_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] | None = Field(
-        default=None, description="the merchant's id of the event; without one it is derived from what the event says")
+    occurred_at: AwareDatetime = Field(
+        description="when it happened at the merchant (ISO 8601 with an offset)"
+    )
+    event_id: (
+        Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] | None
+    ) = Field(
+        default=None,
+        description="the merchant's id of the event; without one it is derived from what the event says",
+    )
 
 
 class OrderEventBatch(BaseModel):
@@ -62,5 +75,7 @@ def report(request: Annotated[OrderEventBatch | OrderEventIn, Body()]):
         if not event.merchant_id:
             where = f"events[{i}]." if isinstance(request, OrderEventBatch) else ""
             raise InvalidField("an admin names the order's merchant", field=f"{where}merchant_id")
-    items = dependencies.orders().report(events, principal, source="api", batch=isinstance(request, OrderEventBatch))
+    items = dependencies.orders().report(
+        events, principal, source="api", batch=isinstance(request, OrderEventBatch)
+    )
     return json_response(200, {"items": items})

@@ -23,9 +23,15 @@ def lambda_handler(event: dict, context) -> dict:
     version = detail["object"].get("version-id")
     merchant_id, day = parse_key(key)
     read = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version and version != "null" else {})}
-    events = parse(s3().get_object(**read)["Body"].read().decode("utf-8"), merchant_id)  # whole, before any write
+    events = parse(
+        s3().get_object(**read)["Body"].read().decode("utf-8"), merchant_id
+    )  # whole, before any write
     orders = service()
     applied = orders.report(events, parse_principal(f"merchant:{merchant_id}"), source=key)
     missing = orders.check_outcomes(merchant_id, day)
     logger.info("order file", extra={"key": key, "events": len(applied), "missing": len(missing)})
-    return {"events": len(applied), "new": sum(1 for a in applied if a["recorded"]), "missing_outcomes": len(missing)}
+    return {
+        "events": len(applied),
+        "new": sum(1 for a in applied if a["recorded"]),
+        "missing_outcomes": len(missing),
+    }

@@ -97,7 +97,9 @@ class Orders:
         )  # fmt: skip
         return answer["reversal_id"]
 
-    def _exception(self, redemption: dict, event: rules.OrderEvent | None, cls: str, stake: int, detail: str) -> str:
+    def _exception(
+        self, redemption: dict, event: rules.OrderEvent | None, cls: str, stake: int, detail: str
+    ) -> str:
         rid = redemption["redemption_id"]
         exc = make(ExceptionClass(cls), date=redemption["business_date"], channel=CHANNEL, key=rid,
                    currency=redemption["currency"], amount_at_stake=stake,
@@ -111,7 +113,9 @@ class Orders:
 
         at = iso(self._clock())
         self.recon.record_exception(exception_record(exc), run_id=SYSTEM_RUN, at=at)
-        self.recon.set_compensated(exc.exception_id, action="REVIEW", compensation_id="", review=True, resolution=None)
+        self.recon.set_compensated(
+            exc.exception_id, action="REVIEW", compensation_id="", review=True, resolution=None
+        )
         return exc.exception_id
 
     def check_outcomes(self, merchant_id: str, business_date: str) -> list[str]:
@@ -123,11 +127,17 @@ class Orders:
         while position is not None:
             page, position = self.ledger.entries(f"merchant:{merchant_id}", from_date=start, to_date=business_date,
                                                  start=position, limit=200)  # fmt: skip
-            ids |= {p["redemption_id"] for p in page if p.get("source_kind") == "REDEMPTION" and p.get("redemption_id")}
+            ids |= {
+                p["redemption_id"]
+                for p in page
+                if p.get("source_kind") == "REDEMPTION" and p.get("redemption_id")
+            }
         redemptions = [r for r in (self.redemptions.redemption(i) for i in sorted(ids)) if r]
         answered = {r["redemption_id"] for r in redemptions
                     if r.get("order_id") and self.store.events(merchant_id, r["order_id"])}  # fmt: skip
-        missing = rules.missing_outcomes(redemptions, answered, now=self._clock(), grace_hours=self.grace_hours)
+        missing = rules.missing_outcomes(
+            redemptions, answered, now=self._clock(), grace_hours=self.grace_hours
+        )
         return [self._exception(r, None, "ORDER_OUTCOME_MISSING", r["discount"],
                                 f"no outcome of order {r['order_id']} {self.grace_hours} hours after the redemption")
                 for r in missing]  # fmt: skip

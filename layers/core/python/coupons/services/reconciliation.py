@@ -23,8 +23,8 @@ from coupons.domain.ledger import Journal, Leg
 from coupons.domain.payments import ChannelStatus, Direction, Instruction
 from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.formats import read_statement
-from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
 from coupons.domain.reconciliation.internal import ledger_differences, unconfirmed_sums
+from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
 from coupons.domain.reconciliation.records import ExceptionClass as C
 from coupons.domain.reconciliation.records import PartyRecord, ReconException, Transfer, TransferStatus
 from coupons.domain.transfer_journals import settlement_account, transfer_journal_id

@@ -13,8 +13,14 @@ from coupons.domain.coupons import iso
 from coupons.domain.errors import Conflict, InvalidField, NotFound
 from coupons.domain.principals import Principal
 from coupons.domain.reconciliation.records import ExceptionClass as C
-
-from coupons.domain.reconciliation.resolution import ACCEPT, REOPEN, RESEND, REVERSE, WRITE_OFF, resolution_journal
+from coupons.domain.reconciliation.resolution import (
+    ACCEPT,
+    REOPEN,
+    RESEND,
+    REVERSE,
+    WRITE_OFF,
+    resolution_journal,
+)
 
 # What finance may do per class (issue #16 point 9): accept the channel's side, send again, write off
 # to a named account, reverse. REOPEN is for a RESOLVED exception of any class.

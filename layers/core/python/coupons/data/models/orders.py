@@ -1,8 +1,8 @@
 """Merchants' order outcomes (coupons.data.orders), and the index that finds an order's redemptions.
 
-  ORDER#{merchant_id}#{order_id} / EVENT#{occurred_at}#{event_id}   OrderEventItem
-  gsi1: ORDER#{merchant_id}#{order_id} / REDEMPTION#{redemption_id}  on the redemption item itself
-        (coupons.data.redemptions writes it with the redemption, when the redemption has an order id)
+ORDER#{merchant_id}#{order_id} / EVENT#{occurred_at}#{event_id}   OrderEventItem
+gsi1: ORDER#{merchant_id}#{order_id} / REDEMPTION#{redemption_id}  on the redemption item itself
+      (coupons.data.redemptions writes it with the redemption, when the redemption has an order id)
 """
 
 from __future__ import annotations
