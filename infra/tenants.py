@@ -106,6 +106,9 @@ class Tenant(BaseModel):
     # exception needs a second finance principal (four-eyes: the approver is not the proposer).
     reconciliation_policy: ReconciliationPolicy = ReconciliationPolicy()
     reconciliation_four_eyes: bool = False
+    # Orders against coupons: a redemption whose order reported no outcome (PAID, CANCELLED, REFUNDED)
+    # this many hours after it is an ORDER_OUTCOME_MISSING exception.
+    order_outcome_grace_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 48
 
     @field_validator("settlement_time_zone")
     @classmethod

@@ -282,7 +282,23 @@ class ReconciliationExceptionPage(Page):
     """Exceptions, newest date first."""
 
 
+class OrderEventResult(_Open):
+    event_id: str
+    order_id: str
+    type: str
+    recorded: bool = Field(description="false: the same event was reported before (nothing done again)")
+    effects: dict[str, dict[str, str]] = Field(
+        description="per redemption made against the order: the reversal it made, the exception it opened"
+    )
+
+
+class OrderEventsRecorded(_Open):
+    items: list[OrderEventResult]
+
+
 __all__ = [
+    "OrderEventResult",
+    "OrderEventsRecorded",
     "ApiKey",
     "AuditEntry",
     "ApiKeyCreated",

@@ -175,4 +175,23 @@ def reconciliation_review():
     return Review(
         ReconciliationStore(dynamodb(), settings().main_table),
         four_eyes=os.environ.get("RECONCILIATION_FOUR_EYES", "false") == "true",
+        ledger=ledger(),
+        fee_bearer=os.environ.get("RECONCILIATION_FEE_BEARER", "platform"),
     )
+
+
+@cache
+def orders():
+    import os
+
+    from coupons.data.orders import OrderStore
+    from coupons.data.reconciliation import ReconciliationStore
+    from coupons.data.redemptions import RedemptionStore
+    from coupons.services.orders import Orders
+
+    client, table = dynamodb(), settings().main_table
+    return Orders(
+        OrderStore(client, table), redeemer(), RedemptionStore(client, table), idempotency(),
+        ReconciliationStore(client, table), ledger=ledger(),
+        grace_hours=int(os.environ.get("ORDER_OUTCOME_GRACE_HOURS", "48")),
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from routes import (  # noqa: F401  (registers routes)
     coupons,
     funding_rules,
     meta,
+    orders,
     reconciliation,
     redemptions,
     risk,

@@ -73,6 +73,8 @@ class Api(Construct):
                 "RECONCILIATION_FOUR_EYES": "true" if tenant.reconciliation_four_eyes else "false",
                 # An admin's intraday run of a date is cut at this local time (coupons.domain.timeline).
                 **t0_cutoff_environment(tenant),
+                "RECONCILIATION_FEE_BEARER": tenant.reconciliation_policy.fee_bearer,
+                "ORDER_OUTCOME_GRACE_HOURS": str(tenant.order_outcome_grace_hours),
             },
         )
         self.function = self.handler.function

@@ -26,6 +26,8 @@ from constructs import Construct
 
 from coupons.data.channel_statements import PREFIX
 from coupons.data.schema import BANK, MAIN
+from coupons.domain.orders_file import PREFIX as ORDER_FILES
+from coupons.orders_wiring import GRACE_HOURS
 from coupons.reconciliation_wiring import POLICY, STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
@@ -100,6 +102,7 @@ class Reconciliation(Construct):
             ),
             targets=[targets.LambdaFunction(self.start, retry_attempts=8, max_event_age=Duration.hours(24))],
         )
+        self.order_files = self._order_files(tenant, layers, table, statements, key)
         for function in (self.steps, self.start):
             Validations.of(function.role).acknowledge(
                 Acknowledgment(
@@ -113,6 +116,38 @@ class Reconciliation(Construct):
                     "prefix, and no other object of the bucket.",
                 ),
             )
+
+    def _order_files(self, tenant: Tenant, layers: Layers, table, statements: s3.IBucket, key: kms.IKey):
+        """Orders against coupons: a merchant's daily order file (order-files/{merchant}/{date}.csv) →
+        the OrderFiles function (S3 → EventBridge, like the statements)."""
+        function = ServiceFunction(
+            self, "OrderFiles", tenant=tenant, folder="orders/file",
+            description="Orders against coupons: apply a merchant's daily order file", layers=layers, key=key,
+            statements=[
+                *table_statements(table, "orders"),
+                iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
+                iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"],
+                                    resources=[statements.arn_for_objects(f"{ORDER_FILES}*")]),
+            ],
+            environment={MAIN.env_var: table.table_name, GRACE_HOURS: str(tenant.order_outcome_grace_hours)},
+            timeout_seconds=300,
+        ).function  # fmt: skip
+        events.Rule(
+            self, "OrderFileArrived", description=f"A merchant's order file arrived ({tenant.name})",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"],
+                detail={"bucket": {"name": [statements.bucket_name]}, "object": {"key": [{"prefix": ORDER_FILES}]}},
+            ),
+            targets=[targets.LambdaFunction(function, retry_attempts=8, max_event_age=Duration.hours(24))],
+        )  # fmt: skip
+        Validations.of(function.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{_logical_id(statements)}.Arn>/{ORDER_FILES}*]",
+                reason="The order-file function reads merchants' order files (every version), all of them under the "
+                "order-files/ prefix, and no other object of the bucket.",
+            ),
+        )
+        return function
 
     def _task(self, name: str, payload: dict, result_path: str | None):
         task = tasks.LambdaInvoke(

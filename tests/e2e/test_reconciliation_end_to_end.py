@@ -141,3 +141,20 @@ def test_the_next_days_file_reconciles_clean(reconciled, local_stack, aws, api: 
     assert execution["status"] == "SUCCEEDED", execution
     [run] = api.ok("GET", "/v1/reconciliation/runs", finance, date=day)["items"]
     assert run["by_class"] == {} and run["status"] == "COMPLETED"
+
+
+def test_an_order_cancellation_event_reverses_its_redemption_automatically(local_stack, api: Api, keys):
+    world = World(api, keys["admin"], 1)
+    merchant = world.merchant_ids[0]
+    redemption = world.redeem(merchant)
+    event = {"order_id": redemption["order_id"], "type": "CANCELLED", "occurred_at": "2026-03-10T12:00:00+08:00"}
+
+    first = api.ok("POST", "/v1/orders/events", world.keys[merchant], event)
+    again = api.ok("POST", "/v1/orders/events", world.keys[merchant], {"events": [event]})
+
+    rid = redemption["redemption_id"]
+    [reversal] = api.ok("GET", f"/v1/redemptions/{rid}/reversals", keys["admin"])["items"]
+    assert reversal["refund_amount"] == redemption["order_amount"]
+    assert reversal["discount_reversed"] == redemption["discount"]
+    assert first["items"][0]["effects"] == {rid: {"reversal_id": reversal["reversal_id"]}}
+    assert again["items"][0]["recorded"] is False and again["items"][0]["effects"] == first["items"][0]["effects"]

@@ -98,6 +98,9 @@ def test_the_api_function_is_configured_for_its_tenant(
         "RECONCILIATION_FOUR_EYES": "true" if settings.reconciliation_four_eyes else "false",
         # An admin's intraday run is cut at the tenant's T+0 cut-off (coupons.domain.timeline).
         **({"SETTLEMENT_T0_CUTOFF": settings.settlement_t0_cutoff} if settings.settlement_t0_cutoff else {}),
+        # A resolution's journal books an accepted fee to the tenant's fee bearer; orders against coupons.
+        "RECONCILIATION_FEE_BEARER": settings.reconciliation_policy.fee_bearer,
+        "ORDER_OUTCOME_GRACE_HOURS": str(settings.order_outcome_grace_hours),
         "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,

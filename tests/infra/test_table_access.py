@@ -32,6 +32,7 @@ EXPECTED = {
         "RISKLIST#*", "RISKRULES", "RISKCTR#*", "RISKGUESS#*", "RISKDECISION#*",
         "RISKHOLDS", "RISKREVIEW#*",  # settlement holds and REVIEW releases (issue #18 point 5)
         "RECONEXCEPTION#*",  # reconciliation (issue #16): finance proposes and resolves exceptions
+        "ORDER#*#*",  # orders against coupons (issue #16 point 8): POST /v1/orders/events
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [*RUN],
@@ -51,6 +52,8 @@ EXPECTED = {
     "anomaly": ["RISKBASE#*", "RISKSEEN#*", "RISKHOLDS", "RISKDECISION#*"],
     # Issue #15: the redemption holds' expiry sweep releases a hold, its coupon, with a history event.
     "holds.expiry": ["REDEMPTION#*", "COUPON#*", "HISTORY#*"],
+    # The daily order file: its events, the reversals they make, their idempotency keys, ORDER_* exceptions.
+    "orders": ["ORDER#*#*", "REDEMPTION#*", "COUPON#*", "HISTORY#*", "IDEMPOTENCY#*#*", "RECONEXCEPTION#*"],
     "reconciliation": ["RECONRUN#*", "RECONEXCEPTION#*", "RECONCOMPENSATION#*", "RECONTRANSFER#*", "JOURNAL#*",
                        "ENTRIES#*", "BALANCE#*#*"],
 }  # fmt: skip
@@ -60,7 +63,8 @@ TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
     prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "AnomalyHandler": "anomaly", "HoldsExpiry": "holds.expiry",
-                "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None}  # fmt: skip  (the starter touches no table)
+                "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None,
+                "ReconciliationOrderFiles": "orders"}  # fmt: skip  (the starter touches no table)
     for step in [*STEPS, HEARTBEAT]:
         prefixes["SettlementSteps" + "".join(p.capitalize() for p in step.folder.split("_"))] = step.writer
     found = {}

@@ -101,6 +101,7 @@ def load_api_handler():
         "risk",
         "risk_rules",
         "commission",
+        "orders",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

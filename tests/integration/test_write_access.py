@@ -277,6 +277,18 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
         assert reconciliation.match(run["run_id"])["exceptions"] >= 1
         reconciliation.compensate(run["run_id"], start=0, limit=50)
         reconciliation.complete(run["run_id"])
+    # And a merchant's order file cancels an order: the order-file function reverses its redemptions
+    import coupons.orders_wiring
+    from coupons.domain.orders import OrderEvent
+    from coupons.domain.principals import parse_principal
+
+    coupons.orders_wiring.reset()
+    cancelled = OrderEvent("m-001", "o-1", "CANCELLED", "2026-03-10T04:00:00.000000Z")
+    with recorder.as_("orders"):
+        [applied] = coupons.orders_wiring.service().report(
+            [cancelled], parse_principal("merchant:m-001"), source="order-files/m-001/2026-03-10.csv"
+        )
+    assert any("reversal_id" in done for done in applied["effects"].values()), applied
 
     # Then each function wrote only inside its partitions, and called only what its role allows
     outside, refused = [], []

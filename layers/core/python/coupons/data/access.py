@@ -22,6 +22,7 @@ from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
+from coupons.data.models.orders import order_pk
 from coupons.data.models.reconciliation import compensation_pk, exception_pk, recon_run_pk, transfer_state_pk
 from coupons.data.models.redemptions import qr_token_pk, redemption_pk
 from coupons.data.models.risk import (
@@ -98,9 +99,8 @@ RISK_SEEN = Partition(seen_pk("*"), "the stream records the anomaly detector has
 RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
 RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
 RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
-RECON_TRANSFER = Partition(
-    transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)"
-)
+RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
+ORDER = Partition(order_pk("*", "*"), "merchants' order outcomes (coupons.data.orders), once per event id")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
 PUT, UPDATE, DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
@@ -151,7 +151,8 @@ WRITERS: dict[str, TableAccess] = {
             RISK_DECISION,
             RISK_HOLD,  # admins and finance hold and release parties
             RISK_REVIEW,  # ... and release REVIEW redemptions
-            RECON_EXCEPTION,  # finance proposes and resolves (four-eyes); never creates or deletes one
+            RECON_EXCEPTION,  # finance proposes and resolves (four-eyes); an order event opens ORDER_* exceptions
+            ORDER,  # POST /v1/orders/events
         ),
         indexes=True,
     ),
@@ -191,6 +192,14 @@ WRITERS: dict[str, TableAccess] = {
     "anomaly": TableAccess(READ, (PUT,), (RISK_BASELINE, RISK_SEEN, RISK_HOLD, RISK_DECISION)),
     # Reads settlement's runs and parties (never writes them); its own items, and the confirmation and
     # compensation journals with their postings and balances (coupons.data.ledger's post).
+    # The daily order file (functions/orders/file): its events, the reversals they make (through the
+    # redemption service: the redemption, its reversal, the coupon given back, its history, the
+    # Idempotency-Key derived from the event), the ORDER_* exceptions.
+    "orders": TableAccess(
+        READ, (PUT, UPDATE, DELETE, CHECK),
+        (ORDER, REDEMPTION, COUPON, HISTORY, IDEMPOTENCY, RECON_EXCEPTION),
+        indexes=True,
+    ),
     "reconciliation": TableAccess(
         (*READ, BATCH_GET),
         (PUT, UPDATE, CHECK),

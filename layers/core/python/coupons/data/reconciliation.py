@@ -13,9 +13,11 @@ from coupons.data.models.reconciliation import (
     COMPENSATION_SK,
     EXCEPTION_SK,
     EXCEPTIONS_INDEX_PK,
+    RESOLUTIONS_PENDING_PK,
     RUN_SK,
     RUNS_INDEX_PK,
     TRANSFER_SK,
+    ClaimedItem,
     CompensationItem,
     ReconExceptionItem,
     ReconRun,
@@ -48,6 +50,7 @@ class ReconciliationStore:
         self._exception = ReconExceptionItem.bound(client, table_name)
         self._compensation = CompensationItem.bound(client, table_name)
         self._transfer = TransferState.bound(client, table_name)
+        self._claimed = ClaimedItem.bound(client, table_name)
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -83,6 +86,19 @@ class ReconciliationStore:
         actions = [getattr(R, k).set(_clean(v)) for k, v in changes.items() if v is not None]
         # The run exists (start_run made it): never a stub run from a late step.
         item.update(actions=actions, condition=R.pk.exists())
+
+    def add_run_exception(self, run_id: str, exception_id: str) -> None:
+        """An exception found after the match (the ledger check of Complete) joins the run's list once."""
+        R = self._run
+        try:
+            R(recon_run_pk(run_id), RUN_SK).update(
+                actions=[R.exception_ids.set((R.exception_ids | []).append([exception_id]))],
+                # The run exists, and a retried step does not list the exception twice.
+                condition=R.pk.exists() & ~R.exception_ids.contains(exception_id),
+            )
+        except UpdateError as error:
+            if not failed_condition(error):
+                raise
 
     def runs(self, *, limit: int, cursor: str | None, date: str | None = None):
         R = self._run
@@ -173,7 +189,12 @@ class ReconciliationStore:
             raise
 
     def resolve(self, exception_id: str, resolution: dict[str, Any], *, status: str = RESOLVED) -> None:
+        """`resolution["journal"]` (id, currency, legs): the exception joins the pending-resolutions
+        index, from which the reconciliation function posts the journal (post_resolution)."""
         E = self._exception
+        pending = []
+        if resolution.get("journal"):
+            pending = [E.gsi2pk.set(RESOLUTIONS_PENDING_PK), E.gsi2sk.set(f"{resolution['at']}#{exception_id}")]
         try:
             E(exception_pk(exception_id), EXCEPTION_SK).update(
                 actions=[
@@ -182,6 +203,7 @@ class ReconciliationStore:
                     E.resolved_at.set(resolution["at"]),
                     E.proposal.remove(),
                     self._logged(resolution),
+                    *pending,
                 ],
                 # Resolved once: two finance users resolving at once, one wins, the other is told.
                 condition=E.pk.exists() & (E.status == OPEN),
@@ -190,6 +212,18 @@ class ReconciliationStore:
             if failed_condition(error):
                 raise ExceptionChanged(exception_id) from None
             raise
+
+    def pending_resolutions(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Resolved exceptions whose resolution's journal is not posted yet, oldest first."""
+        E = self._exception
+        return [e.record(keep_keys=True) for e in E.query(RESOLUTIONS_PENDING_PK, index_name="gsi2", limit=limit)]
+
+    def resolution_posted(self, exception_id: str) -> None:
+        """Out of the pending index (its journal was found posted already)."""
+        E = self._exception
+        E(exception_pk(exception_id), EXCEPTION_SK).update(
+            actions=[E.gsi2pk.remove(), E.gsi2sk.remove()], condition=E.pk.exists()  # never a stub
+        )
 
     def _logged(self, entry: dict[str, Any]):
         E = self._exception
@@ -259,6 +293,14 @@ class ReconciliationStore:
              "run_id": run_id, "statement_date": statement_date, "at": at},
             pk=transfer_state_pk(instruction_id), sk=TRANSFER_SK,
         ).save()  # fmt: skip  (last writer wins: CONFIRMED then RETURNED, in run order)
+
+    def claimed_sum(self, lines: list[dict[str, Any]], *, run_id: str, currency: str) -> int:
+        """Σ of the items the run's settlement lines point at (the ledger postings and carried amounts
+        themselves, not the lines' copies) that this run claimed, in `currency`: what the party's net
+        must be. A posting changed or claimed by another run since shows as a difference."""
+        keys = sorted({(line["posting_pk"], line["posting_sk"]) for line in lines if line["currency"] == currency})
+        return sum(item.amount for item in self._claimed.batch_get(keys, consistent_read=True)
+                   if item.run_id == run_id and item.currency == currency)  # fmt: skip
 
     def transfer_states(self, instruction_ids: list[str], *, before: str) -> dict[str, str]:
         """What files dated before `before` proved: a replay or a re-upload of a day's file must see

@@ -18,6 +18,7 @@ from coupons.data.idempotency import completed_write, existing_record
 from coupons.data.models.base import Transaction
 from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
 from coupons.data.models.idempotency import IdempotencyRecord
+from coupons.data.models.orders import order_index
 from coupons.data.models.redemptions import (
     HOLD_SK,
     LIVE_HOLD_SHARDS,
@@ -146,6 +147,8 @@ class RedemptionHoldStore:
                 pk=redemption_pk(rid),
                 sk=REDEMPTION_SK,
                 **pending_index(rid, end.redemption["business_date"]),
+                # As a redemption's: orders against coupons (coupons.services.orders) find it by its order.
+                **order_index(end.redemption.get("merchant_id"), end.redemption.get("order_id"), rid),
             )
             # One redemption per hold (its status guards that too): never an overwrite.
             tx.save(item, self._redemption.pk.does_not_exist(), tag=_REDEMPTION)

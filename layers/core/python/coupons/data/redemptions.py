@@ -29,6 +29,7 @@ from coupons.data.models.base import Transaction, Write
 from coupons.data.models.campaigns import SHARD_SK, QuotaShard, shard_pk
 from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
 from coupons.data.models.idempotency import IdempotencyRecord
+from coupons.data.models.orders import order_index
 from coupons.data.models.redemptions import (  # the pending-index names: re-exported for clearing and tests
     CLEARING_PENDING,  # noqa: F401
     HOLD_SK,
@@ -248,6 +249,8 @@ class RedemptionStore:
                 pk=redemption_pk(redemption["redemption_id"]),
                 sk=REDEMPTION_SK,
                 **pending_index(redemption["redemption_id"], redemption["business_date"]),
+                # Orders against coupons (coupons.services.orders) find an order's redemptions by it.
+                **order_index(redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]),
             )
         # A new id: a clash (vanishingly rare) is retried with another, never an overwrite.
         tx.save(item, type(item).pk.does_not_exist(), tag=_REDEMPTION)

@@ -23,8 +23,11 @@ from coupons.domain.ledger import Journal, Leg
 from coupons.domain.payments import ChannelStatus, Direction, Instruction
 from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.formats import read_statement
+from coupons.domain.reconciliation.internal import ledger_differences, unconfirmed_sums
 from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
-from coupons.domain.reconciliation.records import ReconException, Transfer, TransferStatus
+from coupons.domain.reconciliation.records import ExceptionClass as C
+from coupons.domain.reconciliation.records import PartyRecord, ReconException, Transfer, TransferStatus
+from coupons.domain.transfer_journals import settlement_account, transfer_journal_id
 
 FORMAT = "coupons-bill"
 # Transfers of settlement runs this many days before the file are offered to the matcher (held-open
@@ -108,11 +111,12 @@ class Reconciliation:
         # Pass 1: the whole file parses and adds up before anything is written (the summary is at its end).
         lines = sum(1 for _ in self._lines(run))
         transfers = self.transfers(channel, day)
+        records = self.party_records(day)
         matcher = Matcher(MatchConfig(channel=channel, statement_date=day, time_zone=self.time_zone))
         at = iso(self._clock())
         exception_ids: list[str] = []
         by_id = {t.instruction_id: t for t in transfers}
-        for item in matcher.run(self._lines(run), transfers):  # pass 2: written as matched
+        for item in matcher.run(self._lines(run), transfers, party_records=records):  # pass 2: written as matched
             if isinstance(item, Confirmation):
                 self._confirm(item, channel, by_id[item.instruction_id], run_id, at, day)
             else:
@@ -136,7 +140,33 @@ class Reconciliation:
         following = start + limit
         return {"run_id": run_id, "start": following, "more": following < len(ids)}
 
+    def post_resolutions(self) -> int:
+        """Posts the journals of finance's resolutions (the API records them, never writes the ledger),
+        each in one transaction with the exception leaving the pending index: posted once, whoever
+        retries. A write-off of a transfer the channel never showed takes it off its way too."""
+        posted = 0
+        for record in self.store.pending_resolutions():
+            spec, day = record["resolution"]["journal"], record["resolved_at"][:10]
+            journal = Journal(journal_id=spec["journal_id"], source_id=record["exception_id"], kind=spec["kind"],
+                              currency=spec["currency"], legs=tuple(Leg(x["account"], x["amount"]) for x in spec["legs"]),
+                              party_shares={})  # fmt: skip
+            try:
+                self.ledger.post(journal, business_date=day, due_date=day, posted_at=iso(self._clock()), extra={},
+                                 source_key={"pk": record["pk"], "sk": record["sk"]})  # fmt: skip
+                posted += 1
+            except AlreadyPosted:
+                self.store.resolution_posted(record["exception_id"])
+            ours = record.get("ours") or {}
+            if record["cls"] in (C.MISSING_AT_CHANNEL, C.TIMING) and any(
+                x["account"] == settlement_account(record["channel"]) for x in spec["legs"]
+            ):
+                self.store.set_transfer_state(ours["instruction_id"], TransferStatus.CONFIRMED, run_id="",
+                                              statement_date=day, at=record["resolved_at"])  # fmt: skip
+        return posted
+
     def complete(self, run_id: str) -> dict:
+        self.post_resolutions()  # finance's since the last run: the ledger check below sees them
+        self.check_ledger(run_id)  # the books after this file: before the report, which counts it
         run = self.store.run(run_id)
         compensated: dict[str, int] = {}
         for exception_id in run.get("exception_ids") or []:
@@ -173,12 +203,45 @@ class Reconciliation:
 
     # -- our side ----------------------------------------------------------------------------
 
-    def transfers(self, channel: str, statement_date: str) -> list[Transfer]:
+    def transfers(self, channel: str, statement_date: str, *, proven_before: str | None = None) -> list[Transfer]:
         """Our transfers the file may show, sorted by instruction id: those of the settlement runs of
-        the last LOOKBACK_DAYS, as settlement recorded them, with what earlier files proved."""
+        the last LOOKBACK_DAYS, as settlement recorded them, with what files dated before
+        `proven_before` (default: the file's own day) proved."""
+        found = {t.instruction_id: t for t, _ in self._sent(statement_date)}
+        before = proven_before or statement_date
+        states = self.store.transfer_states(list(found), before=before) if found else {}
+        out = []
+        for instruction_id in sorted(found):
+            t = found[instruction_id]
+            if instruction_id in states:
+                t = Transfer(**{**asdict(t), "status": TransferStatus(states[instruction_id])})
+            out.append(t)
+        return out
+
+    def party_records(self, statement_date: str) -> list[PartyRecord]:
+        """Point 5 (b, c): per transfer, what its run decided for the party, what the postings the run
+        claimed for it add up to (read at the postings themselves), and what the transfer's own
+        journal settled. Sorted by instruction id, like the transfers."""
+        records = []
+        for transfer, (party, o) in self._sent(statement_date):
+            journal = self.ledger.journal(transfer_journal_id(transfer.instruction_id))
+            settled = None
+            if journal is not None:
+                settled = -sum(leg["amount"] for leg in journal["legs"] if leg["account"] == party)
+            records.append(PartyRecord(
+                instruction_id=transfer.instruction_id, party=party, currency=transfer.currency,
+                decision=o["decision"], transfer=int(o["transfer"]), net=int(o["net"]),
+                postings_sum=self.store.claimed_sum(self.settlement.lines(transfer.run_id, party),
+                                                    run_id=transfer.run_id, currency=transfer.currency),
+                journal_settled=settled, journal_expected=o["status"] == "SENT",
+            ))  # fmt: skip
+        return sorted(records, key=lambda r: r.instruction_id)
+
+    def _sent(self, statement_date: str) -> Iterator[tuple[Transfer, tuple[str, dict]]]:
+        """The INSTRUCTED / SENT transfers of the settlement runs of the last LOOKBACK_DAYS, each with
+        (party, its outcome as the run recorded it)."""
         since = (date.fromisoformat(statement_date) - timedelta(days=LOOKBACK_DAYS)).isoformat()
         zone = ZoneInfo(self.time_zone)
-        found: dict[str, Transfer] = {}
         start = None
         while True:
             runs, start = self.settlement.runs(limit=50, start=start)
@@ -191,23 +254,43 @@ class Reconciliation:
                             continue
                         moment = o.get("sent_at") or o.get("instructed_at")
                         day = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(zone).date()
-                        found[o["instruction_id"]] = Transfer(
+                        yield Transfer(
                             instruction_id=o["instruction_id"], party=party["party"],
                             direction=Direction.PAYOUT if o["decision"] == "PAYOUT" else Direction.COLLECTION,
                             amount=int(o["transfer"]), fee=0, currency=currency,
                             status=TransferStatus(o["status"]), date=day.isoformat(),
                             sent_at=o.get("sent_at") or "", run_id=run["run_id"],
-                        )  # fmt: skip
+                        ), (party["party"], o)  # fmt: skip
             if not start or (runs and runs[-1]["business_date"] < since):
                 break
-        states = self.store.transfer_states(list(found), before=statement_date) if found else {}
-        out = []
-        for instruction_id in sorted(found):
-            t = found[instruction_id]
-            if instruction_id in states:
-                t = Transfer(**{**asdict(t), "status": TransferStatus(states[instruction_id])})
-            out.append(t)
-        return out
+
+    def check_ledger(self, run_id: str) -> list[str]:
+        """`settlement:{channel}` after this file's confirmations and compensations against the transfers
+        the channel has still not confirmed (SENT: their journal put them there; INSTRUCTED ones posted
+        nothing yet), with what this file proved. A difference is an INTERNAL_MISMATCH booked to
+        suspense (review). Idempotent: once compensated the books agree and a retry finds nothing."""
+        run = self.store.run(run_id)
+        channel, day = run["channel"], run["statement_date"]
+        following = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        on_the_way = [t for t in self.transfers(channel, day, proven_before=following)
+                      if t.status is TransferStatus.SENT]  # fmt: skip
+        found = []
+        at = iso(self._clock())
+        for exc in ledger_differences(channel, day, self.ledger.balance(settlement_account(channel)),
+                                      unconfirmed_sums(on_the_way)):  # fmt: skip
+            if self.store.record_exception(exception_record(exc), run_id=run_id, at=at):
+                # Counted with the match's classes (once: a retry finds the exception there).
+                by_class, at_stake = dict(run.get("by_class") or {}), dict(run.get("at_stake") or {})
+                by_class[str(exc.cls)] = by_class.get(str(exc.cls), 0) + 1
+                stake = dict(at_stake.get(str(exc.cls)) or {})
+                stake[exc.currency] = stake.get(exc.currency, 0) + exc.amount_at_stake
+                at_stake[str(exc.cls)] = stake
+                self.store.update_run(run_id, {"by_class": by_class, "at_stake": at_stake})
+                run = {**run, "by_class": by_class, "at_stake": at_stake}
+            self.store.add_run_exception(run_id, exc.exception_id)
+            self._compensate(self.store.exception(exc.exception_id), run_id, day)
+            found.append(exc.exception_id)
+        return found
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -248,6 +331,11 @@ class Reconciliation:
         })  # fmt: skip
         if decision.journal is not None:
             self._post(decision.journal, today, at, run_id, due_date=decision.due_date)
+        if exc.cls is C.AMOUNT_MISMATCH and decision.journal is not None and exc.instruction_id:
+            # Its journal took it out of settlement:{channel} (what moved is in bank:, the difference in
+            # suspense:): no longer on its way, so neither offered as unconfirmed nor counted there again.
+            self.store.set_transfer_state(exc.instruction_id, TransferStatus.CONFIRMED, run_id=run_id,
+                                          statement_date=today, at=at)
         if decision.action == comp.Action.RETURN_AND_REVERSE and exc.instruction_id:
             self.store.set_transfer_state(exc.instruction_id, TransferStatus.RETURNED, run_id=run_id,
                                           statement_date=today, at=at)

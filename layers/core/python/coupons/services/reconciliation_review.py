@@ -13,8 +13,15 @@ from coupons.domain.coupons import iso
 from coupons.domain.errors import Conflict, InvalidField, NotFound
 from coupons.domain.principals import Principal
 from coupons.domain.reconciliation.records import ExceptionClass as C
+from coupons.domain.reconciliation.resolution import (
+    ACCEPT,
+    REOPEN,
+    RESEND,
+    REVERSE,
+    WRITE_OFF,
+    resolution_journal,
+)
 
-ACCEPT, RESEND, WRITE_OFF, REVERSE, REOPEN = "ACCEPT_CHANNEL", "RESEND", "WRITE_OFF", "REVERSE", "REOPEN"
 # What finance may do per class (issue #16 point 9): accept the channel's side, send again, write off
 # to a named account, reverse. REOPEN is for a RESOLVED exception of any class.
 ALLOWED = {
@@ -22,11 +29,15 @@ ALLOWED = {
     C.UNKNOWN_AT_CHANNEL: (ACCEPT, WRITE_OFF, REVERSE),
     C.AMOUNT_MISMATCH: (ACCEPT, WRITE_OFF, REVERSE),
     C.FEE_MISMATCH: (ACCEPT, WRITE_OFF),
-    C.STATUS_MISMATCH: (ACCEPT, RESEND, REVERSE),
+    # No RESEND: its compensation already owes the party the returned amount, which the next run pays.
+    C.STATUS_MISMATCH: (ACCEPT, REVERSE),
     C.DUPLICATE_AT_CHANNEL: (ACCEPT, WRITE_OFF, REVERSE),
     C.CURRENCY_MISMATCH: (ACCEPT, WRITE_OFF, REVERSE),
     C.TIMING: (ACCEPT, RESEND, WRITE_OFF),
     C.INTERNAL_MISMATCH: (ACCEPT, WRITE_OFF),
+    # The order and the redemption stand as they are; a reversal, if one is due, is the reversal route's.
+    C.ORDER_AMOUNT_MISMATCH: (ACCEPT,),
+    C.ORDER_OUTCOME_MISSING: (ACCEPT,),
 }
 
 
@@ -51,8 +62,10 @@ class SecondApproverRequired(Conflict):
 
 
 class Review:
-    def __init__(self, store: ReconciliationStore, *, four_eyes: bool, clock=lambda: datetime.now(UTC)):
+    def __init__(self, store: ReconciliationStore, *, four_eyes: bool, ledger=None, fee_bearer: str = "platform",
+                 clock=lambda: datetime.now(UTC)):  # fmt: skip
         self.store, self.four_eyes, self._clock = store, four_eyes, clock
+        self.ledger, self.fee_bearer = ledger, fee_bearer  # the ledger is read here, never written
 
     def run(self, run_id: str) -> dict[str, Any]:
         run = self.store.run(run_id)
@@ -83,6 +96,8 @@ class Review:
             raise ReconciliationExceptionNotFound(field="exception_id")
         if action == WRITE_OFF and not account:
             raise InvalidField("WRITE_OFF names the account written off to", field="account")
+        if action == WRITE_OFF and account == f"suspense:{found['channel']}":
+            raise InvalidField("a write-off empties suspense into another account", field="account")
         who = {"by": str(principal), "api_key_id": api_key_id, "at": iso(self._clock())}
         try:
             if action == REOPEN:
@@ -109,10 +124,26 @@ class Review:
                     )
                 resolution = {**proposal, "approved_by": str(principal), "approved_at": who["at"],
                               "approval_note": note}  # fmt: skip
+            journal = self._journal(found, resolution["action"], resolution.get("account"))
+            if journal is not None:  # posted by the reconciliation function (the API writes no ledger item)
+                resolution = {**resolution, "journal": {
+                    "journal_id": journal.journal_id, "kind": journal.kind, "currency": journal.currency,
+                    "legs": [{"account": leg.account, "amount": leg.amount} for leg in journal.legs]}}  # fmt: skip
             self.store.resolve(exception_id, resolution)
         except ExceptionChanged:
             raise Conflict(f"{exception_id} changed meanwhile; read it again", field="exception_id") from None
         return 200, self.exception(exception_id)
+
+
+    def _journal(self, found: dict[str, Any], action: str, account: str | None):
+        legs = None
+        compensation = self.store.compensation(found["compensation_id"]) if found.get("compensation_id") else None
+        if compensation and compensation.get("journal_id") and self.ledger is not None:
+            legs = (self.ledger.journal(compensation["journal_id"]) or {}).get("legs")
+        # The n-th resolution of this exception (a reopened one resolved again books anew).
+        sequence = sum(1 for h in found.get("history") or [] if not h.get("proposed") and h["action"] != REOPEN)
+        return resolution_journal(found, legs, action, account=account, fee_bearer=self.fee_bearer,
+                                  sequence=sequence)  # fmt: skip
 
 
 def exception_view(record: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from coupons.data.models.base import Integer, List, MainModel, Map, Text
 
 RUN_SK, EXCEPTION_SK, COMPENSATION_SK, TRANSFER_SK = "RUN", "EXCEPTION", "COMPENSATION", "STATE"
 RUNS_INDEX_PK = "RECONRUNS"
+# gsi2 (sparse): resolved exceptions whose resolution's journal the reconciliation function has still to
+# post (the API writes no ledger item); posting it takes the exception out, in the same transaction.
+RESOLUTIONS_PENDING_PK = "RECONRESOLUTIONS"
 EXCEPTIONS_INDEX_PK = "RECONEXCEPTIONS"
 
 
@@ -102,6 +105,15 @@ class CompensationItem(MainModel):
     due_date = Text(null=True)
     note = Text(null=True)
     created_at = Text()
+
+
+class ClaimedItem(MainModel):
+    """Read only: what reconciliation needs of an item a settlement run claimed (a ledger posting, a
+    carried amount), found by the key its settlement line names. Never saved (it would drop the rest)."""
+
+    amount = Integer()
+    currency = Text()
+    run_id = Text(null=True)
 
 
 class TransferState(MainModel):

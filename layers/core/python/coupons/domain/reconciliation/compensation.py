@@ -199,6 +199,11 @@ def _suspense(exc, policy, today):
     return _make(exc, Action.REVIEW, review=True, legs=legs, note=exc.detail)
 
 
+def _order_review(exc, policy, today):
+    """An order against its coupon: nothing moved through a channel; finance (or the merchant) decides."""
+    return _make(exc, Action.REVIEW, review=True, note=exc.detail)
+
+
 _HANDLERS = {
     C.TIMING: _timing,
     C.MISSING_AT_CHANNEL: _missing,
@@ -209,6 +214,8 @@ _HANDLERS = {
     C.AMOUNT_MISMATCH: _suspense,
     C.CURRENCY_MISMATCH: _suspense,
     C.INTERNAL_MISMATCH: _suspense,
+    C.ORDER_AMOUNT_MISMATCH: _order_review,
+    C.ORDER_OUTCOME_MISSING: _order_review,
 }
 
 

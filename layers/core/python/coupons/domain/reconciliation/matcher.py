@@ -44,7 +44,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from coupons.domain.payments import Direction
-from coupons.domain.reconciliation.internal import internal_differences, signed
+from coupons.domain.reconciliation.internal import internal_differences, ledger_differences, signed
 from coupons.domain.reconciliation.lines import LineStatus, LineType, StatementLine
 from coupons.domain.reconciliation.records import (
     ExceptionClass as C,
@@ -314,16 +314,7 @@ class Matcher:
 
     def _ledger(self, balances: dict[str, int]) -> Iterator[ReconException]:
         cfg = self.config
-        for currency in sorted(set(balances) | set(self._unconfirmed)):
-            held, expected = balances.get(currency, 0), self._unconfirmed.get(currency, 0)
-            if held != expected:
-                account = f"settlement:{cfg.channel}"
-                yield self._emit(
-                    make(C.INTERNAL_MISMATCH, date=cfg.statement_date, channel=cfg.channel, key=f"{account}:{currency}",
-                         currency=currency, amount_at_stake=held - expected, ours={"account": account, "balance": held},
-                         theirs=None, detail=f"{account} holds {held}, the unconfirmed transfers add up to {expected}",
-                         difference=held - expected, account=account)
-                )  # fmt: skip
+        yield from self._emit_all(ledger_differences(cfg.channel, cfg.statement_date, balances, self._unconfirmed))
 
 
 def settle_leftovers(

@@ -21,6 +21,9 @@ class ExceptionClass(StrEnum):
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
     TIMING = "TIMING"  # a cut-off (日切) difference: booked on another day, or not yet
     INTERNAL_MISMATCH = "INTERNAL_MISMATCH"  # transfer, run and postings disagree
+    # Orders against coupons (coupons.domain.orders): not from a channel's file, from merchants' orders.
+    ORDER_AMOUNT_MISMATCH = "ORDER_AMOUNT_MISMATCH"  # the order's amount is not the redemption's
+    ORDER_OUTCOME_MISSING = "ORDER_OUTCOME_MISSING"  # no outcome reported within the grace period
 
 
 SUGGESTED = {
@@ -33,6 +36,8 @@ SUGGESTED = {
     ExceptionClass.CURRENCY_MISMATCH: "review: book the channel's amount to suspense in its currency",
     ExceptionClass.TIMING: "hold open; match against the next days' files; review after T+2",
     ExceptionClass.INTERNAL_MISMATCH: "review: transfer, run and postings disagree",
+    ExceptionClass.ORDER_AMOUNT_MISMATCH: "review: ask the merchant; reverse the redemption if the order was changed",
+    ExceptionClass.ORDER_OUTCOME_MISSING: "review: ask the merchant what became of the order",
 }
 
 
@@ -93,6 +98,10 @@ class PartyRecord:
     transfer: int  # the amount the run decided to move
     net: int  # the net the run recorded
     postings_sum: int  # Σ of the party's claimed lines in this run
+    # What the transfer's own journal (posted when it was SENT) settled of the party's balance, signed
+    # like net; checked only where one must exist (`journal_expected`: the transfer was SENT).
+    journal_settled: int | None = None
+    journal_expected: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,10 @@ class ReconException:
     detail: str
     suggested_action: str
     facts: dict = field(default_factory=dict)  # class-specific: the difference, days open, …
+
+    def __post_init__(self) -> None:
+        # Read back from a store the class is a plain string: `exc.cls is C.X` must still hold.
+        object.__setattr__(self, "cls", ExceptionClass(self.cls))
 
     @property
     def instruction_id(self) -> str | None:
