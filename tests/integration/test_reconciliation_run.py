@@ -15,6 +15,7 @@ from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.differences import Difference, Injection
 from coupons.services.channel_statements import publish_statement
 from coupons.services.reconciliation import Reconciliation, execution_name_of
+from tests.integration.test_settlement_journals import with_fees
 from tests.integration.test_settlement_steps import (
     BANK_TABLE,
     BUCKET,
@@ -144,3 +145,24 @@ def test_after_the_compensations_the_next_days_file_reconciles_clean(recon):
 
     assert done["completed"]["by_class"] == {} and done["opened"] == []
     assert set(recon.exceptions()) == before
+
+
+@pytest.fixture
+def recon_with_party_fees():
+    with moto_world() as world:
+        world.bank = SimulatedBank(world.ddb, BANK_TABLE, clock=world.clock)
+        # The channel charges 0.6 % (10..20) per transfer, borne by the party: a payout moves net - fee.
+        with_fees(world, bps=60, minimum={"CNY": 10}, maximum={"CNY": 20}, borne_by="PARTY")
+        post_the_day(world)
+        world.settle()
+        yield Recon(world)
+
+
+def test_a_day_paid_with_party_borne_channel_fees_reconciles_clean(recon_with_party_fees):
+    """Each line moves net - fee and states the fee: both what our transfers say (the matcher), and what
+    `settlement:simulated` holds (the ledger check)."""
+    recon = recon_with_party_fees
+    done = recon.run(recon.publish(""))
+
+    assert done["completed"]["by_class"] == {} and done["opened"] == []
+    assert recon.exceptions() == {}

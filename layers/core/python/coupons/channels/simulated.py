@@ -101,7 +101,11 @@ class SimulatedBank:
         that day, in instruction id order (what `channel_bill.write` writes; differences are injected
         by the caller, coupons.services.channel_statements)."""
         return statement_lines(
-            self.records(), channel=channel, statement_date=statement_date, time_zone=time_zone
+            self.records(),
+            channel=channel,
+            statement_date=statement_date,
+            time_zone=time_zone,
+            fee_of=lambda record: int(record.get("fee") or 0),
         )
 
     # -- reconciliation, tests and ops ---------------------------------------------------------
@@ -160,6 +164,7 @@ class SimulatedBank:
             "party": instruction.party,
             "currency": instruction.currency,
             "amount": instruction.amount,
+            "fee": instruction.fee,
             "direction": str(instruction.direction),
             "reference": instruction.reference,
             "channel_reference": channel_reference(instruction.instruction_id),

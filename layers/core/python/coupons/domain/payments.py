@@ -34,6 +34,10 @@ class Instruction:
     amount: int  # minor units, > 0: the direction says which way it goes
     direction: Direction
     reference: str  # free text shown on the party's bank statement
+    # What the channel charges for it under the tenant's agreement (channel_fees), minor units. Not part
+    # of the payment (same_payment ignores it): the simulated bank reports it on its statement, as a
+    # real channel's bill states the fee it charged.
+    fee: int = 0
 
     def __post_init__(self) -> None:
         for name in ("instruction_id", "run_id", "party"):
@@ -42,6 +46,8 @@ class Instruction:
         # bool is an int: True must not pay one cent.
         if type(self.amount) is not int or self.amount <= 0:
             raise ValueError(f"an instruction moves a positive integer of minor units, got {self.amount!r}")
+        if type(self.fee) is not int or self.fee < 0:
+            raise ValueError(f"a fee is a non-negative integer of minor units, got {self.fee!r}")
         if not is_currency(self.currency):
             raise ValueError(f"unknown ISO 4217 currency {self.currency!r}")
         # Accept the stored string form too (e.g. read back from a table), but nothing else.

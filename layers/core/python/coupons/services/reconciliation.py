@@ -234,6 +234,7 @@ class Reconciliation:
                 postings_sum=self.store.claimed_sum(self.settlement.lines(transfer.run_id, party),
                                                     run_id=transfer.run_id, currency=transfer.currency),
                 journal_settled=settled, journal_expected=o["status"] == "SENT",
+                moved=int(o["transferred"]) if "transferred" in o else None,
             ))  # fmt: skip
         return sorted(records, key=lambda r: r.instruction_id)
 
@@ -257,7 +258,9 @@ class Reconciliation:
                         yield Transfer(
                             instruction_id=o["instruction_id"], party=party["party"],
                             direction=Direction.PAYOUT if o["decision"] == "PAYOUT" else Direction.COLLECTION,
-                            amount=int(o["transfer"]), fee=0, currency=currency,
+                            # What the channel moved and charged: a party-borne fee comes off a payout.
+                            amount=int(o.get("transferred", o["transfer"])), fee=int(o.get("fee", 0)),
+                            currency=currency,
                             status=TransferStatus(o["status"]), date=day.isoformat(),
                             sent_at=o.get("sent_at") or "", run_id=run["run_id"],
                         ), (party["party"], o)  # fmt: skip

@@ -315,6 +315,7 @@ class SettlementSteps:
             amount=outcome.get("transferred", outcome["transfer"]),
             direction=_direction(outcome),
             reference=f"Settlement {run_id} {party}",
+            fee=int(outcome.get("fee", 0)),
         )
         receipt = None
         if outcome["status"] == TransferStatus.PENDING:

@@ -28,6 +28,7 @@ class BankInstruction(BankModel):
     party = Text()
     currency = Text()
     amount = Integer()
+    fee = Integer(null=True)  # what the channel charged (the instruction's fee); none before fees
     direction = Text()
     reference = Text()
     channel_reference = Text()

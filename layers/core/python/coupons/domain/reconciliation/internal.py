@@ -26,14 +26,14 @@ def internal_differences(
     if record is not None and transfer is None:
         problems.append(f"the run decided {record.decision} {record.transfer}, no transfer exists")
     if record is not None and transfer is not None:
-        if (record.decision, record.transfer, record.currency, record.party) != (
+        if (record.decision, record.channel_amount, record.currency, record.party) != (
             str(transfer.direction),
             transfer.amount,
             transfer.currency,
             transfer.party,
         ):
             problems.append(
-                f"the run decided {record.decision} {record.transfer} {record.currency} to {record.party}"
+                f"the run decided {record.decision} {record.channel_amount} {record.currency} to {record.party}"
             )
         if signed(record.decision, record.transfer) != record.net:
             problems.append(f"the run's net {record.net} is not its {record.decision} {record.transfer}")
@@ -51,7 +51,7 @@ def internal_differences(
         stakes.append(abs(record.journal_settled - record.net))
     if record and transfer:
         stakes.append(
-            abs(signed(record.decision, record.transfer) - signed(transfer.direction, transfer.amount))
+            abs(signed(record.decision, record.channel_amount) - signed(transfer.direction, transfer.amount))
         )
     stake = max(stakes, default=0) or (transfer.amount if transfer else record.transfer)
     yield make(C.INTERNAL_MISMATCH, date=transfer.date if transfer else statement_date, channel=channel,

@@ -102,6 +102,13 @@ class PartyRecord:
     # like net; checked only where one must exist (`journal_expected`: the transfer was SENT).
     journal_settled: int | None = None
     journal_expected: bool = False
+    # What the channel moves for it: the transfer less a fee the party bears on a payout (more on a
+    # collection); None where no fee was charged (the transfer itself).
+    moved: int | None = None
+
+    @property
+    def channel_amount(self) -> int:
+        return self.transfer if self.moved is None else self.moved
 
 
 @dataclass(frozen=True)
