@@ -18,6 +18,7 @@ from coupons.data.channel_statements import ChannelStatementStore, parse_key
 from coupons.data.ledger import AlreadyPosted, LedgerStore
 from coupons.data.reconciliation import ReconciliationStore
 from coupons.data.settlement import SettlementStore
+from coupons.domain import transfer_journals
 from coupons.domain.coupons import iso
 from coupons.domain.ledger import Journal, Leg
 from coupons.domain.payments import ChannelStatus, Direction, Instruction
@@ -57,14 +58,10 @@ def parse_policy(text: str | None) -> comp.Policy:
 
 
 def confirmation_journal(c: Confirmation, channel: str, direction: str) -> Journal:
-    sign = 1 if direction == Direction.PAYOUT else -1
-    return Journal(
-        journal_id=f"jnl_cnf_{hashlib.sha256(c.instruction_id.encode()).hexdigest()[:24]}",
-        source_id=c.instruction_id,
-        kind="CHANNEL_CONFIRMATION",
-        currency=c.currency,
-        legs=(Leg(f"settlement:{channel}", -sign * c.amount), Leg(f"bank:{channel}", sign * c.amount)),
-        party_shares={},
+    """The ledger's rule for a confirmed transfer (coupons.domain.transfer_journals), at what the line moved."""
+    return transfer_journals.confirmation_journal(
+        c.instruction_id, direction=Direction(direction), transferred_amount=c.amount, currency=c.currency,
+        channel=channel,
     )
 
 
