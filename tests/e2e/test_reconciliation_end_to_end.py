@@ -28,8 +28,8 @@ WAIT_S = 240
 
 # A stack of its own: this module settles "tomorrow" and closes that run, and the settlement and trace
 # modules settle the same date on the shared stack after it (their postings would find it closed).
-# Its own xdist group as well as its own stack: nothing it does meets the shared stack's modules.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-reconciliation")]
+# In the e2e group with the rest: two local stacks at once on 2 cores starve each other's functions.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 local_stack = own_local_stack()
 

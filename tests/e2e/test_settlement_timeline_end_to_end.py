@@ -38,7 +38,7 @@ from tests.e2e.conftest import own_local_stack
 from tests.e2e.support import Api, aws_client, wait_for_clearing
 from tests.e2e.test_settlement_end_to_end import RUN_WAIT_S, next_date, party, settle
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-settlement-timeline")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 TENANT = "acme"
 ZONE = "Europe/Berlin"
