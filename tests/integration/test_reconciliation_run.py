@@ -3,7 +3,9 @@ differences, through start → match → compensate → complete (the state mach
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import io
 
 import pytest
 
@@ -11,7 +13,9 @@ from coupons.channels.simulated import SimulatedBank
 from coupons.data.channel_statements import ChannelStatementStore
 from coupons.data.reconciliation import ReconciliationStore
 from coupons.domain import settlement as rules
+from coupons.domain.reconciliation import channel_bill, wechat
 from coupons.domain.reconciliation import compensation as comp
+from coupons.domain.reconciliation.formats import read_statement
 from coupons.domain.reconciliation.differences import Difference, Injection
 from coupons.services.channel_statements import publish_statement
 from coupons.services.reconciliation import Reconciliation, execution_name_of
@@ -37,6 +41,7 @@ class Recon:
         self.service = Reconciliation(
             self.store, self.files, world.store, world.ledger, lambda: world.bank,
             time_zone="Asia/Shanghai", policy=comp.Policy(fee_tolerance={"CNY": 100}), clock=world.clock,
+            lines_per_bucket=2, formats={"wechatpay": wechat.NAME},
         )  # fmt: skip
 
     def publish(self, inject):
@@ -48,7 +53,11 @@ class Recon:
                                      execution=execution_name_of(published.key, published.version_id))  # fmt: skip
         if not started["proceed"]:
             return started
-        self.service.match(started["run_id"])
+        cursor = self.service.match(started["run_id"])
+        while cursor.get("more_buckets"):  # the state machine's MoreBuckets? loop, a bucket an invocation
+            cursor = self.service.match_bucket(started["run_id"], bucket=cursor["next_bucket"])
+        if cursor.get("settle"):
+            self.service.settle(started["run_id"])
         step = {"start": 0, "more": True}
         while step["more"]:  # the state machine's loop, 2 exceptions a chunk
             step = self.service.compensate(started["run_id"], start=step["start"], limit=2)
@@ -166,3 +175,54 @@ def test_a_day_paid_with_party_borne_channel_fees_reconciles_clean(recon_with_pa
 
     assert done["completed"]["by_class"] == {} and done["opened"] == []
     assert recon.exceptions() == {}
+
+
+def out_of_id_order(recon, published):
+    """The same file with its lines in another order (a real channel's: by time, not by our id),
+    uploaded as a new version of the same key."""
+    body = recon.world.s3.get_object(Bucket=BUCKET, Key=published.key, VersionId=published.version_id)["Body"]
+    lines = list(read_statement(body, channel_bill.NAME, channel="simulated", statement_date=STATEMENT_DAY))
+    shuffled = sorted(lines, key=lambda x: x.instruction_id or "", reverse=True)
+    assert [x.instruction_id for x in shuffled] != sorted(x.instruction_id or "" for x in shuffled)
+    text = io.StringIO()
+    channel_bill.write(text, channel="simulated", statement_date=STATEMENT_DAY, time_zone="Asia/Shanghai",
+                       lines=shuffled)  # fmt: skip
+    answer = recon.world.s3.put_object(Bucket=BUCKET, Key=published.key, Body=gzip.compress(text.getvalue().encode(), mtime=0))
+    return dataclasses.replace(published, version_id=answer["VersionId"])
+
+
+def test_a_statement_out_of_id_order_is_matched_bucket_by_bucket_into_the_same_exceptions_as_the_sorted_file(recon):
+    published = out_of_id_order(recon, recon.publish(four_differences()))
+
+    done = recon.run(published)
+
+    found = recon.exceptions()
+    assert sorted(found) == sorted((str(i.expected), i.key) for i in published.injected)
+    actions = {cls: e["action"] for (cls, _), e in found.items()}
+    assert actions == {"MISSING_AT_CHANNEL": "REMATCH", "STATUS_MISMATCH": "RETURN_AND_REVERSE",
+                       "FEE_MISMATCH": "ADJUST_FEE", "TIMING": "CLOSE"}  # fmt: skip
+    assert done["completed"]["confirmed"] == 3 and done["completed"]["lines"] == 4
+    assert done["completed"]["by_class"] == {str(i.expected): 1 for i in published.injected}
+    run = recon.store.run(done["run_id"])
+    assert run["status"] == "COMPLETED" and run["buckets"] == 2
+    assert sorted(run["exception_ids"]) == sorted(e["exception_id"] for e in found.values())
+
+
+def test_a_retried_bucket_step_or_settle_writes_the_same_buckets_and_changes_nothing(recon):
+    published = out_of_id_order(recon, recon.publish(four_differences()))
+    first = recon.run(published)
+    keys = sorted(o["Key"] for o in recon.world.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"reconciliation-runs/{first['run_id']}/buckets/")["Contents"])
+    bodies = {k: recon.world.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys}
+    before = recon.world.table()
+
+    cursor = recon.service.match(first["run_id"])  # retried steps: the same buckets, every write conditional
+    recon.service.match_bucket(first["run_id"], bucket=1)
+    recon.service.match_bucket(first["run_id"], bucket=0)
+    recon.service.settle(first["run_id"])
+    recon.service.compensate(first["run_id"], start=0, limit=50)
+
+    assert cursor == {"run_id": first["run_id"], "buckets": 2, "next_bucket": 0, "more_buckets": True,
+                      "settle": True, "start": 0, "exceptions": 0}  # fmt: skip
+    assert {k: recon.world.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys} == bodies
+    assert len(keys) == 4  # per bucket its chunk and its result, named by the run and the bucket
+    assert recon.world.table() == before
