@@ -44,7 +44,9 @@ def split(service: Reconciliation, run: dict, n: int, transfers, records) -> Non
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(n)]
         outs = [
-            stack.enter_context(io.TextIOWrapper(gzip.GzipFile(fileobj=f, mode="wb", mtime=0), encoding="utf-8"))
+            stack.enter_context(
+                io.TextIOWrapper(gzip.GzipFile(fileobj=f, mode="wb", mtime=0), encoding="utf-8")
+            )
             for f in files
         ]
         for item in itertools.chain(service._lines(run), transfers, records):
@@ -61,7 +63,9 @@ def match_bucket(service: Reconciliation, run_id: str, bucket: int) -> dict:
     rows = io.TextIOWrapper(gzip.GzipFile(fileobj=service.files.open_bucket(run_id, bucket), mode="rb"),
                             encoding="utf-8")  # fmt: skip
     lines, transfers, records = buckets.chunk(rows)
-    matcher = Matcher(MatchConfig(channel=channel, statement_date=day, time_zone=service.time_zone), final=False)
+    matcher = Matcher(
+        MatchConfig(channel=channel, statement_date=day, time_zone=service.time_zone), final=False
+    )
     at, exception_ids = iso(service._clock()), []
     by_id = {t.instruction_id: t for t in transfers}
     for item in matcher.run(lines, transfers, party_records=records):
@@ -78,7 +82,9 @@ def settle(service: Reconciliation, run_id: str) -> dict:
     channel, day, n = run["channel"], run["statement_date"], int(run["buckets"])
     results = [json.loads(gzip.decompress(service.files.open_bucket(run_id, b, what="result.json").read()))
                for b in range(n)]  # fmt: skip
-    matcher = Matcher(MatchConfig(channel=channel, statement_date=day, time_zone=service.time_zone), final=False)
+    matcher = Matcher(
+        MatchConfig(channel=channel, statement_date=day, time_zone=service.time_zone), final=False
+    )
     matcher.missing = [Transfer(**t) for r in results for t in r["missing"]]
     matcher.unkeyed = [StatementLine(**x) for r in results for x in r["unkeyed"]]
     by_id = {t.instruction_id: t for t in matcher.missing}

@@ -42,7 +42,9 @@ def bucket_count(lines: int, lines_per_bucket: int) -> int:
 
 
 def encode(item: StatementLine | Transfer | PartyRecord) -> str:
-    return json.dumps([_TAGS[type(item)], asdict(item)], ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return json.dumps(
+        [_TAGS[type(item)], asdict(item)], ensure_ascii=False, separators=(",", ":"), sort_keys=True
+    )
 
 
 def decode(row: str) -> StatementLine | Transfer | PartyRecord:
