@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from coupons.domain.coupons import iso
 from coupons.domain.reconciliation import buckets
 from coupons.domain.reconciliation.lines import StatementLine
-from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher, bucket_of
+from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
 from coupons.domain.reconciliation.records import Transfer
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ def split(service: Reconciliation, run: dict, n: int, transfers, records) -> Non
             )
             for f in files
         ]
-        for item in itertools.chain(service._lines(run), transfers, records):
-            outs[bucket_of(item.instruction_id, n)].write(buckets.encode(item) + "\n")
+        buckets.write_rows(itertools.chain(service._lines(run), transfers, records), outs, n)
         for bucket, (out, f) in enumerate(zip(outs, files, strict=True)):
             out.close()  # the gzip trailer; the file stays open (GzipFile does not close a given fileobj)
             f.seek(0)

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from coupons.domain.reconciliation.lines import StatementLine
-from coupons.domain.reconciliation.matcher import MatchReport
+from coupons.domain.reconciliation.matcher import MatchReport, bucket_of
 from coupons.domain.reconciliation.records import PartyRecord, Transfer
 
 LINE, TRANSFER, RECORD = "l", "t", "r"
@@ -45,6 +45,12 @@ def encode(item: StatementLine | Transfer | PartyRecord) -> str:
     return json.dumps(
         [_TAGS[type(item)], asdict(item)], ensure_ascii=False, separators=(",", ":"), sort_keys=True
     )
+
+
+def write_rows(items: Iterable[StatementLine | Transfer | PartyRecord], outs: list, n: int) -> None:
+    """Each item, as it comes, to the text stream of its bucket (outs[b], b = bucket_of its id)."""
+    for item in items:
+        outs[bucket_of(item.instruction_id, n)].write(encode(item) + "\n")
 
 
 def decode(row: str) -> StatementLine | Transfer | PartyRecord:
