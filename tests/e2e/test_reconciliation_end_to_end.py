@@ -154,7 +154,8 @@ def test_the_days_file_re_uploaded_out_of_id_order_runs_the_bucket_path_to_the_s
     version = aws["s3"].put_object(Bucket=bucket, Key=key, Body=gzip.compress(text.getvalue().encode(), mtime=0))["VersionId"]
     execution = wait_for_execution(local_stack, aws, execution_name_of(key, version))
 
-    assert execution["status"] == "SUCCEEDED", execution
+    history = aws["stepfunctions"].get_execution_history(executionArn=execution["executionArn"])["events"]
+    assert execution["status"] == "SUCCEEDED", (execution.get("error"), execution.get("cause"), history[-4:])
     run = api.ok("GET", f"/v1/reconciliation/runs/{run_id_of(key, version, day)}", finance)
     assert run["status"] == "COMPLETED" and run["lines"] == len(lines)
     assert {e["exception_id"] for e in exceptions(api, finance, date=day)} == before

@@ -68,12 +68,10 @@ class ChannelStatementStore:
         return key
 
     def put_bucket(self, run_id: str, bucket: int, body: BinaryIO | bytes, what: str = "jsonl") -> str:
-        """A bucket's gzipped chunk (a file on local disk, streamed up) or its result."""
+        """A bucket's gzipped chunk (a file on local disk: botocore streams a seekable body, never read
+        whole) or its result. One PUT (≤ 5 GB): a bucket is far smaller."""
         key = bucket_key(run_id, bucket, what)
-        if isinstance(body, bytes):
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentEncoding="gzip")
-        else:
-            self._client.upload_fileobj(body, self.bucket, key, ExtraArgs={"ContentEncoding": "gzip"})
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentEncoding="gzip")
         return key
 
     def open_bucket(self, run_id: str, bucket: int, what: str = "jsonl") -> BinaryIO:
