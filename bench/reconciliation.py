@@ -14,6 +14,11 @@ How it works
   - Flat memory: the peak at 100,000 (and 1,000,000) lines is compared with the one at 10,000
     (target <= 1.2x; the file is 10x and 100x larger), for the file with differences and for a
     clean one of the same size: what grows with the differences is the held-back set, not the file.
+  - Shuffled: the same lines in another order (a real channel's time order, a permutation of our ids),
+    so the run's bucket path: pass 1 (parse, count, order found broken), the split into hash-bucket
+    chunks of LINES_PER_BUCKET (gzipped local files, as the Match step writes them before S3), then
+    each bucket read, sorted and matched by a Matcher(final=False), then the leftovers settled. Its
+    peak is one bucket's lines in memory: flat in the file's size once the file spans several buckets.
   - Cost per million lines is MODELLED from the measured rate (see COST below), not measured.
 
   python bench/reconciliation.py
@@ -22,7 +27,9 @@ How it works
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import itertools
 import os
 import sys
 import tempfile
@@ -36,13 +43,14 @@ for path in (str(ROOT), str(ROOT / "layers" / "core" / "python")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from coupons.domain.reconciliation import channel_bill, formats  # noqa: E402
+from coupons.domain.reconciliation import buckets, channel_bill, formats  # noqa: E402
 from coupons.domain.reconciliation.lines import LineStatus, LineType, StatementLine  # noqa: E402
 from coupons.domain.reconciliation.matcher import MatchConfig, Matcher  # noqa: E402
 from coupons.domain.reconciliation.records import ReconException, Transfer, TransferStatus  # noqa: E402
 
 DAY = "2026-11-24"
 CHANNEL = "simulated"
+LINES_PER_BUCKET = 10_000  # the bench's bucket (the service's default is 50,000: 1 GB Lambda)
 SIZES = [10_000, 100_000] + ([1_000_000] if os.environ.get("BENCH_RECON_1M") == "1" else [])
 
 # Modelled AWS figures per million lines (eu-west-1 list prices; the assumptions are printed).
@@ -69,8 +77,10 @@ def transfers(n: int):
     return (transfer(i) for i in range(n))
 
 
-def lines(n: int, differences: bool = True):
-    for i in range(n):
+def lines(n: int, differences: bool = True, shuffled: bool = False):
+    for position in range(n):
+        # Shuffled: a permutation of the ids (7919 is prime, coprime with the sizes), as time order is.
+        i = (position * 7919) % n if shuffled else position
         t = transfer(i)
         line = StatementLine(
             channel=CHANNEL, statement_date=DAY, value_date=DAY, channel_time="2026-11-24T10:00:00+08:00",
@@ -87,18 +97,19 @@ def lines(n: int, differences: bool = True):
             yield line  # twice
 
 
-def write_file(n: int, folder: str, differences: bool = True) -> Path:
-    path = Path(folder) / f"{n}-{differences}.csv.gz"
+def write_file(n: int, folder: str, differences: bool = True, shuffled: bool = False) -> Path:
+    path = Path(folder) / f"{n}-{differences}-{shuffled}.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8", newline="") as out:
         channel_bill.write(
-            out, channel=CHANNEL, statement_date=DAY, time_zone="Asia/Shanghai", lines=lines(n, differences)
-        )
+            out, channel=CHANNEL, statement_date=DAY, time_zone="Asia/Shanghai",
+            lines=lines(n, differences, shuffled),
+        )  # fmt: skip
     return path
 
 
-def peak_of(path: Path, n: int) -> int:
+def peak_of(path: Path, n: int, runner=None) -> int:
     tracemalloc.start()
-    run(path, n)
+    (runner or run)(path, n)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak
@@ -115,6 +126,43 @@ def run(path: Path, n: int) -> tuple[float, Counter, int]:
     return time.perf_counter() - started, counts, matcher.report.lines
 
 
+def run_shuffled(path: Path, n: int) -> tuple[float, Counter, int]:
+    """The run's path for a file not in id order (services/reconciliation_buckets.py), local files for S3."""
+    started = time.perf_counter()
+    counts: Counter = Counter()
+
+    def parsed(raw):
+        return formats.read_statement(raw, channel_bill.NAME, channel=CHANNEL, statement_date=DAY)
+
+    with open(path, "rb") as raw:
+        read, ordered = buckets.scan(parsed(raw))  # pass 1
+    assert not ordered
+    k = buckets.bucket_count(read, LINES_PER_BUCKET)
+    folder = path.parent / f"{path.stem}-buckets"
+    folder.mkdir(exist_ok=True)
+    chunks = [folder / f"{b:05d}.jsonl.gz" for b in range(k)]
+    with contextlib.ExitStack() as stack, open(path, "rb") as raw:
+        outs = [stack.enter_context(gzip.open(c, "wt", encoding="utf-8")) for c in chunks]
+        buckets.write_rows(itertools.chain(parsed(raw), transfers(n)), outs, k)  # the split
+    config, missing, unkeyed, reports = MatchConfig(CHANNEL, DAY), [], [], []
+    for chunk in chunks:  # one MatchBucket invocation each
+        with gzip.open(chunk, "rt", encoding="utf-8") as rows:
+            chunk_lines, chunk_transfers, _ = buckets.chunk(rows)
+        matcher = Matcher(config, final=False)
+        for item in matcher.run(chunk_lines, chunk_transfers):
+            counts[str(item.cls) if isinstance(item, ReconException) else "confirmed"] += 1
+        del chunk_lines, chunk_transfers
+        missing += matcher.missing
+        unkeyed += matcher.unkeyed
+        reports.append(buckets.report_of(matcher.report))
+    settle = Matcher(config, final=False)  # Settle
+    settle.missing, settle.unkeyed = missing, unkeyed
+    for item in settle.leftovers():
+        counts[str(item.cls) if isinstance(item, ReconException) else "confirmed"] += 1
+    total = buckets.merged([*reports, buckets.report_of(settle.report)])
+    return time.perf_counter() - started, counts, total.lines
+
+
 def main() -> None:
     print(__doc__.split("\n\n")[0])
     results = []
@@ -123,24 +171,31 @@ def main() -> None:
             path = write_file(n, folder)
             seconds, counts, read = run(path, n)
             clean = write_file(n, folder, differences=False)
+            shuffled = write_file(n, folder, shuffled=True)
+            s_seconds, s_counts, _ = run_shuffled(shuffled, n)
+            assert s_counts == counts, (s_counts, counts)  # the bucket path finds what the stream finds
             results.append(
-                (n, read, seconds, peak_of(path, n), peak_of(clean, n), path.stat().st_size, counts)
-            )
+                (n, read, seconds, peak_of(path, n), peak_of(clean, n), path.stat().st_size, counts,
+                 s_seconds, peak_of(shuffled, n, run_shuffled))
+            )  # fmt: skip
     print()
     print(
         f"{'transfers':>10} {'lines':>10} {'gz KB':>7} {'seconds':>8} {'lines/s':>9} "
-        f"{'peak KiB':>9} {'ratio':>6} {'clean KiB':>9} {'ratio':>6}  outcome"
+        f"{'peak KiB':>9} {'ratio':>6} {'clean KiB':>9} {'ratio':>6} "
+        f"{'shuffled lines/s':>16} {'peak KiB':>9} {'ratio':>6}  outcome"
     )
-    base, base_clean = results[0][3], results[0][4]
-    for n, read, seconds, peak, clean, size, counts in results:
+    base, base_clean, base_shuffled = results[0][3], results[0][4], results[0][8]
+    for n, read, seconds, peak, clean, size, counts, s_seconds, s_peak in results:
         outcome = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         print(
             f"{n:>10,} {read:>10,} {size / 1024:>7,.0f} {seconds:>8.2f} {read / seconds:>9,.0f} "
-            f"{peak / 1024:>9,.0f} {peak / base:>5.2f}x {clean / 1024:>9,.0f} {clean / base_clean:>5.2f}x  {outcome}"
+            f"{peak / 1024:>9,.0f} {peak / base:>5.2f}x {clean / 1024:>9,.0f} {clean / base_clean:>5.2f}x "
+            f"{read / s_seconds:>16,.0f} {s_peak / 1024:>9,.0f} {s_peak / base_shuffled:>5.2f}x  {outcome}"
         )
     print(
         "peak: 1 line in 1,000 missing / twice / another fee (the held-back MISSING candidates grow with the"
-        " differences); clean: a file of the same size without differences"
+        " differences); clean: a file of the same size without differences; shuffled: the first file's lines"
+        f" out of id order, through the bucket path ({LINES_PER_BUCKET:,} lines a bucket: its peak is a bucket's)"
     )
     rate = results[-1][1] / results[-1][2]
     print()

@@ -2,7 +2,9 @@
 `Object Created` under channel-statements/) → the Start function → one execution of the Standard state
 machine per file version (named from the key and its version id):
 
-  Start → (proceed?) → Match (streamed) → Compensate (a chunk of exceptions per invocation, looped)
+  Start → (proceed?) → Match (streamed; a file not in id order is split into hash buckets) → MatchBucket
+  (one bucket per invocation, looped by MoreBuckets?) → Settle (the buckets' leftovers together)
+  → Compensate (a chunk of exceptions per invocation, looped)
   → Complete (report to S3) → EmitCompleted (ReconciliationCompleted) → EmitOpened (Map:
   ReconciliationExceptionOpened per new open exception) → Reconciled
 """
@@ -71,6 +73,8 @@ class Reconciliation(Construct):
             iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"],
                                 resources=[statements.arn_for_objects(f"{PREFIX}*")]),  # fmt: skip
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[statements.arn_for_objects(REPORTS)]),
+            # A file not in id order: the hash-bucket chunks and results the run wrote under its prefix.
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[statements.arn_for_objects(REPORTS)]),
         ]
         if bank is not None:
             environment[BANK.env_var] = bank.table_name
@@ -168,6 +172,12 @@ class Reconciliation(Construct):
             "$.run",
         )  # fmt: skip
         match = self._task("Match", {"step": "match", **run}, "$.cursor")
+        # A file not in id order: one hash bucket an invocation (memory and time bounded by a bucket),
+        # then its leftovers settled together. A file in order goes straight to Compensate.
+        match_bucket = self._task(
+            "MatchBucket", {"step": "match_bucket", **run, "bucket.$": "$.cursor.next_bucket"}, "$.cursor"
+        )
+        settle = self._task("Settle", {"step": "settle", **run}, "$.cursor")
         compensate = self._task(
             "Compensate", {"step": "compensate", **run, "start.$": "$.cursor.start", "limit": COMPENSATE_CHUNK},
             "$.cursor",
@@ -196,11 +206,20 @@ class Reconciliation(Construct):
             .when(sfn.Condition.boolean_equals("$.cursor.more", True), compensate)
             .otherwise(complete.next(emit_completed).next(opened).next(sfn.Succeed(self, "Reconciled")))
         )
+        buckets = (
+            sfn.Choice(self, "MoreBuckets?")
+            .when(sfn.Condition.boolean_equals("$.cursor.more_buckets", True), match_bucket)
+            .when(sfn.Condition.boolean_equals("$.cursor.settle", True), settle)
+            .otherwise(compensate)
+        )
+        match_bucket.next(buckets)
+        settle.next(compensate)
+        compensate.next(more)
         definition = start.next(
             sfn.Choice(self, "Proceed?")
             .when(sfn.Condition.boolean_equals("$.run.proceed", False),
                   sfn.Succeed(self, "AlreadyReconciled", comment="This file version's run completed."))  # fmt: skip
-            .otherwise(match.next(compensate).next(more))
+            .otherwise(match.next(buckets))
         )
         logs_group = tenant_log_group(
             self, "Logs", key=key, name=f"{VENDED_LOGS}{Stack.of(self).stack_name}-reconciliation",

@@ -11,6 +11,8 @@ test's injected lines are asserted by hand."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import subprocess
 import sys
@@ -18,7 +20,9 @@ import time
 
 import pytest
 
-from coupons.services.reconciliation import execution_name_of
+from coupons.domain.reconciliation import channel_bill
+from coupons.domain.reconciliation.formats import read_statement
+from coupons.services.reconciliation import execution_name_of, run_id_of
 from tests.e2e.conftest import own_local_stack
 from tests.e2e.support import Api, aws_client
 from tests.e2e.test_settlement_end_to_end import REPO, World, next_date, settle
@@ -132,6 +136,29 @@ def test_the_same_file_version_delivered_again_starts_no_second_run(reconciled, 
     answer = aws["lambda"].invoke(FunctionName=local_stack["functions"]["reconciliationStart"],
                                   Payload=json.dumps(event).encode())  # fmt: skip
     assert json.loads(answer["Payload"].read())["started"] is False
+
+
+def test_the_days_file_re_uploaded_out_of_id_order_runs_the_bucket_path_to_the_same_exceptions(
+    reconciled, local_stack, aws, api: Api, finance
+):
+    """A real channel's file is in time order: the state machine's MoreBuckets? → MatchBucket → Settle."""
+    bucket, key, day = local_stack["buckets"]["statements"], reconciled["key"], reconciled["today"]
+    raw = aws["s3"].get_object(Bucket=bucket, Key=key, VersionId=reconciled["version"])["Body"].read()
+    lines = list(read_statement(io.BytesIO(raw), channel_bill.NAME, channel="simulated", statement_date=day))
+    [zone] = [x.split(",")[1] for x in gzip.decompress(raw).decode().splitlines() if x.startswith("#time_zone,")]
+    shuffled = sorted(lines, key=lambda x: x.instruction_id or "", reverse=True)
+    text = io.StringIO()
+    channel_bill.write(text, channel="simulated", statement_date=day, time_zone=zone, lines=shuffled)
+    before = {e["exception_id"] for e in exceptions(api, finance, date=day)}
+
+    version = aws["s3"].put_object(Bucket=bucket, Key=key, Body=gzip.compress(text.getvalue().encode(), mtime=0))["VersionId"]
+    execution = wait_for_execution(local_stack, aws, execution_name_of(key, version))
+
+    history = aws["stepfunctions"].get_execution_history(executionArn=execution["executionArn"])["events"]
+    assert execution["status"] == "SUCCEEDED", (execution.get("error"), execution.get("cause"), history[-4:])
+    run = api.ok("GET", f"/v1/reconciliation/runs/{run_id_of(key, version, day)}", finance)
+    assert run["status"] == "COMPLETED" and run["lines"] == len(lines)
+    assert {e["exception_id"] for e in exceptions(api, finance, date=day)} == before
 
 
 def test_the_next_days_file_reconciles_clean(reconciled, local_stack, aws, api: Api, finance):

@@ -53,7 +53,14 @@ def test_the_run_goes_start_match_compensate_in_chunks_complete_and_emits_its_ev
     assert machine["Properties"]["StateMachineType"] == "STANDARD"
     states = _definition(template)["States"]
     assert states["Start"]["Next"] == "Proceed?"
-    assert states["Match"]["Next"] == "Compensate"
+    # A file not in id order: MatchBucket per hash bucket (looped), then Settle; one in order: Compensate.
+    assert states["Match"]["Next"] == "MoreBuckets?"
+    buckets = states["MoreBuckets?"]
+    assert [(c["Variable"], c["Next"]) for c in buckets["Choices"]] == [
+        ("$.cursor.more_buckets", "MatchBucket"), ("$.cursor.settle", "Settle")]  # fmt: skip
+    assert buckets["Default"] == "Compensate"
+    assert states["MatchBucket"]["Next"] == "MoreBuckets?" and states["Settle"]["Next"] == "Compensate"
+    assert states["MatchBucket"]["Parameters"]["bucket.$"] == "$.cursor.next_bucket"
     assert states["Compensate"]["Next"] == "MoreToCompensate?"
     loop = states["MoreToCompensate?"]
     assert loop["Choices"][0]["Next"] == "Compensate" and loop["Default"] == "Complete"
@@ -79,4 +86,4 @@ def test_the_steps_read_statement_files_and_write_only_reports(template: dict):
     s3 = [st for st in _statements(template, _role_of(steps)) if any(a.startswith("s3:") for a in _listed(st["Action"]))]
     scoped = {tuple(sorted(_listed(st["Action"]))): _listed(st["Resource"])[0]["Fn::Join"][1][-1] for st in s3}
     assert scoped == {("s3:GetObject", "s3:GetObjectVersion"): "/channel-statements/*",
-                      ("s3:PutObject",): "/reconciliation-runs/*"}  # fmt: skip
+                      ("s3:GetObject", "s3:PutObject"): "/reconciliation-runs/*"}  # fmt: skip

@@ -3,7 +3,9 @@ differences, through start → match → compensate → complete (the state mach
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import io
 
 import pytest
 
@@ -11,8 +13,12 @@ from coupons.channels.simulated import SimulatedBank
 from coupons.data.channel_statements import ChannelStatementStore
 from coupons.data.reconciliation import ReconciliationStore
 from coupons.domain import settlement as rules
+from coupons.domain.reconciliation import channel_bill, wechat
 from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.differences import Difference, Injection
+from coupons.domain.reconciliation.formats import read_statement
+from coupons.domain.reconciliation.matcher import MatchConfig, match
+from coupons.domain.reconciliation.records import ReconException
 from coupons.services.channel_statements import publish_statement
 from coupons.services.reconciliation import Reconciliation, execution_name_of
 from tests.integration.test_settlement_journals import with_fees
@@ -37,6 +43,7 @@ class Recon:
         self.service = Reconciliation(
             self.store, self.files, world.store, world.ledger, lambda: world.bank,
             time_zone="Asia/Shanghai", policy=comp.Policy(fee_tolerance={"CNY": 100}), clock=world.clock,
+            lines_per_bucket=2, formats={"wechatpay": wechat.NAME},
         )  # fmt: skip
 
     def publish(self, inject):
@@ -48,7 +55,11 @@ class Recon:
                                      execution=execution_name_of(published.key, published.version_id))  # fmt: skip
         if not started["proceed"]:
             return started
-        self.service.match(started["run_id"])
+        cursor = self.service.match(started["run_id"])
+        while cursor.get("more_buckets"):  # the state machine's MoreBuckets? loop, a bucket an invocation
+            cursor = self.service.match_bucket(started["run_id"], bucket=cursor["next_bucket"])
+        if cursor.get("settle"):
+            self.service.settle(started["run_id"])
         step = {"start": 0, "more": True}
         while step["more"]:  # the state machine's loop, 2 exceptions a chunk
             step = self.service.compensate(started["run_id"], start=step["start"], limit=2)
@@ -166,3 +177,101 @@ def test_a_day_paid_with_party_borne_channel_fees_reconciles_clean(recon_with_pa
 
     assert done["completed"]["by_class"] == {} and done["opened"] == []
     assert recon.exceptions() == {}
+
+
+def out_of_id_order(recon, published):
+    """The same file with its lines in another order (a real channel's: by time, not by our id),
+    uploaded as a new version of the same key."""
+    body = recon.world.s3.get_object(Bucket=BUCKET, Key=published.key, VersionId=published.version_id)["Body"]
+    lines = list(read_statement(body, channel_bill.NAME, channel="simulated", statement_date=STATEMENT_DAY))
+    shuffled = sorted(lines, key=lambda x: x.instruction_id or "", reverse=True)
+    assert [x.instruction_id for x in shuffled] != sorted(x.instruction_id or "" for x in shuffled)
+    text = io.StringIO()
+    channel_bill.write(text, channel="simulated", statement_date=STATEMENT_DAY, time_zone="Asia/Shanghai",
+                       lines=shuffled)  # fmt: skip
+    answer = recon.world.s3.put_object(Bucket=BUCKET, Key=published.key, Body=gzip.compress(text.getvalue().encode(), mtime=0))
+    return dataclasses.replace(published, version_id=answer["VersionId"])
+
+
+def test_a_statement_out_of_id_order_is_matched_bucket_by_bucket_into_the_same_exceptions_as_the_sorted_file(recon):
+    published = out_of_id_order(recon, recon.publish(four_differences()))
+
+    done = recon.run(published)
+
+    found = recon.exceptions()
+    assert sorted(found) == sorted((str(i.expected), i.key) for i in published.injected)
+    actions = {cls: e["action"] for (cls, _), e in found.items()}
+    assert actions == {"MISSING_AT_CHANNEL": "REMATCH", "STATUS_MISMATCH": "RETURN_AND_REVERSE",
+                       "FEE_MISMATCH": "ADJUST_FEE", "TIMING": "CLOSE"}  # fmt: skip
+    assert done["completed"]["confirmed"] == 3 and done["completed"]["lines"] == 4
+    assert done["completed"]["by_class"] == {str(i.expected): 1 for i in published.injected}
+    run = recon.store.run(done["run_id"])
+    assert run["status"] == "COMPLETED" and run["buckets"] == 2
+    assert sorted(run["exception_ids"]) == sorted(e["exception_id"] for e in found.values())
+
+
+def test_a_retried_bucket_step_or_settle_writes_the_same_buckets_and_changes_nothing(recon):
+    published = out_of_id_order(recon, recon.publish(four_differences()))
+    first = recon.run(published)
+    keys = sorted(o["Key"] for o in recon.world.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"reconciliation-runs/{first['run_id']}/buckets/")["Contents"])
+    bodies = {k: recon.world.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys}
+    before = recon.world.table()
+
+    cursor = recon.service.match(first["run_id"])  # retried steps: the same buckets, every write conditional
+    recon.service.match_bucket(first["run_id"], bucket=1)
+    recon.service.match_bucket(first["run_id"], bucket=0)
+    recon.service.settle(first["run_id"])
+    recon.service.compensate(first["run_id"], start=0, limit=50)
+
+    assert cursor == {"run_id": first["run_id"], "buckets": 2, "next_bucket": 0, "more_buckets": True,
+                      "settle": True, "start": 0, "exceptions": 0}  # fmt: skip
+    assert {k: recon.world.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in keys} == bodies
+    assert len(keys) == 4  # per bucket its chunk and its result, named by the run and the bucket
+    assert recon.world.table() == before
+
+
+def wechat_bill(rows: list[tuple[str, str, str, str]]) -> bytes:
+    """A WeChat Pay trade bill (bill_type ALL) of SUCCESS rows: (time, 商户订单号, 应结订单金额, 手续费)."""
+    def row(time, order, amount, fee, n):
+        fields = {c: "" for c in wechat.COLUMNS} | {
+            "交易时间": time, "公众账号ID": "wx2421b1c4370ec43b", "商户号": "1900000109", "特约商户号": "0",
+            "微信订单号": f"42000001232026031000000000{n:02d}", "商户订单号": order, "交易类型": "NATIVE",
+            "交易状态": "SUCCESS", "付款银行": "CMC", "货币种类": "CNY", "应结订单金额": amount, "代金券金额": "0.00",
+            "微信退款单号": "0", "商户退款单号": "0", "退款金额": "0.00", "充值券退款金额": "0.00", "商品名称": "券包结算",
+            "手续费": fee, "费率": "0.60%", "订单金额": amount, "申请退款金额": "0.00"}  # fmt: skip
+        return ",".join("`" + fields[c] for c in wechat.COLUMNS)
+
+    def total(values, decimals):
+        return f"{sum(int(v.replace('.', '')) for v in values) / 10**decimals:.{decimals}f}"
+
+    amounts, fees = [r[2] for r in rows], [r[3] for r in rows]
+    text = "\r\n".join([
+        ",".join(wechat.COLUMNS), *(row(*r, n) for n, r in enumerate(rows)), ",".join(wechat.SUMMARY),
+        ",".join("`" + v for v in (str(len(rows)), total(amounts, 2), "0.00", "0.00", total(fees, 5),
+                                   total(amounts, 2), "0.00")),
+    ]) + "\r\n"  # fmt: skip
+    return gzip.compress(("\ufeff" + text).encode(), mtime=0)
+
+
+def test_a_wechat_pay_bill_in_time_order_reconciles_through_the_steps_as_the_one_stream_match_of_its_lines(recon):
+    platform, b1, m1, m2 = (rules.instruction_id(RUN, p, "CNY") for p in ("platform", "brand:b1", "merchant:m1", "merchant:m2"))
+    by_time = sorted([(platform, "7.80", "0.00000"), (b1, "30.20", "0.10000"),
+                      ("ins_20260310_never_ours", "1.00", "0.00000")], reverse=True)  # fmt: skip
+    rows = [(f"2026-03-10 0{9 + n // 10}:{n % 10}0:00", *r) for n, r in enumerate(by_time)]
+    assert [r[1] for r in rows] != sorted(r[1] for r in rows)  # time order is not our id order
+    transfers, records = recon.service.transfers("wechatpay", STATEMENT_DAY), recon.service.party_records(STATEMENT_DAY)
+    key = f"channel-statements/wechatpay/{STATEMENT_DAY}.csv.gz"
+    version = recon.world.s3.put_object(Bucket=BUCKET, Key=key, Body=wechat_bill(rows))["VersionId"]
+
+    done = recon.run(type("Published", (), {"key": key, "version_id": version})())
+
+    body = recon.world.s3.get_object(Bucket=BUCKET, Key=key, VersionId=version)["Body"]
+    lines = list(read_statement(body, wechat.NAME, channel="wechatpay", statement_date=STATEMENT_DAY))
+    expected, _ = match(lines, transfers, MatchConfig("wechatpay", STATEMENT_DAY, "Asia/Shanghai"), party_records=records)
+    expected = {x.exception_id: (str(x.cls), x.key) for x in expected if isinstance(x, ReconException)}
+    found = recon.exceptions()
+    assert {e["exception_id"]: k for k, e in found.items()} == expected
+    assert set(found) == {("FEE_MISMATCH", b1), ("MISSING_AT_CHANNEL", m1), ("MISSING_AT_CHANNEL", m2),
+                          ("UNKNOWN_AT_CHANNEL", "4200000123202603100000000000")}  # fmt: skip
+    assert done["completed"]["confirmed"] == 2 and done["completed"]["lines"] == 3
+    assert recon.store.run(done["run_id"])["buckets"] == 2

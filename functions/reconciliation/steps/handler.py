@@ -1,5 +1,5 @@
 """The reconciliation state machine's steps (infra/constructs/reconciliation.py), by `step`:
-start → match → compensate (a chunk per invocation, looped) → complete."""
+start → match (→ match_bucket per hash bucket → settle, for a file not in id order) → compensate (a chunk per invocation, looped) → complete."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,6 +21,10 @@ def lambda_handler(event: dict, context) -> dict:
                                     execution=event.get("execution"))  # fmt: skip
     if step == "match":
         return reconciliation.match(event["run_id"])
+    if step == "match_bucket":  # a file not in id order: one hash bucket an invocation
+        return reconciliation.match_bucket(event["run_id"], bucket=int(event["bucket"]))
+    if step == "settle":
+        return reconciliation.settle(event["run_id"])
     if step == "compensate":
         return reconciliation.compensate(event["run_id"], start=int(event["start"]), limit=int(event.get("limit", 50)))
     if step == "complete":

@@ -3,6 +3,7 @@ first use (never at import: a client made before moto starts would talk to real 
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 
@@ -12,12 +13,15 @@ from coupons.data.clients import dynamodb, s3, stepfunctions
 from coupons.data.ledger import LedgerStore
 from coupons.data.reconciliation import ReconciliationStore
 from coupons.data.settlement import SettlementStore
+from coupons.services.reconciliation import LINES_PER_BUCKET as DEFAULT_LINES_PER_BUCKET
 from coupons.services.reconciliation import Reconciliation, parse_policy
 
 # Set by infra/constructs/reconciliation.py.
 STATEMENTS_BUCKET = "STATEMENTS_BUCKET_NAME"
 STATE_MACHINE_ARN = "RECONCILIATION_STATE_MACHINE_ARN"
 POLICY = "RECONCILIATION_POLICY"  # the tenant file's compensation policy, JSON
+LINES_PER_BUCKET = "RECONCILIATION_LINES_PER_BUCKET"  # a file not in id order: lines per hash bucket
+FORMATS = "RECONCILIATION_STATEMENT_FORMATS"  # JSON {channel: format name}; default coupons-bill
 
 
 @cache
@@ -42,6 +46,8 @@ def service() -> Reconciliation:
         _channel,
         time_zone=settings().time_zone,
         policy=parse_policy(os.environ.get(POLICY)),
+        lines_per_bucket=int(os.environ.get(LINES_PER_BUCKET) or DEFAULT_LINES_PER_BUCKET),
+        formats=json.loads(os.environ.get(FORMATS) or "{}"),
     )
 
 

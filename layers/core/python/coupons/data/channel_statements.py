@@ -3,6 +3,8 @@ versioned: a re-upload is a new version, and reconciliation runs once per versio
 
 channel-statements/{channel}/{date}.csv.gz     the channel's daily file, as the channel publishes it
 reconciliation-runs/{run_id}/report.json       a reconciliation run's report
+reconciliation-runs/{run_id}/buckets/{b}.jsonl.gz        a file not in id order: bucket b's chunk
+reconciliation-runs/{run_id}/buckets/{b}.result.json.gz  what matching bucket b left to settle
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def report_key(run_id: str) -> str:
     return f"reconciliation-runs/{run_id}/report.json"
 
 
+def bucket_key(run_id: str, bucket: int, what: str = "jsonl") -> str:
+    """Named by the run and the bucket: a retried step or a replay writes the same objects."""
+    return f"reconciliation-runs/{run_id}/buckets/{bucket:05d}.{what}.gz"
+
+
 class ChannelStatementStore:
     def __init__(self, client, bucket: str):
         self._client = client
@@ -59,3 +66,13 @@ class ChannelStatementStore:
             ContentType="application/json",
         )
         return key
+
+    def put_bucket(self, run_id: str, bucket: int, body: BinaryIO | bytes, what: str = "jsonl") -> str:
+        """A bucket's gzipped chunk (a file on local disk: botocore streams a seekable body, never read
+        whole) or its result. One PUT (≤ 5 GB): a bucket is far smaller."""
+        key = bucket_key(run_id, bucket, what)
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentEncoding="gzip")
+        return key
+
+    def open_bucket(self, run_id: str, bucket: int, what: str = "jsonl") -> BinaryIO:
+        return self._client.get_object(Bucket=self.bucket, Key=bucket_key(run_id, bucket, what))["Body"]

@@ -22,6 +22,7 @@ from coupons.domain import transfer_journals
 from coupons.domain.coupons import iso
 from coupons.domain.ledger import Journal, Leg
 from coupons.domain.payments import ChannelStatus, Direction, Instruction
+from coupons.domain.reconciliation import buckets
 from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.formats import read_statement
 from coupons.domain.reconciliation.internal import ledger_differences, unconfirmed_sums
@@ -29,8 +30,11 @@ from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Mat
 from coupons.domain.reconciliation.records import ExceptionClass as C
 from coupons.domain.reconciliation.records import PartyRecord, ReconException, Transfer, TransferStatus
 from coupons.domain.transfer_journals import settlement_account, transfer_journal_id
+from coupons.services import reconciliation_buckets as by_bucket
 
-FORMAT = "coupons-bill"
+FORMAT = "coupons-bill"  # a channel's format unless `formats` names another
+# A file not in id order is matched in hash buckets of about this many lines (each sorted in memory).
+LINES_PER_BUCKET = 50_000
 # Transfers of settlement runs this many days before the file are offered to the matcher (held-open
 # TIMINGs, returns and duplicates of recent ones); older ones were reconciled by earlier files.
 LOOKBACK_DAYS = 7
@@ -83,12 +87,16 @@ class Reconciliation:
         time_zone: str,
         policy: comp.Policy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lines_per_bucket: int = LINES_PER_BUCKET,
+        formats: dict[str, str] | None = None,
     ):
         self.store, self.files, self.settlement, self.ledger = store, files, settlement, ledger
         self._channel = channel
         self.time_zone = time_zone
         self.policy = policy or comp.Policy()
         self._clock = clock
+        self.lines_per_bucket = lines_per_bucket
+        self.formats = formats or {}  # channel -> statement format name (formats.parser_for)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -105,27 +113,38 @@ class Reconciliation:
     def match(self, run_id: str) -> dict:
         run = self.store.run(run_id)
         channel, day = run["channel"], run["statement_date"]
-        # Pass 1: the whole file parses and adds up before anything is written (the summary is at its end).
-        lines = sum(1 for _ in self._lines(run))
+        # Pass 1: the whole file parses and adds up before anything is written (the summary is at its
+        # end), and shows whether its lines come in our id order.
+        lines, ordered = buckets.scan(self._lines(run))
         transfers = self.transfers(channel, day)
         records = self.party_records(day)
+        if not ordered:  # a real channel's file, in time order: split into hash buckets, matched one by one
+            n = buckets.bucket_count(lines, self.lines_per_bucket)
+            by_bucket.split(self, run, n, transfers, records)
+            self.store.update_run(run_id, {"lines": lines, "transfers": len(transfers), "buckets": n})
+            return by_bucket.cursor(run_id, n, 0)
         matcher = Matcher(MatchConfig(channel=channel, statement_date=day, time_zone=self.time_zone))
         at = iso(self._clock())
         exception_ids: list[str] = []
         by_id = {t.instruction_id: t for t in transfers}
         for item in matcher.run(self._lines(run), transfers, party_records=records):  # pass 2: written as matched
-            if isinstance(item, Confirmation):
-                self._confirm(item, channel, by_id[item.instruction_id], run_id, at, day)
-            else:
-                self.store.record_exception(exception_record(item), run_id=run_id, at=at)
-                exception_ids.append(item.exception_id)
+            exception_ids.extend(self._write(item, channel, by_id, run_id, at, day))
         report = matcher.report
         self.store.update_run(run_id, {
             "lines": lines, "transfers": len(transfers), "confirmed": report.confirmed,
             "confirmed_amount": dict(report.confirmed_amount), "by_class": dict(report.by_class),
-            "at_stake": report.at_stake, "exception_ids": exception_ids,
+            "at_stake": report.at_stake, "exception_ids": exception_ids, "buckets": 0,
         })  # fmt: skip
-        return {"run_id": run_id, "exceptions": len(exception_ids), "start": 0}
+        return {"run_id": run_id, "exceptions": len(exception_ids), "start": 0, "buckets": 0,
+                "more_buckets": False, "settle": False}  # fmt: skip
+
+    def match_bucket(self, run_id: str, *, bucket: int) -> dict:
+        """One hash bucket of a file not in id order (services/reconciliation_buckets.py)."""
+        return by_bucket.match_bucket(self, run_id, bucket)
+
+    def settle(self, run_id: str) -> dict:
+        """The buckets' leftovers decided together, and the run's counts."""
+        return by_bucket.settle(self, run_id)
 
     def compensate(self, run_id: str, *, start: int = 0, limit: int = 50) -> dict:
         """Compensates the run's exceptions [start, start + limit): a chunk per step invocation."""
@@ -295,8 +314,17 @@ class Reconciliation:
     # -- internals ---------------------------------------------------------------------------
 
     def _lines(self, run: dict) -> Iterator:
-        return read_statement(self.files.open(run["key"], run["version_id"] or None), FORMAT,
+        return read_statement(self.files.open(run["key"], run["version_id"] or None),
+                              self.formats.get(run["channel"], FORMAT),
                               channel=run["channel"], statement_date=run["statement_date"])  # fmt: skip
+
+    def _write(self, item, channel: str, by_id: dict, run_id: str, at: str, day: str) -> list[str]:
+        """A matched item written as matched: a confirmation applied, an exception recorded (its id)."""
+        if isinstance(item, Confirmation):
+            self._confirm(item, channel, by_id[item.instruction_id], run_id, at, day)
+            return []
+        self.store.record_exception(exception_record(item), run_id=run_id, at=at)
+        return [item.exception_id]
 
     def _confirm(self, c: Confirmation, channel: str, transfer: Transfer, run_id: str, at: str, c_day: str) -> None:
         self._post(confirmation_journal(c, channel, transfer.direction), c.value_date, at, run_id)

@@ -54,6 +54,7 @@ class ReconRun(MainModel):
     completed_at = Text(null=True)
     lines = Integer(null=True)
     transfers = Integer(null=True)
+    buckets = Integer(null=True)  # a file not in id order: the hash buckets it was split into (0: in order)
     confirmed = Integer(null=True)
     confirmed_amount = Map(null=True)  # currency -> minor units
     by_class = Map(null=True)  # class -> count
