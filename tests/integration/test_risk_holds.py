@@ -123,7 +123,7 @@ def test_a_fully_held_party_gets_a_statement_with_net_0_and_its_held_section_and
     run = world.store.run(rules.run_id(DAY))
     assert world.paid(rules.run_id(DAY)) == {"brand:b1": -800, "merchant:m1": 500}
     assert run["totals"] == [
-        {"currency": "CNY", "lines": 3, "net": -300, "payouts": 500, "payout_count": 1, "collections": 800,
+        {"currency": "CNY", "lines": 4, "net": -300, "payouts": 500, "payout_count": 1, "collections": 800,
          "collection_count": 1, "carried_forward": 0}
     ]  # fmt: skip
     document = statement(world, "merchant:m2")

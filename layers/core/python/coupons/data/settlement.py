@@ -27,6 +27,7 @@ from pynamodb.pagination import PageIterator
 
 from coupons.data.ledger import UNSETTLED, LedgerStore, unsettled_partition
 from coupons.data.models.base import Transaction, failed_condition, plain_image
+from coupons.data.settlement_held import HeldStore
 from coupons.data.models.settlement import (
     CARRY_KIND,
     LINE_KIND,
@@ -77,6 +78,7 @@ class SettlementStore:
         self._carries = CarryItem.bound(client, table_name)
         self._postings = PostingClaim.bound(client, table_name)
         self._ledger = LedgerStore(client, table_name)  # a transfer's journal, in the move's transaction
+        self.held = HeldStore(client, table_name)  # what a claim left waiting on a hold (its statements')
 
     # -- the run -----------------------------------------------------------------------------
 
