@@ -27,7 +27,6 @@ from pynamodb.pagination import PageIterator
 
 from coupons.data.ledger import UNSETTLED, LedgerStore, unsettled_partition
 from coupons.data.models.base import Transaction, failed_condition, plain_image
-from coupons.data.settlement_held import HeldStore
 from coupons.data.models.settlement import (
     CARRY_KIND,
     LINE_KIND,
@@ -47,6 +46,7 @@ from coupons.data.models.settlement import (
     party_pk,
     run_pk,
 )
+from coupons.data.settlement_held import HeldStore
 from coupons.domain.ledger import Journal as JournalTerms
 from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS
 

@@ -20,6 +20,7 @@ from coupons.data.models.settlement import (
     HELD_LINE_PREFIX,
     HELD_TOTAL_KIND,
     HELD_TOTAL_PREFIX,
+    RUN_SK,
     HeldLine,
     HeldTotal,
     SettlementParty,
@@ -29,7 +30,6 @@ from coupons.data.models.settlement import (
     held_total_sk,
     party_pk,
     run_pk,
-    RUN_SK,
 )
 
 # One transaction: the run's ConditionCheck, one Put per line, at most one total and one party flag
@@ -115,12 +115,12 @@ class HeldStore:
             tx.update(parties(party_pk(run_id, party), party), [parties.held.set(True)], parties.pk.exists())
         return tx
 
-    def held(self, run_id: str, party: str, *, limit: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def held(
+        self, run_id: str, party: str, *, limit: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(the exact totals per currency, the first `limit` held lines in journal id order)."""
         pk = held_pk(run_id, party)
-        totals = self._totals.query(
-            pk, self._totals.sk.startswith(HELD_TOTAL_PREFIX), consistent_read=True
-        )
+        totals = self._totals.query(pk, self._totals.sk.startswith(HELD_TOTAL_PREFIX), consistent_read=True)
         lines = self._lines.query(
             pk, self._lines.sk.startswith(HELD_LINE_PREFIX), consistent_read=True, limit=limit
         )

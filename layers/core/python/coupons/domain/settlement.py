@@ -298,7 +298,12 @@ def held_section(totals: list[dict[str, Any]], listed: list[dict[str, Any]]) -> 
     section = []
     for total in sorted(totals, key=lambda t: t["currency"]):
         shown = by_currency.get(total["currency"], [])
-        entry = {"currency": total["currency"], "amount": total["amount"], "count": total["count"], "lines": shown}
+        entry = {
+            "currency": total["currency"],
+            "amount": total["amount"],
+            "count": total["count"],
+            "lines": shown,
+        }
         if total["count"] > len(shown):
             entry["unlisted"] = total["count"] - len(shown)
         section.append(entry)
@@ -311,40 +316,16 @@ def _because(line: dict[str, Any]) -> str:
 
 
 def statement_csv(document: dict[str, Any]) -> str:
-    """The statement's lines as CSV, then one TOTAL row per currency (amount = the net)."""
+    """The statement's lines as CSV, then one TOTAL row per currency (amount = the net), then what waits
+    on a risk hold, in none of the totals: a row per listed held line (decision HELD, `held_because`
+    saying why) and a HELD_TOTAL row per currency (its exact amount; `held_because`: how many lines)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        [
-            "run_id",
-            "party",
-            *STATEMENT_COLUMNS,
-            "decision",
-            "transfer",
-            "carried_forward",
-            "channel_reference",
-            "opening_balance",
-            "fee",
-            "transferred",
-            "closing_balance",
-            "held_because",
-        ]
-    )
+    writer.writerow(["run_id", "party", *STATEMENT_COLUMNS, "held_because", *_CSV_TOTAL_COLUMNS])
+    blank = [""] * len(_CSV_TOTAL_COLUMNS)
     for line in document["lines"]:
         writer.writerow(
-            [
-                document["run_id"],
-                document["party"],
-                *(line.get(k, "") for k in STATEMENT_COLUMNS),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ]
+            [document["run_id"], document["party"], *(line.get(k, "") for k in STATEMENT_COLUMNS), "", *blank]
         )
     for total in document["totals"]:
         row = {k: "" for k in STATEMENT_COLUMNS}
@@ -354,22 +335,27 @@ def statement_csv(document: dict[str, Any]) -> str:
                 document["run_id"],
                 document["party"],
                 *row.values(),
+                "",
                 total["decision"],
                 total["transfer"],
                 total["carried_forward"],
                 total["channel_reference"] or "",
                 *(total.get(k, "") for k in ("opening_balance", "fee", "transferred", "closing_balance")),
-                "",
             ]
         )
-    # What waits on a hold, in none of the totals above: a row per listed line (decision HELD, and why)
-    # and a HELD_TOTAL row per currency (its exact amount; held_because says how many lines wait).
-    blank = [""] * 8
+    held = ["HELD", *blank[1:]]
     for section in document.get("held", []):
         for line in section["lines"]:
             row = [line.get(k, "") for k in STATEMENT_COLUMNS]
-            writer.writerow([document["run_id"], document["party"], *row, "HELD", *blank[1:], _because(line)])
-        row = {k: "" for k in STATEMENT_COLUMNS}
-        row.update(currency=section["currency"], source_kind="HELD_TOTAL", amount=section["amount"])
-        writer.writerow([document["run_id"], document["party"], *row.values(), "HELD", *blank[1:], f"{section['count']} lines"])
+            writer.writerow([document["run_id"], document["party"], *row, _because(line), *held])
+        total = {k: "" for k in STATEMENT_COLUMNS}
+        total.update(currency=section["currency"], source_kind="HELD_TOTAL", amount=section["amount"])
+        count = f"{section['count']} lines"
+        writer.writerow([document["run_id"], document["party"], *total.values(), count, *held])
     return out.getvalue()
+
+
+_CSV_TOTAL_COLUMNS = (
+    "decision", "transfer", "carried_forward", "channel_reference", "opening_balance", "fee",
+    "transferred", "closing_balance",
+)  # fmt: skip

@@ -25,7 +25,6 @@ from coupons.domain.channel_fees import FeeSchedule
 from coupons.domain.coupons import iso
 from coupons.domain.errors import InvalidField
 from coupons.domain.ledger import Journal
-from coupons.domain.risk.holds import Taken
 from coupons.domain.payments import (
     ChannelError,
     ChannelRejected,
@@ -36,6 +35,7 @@ from coupons.domain.payments import (
     PaymentChannel,
     Receipt,
 )
+from coupons.domain.risk.holds import Taken
 from coupons.domain.settlement import (
     ClearingBehind,
     Decision,
@@ -223,7 +223,8 @@ class SettlementSteps:
             # invocation outlived its Lambda timeout and the state machine went on). Each claim
             # checks it in its own transaction, so what is left stays unclaimed for the next run.
             return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken, "skipped": "planned"}
-        return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken, **({"held": held} if held else {})}
+        answer = {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken}
+        return answer | ({"held": held} if held else {})
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -414,7 +415,9 @@ class SettlementSteps:
                         f"{party} {currency}: lines sum to {total}, net is {outcome['net']}"
                     )
             # Only a party whose claim left something waiting has held items (no read for the others).
-            held = self._store.held.held(run_id, party, limit=rules.HELD_LISTED) if record.get("held") else None
+            held = None
+            if record.get("held"):
+                held = self._store.held.held(run_id, party, limit=rules.HELD_LISTED)
             document = rules.statement(run, party, lines, record, held=held)
             keys = self._statements.put_statement(run_id, party, document, rules.statement_csv(document))
             self._store.set_party(run_id, party, {"statement": keys})
