@@ -152,6 +152,17 @@ def test_a_retried_claim_does_not_count_held_lines_twice(world):
     assert (held["amount"], held["count"], len(held["lines"])) == (300, 1, 1)
 
 
+def test_a_run_with_nothing_held_makes_no_request_for_held_lines(world, monkeypatch):
+    calls = []
+    monkeypatch.setattr(world.store.held, "hold_back", lambda *a, **k: calls.append("hold_back"))
+    monkeypatch.setattr(world.store.held, "held", lambda *a, **k: calls.append("held"))
+    post(world, "jnl_rdm_1", {"brand:b1": -500, "merchant:m1": 500})
+
+    world.settle(DAY)
+
+    assert calls == [] and "held" not in statement(world, "merchant:m1")
+
+
 def test_a_held_line_stays_unclaimed_and_the_run_after_the_release_claims_it(world):
     post(world, "jnl_rdm_2", {"brand:b1": -300, "merchant:m1": 300}, review_hold="review:rdm_2")
     world.settle(DAY)
