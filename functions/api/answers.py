@@ -156,9 +156,25 @@ class SettlementRunDetail(SettlementRun):
     next_cursor: str | None
 
 
+class StatementHeld(_Open):
+    """What of the party's postings the run left waiting on a risk hold, in one currency (in no total:
+    the run after the release settles them)."""
+
+    currency: str
+    amount: int = Field(description="minor units, exact: what waits, netted")
+    count: int = Field(description="how many postings wait (exact)")
+    lines: list[dict[str, Any]] = Field(
+        description="the first 100 of them, each with held_because ({hold_id, reason} or {review_hold})"
+    )
+    unlisted: int | None = Field(default=None, description="how many more wait than are listed")
+
+
 class Statement(_Open):
     run_id: str
     party: str
+    held: list[StatementHeld] | None = Field(
+        default=None, description="per currency what waits on a hold (absent when nothing does)"
+    )
 
 
 class Balance(_Open):
@@ -336,6 +352,7 @@ __all__ = [
     "SettlementRunDetail",
     "SettlementRunStarted",
     "Statement",
+    "StatementHeld",
     "Trace",
     "TraceStep",
 ]

@@ -50,6 +50,17 @@ def test_review_and_party_holds_are_settled_by_the_run_after_their_release(local
     assert api.ok("GET", "/v1/risk/holds", admin, party=reviewed)["held"][0]["lines"][0]["review_hold"] == (
         f"review:{second['redemption_id']}"
     )
+    # The run's statements show what waits: the held party's (all its lines held: net 0, nothing
+    # transferred) and the reviewed redemption's line on its merchant's, each with why.
+    statements = f"/v1/settlement-runs/{day1['run_id']}/statements"
+    held_statement = api.ok("GET", f"{statements}/{held}", admin)
+    assert [(t["net"], t["transfer"]) for t in held_statement["totals"]] == [(0, 0)]
+    assert held_statement["held"][0]["amount"] == waiting["held"][0]["amount"]
+    assert held_statement["held"][0]["lines"][0]["held_because"]["hold_id"] == hold["hold_id"]
+    reviewed_statement = api.ok("GET", f"{statements}/{reviewed}", admin)
+    assert [line["held_because"] for line in reviewed_statement["held"][0]["lines"]] == [
+        {"review_hold": f"review:{second['redemption_id']}"}
+    ]
 
     api.ok("POST", f"/v1/risk/reviews/{second['redemption_id']}/release", admin, {"reason": "checked"})
     api.ok("POST", f"/v1/risk/holds/{hold['hold_id']}/release", admin, {})

@@ -23,6 +23,7 @@ WRITE_ACTIONS = {
 RUN = ["SETTLEMENT#stl_????????", "SETTLEMENT#stl_????????_t0"]
 PARTIES = ["SETTLEMENT#stl_????????#PARTIES#*", "SETTLEMENT#stl_????????_t0#PARTIES#*"]
 LINES = ["SETTLEMENT#stl_????????#LINES#*", "SETTLEMENT#stl_????????_t0#LINES#*"]
+HELD = ["SETTLEMENT#stl_????????#HELD#*", "SETTLEMENT#stl_????????_t0#HELD#*"]
 # What each function may write, spelled out: a change to coupons.data.access shows here.
 EXPECTED = {
     "api": [
@@ -37,7 +38,8 @@ EXPECTED = {
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [*RUN],
     "settlement.await_clearing": None,
-    "settlement.claim": ["ENTRIES#*", "CARRY#*", *LINES, *PARTIES, *RUN],
+    # Issue #18 point 5: what it leaves waiting on a risk hold, for the run's statements.
+    "settlement.claim": ["ENTRIES#*", "CARRY#*", *LINES, *PARTIES, *RUN, *HELD],
     "settlement.plan": [*RUN],
     # Issue #14: a transfer's journal, its postings and balances, in the transaction recording it SENT.
     "settlement.pay": [*PARTIES, "CARRY#*", "JOURNAL#*", "ENTRIES#*", "BALANCE#*#*"],

@@ -3,6 +3,8 @@ settlement until released, then the next run settles them; every hold and releas
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from coupons.data.risk_holds import RiskHoldStore
@@ -86,6 +88,97 @@ def test_a_claim_reads_the_holds_once_per_shard_not_per_page(world, monkeypatch)
     world.open(DAY)
     world.steps.claim(rules.run_id(DAY), DAY, 0)
     assert reads == [1]
+
+
+def statement(world, party, day=DAY):
+    found = world.statement(party, rules.run_id(day))
+    return None if found is None else json.loads(found)
+
+
+def test_a_runs_statement_shows_a_review_held_posting_as_waiting_with_why(world):
+    post(world, "jnl_rdm_1", {"brand:b1": -500, "merchant:m1": 500})
+    post(world, "jnl_rdm_2", {"brand:b1": -300, "merchant:m1": 300}, review_hold="review:rdm_2")
+
+    world.settle(DAY)
+
+    document = statement(world, "merchant:m1")
+    assert document["totals"][0]["net"] == 500
+    [held] = document["held"]
+    assert (held["currency"], held["amount"], held["count"]) == ("CNY", 300, 1)
+    [line] = held["lines"]
+    assert (line["journal_id"], line["held_because"]) == ("jnl_rdm_2", {"review_hold": "review:rdm_2"})
+    assert statement(world, "brand:b1")["held"][0]["amount"] == -300
+
+
+def test_a_fully_held_party_gets_a_statement_with_net_0_and_its_held_section_and_no_transfer(world):
+    post(world, "jnl_rdm_1", {"brand:b1": -500, "merchant:m1": 500})
+    post(world, "jnl_rdm_2", {"brand:b1": -200, "merchant:m2": 200}, merchant_id="m2")
+    post(world, "jnl_rdm_3", {"brand:b1": -100, "merchant:m2": 100}, merchant_id="m2")
+    hold = hold_service.hold(
+        world.holds, HoldTerms(party="merchant:m2", reason="chargebacks"), by="finance", at=now(world) - 60
+    )
+
+    world.settle(DAY)
+
+    run = world.store.run(rules.run_id(DAY))
+    assert world.paid(rules.run_id(DAY)) == {"brand:b1": -800, "merchant:m1": 500}
+    assert run["totals"] == [
+        {"currency": "CNY", "lines": 4, "net": -300, "payouts": 500, "payout_count": 1, "collections": 800,
+         "collection_count": 1, "carried_forward": 0}
+    ]  # fmt: skip
+    document = statement(world, "merchant:m2")
+    assert [(t["net"], t["transfer"], t["decision"]) for t in document["totals"]] == [(0, 0, "NONE")]
+    assert document["lines"] == []
+    [held] = document["held"]
+    assert (held["amount"], held["count"]) == (300, 2)
+    assert {line["journal_id"] for line in held["lines"]} == {"jnl_rdm_2", "jnl_rdm_3"}
+    assert all(
+        line["held_because"] == {"hold_id": hold["hold_id"], "reason": "chargebacks"} for line in held["lines"]
+    )
+    assert ",HELD," in world.statement("merchant:m2", rules.run_id(DAY), "csv")
+    assert "held" not in statement(world, "merchant:m1")  # nothing of m1's waits
+
+
+def test_a_retried_claim_does_not_count_held_lines_twice(world):
+    post(world, "jnl_rdm_1", {"brand:b1": -500, "merchant:m1": 500})
+    post(world, "jnl_rdm_2", {"brand:b1": -300, "merchant:m1": 300}, review_hold="review:rdm_2")
+    run = rules.run_id(DAY)
+    world.open(DAY)
+    for _ in range(2):  # a redelivered claim shard: every shard claimed twice
+        world.claim_all(DAY, run=run)
+    world.settle(DAY)
+
+    [held] = statement(world, "merchant:m1")["held"]
+    assert (held["amount"], held["count"], len(held["lines"])) == (300, 1, 1)
+
+
+def test_a_run_with_nothing_held_makes_no_request_for_held_lines(world, monkeypatch):
+    calls = []
+    monkeypatch.setattr(world.store.held, "hold_back", lambda *a, **k: calls.append("hold_back"))
+    monkeypatch.setattr(world.store.held, "held", lambda *a, **k: calls.append("held"))
+    post(world, "jnl_rdm_1", {"brand:b1": -500, "merchant:m1": 500})
+
+    world.settle(DAY)
+
+    assert calls == [] and "held" not in statement(world, "merchant:m1")
+
+
+def test_a_held_line_stays_unclaimed_and_the_run_after_the_release_claims_it(world):
+    post(world, "jnl_rdm_2", {"brand:b1": -300, "merchant:m1": 300}, review_hold="review:rdm_2")
+    world.settle(DAY)
+    assert [p["settled"] for p in world.postings()] == [False, False]
+    assert "run_id" not in world.postings()[0]
+
+    world.holds.release_review(
+        {"review_hold": "review:rdm_2", "redemption_id": "rdm_2", "released_by": "admin", "released_at": now(world),
+         "reason": "checked"},
+        {"decision_id": "rsk_1", "event": "REVIEW", "at": now(world), "action": "RELEASE", "reason": "checked",
+         "subjects": ["redemption:rdm_2"]},
+    )  # fmt: skip
+    world.clock.now = world.clock.now.replace(day=11)
+    world.settle(NEXT)
+    document = statement(world, "merchant:m1", NEXT)
+    assert document["totals"][0]["net"] == 300 and "held" not in document
 
 
 # -- over the API ---------------------------------------------------------------------------------

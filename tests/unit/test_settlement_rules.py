@@ -358,3 +358,24 @@ def test_per_currency_payouts_minus_collections_plus_carried_equal_the_lines_to_
     for line in lines:
         expected[line["currency"]] += line["amount"]
     assert dict(moved) == dict(expected)
+
+
+def test_a_statements_held_section_keeps_exact_totals_beyond_the_lines_it_lists_and_is_in_no_total():
+    listed = [
+        {"journal_id": f"jnl_rdm_{i}", "currency": "CNY", "amount": 10, "source_kind": "REDEMPTION",
+         "held_because": {"hold_id": "hold_1", "reason": "chargebacks"}}
+        for i in range(3)
+    ]  # fmt: skip
+    held = ([{"currency": "CNY", "amount": 1000, "count": 100}], listed)
+    document = statement({"run_id": RUN, "business_date": "2026-03-09"}, "merchant:m9", [], {}, held=held)
+    assert [(t["currency"], t["net"], t["transfer"], t["decision"]) for t in document["totals"]] == [
+        ("CNY", 0, 0, "NONE")
+    ]
+    [section] = document["held"]
+    assert (section["amount"], section["count"], len(section["lines"]), section["unlisted"]) == (1000, 100, 3, 97)
+    rows = list(csv.DictReader(io.StringIO(statement_csv(document))))
+    assert [r["held_because"] for r in rows if r["decision"] == "HELD"] == [
+        "hold_1: chargebacks", "hold_1: chargebacks", "hold_1: chargebacks", "100 lines"
+    ]  # fmt: skip
+    assert [r["amount"] for r in rows if r["source_kind"] == "HELD_TOTAL"] == ["1000"]
+    assert "held" not in statement({"run_id": RUN, "business_date": "2026-03-09"}, "merchant:m9", [], {})

@@ -36,7 +36,7 @@ from coupons.data.models.risk import (
     review_pk,
     seen_pk,
 )
-from coupons.data.models.settlement import carry_pk, lines_pk, parties_pk, run_pk
+from coupons.data.models.settlement import carry_pk, held_pk, lines_pk, parties_pk, run_pk
 
 # A run id is `stl_{YYYYMMDD}` (daily) or `stl_{YYYYMMDD}_t0` (intraday; coupons.domain.settlement.run_id):
 # the exact `?` count keeps the run's own item apart from its parties' and lines' partitions, which start
@@ -83,6 +83,9 @@ PARTIES = Partition(
 )
 LINES = Partition(
     lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed", (lines_pk(_RUN_T0, "*"),)
+)
+HELD = Partition(
+    held_pk(_RUN, "*"), "what a run's claim left waiting on a risk hold, for its statements", (held_pk(_RUN_T0, "*"),)
 )
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
 AUDIT_LOG = Partition("AUDITLOG#*", "the audit log's shard heads and entries (coupons.data.audit)")
@@ -163,9 +166,10 @@ WRITERS: dict[str, TableAccess] = {
     "settlement.await_clearing": TableAccess(READ, indexes=True),
     # Claims postings (and carried amounts, which the unsettled index lists alike) with their lines,
     # after making sure each party's item exists; every claim transaction checks the run item (not
-    # planned yet), so RUN is among its partitions for that ConditionCheck.
+    # planned yet), so RUN is among its partitions for that ConditionCheck. What it leaves waiting on a
+    # risk hold it records (HELD: the lines, their totals; the party's `held` flag).
     "settlement.claim": TableAccess(
-        READ, (PUT, UPDATE, CHECK), (ENTRIES, CARRY, LINES, PARTIES, RUN), indexes=True
+        READ, (PUT, UPDATE, CHECK), (ENTRIES, CARRY, LINES, PARTIES, RUN, HELD), indexes=True
     ),
     "settlement.plan": TableAccess(READ, (UPDATE,), (RUN,)),
     # A transfer's journal (its postings and balances) is posted in the transaction recording it SENT;

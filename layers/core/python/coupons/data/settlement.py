@@ -46,6 +46,7 @@ from coupons.data.models.settlement import (
     party_pk,
     run_pk,
 )
+from coupons.data.settlement_held import HeldStore
 from coupons.domain.ledger import Journal as JournalTerms
 from coupons.domain.settlement import PARTY_BUCKETS, STATEMENT_COLUMNS
 
@@ -77,6 +78,7 @@ class SettlementStore:
         self._carries = CarryItem.bound(client, table_name)
         self._postings = PostingClaim.bound(client, table_name)
         self._ledger = LedgerStore(client, table_name)  # a transfer's journal, in the move's transaction
+        self.held = HeldStore(client, table_name)  # what a claim left waiting on a hold (its statements')
 
     # -- the run -----------------------------------------------------------------------------
 

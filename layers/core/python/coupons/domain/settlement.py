@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from coupons.domain.dates import calendar_day
 from coupons.domain.errors import DomainError, InvalidField, Kind, NotFound
 from coupons.domain.payments import Direction
+from coupons.domain.risk import holds
 from coupons.domain.timeline import RunKind
 from coupons.domain.times import parse as parse_time
 
@@ -224,9 +225,24 @@ STATEMENT_COLUMNS = (
 )
 
 
-def statement(run: dict[str, Any], party: str, lines: list[dict[str, Any]], record: dict[str, Any]) -> dict:
+# Held lines a statement lists per party (its held section's amounts and counts are exact whatever
+# their number: coupons.data.settlement_held keeps the totals).
+HELD_LISTED = 100
+
+
+def statement(
+    run: dict[str, Any],
+    party: str,
+    lines: list[dict[str, Any]],
+    record: dict[str, Any],
+    *,
+    held: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+) -> dict:
     """One party's statement for one run: every line it was settled on, and per currency the totals,
-    which equal the transfer: Σ lines = transfer (signed) + carried."""
+    which equal the transfer: Σ lines = transfer (signed) + carried. `held`: (totals per currency, the
+    first listed lines) of what the run left waiting on a risk hold; it becomes the "held" section, and
+    a currency with only held lines gets a total of 0 (nothing transferred: the run's record and totals
+    are untouched)."""
     ordered = sorted(lines, key=lambda x: (x["currency"], x.get("business_date", ""), x["journal_id"]))
     totals = []
     for currency, outcome in sorted(record.get("currencies", {}).items()):
@@ -257,49 +273,59 @@ def statement(run: dict[str, Any], party: str, lines: list[dict[str, Any]], reco
                 ),
             }
         )
-    return {
+    document = {
         "run_id": run["run_id"],
         "business_date": run["business_date"],
         "party": party,
         "totals": totals,
         "lines": [{k: line.get(k) for k in STATEMENT_COLUMNS if line.get(k) is not None} for line in ordered],
     }
+    if held and held[0]:
+        section = held_section(*held)
+        netted = {t["currency"] for t in totals}
+        zero = {"lines": 0, "net": 0, "decision": Decision.NONE.value, "transfer": 0, "carried_forward": 0,
+                "instruction_id": None, "channel_reference": None}  # fmt: skip
+        totals += [{"currency": h["currency"], **zero} for h in section if h["currency"] not in netted]
+        totals.sort(key=lambda t: t["currency"])
+        document["held"] = section
+    return document
+
+
+def held_section(totals: list[dict[str, Any]], listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per currency what waits: the exact `amount` and `count`, the listed lines (each with
+    `held_because`), and `unlisted` when there are more than the statement lists."""
+    by_currency = {s["currency"]: s["lines"] for s in holds.held_section(listed)}
+    section = []
+    for total in sorted(totals, key=lambda t: t["currency"]):
+        shown = by_currency.get(total["currency"], [])
+        entry = {
+            "currency": total["currency"],
+            "amount": total["amount"],
+            "count": total["count"],
+            "lines": shown,
+        }
+        if total["count"] > len(shown):
+            entry["unlisted"] = total["count"] - len(shown)
+        section.append(entry)
+    return section
+
+
+def _because(line: dict[str, Any]) -> str:
+    why = line.get("held_because", {})
+    return why.get("review_hold") or f"{why.get('hold_id', '')}: {why.get('reason', '')}"
 
 
 def statement_csv(document: dict[str, Any]) -> str:
-    """The statement's lines as CSV, then one TOTAL row per currency (amount = the net)."""
+    """The statement's lines as CSV, then one TOTAL row per currency (amount = the net), then what waits
+    on a risk hold, in none of the totals: a row per listed held line (decision HELD, `held_because`
+    saying why) and a HELD_TOTAL row per currency (its exact amount; `held_because`: how many lines)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        [
-            "run_id",
-            "party",
-            *STATEMENT_COLUMNS,
-            "decision",
-            "transfer",
-            "carried_forward",
-            "channel_reference",
-            "opening_balance",
-            "fee",
-            "transferred",
-            "closing_balance",
-        ]
-    )
+    writer.writerow(["run_id", "party", *STATEMENT_COLUMNS, "held_because", *_CSV_TOTAL_COLUMNS])
+    blank = [""] * len(_CSV_TOTAL_COLUMNS)
     for line in document["lines"]:
         writer.writerow(
-            [
-                document["run_id"],
-                document["party"],
-                *(line.get(k, "") for k in STATEMENT_COLUMNS),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ]
+            [document["run_id"], document["party"], *(line.get(k, "") for k in STATEMENT_COLUMNS), "", *blank]
         )
     for total in document["totals"]:
         row = {k: "" for k in STATEMENT_COLUMNS}
@@ -309,6 +335,7 @@ def statement_csv(document: dict[str, Any]) -> str:
                 document["run_id"],
                 document["party"],
                 *row.values(),
+                "",
                 total["decision"],
                 total["transfer"],
                 total["carried_forward"],
@@ -316,4 +343,19 @@ def statement_csv(document: dict[str, Any]) -> str:
                 *(total.get(k, "") for k in ("opening_balance", "fee", "transferred", "closing_balance")),
             ]
         )
+    held = ["HELD", *blank[1:]]
+    for section in document.get("held", []):
+        for line in section["lines"]:
+            row = [line.get(k, "") for k in STATEMENT_COLUMNS]
+            writer.writerow([document["run_id"], document["party"], *row, _because(line), *held])
+        total = {k: "" for k in STATEMENT_COLUMNS}
+        total.update(currency=section["currency"], source_kind="HELD_TOTAL", amount=section["amount"])
+        count = f"{section['count']} lines"
+        writer.writerow([document["run_id"], document["party"], *total.values(), count, *held])
     return out.getvalue()
+
+
+_CSV_TOTAL_COLUMNS = (
+    "decision", "transfer", "carried_forward", "channel_reference", "opening_balance", "fee",
+    "transferred", "closing_balance",
+)  # fmt: skip

@@ -79,13 +79,13 @@ class ClaimFilter:
         self._holds = store.holds()
         self._released: set[str] = set()
 
-    def __call__(self, page: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The page's settleable lines; held ones stay unclaimed and due, so the run after the release
-        takes them."""
+    def __call__(self, page: list[dict[str, Any]]) -> holds.Taken:
+        """The page's settleable lines, and its held ones (each with `held_because`, for the run's
+        statements): they stay unclaimed and due, so the run after the release takes them."""
         pending = holds.reviews_in(page) - self._released
         if pending:
             self._released |= self._store.released_reviews(pending)
-        return holds.claimable(page, holds=self._holds, released_reviews=self._released, at=self._at).lines
+        return holds.claimable(page, holds=self._holds, released_reviews=self._released, at=self._at)
 
 
 def held_view(

@@ -35,6 +35,7 @@ from coupons.domain.payments import (
     PaymentChannel,
     Receipt,
 )
+from coupons.domain.risk.holds import Taken
 from coupons.domain.settlement import (
     ClearingBehind,
     Decision,
@@ -84,7 +85,7 @@ class SettlementSteps:
         clock: Clock = _now,
         channel_name: str = "simulated",
         fees: dict[str, FeeSchedule] | None = None,
-        holds: Callable[[int], Callable[[list[dict]], list[dict]]] | None = None,
+        holds: Callable[[int], Callable[[list[dict]], Taken]] | None = None,
         t0_cutoff: str | None = None,
     ):
         self._store = store
@@ -96,8 +97,9 @@ class SettlementSteps:
         self._clock = clock
         self._channel_name = channel_name  # the accounts `settlement:{it}`, `fees:{it}`
         self._fee_schedule = (fees or {}).get(channel_name)  # None: the channel charges nothing
-        # Risk holds (coupons.services.risk_holds.ClaimFilter): given the claim's time, a page's settleable lines.
-        self._holds = holds or (lambda at: lambda page: page)
+        # Risk holds (coupons.services.risk_holds.ClaimFilter): given the claim's time, a page's settleable
+        # lines and its held ones (each with `held_because`).
+        self._holds = holds or (lambda at: lambda page: Taken(page, []))
         self._t0_cutoff = t0_cutoff  # the tenant's settlement_t0_cutoff ("22:00"); None: no intraday run
 
     # -- open ------------------------------------------------------------------------------
@@ -196,25 +198,33 @@ class SettlementSteps:
         met: set[str] = set()
         claimed = taken = 0
         settleable = self._holds(int(self._clock().timestamp()))  # the holds in force, read once per shard
+        held = 0
         try:
             for page in self._store.unsettled(shard, business_date):
                 if cutoff_at is not None:
                     cut = parse_time(cutoff_at)
                     page = [p for p in page if not p.get("event_at") or parse_time(p["event_at"]) < cut]
-                page = settleable(
-                    page
-                )  # held lines stay unclaimed and due: the run after the release takes them
-                for party in sorted({p["account"] for p in page} - met):
+                # Held lines stay unclaimed and due (the run after the release takes them); the run
+                # records them for its statements (a party with only held lines is a party of the run).
+                taken_now = settleable(page)
+                page, waiting = taken_now.lines, taken_now.held
+                for party in sorted({p["account"] for p in page + waiting} - met):
                     self._store.ensure_party(run_id, party, created_at=now)
                     met.add(party)
                 got, lost = self._store.claim(run_id, page, claimed_at=now)
                 claimed, taken = claimed + got, taken + lost
+                if waiting:
+                    recorded, planned = self._store.held.hold_back(run_id, waiting)
+                    held += recorded
+                    if planned:
+                        raise RunPlanned(run_id)
         except RunPlanned:
             # The run was planned while this claim ran (the read above is only a shortcut: this
             # invocation outlived its Lambda timeout and the state machine went on). Each claim
             # checks it in its own transaction, so what is left stays unclaimed for the next run.
             return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken, "skipped": "planned"}
-        return {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken}
+        answer = {"shard": shard, "claimed": claimed, "taken_by_other_runs": taken}
+        return answer | ({"held": held} if held else {})
 
     # -- plan ------------------------------------------------------------------------------
 
@@ -404,7 +414,11 @@ class SettlementSteps:
                     raise StatementMismatch(
                         f"{party} {currency}: lines sum to {total}, net is {outcome['net']}"
                     )
-            document = rules.statement(run, party, lines, record)
+            # Only a party whose claim left something waiting has held items (no read for the others).
+            held = None
+            if record.get("held"):
+                held = self._store.held.held(run_id, party, limit=rules.HELD_LISTED)
+            document = rules.statement(run, party, lines, record, held=held)
             keys = self._statements.put_statement(run_id, party, document, rules.statement_csv(document))
             self._store.set_party(run_id, party, {"statement": keys})
         return {"parties": len(parties)}

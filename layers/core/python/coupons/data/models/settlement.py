@@ -4,6 +4,8 @@
   SETTLEMENT#{run_id}                  / RUN               SettlementRun   gsi1: SETTLEMENTRUNS / {date}
   SETTLEMENT#{run_id}#PARTIES#{bucket} / {party}           SettlementParty
   SETTLEMENT#{run_id}#LINES#{party}    / {journal_id}      SettlementLine
+  SETTLEMENT#{run_id}#HELD#{party}     / L#{journal_id}    HeldLine        a posting the run left waiting
+                                       / T#{currency}      HeldTotal       their exact amount and count
   CARRY#{party}                        / {run_id}#{CUR}    CarryItem       gsi1: UNSETTLED#{shard} / ...
   ENTRIES#{account}#{shard}            / ...               PostingClaim (a ledger posting: see there)
 """
@@ -31,6 +33,19 @@ def lines_pk(run_id: str, party: str) -> str:
     return f"SETTLEMENT#{run_id}#LINES#{party}"
 
 
+def held_pk(run_id: str, party: str) -> str:
+    """What the run left waiting on a risk hold (coupons.domain.risk.holds), shown on its statement."""
+    return f"SETTLEMENT#{run_id}#HELD#{party}"
+
+
+def held_line_sk(journal_id: str) -> str:
+    return f"{HELD_LINE_PREFIX}{journal_id}"
+
+
+def held_total_sk(currency: str) -> str:
+    return f"{HELD_TOTAL_PREFIX}{currency}"
+
+
 def carry_pk(account: str) -> str:
     return f"CARRY#{account}"
 
@@ -40,6 +55,8 @@ def carry_sk(carried_from: str, currency: str) -> str:
 
 
 RUN_SK = "RUN"
+HELD_LINE_PREFIX, HELD_TOTAL_PREFIX = "L#", "T#"
+HELD_KIND, HELD_TOTAL_KIND = "SETTLEMENT_HELD", "SETTLEMENT_HELD_TOTAL"
 RUNS_INDEX_PK = "SETTLEMENTRUNS"  # gsi1: every run, by business date
 RUN_KIND, PARTY_KIND, LINE_KIND, CARRY_KIND = (
     "SETTLEMENT_RUN",
@@ -88,6 +105,7 @@ class SettlementParty(MainModel):
     currencies = Map(null=True)
     statement = Map(null=True)  # format → S3 key
     settled_at = Text(null=True)
+    held = Flag(null=True)  # some of its postings wait on a hold (HeldLine / HeldTotal): absent when none
 
 
 class SettlementLine(MainModel):
@@ -117,6 +135,38 @@ class SettlementLine(MainModel):
     rule_version = Integer(null=True)
     commission = Integer(null=True)
     carried_from = Text(null=True)
+
+
+class HeldLine(MainModel):
+    """A posting the run's claim left waiting (not claimed: it stays unsettled and due), and why. Its
+    key is the posting's journal id: written once per run, so a retried claim does not count it twice."""
+
+    kind = Text()
+    run_id = Text()
+    account = Text()
+    currency = Text()
+    amount = Integer()
+    journal_id = Text()
+    source_id = Text(null=True)
+    source_kind = Text(null=True)
+    redemption_id = Text(null=True)
+    reversal_id = Text(null=True)
+    business_date = Text(null=True)
+    due_date = Text(null=True)
+    review_hold = Text(null=True)
+    held_because = Map()  # {"hold_id", "reason"} or {"review_hold"}
+
+
+class HeldTotal(MainModel):
+    """What waits of one party in one currency in the run, exactly (the statement lists only the
+    first lines): ADDed in the transaction that writes each HeldLine."""
+
+    kind = Text()
+    run_id = Text()
+    party = Text()
+    currency = Text()
+    amount = Integer()
+    count = Integer()
 
 
 class _Claimable(MainModel):
