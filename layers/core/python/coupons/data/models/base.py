@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -113,7 +114,9 @@ class Base(Model):
     # The key attributes a store never hands back in a record.
     KEYS: ClassVar[tuple[str, ...]] = ("pk", "sk")
     _client: ClassVar[Any] = None  # set on a bound subclass
-    _bound: ClassVar[dict] = {}
+    # Weak: a bound subclass lives as long as the stores using it, and with it its client. A strong
+    # cache kept every client ever bound (the tests make thousands) and each subclass's connection.
+    _bound: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
 
     @classmethod
     def _get_connection(cls):
