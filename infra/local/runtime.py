@@ -35,6 +35,9 @@ MAX_WORKERS = 8
 # stream records inside the write) would otherwise wait on its own busy workers forever.
 OVERFLOW_AFTER_S = 3.0
 OVERFLOW_MAX_WORKERS = 4 * MAX_WORKERS
+# Lambda reclaims idle containers; so do we, past the one kept warm: a burst (64 threads on one coupon)
+# otherwise leaves up to 32 idle workers per function for good, some 65 MB each, on every local stack.
+IDLE_RECLAIM_S = 30.0
 # The worker's start-up (imports) is not counted against the function timeout, as Lambda's init isn't.
 INIT_TIMEOUT_S = 30.0
 
@@ -62,6 +65,7 @@ class WorkerConfig:
 class Worker:
     def __init__(self, config: WorkerConfig, log_path: Path):
         self.config = config
+        self.idle_since = time.monotonic()
         env = config.environ()
         env["LOCAL_WORKER_LAYERS"] = os.pathsep.join(config.layer_dirs)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +191,7 @@ class FunctionPool:
     def _release(self, worker: Worker | None) -> None:
         with self._cond:
             if worker is not None and worker.alive() and not self._closed:
+                worker.idle_since = time.monotonic()
                 self._idle.append(worker)
             else:
                 self._count -= 1
@@ -215,6 +220,17 @@ class FunctionPool:
             return json.dumps(error), True
         finally:
             self._release(worker)
+
+    def reclaim(self, now: float) -> None:
+        """Stops the workers idle for IDLE_RECLAIM_S, but the most recently used one (kept warm)."""
+        with self._cond:
+            # _acquire pops the last: the most recently released one stays, however long it idles.
+            old = [w for w in self._idle[:-1] if now - w.idle_since >= IDLE_RECLAIM_S]
+            for worker in old:
+                self._idle.remove(worker)
+                self._count -= 1
+        for worker in old:
+            worker.stop()
 
     def warm(self, config: WorkerConfig) -> float | None:
         """Start one worker now (if none is idle), so the first real request finds it ready."""
@@ -256,6 +272,8 @@ class LocalRuntime:
         self._lock = threading.Lock()
         self._original = None
         self._streams: StreamDelivery | None = None
+        self._stopping = threading.Event()
+        self._reclaimer: threading.Thread | None = None
 
     def _pool(self, function_name: str) -> FunctionPool:
         with self._lock:
@@ -347,8 +365,23 @@ class LocalRuntime:
         # DynamoDB stream mappings are served by Lambda-like pollers, after the write (streams.py).
         self._streams = StreamDelivery()
         self._streams.install()
+        self._reclaimer = threading.Thread(
+            target=self._reclaim_idle, name="reclaim-idle-workers", daemon=True
+        )
+        self._reclaimer.start()
+
+    def _reclaim_idle(self) -> None:
+        while not self._stopping.wait(IDLE_RECLAIM_S / 3):
+            with self._lock:
+                pools = list(self._pools.values())
+            for pool in pools:
+                pool.reclaim(time.monotonic())
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._reclaimer is not None:
+            self._reclaimer.join()
+            self._reclaimer = None
         if self._streams is not None:
             self._streams.close()
             self._streams = None

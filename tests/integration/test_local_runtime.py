@@ -17,7 +17,7 @@ import pytest
 
 from infra.local import moto_server
 from infra.local.deploy import FunctionSource
-from infra.local.runtime import LocalRuntime
+from infra.local.runtime import IDLE_RECLAIM_S, LocalRuntime
 
 pytestmark = pytest.mark.xdist_group("local-runtime")
 
@@ -212,6 +212,33 @@ def test_concurrent_invocations_each_get_their_own_worker(lam):
     assert len(pids) == 4
     # ...which stay warm: later invocations find one of them.
     assert {invoke(lam, "probe-b", {})[0]["pid"] for _ in range(3)} <= pids
+
+
+def test_idle_workers_past_the_one_kept_warm_are_reclaimed(lam, local):
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda _: invoke(lam, "probe-b", {"action": "sleep", "seconds": 1.0}), range(4))
+        )
+    pids = {answer["pid"] for answer, _ in answers}
+    assert len(pids) == 4
+
+    # What the reclaimer thread does every few seconds, as if IDLE_RECLAIM_S had passed.
+    local["runtime"]._pool("probe-b").reclaim(time.monotonic() + IDLE_RECLAIM_S)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 10
+    while sum(alive(pid) for pid in pids) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = {pid for pid in pids if alive(pid)}
+    assert len(survivors) == 1
+    # The one kept warm still serves the next invocation.
+    assert invoke(lam, "probe-b", {})[0]["pid"] in survivors
 
 
 def test_a_timeout_discards_the_worker(lam):
