@@ -119,6 +119,14 @@ class Completion:
         self.replayed = True
 
 
+class IdempotencyRecordExists(Exception):
+    """A transaction's completion put found a record under its key: `record` is it (existing_record)."""
+
+    def __init__(self, record: dict[str, Any]):
+        super().__init__("idempotency key used")
+        self.record = record
+
+
 def existing_record(model: type[IdempotencyRecord], raw: dict[str, Any] | None) -> dict[str, Any]:
     """The record that stood in the way of a transaction's completion put (its ALL_OLD item), keys
     included, its answer decoded: what `domain.idempotency.on_existing` replays from."""

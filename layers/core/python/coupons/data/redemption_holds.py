@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.exceptions import TransactWriteError
 
 from coupons.data.coupons import WriteConflict, history_write
-from coupons.data.idempotency import completed_write, existing_record
+from coupons.data.idempotency import IdempotencyRecordExists, completed_write, existing_record
 from coupons.data.models.base import Transaction
 from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
 from coupons.data.models.idempotency import IdempotencyRecord
@@ -54,12 +54,6 @@ class CardMoved(Exception):
     def __init__(self, coupon: dict[str, Any]):
         super().__init__("card moved")
         self.coupon = coupon
-
-
-class IdempotencyReplay(Exception):
-    def __init__(self, record: dict[str, Any]):
-        super().__init__("idempotency key used")
-        self.record = record
 
 
 def hold_coupon(C: type[Coupon], condition: Any, change: CouponChange) -> tuple[Any, list]:
@@ -114,7 +108,7 @@ class RedemptionHoldStore:
 
     def end(self, hold: dict[str, Any], end: HoldEnd, *, idempotency: IdempotencyWrite | None = None) -> None:
         """Captures, voids or releases `hold` in ONE TransactWriteItems, or raises why not:
-        IdempotencyReplay (the key answered before), HoldMoved, CardMoved, WriteConflict.
+        IdempotencyRecordExists (the key answered before), HoldMoved, CardMoved, WriteConflict.
 
         - Update the hold: hold_status, closed_at, out of the live holds' index
         - capture: Put the REDEMPTION item (what clearing posts, at the captured amount)
@@ -176,7 +170,7 @@ class RedemptionHoldStore:
             # its first answer, not a 409.
             if idempotency is not None and tx.failed(error, _IDEMPOTENCY):
                 raw = tx.reason(error, _IDEMPOTENCY).raw_item
-                raise IdempotencyReplay(existing_record(self._idempotency, raw)) from None
+                raise IdempotencyRecordExists(existing_record(self._idempotency, raw)) from None
             if tx.failed(error, _HOLD):
                 old = tx.reason(error, _HOLD).raw_item
                 raise HoldMoved(H.from_raw_data(old).record() if old else {}) from None

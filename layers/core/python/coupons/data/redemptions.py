@@ -24,7 +24,13 @@ from typing import Any
 from pynamodb.exceptions import TransactWriteError
 
 from coupons.data.coupons import WriteConflict, history_write
-from coupons.data.idempotency import COMPLETION, completed_write, existing_record, raise_if_lock_lost
+from coupons.data.idempotency import (
+    COMPLETION,
+    IdempotencyRecordExists,
+    completed_write,
+    existing_record,
+    raise_if_lock_lost,
+)
 from coupons.data.models.base import Transaction, Write
 from coupons.data.models.campaigns import SHARD_SK, QuotaShard, shard_pk
 from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
@@ -71,12 +77,6 @@ class CouponRefused(Exception):
     def __init__(self, coupon: dict[str, Any]):
         super().__init__("coupon refused")
         self.coupon = coupon
-
-
-class IdempotencyRecordExists(Exception):
-    def __init__(self, record: dict[str, Any]):
-        super().__init__("idempotency key used")
-        self.record = record
 
 
 class QrTokenUsed(Exception):

@@ -20,13 +20,12 @@ from typing import Any
 
 from coupons.data.campaigns import CampaignStore
 from coupons.data.coupons import CouponStore, WriteConflict
-from coupons.data.idempotency import Completion, IdempotencyStore
+from coupons.data.idempotency import Completion, IdempotencyRecordExists, IdempotencyStore
 from coupons.data.redemptions import (
     CampaignInactive,
     CouponChange,
     CouponRefused,
     GuessGateClosed,
-    IdempotencyRecordExists,
     IdempotencyWrite,
     QrTokenUsed,
     RedemptionIdTaken,

@@ -24,14 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coupons.data.coupons import WriteConflict
-from coupons.data.idempotency import IdempotencyStore
-from coupons.data.redemption_holds import (
-    CardMoved,
-    HoldEnd,
-    HoldMoved,
-    IdempotencyReplay,
-    RedemptionHoldStore,
-)
+from coupons.data.idempotency import IdempotencyRecordExists, IdempotencyStore
+from coupons.data.redemption_holds import CardMoved, HoldEnd, HoldMoved, RedemptionHoldStore
 from coupons.data.redemptions import IdempotencyWrite
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption_holds as rules
@@ -170,7 +164,7 @@ class RedemptionHolds:
             try:
                 self._holds.end(hold, end, idempotency=write)
                 return 200, answer, False
-            except IdempotencyReplay as existing:
+            except IdempotencyRecordExists as existing:
                 replay = idempotency_rules.on_existing(existing.record, fingerprint)
                 return replay.status, replay.body, True
             except HoldMoved as moved:
