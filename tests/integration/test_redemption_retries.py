@@ -142,3 +142,30 @@ def test_a_gift_card_take_that_loses_12_races_still_gets_its_unit_while_the_card
     answer = redeem(api, keys["merchant:m-001"], code, amount=1, order_amount=100)
     assert answer.status == 201, answer.raw
     assert answer.json["balance_after"] == 100 - 12 - 1
+
+
+def test_a_gift_card_take_still_losing_races_when_the_function_runs_short_of_time_answers_contention(
+    api, keys
+):
+    """Tills keep winning the card just before each of this function's transactions, and each attempt costs
+    it 4 s (its clock moves on). A function that kept retrying until it won would pass its 29 s timeout
+    after writing: the till would get API Gateway's 502 for a take that happened. It stops while there is
+    time to answer instead: 409 contention (retry shortly), nothing of it written."""
+    import dependencies
+
+    code, _ = coupon(api, keys, type="GIFT_CARD", amount=100, min_order=None)
+    redeemer = dependencies.redeemer()
+    now = [redeemer._clock()]
+    redeemer._clock = lambda: now[0]
+
+    def another_till_wins(_: int) -> None:
+        another_till_takes(api, code, 1)
+        now[0] += 4
+
+    sent = before_each_transaction(another_till_wins)
+    answer = redeem(api, keys["merchant:m-001"], code, amount=1, order_amount=100)
+    assert_problem(answer, 409, "contention")
+    # FakeContext leaves 29 s: attempts start at +0, +4, ..., +20 s, none once less than 5 s are left.
+    assert len(sent) == 6, len(sent)
+    item = api.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}})
+    assert int(item["Item"]["balance"]["N"]) == 100 - len(sent)  # only the other tills' takes

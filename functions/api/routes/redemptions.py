@@ -143,6 +143,7 @@ def redeem(request: Annotated[RedeemRequest, Body()]):
         request_body=event.json_body,
         subjects=subjects(request),
         capture=request.capture,
+        seconds_left=app.lambda_context.get_remaining_time_in_millis() / 1000,
     )
     return answered(status, body, replayed)
 

@@ -55,6 +55,10 @@ from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, rede
 # failed write returns the new balance (no extra read).
 ATTEMPTS = 12
 LOST_RACES = 500
+# A retry starts only while this much of the function's time is left: a take that lost races for that long
+# answers 409 contention (nothing written) rather than win just after the function timed out, when the
+# till gets API Gateway's 502 for a take that happened.
+ANSWER_MARGIN_S = 5.0
 
 
 class _Replayed(Exception):
@@ -226,10 +230,12 @@ class Redeemer:
         request_body: Any,
         subjects: Subjects | None = None,
         capture: bool = True,
+        seconds_left: float | None = None,
     ) -> tuple[int, Any, bool]:
         """(status, answer, replayed). Refusals are raised; a replay returns the first answer.
         `subjects`: the device, addresses and user the risk rules look at (none: only the order's).
-        `capture` False places a redemption hold instead (services/redemption_holds.py captures or voids it)."""
+        `capture` False places a redemption hold instead (services/redemption_holds.py captures or voids it).
+        `seconds_left`: the time the caller has to answer in (the function's), which bounds the retries."""
         try:
             return self._redeem(
                 proof,
@@ -240,6 +246,7 @@ class Redeemer:
                 request_body=request_body,
                 subjects=subjects,
                 hold_for=None if capture else self._hold_seconds,
+                seconds_left=seconds_left,
             )
         except CouponNotFound:
             self._guesses.missed(subjects, int(self._clock()))
@@ -258,12 +265,14 @@ class Redeemer:
         request_body: Any,
         subjects: Subjects | None = None,
         hold_for: Callable[[dict[str, Any]], int] | None = None,
+        seconds_left: float | None = None,
     ) -> tuple[int, Any, bool]:
         if idempotency_key is not None:
             idempotency_rules.check_key(idempotency_key)
         fingerprint = idempotency_rules.fingerprint("POST", "/v1/redemptions", request_body)
         instant = self._clock()
         now = int(instant)  # whole seconds for the proofs and the idempotency record's times
+        retry_until = None if seconds_left is None else instant + seconds_left - ANSWER_MARGIN_S
         try:
             code, verified, campaign = self._checked(proof, order, principal, now)
         except (verification.VerificationFailed, CouponLocked):
@@ -283,6 +292,8 @@ class Redeemer:
         guess = self._guesses.counters(subjects, now)
         conflicts = lost_races = 0
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
+            if (conflicts or lost_races) and retry_until is not None and self._clock() >= retry_until:
+                break
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
             if gift:
                 spendable = _spendable(balance, available) if hold is None else room
