@@ -175,6 +175,35 @@ def test_hold_capture_and_void_are_each_one_request_with_an_idempotency_key(api,
     assert calls == ["Query", "TransactWriteItems"], calls
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #15 point 2 not built: a capture or void still reads its hold first (Query +"
+    " TransactWriteItems); the design is in docs/redemption.md 'Toward one request'",
+)
+def test_capture_and_void_are_each_one_request_on_the_happy_path_idempotency_key_included(api, keys):
+    # Issue #15 point 2: hold, capture and void are each ONE DynamoDB request on the happy path.
+    single, campaign_id = coupon(api, keys)
+    gift, _ = coupon(api, keys, user="u-2", type="GIFT_CARD", amount=15000, min_order=None)
+    redeem(api, keys[MERCHANT], single, order_id="warm")  # a warm container: campaigns cached
+    redeem(api, keys[MERCHANT], gift, order_id="warm", order_amount=100)
+    to_capture, to_void = (issue(api, keys["admin"], campaign_id, u).json["code"] for u in ("u-3", "u-4"))
+    rids = [
+        hold(api, keys, to_capture, headers={"Idempotency-Key": "h-1"}).json["redemption_id"],
+        hold(api, keys, to_void, order_id="o-v", headers={"Idempotency-Key": "h-2"}).json["redemption_id"],
+        hold(api, keys, gift, order_id="g-1", headers={"Idempotency-Key": "h-3"}).json["redemption_id"],
+        hold(api, keys, gift, order_id="g-2", headers={"Idempotency-Key": "h-4"}).json["redemption_id"],
+    ]
+    calls = count_requests(api)
+    ends = [
+        capture(api, keys, rids[0], headers={"Idempotency-Key": "c-1"}),
+        void(api, keys, rids[1], headers={"Idempotency-Key": "v-1"}),
+        capture(api, keys, rids[2], headers={"Idempotency-Key": "c-2"}, amount=2500),  # less than held
+        void(api, keys, rids[3], headers={"Idempotency-Key": "v-2"}),
+    ]
+    assert [answer.status for answer in ends] == [200] * 4, [answer.raw for answer in ends]
+    assert calls == ["TransactWriteItems"] * 4, calls
+
+
 def test_a_retried_capture_gets_its_first_answer_and_captures_nothing_again(api, keys):
     code, _ = coupon(api, keys)
     rid = hold(api, keys, code).json["redemption_id"]
