@@ -162,6 +162,12 @@ class ReconciliationStore:
         except self._exception.DoesNotExist:
             return None
 
+    def exceptions_by_id(self, exception_ids: list[str]) -> list[dict[str, Any]]:
+        """Those of these ids that exist (a trace names the ids a transfer's exceptions would have)."""
+        keys = [(exception_pk(i), EXCEPTION_SK) for i in exception_ids]
+        found = [e.record() for e in self._exception.batch_get(keys, consistent_read=True)]
+        return sorted(found, key=lambda e: (e["opened_at"], e["exception_id"]))
+
     def set_compensated(self, exception_id: str, *, action: str, compensation_id: str, review: bool,
                         resolution: dict[str, Any] | None) -> None:  # fmt: skip
         E = self._exception
@@ -334,6 +340,13 @@ class ReconciliationStore:
              "run_id": run_id, "statement_date": statement_date, "at": at},
             pk=transfer_state_pk(instruction_id), sk=TRANSFER_SK,
         ).save()  # fmt: skip  (last writer wins: CONFIRMED then RETURNED, in run order)
+
+    def transfer_state(self, instruction_id: str) -> dict[str, Any] | None:
+        """What the latest statement proved of a transfer (CONFIRMED / RETURNED), or None."""
+        try:
+            return self._transfer.get(transfer_state_pk(instruction_id), TRANSFER_SK, consistent_read=True).record()
+        except self._transfer.DoesNotExist:
+            return None
 
     def claimed_sum(self, lines: list[dict[str, Any]], *, run_id: str, currency: str) -> int:
         """Σ of the items the run's settlement lines point at (the ledger postings and carried amounts

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from coupons.data.channel_statements import ChannelStatementStore, parse_key
 from coupons.data.ledger import AlreadyPosted, LedgerStore
@@ -28,7 +27,13 @@ from coupons.domain.reconciliation.formats import read_statement
 from coupons.domain.reconciliation.internal import ledger_differences, unconfirmed_sums
 from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
 from coupons.domain.reconciliation.records import ExceptionClass as C
-from coupons.domain.reconciliation.records import PartyRecord, ReconException, Transfer, TransferStatus
+from coupons.domain.reconciliation.records import (
+    PartyRecord,
+    ReconException,
+    Transfer,
+    TransferStatus,
+    transfer_day,
+)
 from coupons.domain.transfer_journals import settlement_account, transfer_journal_id
 from coupons.services import reconciliation_buckets as by_bucket
 from coupons.services import reconciliation_resolutions as resolutions
@@ -240,7 +245,6 @@ class Reconciliation:
         """The INSTRUCTED / SENT transfers of the settlement runs of the last LOOKBACK_DAYS, each with
         (party, its outcome as the run recorded it)."""
         since = (date.fromisoformat(statement_date) - timedelta(days=LOOKBACK_DAYS)).isoformat()
-        zone = ZoneInfo(self.time_zone)
         start = None
         while True:
             runs, start = self.settlement.runs(limit=50, start=start)
@@ -251,15 +255,14 @@ class Reconciliation:
                     for currency, o in (party.get("currencies") or {}).items():
                         if not o.get("instruction_id") or o.get("status") not in ("INSTRUCTED", "SENT"):
                             continue
-                        moment = o.get("sent_at") or o.get("instructed_at")
-                        day = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(zone).date()
+                        day = transfer_day(o.get("sent_at") or o.get("instructed_at"), self.time_zone)
                         yield Transfer(
                             instruction_id=o["instruction_id"], party=party["party"],
                             direction=Direction.PAYOUT if o["decision"] == "PAYOUT" else Direction.COLLECTION,
                             # What the channel moved and charged: a party-borne fee comes off a payout.
                             amount=int(o.get("transferred", o["transfer"])), fee=int(o.get("fee", 0)),
                             currency=currency,
-                            status=TransferStatus(o["status"]), date=day.isoformat(),
+                            status=TransferStatus(o["status"]), date=day,
                             sent_at=o.get("sent_at") or "", run_id=run["run_id"],
                         ), (party["party"], o)  # fmt: skip
             if not start or (runs and runs[-1]["business_date"] < since):
