@@ -188,7 +188,8 @@ class EntryPage(Page):
 
 class TraceStep(_Open):
     step: str = Field(
-        description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | voided"
+        description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | "
+        "reconciled | reconciliation_exception | voided"
     )
     at: str | None
     actor: str | None = Field(description="the principal, or the function (clearing, settlement), that acted")

@@ -150,6 +150,7 @@ def audit_reader():
 @cache
 def tracer():
     from coupons.data.audit import AuditStore
+    from coupons.data.reconciliation import ReconciliationStore
     from coupons.data.settlement import SettlementStore
     from coupons.data.trace import TraceReads
     from coupons.services.trace import Tracer
@@ -162,6 +163,8 @@ def tracer():
         settlement=SettlementStore(client, table),
         reads=TraceReads(client, table),
         audit=AuditStore(client, table, tenant=settings().tenant),
+        reconciliation=ReconciliationStore(client, table),  # read only: the reconciled step
+        time_zone=settings().time_zone,
     )
 
 

@@ -30,7 +30,7 @@ from coupons.data.channel_statements import PREFIX
 from coupons.data.schema import BANK, MAIN
 from coupons.domain.orders_file import PREFIX as ORDER_FILES
 from coupons.orders_wiring import GRACE_HOURS
-from coupons.reconciliation_wiring import POLICY, STATE_MACHINE_ARN, STATEMENTS_BUCKET
+from coupons.reconciliation_wiring import FORMATS, POLICY, STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
@@ -64,6 +64,7 @@ class Reconciliation(Construct):
             MAIN.env_var: table.table_name,
             STATEMENTS_BUCKET: statements.bucket_name,
             POLICY: json.dumps(tenant.reconciliation_policy.model_dump(), sort_keys=True),
+            FORMATS: json.dumps(tenant.reconciliation_statement_formats, sort_keys=True),
             "PAYMENT_CHANNEL": tenant.payment_channel,
         }
         policies = [

@@ -87,3 +87,14 @@ def test_the_steps_read_statement_files_and_write_only_reports(template: dict):
     scoped = {tuple(sorted(_listed(st["Action"]))): _listed(st["Resource"])[0]["Fn::Join"][1][-1] for st in s3}
     assert scoped == {("s3:GetObject", "s3:GetObjectVersion"): "/channel-statements/*",
                       ("s3:GetObject", "s3:PutObject"): "/reconciliation-runs/*"}  # fmt: skip
+
+
+def test_the_steps_function_reads_each_channels_statement_format_from_the_tenant_file(tenant: str, template: dict):
+    from infra.tenants import load_tenant
+
+    [steps] = [f for lid, f in resources(template, "AWS::Lambda::Function").items() if lid.startswith("ReconciliationSteps")]
+    formats = json.loads(steps["Properties"]["Environment"]["Variables"]["RECONCILIATION_STATEMENT_FORMATS"])
+
+    assert formats == load_tenant(tenant).reconciliation_statement_formats
+    if tenant == "demo":  # its file names WeChat Pay's trade bill for the wechatpay channel
+        assert formats == {"wechatpay": "wechatpay-tradebill"}
