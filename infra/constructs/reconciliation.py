@@ -38,6 +38,8 @@ from infra.constructs.settlement import KEY_ACTIONS, TRANSIENT, VENDED_LOGS
 from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
+RESOLUTIONS_EVERY = Duration.minutes(5)
+
 EVENT_SOURCE = "coupons.reconciliation"
 COMPLETED = "ReconciliationCompleted"
 EXCEPTION_OPENED = "ReconciliationExceptionOpened"
@@ -107,6 +109,17 @@ class Reconciliation(Construct):
             ),
             targets=[targets.LambdaFunction(self.start, retry_attempts=8, max_event_age=Duration.hours(24))],
         )
+        # Finance's resolutions (a RESEND among them) are posted by the steps function, which holds the
+        # channel; at every run's end, and by this schedule in between, so a resend does not wait a day.
+        self.resolutions = events.Rule(
+            self,
+            "ResolutionsSchedule",
+            description=f"Post finance's reconciliation resolutions, resends included ({tenant.name})",
+            schedule=events.Schedule.rate(RESOLUTIONS_EVERY),
+            targets=[targets.LambdaFunction(
+                self.steps, event=events.RuleTargetInput.from_object({"step": "post_resolutions"}), retry_attempts=2,
+            )],
+        )  # fmt: skip
         self.order_files = self._order_files(tenant, layers, table, statements, key)
         for function in (self.steps, self.start):
             Validations.of(function.role).acknowledge(

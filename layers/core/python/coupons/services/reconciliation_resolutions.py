@@ -1,6 +1,6 @@
 """The reconciliation function's side of finance's resolutions (services/reconciliation_review.py
-records them; the API writes no ledger item and holds no channel): the `post_resolutions` step, also
-run at every Complete. Each pending resolution is done once, whoever retries:
+records them; the API writes no ledger item and holds no channel): the `post_resolutions` step, run
+every 5 minutes by a schedule and at every Complete. Each pending resolution is done once, whoever retries:
 
   a journal  posted in one transaction with the exception leaving the pending index (AlreadyPosted:
              it was, the exception only leaves the index);
