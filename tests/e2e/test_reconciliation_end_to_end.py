@@ -143,8 +143,11 @@ def test_the_reconciliation_functions_post_resolutions_step_does_finances_resolu
 
     first, again = step(), step()
 
-    assert first["posted"] >= 1 and again == {"posted": 0}  # the fee's ACCEPT_CHANNEL journal, once
-    assert set(api.balance("suspense:simulated", finance).values()) <= {0}  # the fee's 挂账 emptied
+    # The fee's ACCEPT_CHANNEL journal, once: by the first step, or already by the ResolutionsSchedule
+    # rule (every 5 minutes) if it fired since the resolution; never again.
+    assert first["posted"] <= 1 and again == {"posted": 0}
+    # Posted (the fee's 挂账 emptied), and not twice (it would be negative).
+    assert set(api.balance("suspense:simulated", finance).values()) <= {0}
 
 
 def test_the_same_file_version_delivered_again_starts_no_second_run(reconciled, local_stack, aws):
