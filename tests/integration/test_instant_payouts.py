@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 import pytest
 
 from coupons.data.instant import InstantStore
+from coupons.data.ledger import SHARDS
 from coupons.data.settlement import SettlementStore
 from coupons.domain import settlement as rules
 from coupons.domain.instant import InstantTerms, SettlementMode, is_payout
 from coupons.services.instant import LEFT_TO_RUN, InstantPayouts
 from coupons.services.settlement import SettlementSteps
-from coupons.data.ledger import SHARDS
 from tests.integration.moto_threads import OneRequestAtATime
 from tests.integration.test_settlement_steps import DAY, MAIN_TABLE, moto_world
 

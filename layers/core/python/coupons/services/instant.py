@@ -32,6 +32,7 @@ EVENT_SOURCE = "coupons.settlement"
 SENT_EVENT, LEFT_EVENT = "InstantPayoutSent", "InstantPayoutLeftToRun"
 LEFT_TO_RUN = "LEFT_TO_RUN"  # a payout's (and its transfer's) status once given back to the runs
 RUN_KIND = "INSTANT"
+INSTANT_SETTLEMENT = "INSTANT_SETTLEMENT"  # the env var: the tenant file's instant_settlement, JSON
 
 
 class PayoutFailed(Exception):
