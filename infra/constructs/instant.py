@@ -46,6 +46,11 @@ def terms_environment(tenant: Tenant) -> str:
     )
 
 
+def instant_environment(tenant: Tenant) -> dict[str, str]:
+    """The tenant's instant terms for the functions that read them; nothing for a tenant without."""
+    return {INSTANT_SETTLEMENT: terms_environment(tenant)} if tenant.instant_settlement else {}
+
+
 class InstantPayouts(Construct):
     def __init__(
         self,
@@ -85,7 +90,7 @@ class InstantPayouts(Construct):
         ]
         environment = {
             MAIN.env_var: table.table_name,
-            INSTANT_SETTLEMENT: terms_environment(tenant),
+            **instant_environment(tenant),
             "PAYMENT_CHANNEL": tenant.payment_channel,
             CHANNEL_FEES: json.dumps(
                 {c: f.model_dump(mode="json") for c, f in tenant.channel_fees.items()}, sort_keys=True

@@ -160,14 +160,8 @@ class Monitoring(Construct):
             "A statement file's arrival did not start its reconciliation (EventBridge retries for 24 h).",
         )
         for construct_id, what in (
-            (
-                "ReconciliationExceptionsOverdue",
-                "Reconciliation exceptions have been open for more than a day.",
-            ),
-            (
-                "ReconciliationSuspense",
-                "Money waits in a suspense:{channel} account (挂账) for finance's review.",
-            ),
+            ("ReconciliationExceptionsOverdue", "Reconciliation exceptions have been open for more than a day."),
+            ("ReconciliationSuspense", "Money waits in a suspense:{channel} account (挂账) for finance's review."),
         ):
             self._alarm(
                 construct_id,

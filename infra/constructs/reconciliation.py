@@ -70,10 +70,8 @@ class Reconciliation(Construct):
             *table_statements(table, "reconciliation"),
             iam.PolicyStatement(actions=KEY_ACTIONS, resources=[key.key_arn]),
             # The files (every version: a run reads the version it was started for) and its reports.
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[statements.arn_for_objects(f"{PREFIX}*")],
-            ),  # fmt: skip
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"],
+                                resources=[statements.arn_for_objects(f"{PREFIX}*")]),  # fmt: skip
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[statements.arn_for_objects(REPORTS)]),
             # A file not in id order: the hash-bucket chunks and results the run wrote under its prefix.
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[statements.arn_for_objects(REPORTS)]),
@@ -104,10 +102,7 @@ class Reconciliation(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
-                detail={
-                    "bucket": {"name": [statements.bucket_name]},
-                    "object": {"key": [{"prefix": PREFIX}]},
-                },
+                detail={"bucket": {"name": [statements.bucket_name]}, "object": {"key": [{"prefix": PREFIX}]}},
             ),
             targets=[targets.LambdaFunction(self.start, retry_attempts=8, max_event_age=Duration.hours(24))],
         )
@@ -222,10 +217,8 @@ class Reconciliation(Construct):
         compensate.next(more)
         definition = start.next(
             sfn.Choice(self, "Proceed?")
-            .when(
-                sfn.Condition.boolean_equals("$.run.proceed", False),
-                sfn.Succeed(self, "AlreadyReconciled", comment="This file version's run completed."),
-            )  # fmt: skip
+            .when(sfn.Condition.boolean_equals("$.run.proceed", False),
+                  sfn.Succeed(self, "AlreadyReconciled", comment="This file version's run completed."))  # fmt: skip
             .otherwise(match.next(buckets))
         )
         logs_group = tenant_log_group(
@@ -240,9 +233,7 @@ class Reconciliation(Construct):
             timeout=Duration.hours(6),
             tracing_enabled=True,
             # Never the states' data: amounts and parties do not belong in logs.
-            logs=sfn.LogOptions(
-                destination=logs_group, level=sfn.LogLevel.ERROR, include_execution_data=False
-            ),
+            logs=sfn.LogOptions(destination=logs_group, level=sfn.LogLevel.ERROR, include_execution_data=False),
             comment=f"Reconciliation of tenant {tenant.name}: one run per channel statement file version",
         )
         machine.add_to_role_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))

@@ -10,11 +10,7 @@ from constructs import Construct
 
 from coupons.data.schema import MAIN, TableSchema
 
-_TYPES = {
-    "S": dynamodb.AttributeType.STRING,
-    "N": dynamodb.AttributeType.NUMBER,
-    "B": dynamodb.AttributeType.BINARY,
-}
+_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER, "B": dynamodb.AttributeType.BINARY}
 _PROJECTIONS = {"ALL": dynamodb.ProjectionType.ALL, "KEYS_ONLY": dynamodb.ProjectionType.KEYS_ONLY}
 
 

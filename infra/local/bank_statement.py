@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{published.key} (version {published.version_id}): {published.lines} lines")
     for injected in published.injected:
-        print(
-            f"  {injected.injection.kind}: {injected.injection.instruction_id or '-'} -> {injected.expected} {injected.key}"
-        )
+        print(f"  {injected.injection.kind}: {injected.injection.instruction_id or '-'} -> {injected.expected} {injected.key}")
     return 0
 
 

@@ -245,13 +245,10 @@ def _kms_keys_keep_their_spec_and_usage() -> None:
     if getattr(current, "_local_spec_fixed", False):
         return
 
-    def create_from_cloudformation_json(
-        cls, resource_name, cloudformation_json, account_id, region_name, **kw
-    ):
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
         properties = cloudformation_json.get("Properties", {})
         tags = [
-            {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t
-            for t in properties.get("Tags", [])
+            {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in properties.get("Tags", [])
         ]
         key = kms_backends[account_id][region_name].create_key(
             # As text, as KMS holds it (moto keeps CloudFormation's object, and its policy checks on
@@ -282,9 +279,7 @@ def _buckets_keep_their_versioning_and_object_lock() -> None:
         return
 
     @functools.wraps(original)
-    def create_from_cloudformation_json(
-        cls, resource_name, cloudformation_json, account_id, region_name, **kw
-    ):
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kw):
         bucket = original(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
         properties = cloudformation_json.get("Properties", {})
         if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
@@ -292,9 +287,7 @@ def _buckets_keep_their_versioning_and_object_lock() -> None:
         if properties.get("ObjectLockEnabled") in (True, "true", "True"):
             bucket.object_lock_enabled = True
             bucket.versioning_status = "Enabled"  # S3 turns versioning on with Object Lock
-            retention = ((properties.get("ObjectLockConfiguration") or {}).get("Rule") or {}).get(
-                "DefaultRetention"
-            ) or {}
+            retention = ((properties.get("ObjectLockConfiguration") or {}).get("Rule") or {}).get("DefaultRetention") or {}
             bucket.default_lock_mode = retention.get("Mode")
             bucket.default_lock_days = int(retention.get("Days", 0))
             bucket.default_lock_years = int(retention.get("Years", 0))
