@@ -71,12 +71,6 @@ def test_a_currency_below_the_tenants_instant_minimum_is_left_to_the_scheduled_r
     assert rules.payable(postings, {}) == (postings, [])
 
 
-def test_the_threshold_is_reached_on_the_partys_pending_amount_in_a_currency():
-    postings = [posting("j1", 60), posting("j2", 40)]
-    assert rules.reached(postings, {"CNY": 100}) and not rules.reached(postings, {"CNY": 101})
-    assert not rules.reached(postings, {"EUR": 1})
-
-
 postings_strategy = st.lists(
     st.builds(
         posting,

@@ -33,21 +33,19 @@ class InstantTerms:
 
     `window_seconds`: the longest a cleared posting waits (the event source's batching window: 60 on
     AWS, shorter locally for tests); `minimums`: the smallest instant payout per currency (none unless
-    the tenant sets one: the scheduled runs' minimum transfer does not apply); `thresholds`: per
-    currency, a party's pending amount at which its payout is made without waiting for the window."""
+    the tenant sets one: the scheduled runs' minimum transfer does not apply); `max_attempts`: failed
+    attempts before a payout's postings are given back to the scheduled runs."""
 
     default_mode: SettlementMode = SettlementMode.SCHEDULED
     window_seconds: int = 60
     minimums: dict[str, int] = field(default_factory=dict)
-    thresholds: dict[str, int] = field(default_factory=dict)
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
         if not 1 <= self.window_seconds <= 60:
             raise ValueError("the batching window is 1..60 s")
-        for name, values in (("minimums", self.minimums), ("thresholds", self.thresholds)):
-            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values.values()):
-                raise ValueError(f"{name} are non-negative integers in minor units")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.minimums.values()):
+            raise ValueError("minimums are non-negative integers in minor units")
         if self.max_attempts < 1:
             raise ValueError("an instant payout makes at least one attempt")
 
@@ -116,14 +114,6 @@ def payable(postings: list[dict[str, Any]], minimums: dict[str, int]) -> tuple[l
     return taken, left
 
 
-def reached(postings: Iterable[dict[str, Any]], thresholds: dict[str, int]) -> bool:
-    """Whether the party's pending amount reached its threshold in some currency."""
-    return any(
-        currency in thresholds and amount >= thresholds[currency]
-        for currency, amount in pending(postings).items()
-    )
-
-
 def statement_day(at: datetime, zone) -> str:
     """The business date (the tenant's zone) whose instant statement a payout appends to."""
     return at.astimezone(zone).date().isoformat()
@@ -131,5 +121,5 @@ def statement_day(at: datetime, zone) -> str:
 
 __all__ = [
     "InstantTerms", "MAX_PAYOUTS_PER_WINDOW", "PAYOUT_PREFIX", "SettlementMode", "by_party", "is_payout",
-    "merchant_of", "payable", "payout_id", "pending", "reached", "statement_day", "takes", "window_start",
+    "merchant_of", "payable", "payout_id", "pending", "statement_day", "takes", "window_start",
 ]  # fmt: skip

@@ -280,7 +280,6 @@ def parse_terms(text: str | None) -> InstantTerms:
         default_mode=SettlementMode(values.get("default_mode", SettlementMode.SCHEDULED)),
         window_seconds=int(values.get("window_seconds", 60)),
         minimums=values.get("minimum_transfer", {}),
-        thresholds=values.get("thresholds", {}),
         max_attempts=int(values.get("max_attempts", 3)),
     )
 
