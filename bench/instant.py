@@ -20,7 +20,7 @@ LOCAL_STREAM_BATCHING_WINDOW_S, and the figures are printed with that window; on
 BENCH_WINDOW_S) s to the worst case (a posting waits at most the window).
 
   BENCH_PARTIES=20 BENCH_POSTINGS=5 BENCH_ORDERS=40 BENCH_WINDOW_S=5 python bench/instant.py
-  BENCH_SKIP_STACK=1 python bench/instant.py          (part 1 only)
+  BENCH_SKIP_STACK=1 python bench/instant.py          (part 1 only; BENCH_SKIP_COST=1: part 2 only)
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ class Meter:
         table = params.get("TableName") or ""
         if model.name == "TransactWriteItems":
             table = next(iter(params["TransactItems"][0].values()))["TableName"]
+        elif model.name == "BatchGetItem":
+            table = next(iter(params["RequestItems"]))
         self.requests[(table, model.name)] += 1
         self._pending = []
         if model.name == "TransactWriteItems":
@@ -245,7 +247,7 @@ def latency() -> dict[str, Any]:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         for item in items:
-            if item["pk"]["S"].startswith(f"ENTRIES#merchant:{merchant}#"):
+            if item["pk"]["S"].startswith(f"ENTRIES#merchant:{merchant}#") and item["source_kind"]["S"] == "REDEMPTION":
                 posting = from_item(item)
                 latencies.append(accepted[posting["run_id"]] - committed[posting["redemption_id"]])
         return {"latencies": sorted(latencies), "payouts": len(records)}
@@ -264,8 +266,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> int:
-    print(COST_MODEL)
+    print(COST_MODEL, flush=True)
     print()
+    if os.environ.get("BENCH_SKIP_COST"):
+        return print_latency()
     cost = cost_per_payout()
     requests, wcu, wcu_gsi, rcu = cost["first"]
     main_requests = {op: n for (table, op), n in requests.items() if table == MAIN_TABLE}
@@ -310,6 +314,10 @@ def main() -> int:
     if os.environ.get("BENCH_SKIP_STACK"):
         print("latency: skipped (BENCH_SKIP_STACK)")
         return 0
+    return print_latency()
+
+
+def print_latency() -> int:
     found = latency()
     values = found["latencies"]
     print(f"latency, redemption committed -> payout instructed at the bank (local stack, window {WINDOW_S} s,"
