@@ -51,6 +51,21 @@ class ReconciliationPolicy(BaseModel):
     timing_days: int = Field(default=2, ge=1, le=30)
 
 
+class InstantSettlement(BaseModel):
+    """Instant settlement (docs/instant.md; coupons.domain.instant.InstantTerms): the merchants' default
+    mode (each may set its own through the admin route), the stream's batching window (the longest a
+    cleared posting waits: at most 60 s), the most records per batch, the smallest instant payout per
+    currency (none unless set: the runs' minimum transfer does not apply), and how many failed attempts
+    before a payout's postings are left to the next scheduled run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default_mode: Literal["SCHEDULED", "INSTANT"] = "SCHEDULED"
+    window_seconds: int = Field(default=60, ge=1, le=60)
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(default_factory=dict)
+    max_attempts: int = Field(default=3, ge=1, le=5)  # under the stream mapping's 5 retries
+
+
 class Tenant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -103,6 +118,8 @@ class Tenant(BaseModel):
     settlement_minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(
         default_factory=dict
     )
+    # Instant settlement (即时到账): None, no instant payout function (every merchant is paid by runs).
+    instant_settlement: InstantSettlement | None = None
     # Reconciliation's automatic compensations (docs/reconciliation.md), and whether resolving an
     # exception needs a second finance principal (four-eyes: the approver is not the proposer).
     reconciliation_policy: ReconciliationPolicy = ReconciliationPolicy()

@@ -169,6 +169,21 @@ class StatementHeld(_Open):
     unlisted: int | None = Field(default=None, description="how many more wait than are listed")
 
 
+class MerchantSettlement(_Open):
+    merchant_id: str
+    mode: str = Field(description="SCHEDULED (paid by settlement runs) or INSTANT (paid as it clears)")
+    source: str = Field(description="merchant: its own setting; tenant: the tenant file's default")
+
+
+class InstantStatement(_Open):
+    party: str
+    date: str
+    payouts: list[dict[str, Any]] = Field(description="each instant payout of the day, per currency")
+    totals: list[dict[str, Any]] = Field(
+        description="per currency: amount, transferred, fee, payouts, postings"
+    )
+
+
 class Statement(_Open):
     run_id: str
     party: str

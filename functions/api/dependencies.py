@@ -198,3 +198,21 @@ def orders():
         ReconciliationStore(client, table), ledger=ledger(),
         grace_hours=int(os.environ.get("ORDER_OUTCOME_GRACE_HOURS", "48")),
     )  # fmt: skip
+
+
+@cache
+def instant():
+    from coupons.data.instant import InstantStore
+
+    return InstantStore(dynamodb(), settings().main_table)
+
+
+@cache
+def instant_terms():
+    """The tenant's instant settlement terms (None: the tenant has none), from INSTANT_SETTLEMENT."""
+    import os
+
+    from coupons.services.instant import INSTANT_SETTLEMENT, parse_terms
+
+    text = os.environ.get(INSTANT_SETTLEMENT)
+    return parse_terms(text) if text else None

@@ -186,6 +186,23 @@ def test_records_arrive_after_the_write_in_order_filtered_and_batched(local):
     assert all(1 <= len(batch) <= 3 for batch in batches)
 
 
+def test_a_batching_window_gathers_records_until_it_passes_or_the_batch_is_full(local):
+    # Given a mapping with a 2 s window and batches of 5
+    probe = Probe(local, BatchSize=5, MaximumBatchingWindowInSeconds=2)
+    started = time.monotonic()
+    # When 3 records are written at once, then (after that batch) 6 more
+    for i in range(3):
+        probe.put(f"w{i}")
+    [first] = probe.wait_for("w2", timeout=10)
+    waited = time.monotonic() - started
+    for i in range(6):
+        probe.put(f"x{i}")
+    batches = probe.wait_for("x5", timeout=10)
+    # Then the first 3 came together, once the window had passed; of the 6, a full batch of 5 first
+    assert first == ["w0", "w1", "w2"] and 2 <= waited < 5
+    assert batches[1:] == [["x0", "x1", "x2", "x3", "x4"], ["x5"]]
+
+
 def test_a_transaction_that_fails_leaves_no_record(local):
     probe = Probe(local)
     with pytest.raises(probe.ddb.exceptions.TransactionCanceledException):
