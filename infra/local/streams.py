@@ -272,7 +272,11 @@ class _Poller:
         _, _, _, self.region, self.account, resource = arn.split(":", 5)
         self.table_name = resource.split("/")[1]
         self.position = 0
-        self._window_opened: float | None = None  # when the pending batch's first record was seen
+        # The batch being gathered: its records, how many stream records past `position` were looked
+        # at for it, and when its first record was seen (a batching window runs from then).
+        self._batch: list[dict] = []
+        self._scanned = 0
+        self._window_opened: float | None = None
         if esm.starting_position == "LATEST":
             _, self.position = delivery.table_records(self.account, self.region, self.table_name, 0, 0)
 
@@ -293,36 +297,41 @@ class _Poller:
             seen = self.delivery._wait(seen)
 
     def _deliver_one_batch(self, esm) -> bool:
-        """Delivers the next batch (and its retries); False if there is nothing new to deliver."""
+        """Delivers the next batch (and its retries); False if there is nothing new to deliver.
+
+        The batch being gathered is kept across wakeups: while a batching window is open, each write
+        only scans the records it added. Rescanning the whole backlog on every write, under moto's
+        lock, is quadratic in the writes a window sees and starved a busy stack's API.
+        """
         size = int(esm.batch_size or 100)
         filters = compile_filters(esm.filter_criteria)
-        batch: list[dict] = []
-        scanned = 0
-        while len(batch) < size:
+        while len(self._batch) < size:
             records, _ = self.delivery.table_records(
-                self.account, self.region, self.table_name, self.position + scanned, size - len(batch)
+                self.account, self.region, self.table_name,
+                self.position + self._scanned, size - len(self._batch),
             )
             if not records:
                 break
-            scanned += len(records)
+            self._scanned += len(records)
             for record in records:
                 event_record = self._event_record(record.to_json(), esm.event_source_arn)
                 if filters is None or any(record_matches(p, event_record) for p in filters):
-                    batch.append(event_record)
-        if scanned == 0:
+                    self._batch.append(event_record)
+        if self._scanned == 0:
             return False
         window = batching_window(esm)
-        if batch and window > 0 and len(batch) < size:
+        if self._batch and window > 0 and len(self._batch) < size:
             # Lambda gathers records until the batch is full or the window has passed.
             now = time.monotonic()
             if self._window_opened is None:
                 self._window_opened = now
             if now - self._window_opened < window:
                 return False
-        self._window_opened = None
-        if batch:
-            self._with_retries(esm, batch)
-        self.position += scanned
+        if self._batch:
+            self._with_retries(esm, self._batch)
+        # Only once delivered (or given up): a moto hiccup above leaves the batch to be delivered again.
+        self.position += self._scanned
+        self._batch, self._scanned, self._window_opened = [], 0, None
         return True
 
     def _event_record(self, record: dict, source_arn: str) -> dict:
