@@ -79,7 +79,7 @@ synth: install
 
 # Figures, not pass/fail: counts that are deterministic (requests, write units) and ratios measured
 # in one run on this shared machine.
-BENCHES := cold_start issuance redemption clearing settlement audit reconciliation
+BENCHES := cold_start issuance redemption clearing settlement audit reconciliation instant
 bench: install
 	@for b in $(BENCHES); do [ -f bench/$$b.py ] || continue; echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; echo; done
 

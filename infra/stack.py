@@ -15,6 +15,7 @@ from infra.constructs.clearing import Clearing
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.encryption import DataKey
 from infra.constructs.holds import Holds
+from infra.constructs.instant import InstantPayouts
 from infra.constructs.layers import Layers
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.reconciliation import Reconciliation
@@ -84,6 +85,17 @@ class CouponClearingStack(Stack):
             bank=settlement.bank,
         )
         anomalies = Anomalies(self, "Anomaly", tenant=tenant, layers=layers, table=tables.main, key=key)
+        instant = None
+        if tenant.instant_settlement is not None:
+            instant = InstantPayouts(
+                self,
+                "Instant",
+                tenant=tenant,
+                layers=layers,
+                table=tables.main,
+                key=key,
+                bank=settlement.bank,
+            )
         monitoring = Monitoring(self, "Monitoring", tenant=tenant)
         monitoring.watch_api(api.rest_api)
         monitoring.watch_function("Api", api.function)
@@ -94,6 +106,8 @@ class CouponClearingStack(Stack):
         monitoring.watch_function("HoldExpiry", holds.function)
         monitoring.watch_reconciliation(tenant, reconciliation)
         stream_consumer.watch(monitoring, "Anomaly", anomalies.function, anomalies.dead_letters)
+        if instant is not None:
+            stream_consumer.watch(monitoring, "Instant", instant.function, instant.dead_letters)
         Dashboard(
             self,
             "Dashboard",
@@ -117,6 +131,8 @@ class CouponClearingStack(Stack):
             CfnOutput(self, "SimulatedBankTableName", value=settlement.bank.table_name)
         CfnOutput(self, "StatementsBucketName", value=storage.statements.bucket_name)
         CfnOutput(self, "AnomalyFunctionName", value=anomalies.function.function_name)
+        if instant is not None:
+            CfnOutput(self, "InstantFunctionName", value=instant.function.function_name)
         CfnOutput(self, "AuditFunctionName", value=audit.function.function_name)
         CfnOutput(self, "AuditSignerFunctionName", value=audit.signer.function.function_name)
         CfnOutput(self, "HoldExpiryFunctionName", value=holds.function.function_name)

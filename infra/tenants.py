@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from coupons.domain.calendars import BusinessCalendar, parse_calendar
 from coupons.domain.channel_fees import FeeSchedule, check_fees_below_minimum
 from coupons.domain.money import Currency
+from coupons.domain.reconciliation.formats import formats as statement_formats
 
 TENANTS_DIR = Path(__file__).resolve().parent / "tenants"
 # Holiday calendars (one file each, named by a tenant's `holiday_calendar`); not tenants themselves.
@@ -48,6 +49,21 @@ class ReconciliationPolicy(BaseModel):
     fee_bearer: str = Field(default="platform", pattern=r"^(platform|brand:[^\s]+|merchant:[^\s]+)$")
     duplicates: Literal["recover", "review"] = "recover"
     timing_days: int = Field(default=2, ge=1, le=30)
+
+
+class InstantSettlement(BaseModel):
+    """Instant settlement (docs/instant.md; coupons.domain.instant.InstantTerms): the merchants' default
+    mode (each may set its own through the admin route), the stream's batching window (the longest a
+    cleared posting waits: at most 60 s), the most records per batch, the smallest instant payout per
+    currency (none unless set: the runs' minimum transfer does not apply), and how many failed attempts
+    before a payout's postings are left to the next scheduled run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default_mode: Literal["SCHEDULED", "INSTANT"] = "SCHEDULED"
+    window_seconds: int = Field(default=60, ge=1, le=60)
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(default_factory=dict)
+    max_attempts: int = Field(default=3, ge=1, le=5)  # under the stream mapping's 5 retries
 
 
 class Tenant(BaseModel):
@@ -102,10 +118,17 @@ class Tenant(BaseModel):
     settlement_minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(
         default_factory=dict
     )
+    # Instant settlement (即时到账): None, no instant payout function (every merchant is paid by runs).
+    instant_settlement: InstantSettlement | None = None
     # Reconciliation's automatic compensations (docs/reconciliation.md), and whether resolving an
     # exception needs a second finance principal (four-eyes: the approver is not the proposer).
     reconciliation_policy: ReconciliationPolicy = ReconciliationPolicy()
     reconciliation_four_eyes: bool = False
+    # Per payment channel (as named in channel-statements/{channel}/...), the format of its statement
+    # file: a name of coupons.domain.reconciliation.formats (a channel not named: coupons-bill).
+    reconciliation_statement_formats: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9_-]+$")], str
+    ] = Field(default_factory=dict)
     # Orders against coupons: a redemption whose order reported no outcome (PAID, CANCELLED, REFUNDED)
     # this many hours after it is an ORDER_OUTCOME_MISSING exception.
     order_outcome_grace_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 48
@@ -124,6 +147,17 @@ class Tenant(BaseModel):
     def _calendar_exists(cls, value: str | None) -> str | None:
         if value is not None:
             _read_calendar(value)  # a missing or malformed calendar fails here, before synthesis
+        return value
+
+    @field_validator("reconciliation_statement_formats")
+    @classmethod
+    def _known_formats(cls, value: dict[str, str]) -> dict[str, str]:
+        known = statement_formats()
+        for channel, name in value.items():
+            if name not in known:
+                raise ValueError(
+                    f"unknown statement format {name!r} for channel {channel!r} (known: {', '.join(known)})"
+                )
         return value
 
     @model_validator(mode="after")

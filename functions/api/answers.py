@@ -169,6 +169,21 @@ class StatementHeld(_Open):
     unlisted: int | None = Field(default=None, description="how many more wait than are listed")
 
 
+class MerchantSettlement(_Open):
+    merchant_id: str
+    mode: str = Field(description="SCHEDULED (paid by settlement runs) or INSTANT (paid as it clears)")
+    source: str = Field(description="merchant: its own setting; tenant: the tenant file's default")
+
+
+class InstantStatement(_Open):
+    party: str
+    date: str
+    payouts: list[dict[str, Any]] = Field(description="each instant payout of the day, per currency")
+    totals: list[dict[str, Any]] = Field(
+        description="per currency: amount, transferred, fee, payouts, postings"
+    )
+
+
 class Statement(_Open):
     run_id: str
     party: str
@@ -188,7 +203,8 @@ class EntryPage(Page):
 
 class TraceStep(_Open):
     step: str = Field(
-        description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | voided"
+        description="issued | verified | risk_decision | redeemed | reversed | cleared | claimed | settled | "
+        "reconciled | reconciliation_exception | voided"
     )
     at: str | None
     actor: str | None = Field(description="the principal, or the function (clearing, settlement), that acted")

@@ -150,6 +150,7 @@ def audit_reader():
 @cache
 def tracer():
     from coupons.data.audit import AuditStore
+    from coupons.data.reconciliation import ReconciliationStore
     from coupons.data.settlement import SettlementStore
     from coupons.data.trace import TraceReads
     from coupons.services.trace import Tracer
@@ -162,6 +163,8 @@ def tracer():
         settlement=SettlementStore(client, table),
         reads=TraceReads(client, table),
         audit=AuditStore(client, table, tenant=settings().tenant),
+        reconciliation=ReconciliationStore(client, table),  # read only: the reconciled step
+        time_zone=settings().time_zone,
     )
 
 
@@ -195,3 +198,21 @@ def orders():
         ReconciliationStore(client, table), ledger=ledger(),
         grace_hours=int(os.environ.get("ORDER_OUTCOME_GRACE_HOURS", "48")),
     )  # fmt: skip
+
+
+@cache
+def instant():
+    from coupons.data.instant import InstantStore
+
+    return InstantStore(dynamodb(), settings().main_table)
+
+
+@cache
+def instant_terms():
+    """The tenant's instant settlement terms (None: the tenant has none), from INSTANT_SETTLEMENT."""
+    import os
+
+    from coupons.services.instant import INSTANT_SETTLEMENT, parse_terms
+
+    text = os.environ.get(INSTANT_SETTLEMENT)
+    return parse_terms(text) if text else None

@@ -22,6 +22,7 @@ from routes import (  # noqa: F401  (registers routes)
     commission,
     coupons,
     funding_rules,
+    instant,
     meta,
     orders,
     reconciliation,

@@ -17,6 +17,7 @@ from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
 from coupons.settlement_wiring import STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction, t0_cutoff_environment
+from infra.constructs.instant import instant_environment
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.settlement import executions_of
@@ -75,6 +76,8 @@ class Api(Construct):
                 **t0_cutoff_environment(tenant),
                 "RECONCILIATION_FEE_BEARER": tenant.reconciliation_policy.fee_bearer,
                 "ORDER_OUTCOME_GRACE_HOURS": str(tenant.order_outcome_grace_hours),
+                # A merchant's settlement mode defaults to the tenant's (docs/instant.md).
+                **instant_environment(tenant),
             },
         )
         self.function = self.handler.function

@@ -30,13 +30,15 @@ from coupons.data.channel_statements import PREFIX
 from coupons.data.schema import BANK, MAIN
 from coupons.domain.orders_file import PREFIX as ORDER_FILES
 from coupons.orders_wiring import GRACE_HOURS
-from coupons.reconciliation_wiring import POLICY, STATE_MACHINE_ARN, STATEMENTS_BUCKET
+from coupons.reconciliation_wiring import FORMATS, POLICY, STATE_MACHINE_ARN, STATEMENTS_BUCKET
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
 from infra.constructs.log_groups import tenant_log_group
 from infra.constructs.settlement import KEY_ACTIONS, TRANSIENT, VENDED_LOGS
 from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
+
+RESOLUTIONS_EVERY = Duration.minutes(5)
 
 EVENT_SOURCE = "coupons.reconciliation"
 COMPLETED = "ReconciliationCompleted"
@@ -64,6 +66,7 @@ class Reconciliation(Construct):
             MAIN.env_var: table.table_name,
             STATEMENTS_BUCKET: statements.bucket_name,
             POLICY: json.dumps(tenant.reconciliation_policy.model_dump(), sort_keys=True),
+            FORMATS: json.dumps(tenant.reconciliation_statement_formats, sort_keys=True),
             "PAYMENT_CHANNEL": tenant.payment_channel,
         }
         policies = [
@@ -106,6 +109,17 @@ class Reconciliation(Construct):
             ),
             targets=[targets.LambdaFunction(self.start, retry_attempts=8, max_event_age=Duration.hours(24))],
         )
+        # Finance's resolutions (a RESEND among them) are posted by the steps function, which holds the
+        # channel; at every run's end, and by this schedule in between, so a resend does not wait a day.
+        self.resolutions = events.Rule(
+            self,
+            "ResolutionsSchedule",
+            description=f"Post finance's reconciliation resolutions, resends included ({tenant.name})",
+            schedule=events.Schedule.rate(RESOLUTIONS_EVERY),
+            targets=[targets.LambdaFunction(
+                self.steps, event=events.RuleTargetInput.from_object({"step": "post_resolutions"}), retry_attempts=2,
+            )],
+        )  # fmt: skip
         self.order_files = self._order_files(tenant, layers, table, statements, key)
         for function in (self.steps, self.start):
             Validations.of(function.role).acknowledge(

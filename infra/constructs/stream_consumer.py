@@ -82,7 +82,9 @@ class StreamConsumer:
             retention_period=DLQ_RETENTION,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        Validations.of(self.dead_letters).acknowledge(Acknowledgment(id="AwsSolutions-SQS3", reason=dlq_reason))
+        Validations.of(self.dead_letters).acknowledge(
+            Acknowledgment(id="AwsSolutions-SQS3", reason=dlq_reason)
+        )
         self.mapping: lambda_.EventSourceMapping | None = None
 
     def reading(self) -> list[iam.PolicyStatement]:
@@ -97,8 +99,16 @@ class StreamConsumer:
         return iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn])
 
     def attach(
-        self, function: lambda_.IFunction, *, filters: list[dict], mapping_id: str = "StreamMapping"
+        self,
+        function: lambda_.IFunction,
+        *,
+        filters: list[dict],
+        mapping_id: str = "StreamMapping",
+        batch_size: int = BATCH_SIZE,
+        batching_window: Duration | None = None,
     ) -> lambda_.EventSourceMapping:
+        """`batching_window`: Lambda gathers records this long (or until `batch_size`) before invoking
+        (instant payouts' micro-batches); None: at once, as clearing wants."""
         # The role's statements are inline in the role, which the function depends on: the mapping
         # (which depends on the function) is created only once the role may read the stream.
         self.mapping = lambda_.EventSourceMapping(
@@ -107,7 +117,8 @@ class StreamConsumer:
             target=function,
             event_source_arn=self._table.table_stream_arn,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-            batch_size=BATCH_SIZE,
+            batch_size=batch_size,
+            max_batching_window=batching_window,
             # The handler reports each failed record; Lambda retries from the lowest failed one.
             report_batch_item_failures=True,
             bisect_batch_on_error=True,

@@ -105,10 +105,13 @@ def _transactions_back_up_their_items_only() -> None:
     Table.__deepcopy__ = table_deepcopy
 
 
-def _base_table_queries_read_their_partition_only() -> None:
-    # Table.query on the table itself (no index) lists and sorts EVERY item of the table (all_items), then
-    # keeps those of the partition asked for: each Query costs O(n log n) in the table's size. Here it
-    # lists the partition's items only; the filtering and the sort by range key that follow are moto's.
+def _queries_read_no_more_than_they_need() -> None:
+    # Table.query lists and sorts EVERY item of the table (all_items) before it keeps the ones asked for:
+    # each Query, and each page of one, costs O(n log n) in the table's size, comparing DynamoTypes in
+    # Python. A long-lived local stack's table grows with every test, and its GSI queries (settlement's
+    # claims, page after page) came to hold moto for seconds each, until API calls timed out at 29 s.
+    # Here a query on the table itself lists the partition's items only, and one on an index lists the
+    # items unsorted: moto filters them and sorts the matches by the index's keys afterwards anyway.
     import inspect
     import threading
 
@@ -123,9 +126,13 @@ def _base_table_queries_read_their_partition_only() -> None:
 
     @functools.wraps(original_all_items)
     def all_items(table):
-        wanted = getattr(asked, "partition", None)
+        wanted = getattr(asked, "query", None)
         if wanted is None or wanted[0] is not table:
             return original_all_items(table)
+        if wanted[1] is None:  # an index: every item, in no order
+            if table.range_key_attr:
+                return [item for partition in table.items.values() for item in partition.values()]
+            return list(table.items.values())
         found = table.items.get(wanted[1])  # .get: no empty partition made in the defaultdict
         if found is None:
             return []
@@ -134,13 +141,16 @@ def _base_table_queries_read_their_partition_only() -> None:
     @functools.wraps(original_query)
     def query(table, *args, **kwargs):
         arguments = signature.bind(table, *args, **kwargs).arguments
-        if arguments.get("index_name") or arguments.get("hash_key") is None:
+        if arguments.get("index_name"):
+            asked.query = (table, None)
+        elif arguments.get("hash_key") is not None:
+            asked.query = (table, arguments["hash_key"])
+        else:
             return original_query(table, *args, **kwargs)
-        asked.partition = (table, arguments["hash_key"])
         try:
             return original_query(table, *args, **kwargs)
         finally:
-            asked.partition = None
+            asked.query = None
 
     query._local_fixed = True
     Table.query = query
@@ -343,7 +353,7 @@ def apply() -> None:
     _kms_keys_keep_their_spec_and_usage()
     _buckets_keep_their_versioning_and_object_lock()
     _transactions_back_up_their_items_only()
-    _base_table_queries_read_their_partition_only()
+    _queries_read_no_more_than_they_need()
     _state_machines_from_cloudformation_are_executable()
     _transactions_are_idempotent_by_client_request_token()
     _event_rules_invoke_their_lambda_targets()

@@ -1,7 +1,7 @@
 """The stack's own EventBridge schedules, fired locally: moto creates an `AWS::Events::Rule` with a
 `ScheduleExpression` but never fires it. Here a rule the local stack runs (LOCAL_RULES: the redemption
-holds' expiry sweep) invokes its Lambda targets at its rate, through moto's Lambda API, so they reach the
-local workers like any other invocation. Others (the audit signer, settlement's) still start by hand:
+holds' expiry sweep, reconciliation's post_resolutions) invokes its Lambda targets at its rate with the
+target's Input, through moto's Lambda API, so they reach the local workers like any other invocation. Others (the audit signer, settlement's) still start by hand:
 their e2e tests drive them at chosen moments.
 
 `LOCAL_SCHEDULE_SECONDS` (environment) shortens every such rate, so that a test sees a hold released
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 log = logging.getLogger("local.schedules")
 
 # Logical-id prefixes of the rules fired locally.
-LOCAL_RULES = ("HoldsSchedule",)
+LOCAL_RULES = ("HoldsSchedule", "ReconciliationResolutionsSchedule")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -27,7 +27,11 @@ _UNIT = {"minute": 60, "hour": 3600, "day": 86400}
 class Schedule:
     rule: str  # logical id
     seconds: float
-    functions: tuple[str, ...]  # physical function names of its Lambda targets
+    targets: tuple[tuple[str, bytes], ...]  # (physical function name, payload) of its Lambda targets
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.targets)
 
 
 def rate_seconds(expression: str) -> int:
@@ -46,15 +50,16 @@ def schedules(template: dict, physical: dict[str, str], *, override: float | Non
             continue
         if "ScheduleExpression" not in props:
             continue
-        names = []
+        targets = []
         for target in props.get("Targets") or []:
             arn = target.get("Arn")
             if isinstance(arn, dict) and "Fn::GetAtt" in arn:
                 function_id = arn["Fn::GetAtt"][0]
                 if function_id in physical:
-                    names.append(physical[function_id])
+                    # EventBridge sends a target's Input (a JSON string) instead of the event when it has one.
+                    targets.append((physical[function_id], target.get("Input", "{}").encode()))
         seconds = override if override is not None else rate_seconds(props["ScheduleExpression"])
-        found.append(Schedule(logical_id, seconds, tuple(names)))
+        found.append(Schedule(logical_id, seconds, tuple(targets)))
     return found
 
 
@@ -79,9 +84,9 @@ class Scheduler:
 
     def _run(self, schedule: Schedule) -> None:
         while not self._stop.wait(schedule.seconds):
-            for name in schedule.functions:
+            for name, payload in schedule.targets:
                 try:
-                    self._lambda.invoke(FunctionName=name, InvocationType="Event", Payload=b"{}")
+                    self._lambda.invoke(FunctionName=name, InvocationType="Event", Payload=payload)
                 except Exception:  # the next tick tries again, as EventBridge's retries would
                     log.exception("%s: invoking %s failed", schedule.rule, name)
 

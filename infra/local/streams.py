@@ -13,6 +13,9 @@ Here, as on AWS:
 - a write only appends its records to the stream (a transaction's, once it commits; none if it fails);
 - one poller per mapping delivers them after the write, in order, one batch at a time
   (ParallelizationFactor 1), at most BatchSize records, starting at TRIM_HORIZON or LATEST;
+- MaximumBatchingWindowInSeconds is honoured: a batch is delivered once it is full (BatchSize) or
+  once the window has passed since its first record was seen (within the idle wait, 1 s); the
+  environment's LOCAL_STREAM_BATCHING_WINDOW_S caps it (tests shorten the deployed 60 s);
 - FilterCriteria are applied (equality, prefix, exists, anything-but; a pattern using anything else is
   logged and not applied): records that match no filter are dropped without an invocation;
 - a function error, or a `batchItemFailures` answer (ReportBatchItemFailures), is retried from the
@@ -30,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -42,6 +46,16 @@ log = logging.getLogger("local.streams")
 RETRY_BACKOFF_S = (0.2, 2.0)
 # How long a poller sleeps when nothing is written (a write wakes it at once).
 IDLE_WAIT_S = 1.0
+# Caps every mapping's batching window locally (seconds; unset: the mapping's own).
+WINDOW_CAP_ENV = "LOCAL_STREAM_BATCHING_WINDOW_S"
+
+
+def batching_window(esm) -> float:
+    """The mapping's MaximumBatchingWindowInSeconds, capped by WINDOW_CAP_ENV when that is set."""
+    window = float(esm.max_batch_window or 0)
+    cap = os.environ.get(WINDOW_CAP_ENV)
+    return min(window, float(cap)) if cap else window
+
 
 _MISSING = object()
 
@@ -258,6 +272,11 @@ class _Poller:
         _, _, _, self.region, self.account, resource = arn.split(":", 5)
         self.table_name = resource.split("/")[1]
         self.position = 0
+        # The batch being gathered: its records, how many stream records past `position` were looked
+        # at for it, and when its first record was seen (a batching window runs from then).
+        self._batch: list[dict] = []
+        self._scanned = 0
+        self._window_opened: float | None = None
         if esm.starting_position == "LATEST":
             _, self.position = delivery.table_records(self.account, self.region, self.table_name, 0, 0)
 
@@ -278,27 +297,41 @@ class _Poller:
             seen = self.delivery._wait(seen)
 
     def _deliver_one_batch(self, esm) -> bool:
-        """Delivers the next batch (and its retries); False if there is nothing new to deliver."""
+        """Delivers the next batch (and its retries); False if there is nothing new to deliver.
+
+        The batch being gathered is kept across wakeups: while a batching window is open, each write
+        only scans the records it added. Rescanning the whole backlog on every write, under moto's
+        lock, is quadratic in the writes a window sees and starved a busy stack's API.
+        """
         size = int(esm.batch_size or 100)
         filters = compile_filters(esm.filter_criteria)
-        batch: list[dict] = []
-        scanned = 0
-        while len(batch) < size:
+        while len(self._batch) < size:
             records, _ = self.delivery.table_records(
-                self.account, self.region, self.table_name, self.position + scanned, size - len(batch)
+                self.account, self.region, self.table_name,
+                self.position + self._scanned, size - len(self._batch),
             )
             if not records:
                 break
-            scanned += len(records)
+            self._scanned += len(records)
             for record in records:
                 event_record = self._event_record(record.to_json(), esm.event_source_arn)
                 if filters is None or any(record_matches(p, event_record) for p in filters):
-                    batch.append(event_record)
-        if scanned == 0:
+                    self._batch.append(event_record)
+        if self._scanned == 0:
             return False
-        if batch:
-            self._with_retries(esm, batch)
-        self.position += scanned
+        window = batching_window(esm)
+        if self._batch and window > 0 and len(self._batch) < size:
+            # Lambda gathers records until the batch is full or the window has passed.
+            now = time.monotonic()
+            if self._window_opened is None:
+                self._window_opened = now
+            if now - self._window_opened < window:
+                return False
+        if self._batch:
+            self._with_retries(esm, self._batch)
+        # Only once delivered (or given up): a moto hiccup above leaves the batch to be delivered again.
+        self.position += self._scanned
+        self._batch, self._scanned, self._window_opened = [], 0, None
         return True
 
     def _event_record(self, record: dict, source_arn: str) -> dict:

@@ -130,6 +130,26 @@ def test_the_fee_difference_is_resolved_with_a_finance_key(reconciled, api: Api,
     assert resolved["status"] == "RESOLVED" and resolved["resolution"]["by"] == "finance"
 
 
+def test_the_reconciliation_functions_post_resolutions_step_does_finances_resolution_once(
+    reconciled, local_stack, aws, api: Api, finance
+):
+    """The API records a resolution; the steps function (which holds the ledger and the channel: a
+    RESEND is sent here) does it once, however often the step runs."""
+
+    def step() -> dict:
+        answer = aws["lambda"].invoke(FunctionName=local_stack["functions"]["reconciliationSteps"],
+                                      Payload=json.dumps({"step": "post_resolutions"}).encode())  # fmt: skip
+        return json.loads(answer["Payload"].read())
+
+    first, again = step(), step()
+
+    # The fee's ACCEPT_CHANNEL journal, once: by the first step, or already by the ResolutionsSchedule
+    # rule (every 5 minutes) if it fired since the resolution; never again.
+    assert first["posted"] <= 1 and again == {"posted": 0}
+    # Posted (the fee's 挂账 emptied), and not twice (it would be negative).
+    assert set(api.balance("suspense:simulated", finance).values()) <= {0}
+
+
 def test_the_same_file_version_delivered_again_starts_no_second_run(reconciled, local_stack, aws):
     event = {"detail": {"bucket": {"name": local_stack["buckets"]["statements"]},
                         "object": {"key": reconciled["key"], "version-id": reconciled["version"]}}}  # fmt: skip

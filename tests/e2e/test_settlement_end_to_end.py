@@ -11,7 +11,9 @@ cut-off the API refuses as in the future by design; the API's POST is exercised 
 Every test makes its own brand and merchants, so their amounts are this test's alone; each run settles
 a date of its own (today + 1, + 2, …), and claims whatever is due by then, including other tests'
 postings (the platform account is shared): those parties are checked by the identity
-Σ payouts − Σ collections + Σ carried = Σ lines, not by hand.
+Σ payouts − Σ collections + Σ carried = Σ lines, not by hand. The module has a stack of its own: on
+the shared one, the modules before it leave hundreds of postings due tomorrow (the concurrency bursts),
+and the first run spent minutes paying them.
 
 Funding rule PLATFORM 50% / BRAND 30% / MERCHANT 20%; minimum transfer (demo tenant) CNY 100.
 Acceptance world (FIXED 10.00 off, and PERCENT 1% off; orders of 50.00):
@@ -41,9 +43,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from coupons.channels.simulated import SimulatedBank
+from tests.e2e.conftest import own_local_stack
 from tests.e2e.support import Api, aws_client, redeem, reverse, wait_for_clearing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+local_stack = own_local_stack()
 
 REPO = Path(__file__).resolve().parents[2]
 SHARES = {"PLATFORM": 5000, "BRAND": 3000, "MERCHANT": 2000}

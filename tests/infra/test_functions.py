@@ -8,6 +8,7 @@ import pytest
 
 from coupons.data.schema import MAIN
 from coupons.data.secrets import ENV_VAR as TENANT_SECRET_ENV
+from infra.constructs.instant import instant_environment
 from infra.tenants import load_tenant
 from tests.infra.conftest import resources, settlement_machine
 
@@ -101,6 +102,8 @@ def test_the_api_function_is_configured_for_its_tenant(
         # A resolution's journal books an accepted fee to the tenant's fee bearer; orders against coupons.
         "RECONCILIATION_FEE_BEARER": settings.reconciliation_policy.fee_bearer,
         "ORDER_OUTCOME_GRACE_HOURS": str(settings.order_outcome_grace_hours),
+        # A merchant's settlement mode defaults to the tenant's (issue #15 point 1, docs/instant.md).
+        **instant_environment(settings),
         "STATEMENTS_BUCKET_NAME": {"Ref": bucket_id},
         "TENANT": tenant,
         "TENANT_TIME_ZONE": settings.settlement_time_zone,

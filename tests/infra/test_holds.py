@@ -62,9 +62,11 @@ def test_the_api_knows_the_tenants_default_hold_time(tenant, template):
     assert load_tenant(tenant).hold_seconds <= 7 * 24 * 3600
 
 
-def test_the_local_stack_fires_the_hold_expiry_rule_and_no_other(template):
+def test_the_local_stack_fires_the_hold_expiry_rule_and_no_other_but_reconciliations_resolutions(template):
     sweep_id, _ = _sweep(template)
     physical = {k: f"fn-{k}" for k in template["Resources"]}
-    (found,) = schedules(template, physical)
+    found, resolutions = sorted(schedules(template, physical), key=lambda s: not s.rule.startswith("Holds"))
+    assert resolutions.rule.startswith("ReconciliationResolutionsSchedule")  # tests/infra/test_reconciliation.py
     assert (found.seconds, found.functions) == (60, (f"fn-{sweep_id}",))
-    assert schedules(template, physical, override=2.0)[0].seconds == 2.0
+    assert found.targets == ((f"fn-{sweep_id}", b"{}"),)
+    assert {s.seconds for s in schedules(template, physical, override=2.0)} == {2.0}

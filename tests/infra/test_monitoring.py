@@ -54,6 +54,11 @@ def test_api_5xx_function_errors_throttles_stream_lag_dead_letters_and_settlemen
             # issue #15: the redemption holds' expiry sweep (errors, throttles)
             ("AWS/Lambda", "Errors"),
             ("AWS/Lambda", "Throttles"),
+            # issue #15 point 1: the instant payout function (errors, throttles, stream lag, its DLQ)
+            ("AWS/Lambda", "Errors"),
+            ("AWS/Lambda", "Throttles"),
+            ("AWS/Lambda", "IteratorAge"),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ]
     )
     for alarm in alarms:

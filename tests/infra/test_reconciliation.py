@@ -87,3 +87,46 @@ def test_the_steps_read_statement_files_and_write_only_reports(template: dict):
     scoped = {tuple(sorted(_listed(st["Action"]))): _listed(st["Resource"])[0]["Fn::Join"][1][-1] for st in s3}
     assert scoped == {("s3:GetObject", "s3:GetObjectVersion"): "/channel-statements/*",
                       ("s3:GetObject", "s3:PutObject"): "/reconciliation-runs/*"}  # fmt: skip
+
+
+def test_the_steps_function_reads_each_channels_statement_format_from_the_tenant_file(tenant: str, template: dict):
+    from infra.tenants import load_tenant
+
+    [steps] = [f for lid, f in resources(template, "AWS::Lambda::Function").items() if lid.startswith("ReconciliationSteps")]
+    formats = json.loads(steps["Properties"]["Environment"]["Variables"]["RECONCILIATION_STATEMENT_FORMATS"])
+
+    assert formats == load_tenant(tenant).reconciliation_statement_formats
+    if tenant == "demo":  # its file names WeChat Pay's trade bill for the wechatpay channel
+        assert formats == {"wechatpay": "wechatpay-tradebill"}
+
+
+def _steps_id(template: dict) -> str:
+    (steps_id,) = [
+        k for k, r in resources(template, "AWS::Lambda::Function").items()
+        if k.startswith("ReconciliationSteps")
+    ]  # fmt: skip
+    return steps_id
+
+
+def test_a_rule_runs_post_resolutions_every_five_minutes_so_finances_resend_goes_out_without_waiting_for_a_file(
+    template: dict,
+):
+    (rule,) = [
+        r for k, r in resources(template, "AWS::Events::Rule").items()
+        if k.startswith("ReconciliationResolutionsSchedule")
+    ]  # fmt: skip
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [_steps_id(template), "Arn"]}
+    assert json.loads(target["Input"]) == {"step": "post_resolutions"}
+
+
+def test_the_local_stack_fires_the_resolutions_rule_with_its_input(template: dict):
+    from infra.local.schedules import schedules
+
+    physical = {k: f"fn-{k}" for k in template["Resources"]}
+    found = {s.rule.rstrip("0123456789ABCDEF"): s for s in schedules(template, physical)}
+    (resolutions,) = [s for rule, s in found.items() if rule.startswith("ReconciliationResolutionsSchedule")]
+    assert resolutions.seconds == 300
+    ((name, payload),) = resolutions.targets
+    assert (name, json.loads(payload)) == (f"fn-{_steps_id(template)}", {"step": "post_resolutions"})

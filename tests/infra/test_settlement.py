@@ -266,8 +266,11 @@ def test_only_the_pay_step_may_reach_the_simulated_bank(template: dict):
                 assert sorted(_listed(statement["Action"])) == [
                     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                 ]  # fmt: skip
-    # Pay sends; reconciliation's steps ask the channel by id (a missing line) and resend or recover.
-    assert len(reaching) == 2 and sorted(r[:18] for r in reaching) == ["ReconciliationStep", "SettlementStepsPay"]
+    # Pay sends; reconciliation's steps ask the channel by id (a missing line) and resend or recover; the
+    # instant payout function (issue #15 point 1) sends instant payouts and asks by id.
+    assert len(reaching) == 3 and sorted(r[:18] for r in reaching) == [
+        "InstantHandlerFunc", "ReconciliationStep", "SettlementStepsPay",
+    ]  # fmt: skip
 
 
 def test_the_step_functions_may_write_to_s3_only_under_settlement_runs(template: dict):

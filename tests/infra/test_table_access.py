@@ -34,6 +34,7 @@ EXPECTED = {
         "RISKHOLDS", "RISKREVIEW#*",  # settlement holds and REVIEW releases (issue #18 point 5)
         "RECONEXCEPTION#*",  # reconciliation (issue #16): finance proposes and resolves exceptions
         "ORDER#*#*",  # orders against coupons (issue #16 point 8): POST /v1/orders/events
+        "MERCHANT#*",  # a merchant's settlement mode (issue #15 point 1): PUT /v1/merchants/{id}/settlement
     ],
     "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
     "settlement.open": [*RUN],
@@ -56,6 +57,10 @@ EXPECTED = {
     "holds.expiry": ["REDEMPTION#*", "COUPON#*", "HISTORY#*"],
     # The daily order file: its events, the reversals they make, their idempotency keys, ORDER_* exceptions.
     "orders": ["ORDER#*#*", "REDEMPTION#*", "COUPON#*", "HISTORY#*", "IDEMPOTENCY#*#*", "RECONEXCEPTION#*"],
+    # Issue #15 point 1: instant payouts, each a one-party run of its own (never a scheduled run's items),
+    # the postings it claims, settles or gives back, its transfer journal, the day's instant statement.
+    "instant": ["SETTLEMENT#ipo_*", "SETTLEMENT#ipo_*#PARTIES#*", "SETTLEMENT#ipo_*#LINES#*", "ENTRIES#*",
+                "JOURNAL#*", "BALANCE#*#*", "INSTANT#*#*"],
     "reconciliation": ["RECONRUN#*", "RECONEXCEPTION#*", "RECONCOMPENSATION#*", "RECONTRANSFER#*", "JOURNAL#*",
                        "ENTRIES#*", "BALANCE#*#*"],
 }  # fmt: skip
@@ -64,7 +69,7 @@ TABLE_ARN = {"Fn::GetAtt": [MAIN.logical_id, "Arn"]}
 
 def _writers(template: dict) -> dict[str, dict]:
     """Each function of the template by its writer's name in coupons.data.access."""
-    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "AnomalyHandler": "anomaly", "HoldsExpiry": "holds.expiry",
+    prefixes = {"ApiHandler": "api", "ClearingHandler": "clearing", "AuditHandler": "audit", "AuditSigner": "audit.sign", "AnomalyHandler": "anomaly", "HoldsExpiry": "holds.expiry", "InstantHandler": "instant",
                 "ReconciliationSteps": "reconciliation", "ReconciliationStarter": None,
                 "ReconciliationOrderFiles": "orders"}  # fmt: skip  (the starter touches no table)
     for step in [*STEPS, HEARTBEAT]:

@@ -53,3 +53,25 @@ def test_a_wrong_setting_is_refused_naming_the_field(field: str, value):
 def test_an_unknown_tenant_names_the_known_ones():
     with pytest.raises(ValueError, match="known: .*demo"):
         load_tenant("nobody")
+
+
+def test_a_channels_statement_format_is_one_the_parsers_know():
+    tenant = Tenant.model_validate({**VALID, "reconciliation_statement_formats": {"wechatpay": "wechatpay-tradebill"}})
+
+    assert tenant.reconciliation_statement_formats == {"wechatpay": "wechatpay-tradebill"}
+
+
+@pytest.mark.parametrize(
+    ("formats", "named"),
+    [
+        ({"wechatpay": "wechat-bill"}, "unknown statement format 'wechat-bill' for channel 'wechatpay'"),
+        ({"WeChat Pay": "wechatpay-tradebill"}, "WeChat Pay"),  # not a channel of statement keys
+    ],
+)
+def test_an_unknown_statement_format_is_refused_at_synth_naming_the_channel_and_the_known_formats(formats, named):
+    with pytest.raises(ValidationError) as refused:
+        Tenant.model_validate({**VALID, "reconciliation_statement_formats": formats})
+
+    assert "reconciliation_statement_formats" in str(refused.value) and named in str(refused.value)
+    if "unknown" in named:
+        assert "coupons-bill" in str(refused.value) and "wechatpay-tradebill" in str(refused.value)

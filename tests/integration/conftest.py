@@ -102,6 +102,8 @@ def load_api_handler():
         "risk_rules",
         "commission",
         "orders",
+        "instant",
+        "instant_terms",
     ):
         getattr(dependencies, name).cache_clear()
     return importlib.import_module("handler")

@@ -186,6 +186,54 @@ def test_records_arrive_after_the_write_in_order_filtered_and_batched(local):
     assert all(1 <= len(batch) <= 3 for batch in batches)
 
 
+def test_a_batching_window_gathers_records_until_it_passes_or_the_batch_is_full(local):
+    # Given a mapping with a 2 s window and batches of 5
+    probe = Probe(local, BatchSize=5, MaximumBatchingWindowInSeconds=2)
+    started = time.monotonic()
+    # When 3 records are written at once, then (after that batch) 6 more
+    for i in range(3):
+        probe.put(f"w{i}")
+    [first] = probe.wait_for("w2", timeout=10)
+    waited = time.monotonic() - started
+    for i in range(6):
+        probe.put(f"x{i}")
+    batches = probe.wait_for("x5", timeout=10)
+    # Then the first 3 came together, once the window had passed; of the 6, a full batch of 5 first
+    assert first == ["w0", "w1", "w2"] and 2 <= waited < 5
+    assert batches[1:] == [["x0", "x1", "x2", "x3", "x4"], ["x5"]]
+
+
+def test_while_a_window_is_open_each_write_reads_only_the_records_it_added(local, monkeypatch):
+    # Given a 3 s window and a filter: most of a busy table's records are not for this consumer
+    from infra.local import streams
+
+    reads: dict[str, int] = {}
+    event_record = streams._Poller._event_record
+
+    def counted(poller, record, source_arn):
+        key = record["dynamodb"]["Keys"]["pk"]["S"]
+        reads[key] = reads.get(key, 0) + 1
+        return event_record(poller, record, source_arn)
+
+    monkeypatch.setattr(streams._Poller, "_event_record", counted)
+    probe = Probe(
+        local,
+        BatchSize=100,
+        MaximumBatchingWindowInSeconds=3,
+        FilterCriteria=_pattern(dynamodb={"NewImage": {"kind": {"S": ["PARENT"]}}}),
+    )
+    # When a record for it opens the window and 60 writes follow within it
+    probe.put("first", kind="PARENT")
+    for i in range(60):
+        probe.put(f"busy{i}", kind="OTHER" if i % 10 else "PARENT")
+    batches = probe.wait_for("first", timeout=10)
+    # Then they came as one batch, and each record was read from the stream once, not once per wakeup
+    # (rescanning the backlog on every write, under moto's lock, starved a busy stack's API)
+    assert batches == [["first", *[f"busy{i}" for i in range(0, 60, 10)]]]
+    assert {key: n for key, n in reads.items() if n != 1 and (key == "first" or key.startswith("busy"))} == {}
+    assert len([k for k in reads if k == "first" or k.startswith("busy")]) == 61
+
+
 def test_a_transaction_that_fails_leaves_no_record(local):
     probe = Probe(local)
     with pytest.raises(probe.ddb.exceptions.TransactionCanceledException):

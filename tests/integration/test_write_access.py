@@ -241,6 +241,30 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
             minimums={"CNY": minimum},
         )
 
+    # And instant payouts (issue #15 point 1): an admin sets a merchant's mode; with the tenant's default
+    # INSTANT, m-001's first postings' payout fails and is given back to the runs, the rest are paid at once
+    assert api.call("PUT", "/v1/merchants/m-002/settlement", api_key=keys["admin"], body={"mode": "SCHEDULED"}).status == 200
+    from coupons.data.instant import InstantStore
+    from coupons.domain.instant import InstantTerms
+    from coupons.services.instant import InstantPayouts
+
+    merchant_postings = sorted(
+        (
+            from_item(i)
+            for i in api.ddb.scan(TableName=TABLE)["Items"]
+            if i["pk"]["S"].startswith("ENTRIES#merchant:m-001#") and i["source_kind"]["S"] == "REDEMPTION"
+        ),
+        key=lambda p: p["journal_id"],
+    )
+    instant = InstantPayouts(
+        InstantStore(api.ddb, TABLE), SettlementStore(api.ddb, TABLE), steps(0), lambda: bank,
+        InstantTerms(default_mode="INSTANT", max_attempts=1), time_zone="Asia/Shanghai",
+    )  # fmt: skip
+    bank.inject("merchant:m-001", "fail")
+    with recorder.as_("instant"):
+        assert instant.process(merchant_postings[:1], delivered_at=datetime.now(ZoneInfo("UTC"))).left
+        assert instant.process(merchant_postings[1:], delivered_at=datetime.now(ZoneInfo("UTC"))).paid
+
     later = (date.fromisoformat(PAST) + timedelta(days=10)).isoformat()
     settle(recorder, steps(10**9), later, "exec-carry")
     next_day = (date.fromisoformat(later) + timedelta(days=1)).isoformat()
@@ -296,7 +320,7 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
         granted = access.WRITERS[writer]
         for table, action, pk in requests:
             if table == BANK_TABLE:
-                assert writer == "settlement.pay", (writer, action, pk)  # the channel's own table
+                assert writer in ("settlement.pay", "instant"), (writer, action, pk)  # the channel's own table
                 continue
             if pk is not None and not access.allows(writer, pk):
                 outside.append((writer, action, pk))

@@ -51,6 +51,7 @@ def test_a_missing_transfer_is_asked_for_then_resent_under_the_same_id_or_matche
     assert resend.action is Action.RESEND and resend.transfer == {
         "instruction_id": t.instruction_id, "run_id": t.run_id, "party": t.party,
         "direction": "PAYOUT", "amount": t.amount, "currency": "CNY",
+        "fee": t.fee,  # the same instruction: the fee the channel states on its line, as first sent
     }  # fmt: skip
     receipt = Receipt(
         t.instruction_id,

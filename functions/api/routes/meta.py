@@ -53,6 +53,11 @@ _WITH_BODY = {
     "413": "the body is over 256 KiB (payload_too_large)",
     "415": "the body is not application/json (unsupported_media_type)",
 }
+# The operations that look a code up for a till: the guessing gate and the dynamic-code lock answer 429.
+_THROTTLED = {("post", "/v1/redemptions"), ("post", "/v1/redemptions/quote")}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "whole seconds until a retry can succeed", "schema": {"type": "integer"}}
+}
 _STATUS_CODES = {"400": ["malformed_json"], "404": ["route_not_found"], "405": ["method_not_allowed"]}
 
 _IDEMPOTENCY_KEY = {
@@ -136,8 +141,12 @@ def _document() -> str:
             listed = {**_COMMON, **(_WITH_BODY if "requestBody" in operation else {})}
             listed["409"] = "refused by the current state, or the Idempotency-Key's request is in flight"
             listed["422"] = "valid, but refused by the coupon or campaign (or the Idempotency-Key was reused)"
+            if (method, path) in _THROTTLED:
+                listed["429"] = "too many unknown codes looked up, or wrong dynamic codes; retry after Retry-After"
             for status, description in listed.items():
                 responses[status] = _problem_response(description, codes.get(status, []))
+            if "429" in listed:
+                responses["429"]["headers"] = _RETRY_AFTER
             body = operation.get("requestBody")
             if body is not None and not _body_required(operation):
                 body["required"] = False

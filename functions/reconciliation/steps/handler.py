@@ -35,6 +35,6 @@ def lambda_handler(event: dict, context) -> dict:
         metrics.add_metric(name=OVERDUE_METRIC, unit=MetricUnit.Count, value=done["watch"]["open_over_a_day"])
         metrics.add_metric(name=SUSPENSE_METRIC, unit=MetricUnit.Count, value=done["watch"]["suspense"])
         return done
-    if step == "post_resolutions":  # also at every complete; invoked by hand to post them at once
+    if step == "post_resolutions":  # every 5 minutes (ResolutionsSchedule) and at every complete
         return {"posted": reconciliation.post_resolutions()}
     raise ValueError(f"unknown step {step!r}")

@@ -20,6 +20,7 @@ from coupons.data.models.commission import SCHEDULE_PK as COMMISSION_PK
 from coupons.data.models.coupons import coupon_pk, history_pk, holding_pk
 from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
+from coupons.data.models.instant import instant_statement_pk, merchant_settlement_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.orders import order_pk
@@ -43,6 +44,9 @@ from coupons.data.models.settlement import carry_pk, held_pk, lines_pk, parties_
 # with the run's pk. Each settlement partition is therefore named for both kinds.
 _RUN = "stl_????????"
 _RUN_T0 = "stl_????????_t0"
+# An instant payout is a settlement run of one party: `ipo_{window}_{party hash}_{n}`
+# (coupons.domain.instant.payout_id).
+_PAYOUT = "ipo_*"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,13 @@ RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statemen
 RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
 RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
 RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
+INSTANT_PAYOUT = Partition(
+    run_pk(_PAYOUT),
+    "an instant payout: its run item, party, lines (coupons.services.instant)",
+    (parties_pk(_PAYOUT, "*"), lines_pk(_PAYOUT, "*")),
+)
+INSTANT_STATEMENT = Partition(instant_statement_pk("*", "*"), "a party's instant statement of the day")
+MERCHANT_SETTLEMENT = Partition(merchant_settlement_pk("*"), "a merchant's own settlement mode (admin)")
 ORDER = Partition(order_pk("*", "*"), "merchants' order outcomes (coupons.data.orders), once per event id")
 
 GET, QUERY, BATCH_GET = "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"
@@ -156,6 +167,7 @@ WRITERS: dict[str, TableAccess] = {
             RISK_REVIEW,  # ... and release REVIEW redemptions
             RECON_EXCEPTION,  # finance proposes and resolves (four-eyes); an order event opens ORDER_* exceptions
             ORDER,  # POST /v1/orders/events
+            MERCHANT_SETTLEMENT,  # PUT /v1/merchants/{merchant_id}/settlement (admin)
         ),
         indexes=True,
     ),
@@ -184,6 +196,14 @@ WRITERS: dict[str, TableAccess] = {
     "settlement.record_failure": TableAccess((GET,), (UPDATE,), (RUN,)),
     # Reads the run of the day before, writes nothing.
     "settlement.heartbeat": TableAccess(READ),
+    # Instant payouts: a one-party run of their own (its item, party, lines), the postings it claims,
+    # settles or gives back (into the unsettled index again), its transfer's journal with its postings
+    # and balances, the party's instant statement line; reads merchants' modes and postings in batches.
+    "instant": TableAccess(
+        (*READ, BATCH_GET),
+        (PUT, UPDATE, CHECK, DELETE),
+        (INSTANT_PAYOUT, ENTRIES, JOURNAL, BALANCE, INSTANT_STATEMENT),
+    ),
     # Appends to the audit log: its heads, entries and references, nothing else (the log is the one
     # writer of its items, and no other function writes them).
     "audit": TableAccess((*READ, BATCH_GET), (PUT,), (AUDIT_LOG, AUDIT_REF)),

@@ -48,3 +48,8 @@ def sqs():
 def kms():
     with _lock:
         return _client("kms")
+
+
+def events():
+    with _lock:
+        return _client("events")

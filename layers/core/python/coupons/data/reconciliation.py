@@ -29,6 +29,9 @@ from coupons.data.models.reconciliation import (
 )
 
 OPEN, RESOLVED = "OPEN", "RESOLVED"
+# A finance RESEND's `resolution.resend.state`: waiting for the reconciliation function to send it; the
+# channel accepted it; the channel refused it (the exception is OPEN again).
+RESEND_PENDING, RESEND_SENT, RESEND_REFUSED = "PENDING", "SENT", "REFUSED"
 
 
 class ExceptionChanged(Exception):
@@ -159,6 +162,12 @@ class ReconciliationStore:
         except self._exception.DoesNotExist:
             return None
 
+    def exceptions_by_id(self, exception_ids: list[str]) -> list[dict[str, Any]]:
+        """Those of these ids that exist (a trace names the ids a transfer's exceptions would have)."""
+        keys = [(exception_pk(i), EXCEPTION_SK) for i in exception_ids]
+        found = [e.record() for e in self._exception.batch_get(keys, consistent_read=True)]
+        return sorted(found, key=lambda e: (e["opened_at"], e["exception_id"]))
+
     def set_compensated(self, exception_id: str, *, action: str, compensation_id: str, review: bool,
                         resolution: dict[str, Any] | None) -> None:  # fmt: skip
         E = self._exception
@@ -189,11 +198,12 @@ class ReconciliationStore:
             raise
 
     def resolve(self, exception_id: str, resolution: dict[str, Any], *, status: str = RESOLVED) -> None:
-        """`resolution["journal"]` (id, currency, legs): the exception joins the pending-resolutions
-        index, from which the reconciliation function posts the journal (post_resolution)."""
+        """`resolution["journal"]` (id, currency, legs) or `resolution["resend"]` (an instruction): the
+        exception joins the pending-resolutions index, from which the reconciliation function posts
+        the journal or sends the instruction (services/reconciliation_resolutions.py)."""
         E = self._exception
         pending = []
-        if resolution.get("journal"):
+        if resolution.get("journal") or resolution.get("resend"):
             pending = [E.gsi2pk.set(RESOLUTIONS_PENDING_PK), E.gsi2sk.set(f"{resolution['at']}#{exception_id}")]
         try:
             E(exception_pk(exception_id), EXCEPTION_SK).update(
@@ -224,6 +234,43 @@ class ReconciliationStore:
         E(exception_pk(exception_id), EXCEPTION_SK).update(
             actions=[E.gsi2pk.remove(), E.gsi2sk.remove()], condition=E.pk.exists()  # never a stub
         )
+
+    def resend_sent(self, exception_id: str, resend: dict[str, Any]) -> None:
+        """The channel accepted finance's RESEND: its answer on the resolution, out of the pending index."""
+        E = self._exception
+        E(exception_pk(exception_id), EXCEPTION_SK).update(
+            actions=[E.resolution["resend"].set(_clean(resend)), E.gsi2pk.remove(), E.gsi2sk.remove()],
+            # No pending condition: a step run twice records the same answer (the channel's, for one id).
+            condition=E.pk.exists(),  # never a stub
+        )
+
+    def resend_waiting(self, exception_id: str, resend: dict[str, Any]) -> None:
+        """The channel could not answer (unavailable, timed out): the last error shown, still pending."""
+        E = self._exception
+        try:
+            E(exception_pk(exception_id), EXCEPTION_SK).update(
+                actions=[E.resolution["resend"].set(_clean(resend))],
+                # Only while still pending: a concurrent step's SENT is never overwritten by this error.
+                condition=E.pk.exists() & E.gsi2pk.exists(),
+            )
+        except UpdateError as error:
+            if not failed_condition(error):
+                raise
+
+    def resend_refused(self, exception_id: str, resend: dict[str, Any], reopening: dict[str, Any]) -> None:
+        """The channel refused finance's RESEND: the exception is OPEN again (back with finance, the
+        refusal in its history and on the resolution it keeps), out of the pending index."""
+        E = self._exception
+        try:
+            E(exception_pk(exception_id), EXCEPTION_SK).update(
+                actions=[E.status.set(OPEN), E.resolved_at.remove(), E.resolution["resend"].set(_clean(resend)),
+                         self._logged(reopening), E.gsi2pk.remove(), E.gsi2sk.remove()],  # fmt: skip
+                # Only while still pending: a step run twice reopens it once (one history entry).
+                condition=E.pk.exists() & E.gsi2pk.exists(),
+            )
+        except UpdateError as error:
+            if not failed_condition(error):
+                raise
 
     def _logged(self, entry: dict[str, Any]):
         E = self._exception
@@ -293,6 +340,13 @@ class ReconciliationStore:
              "run_id": run_id, "statement_date": statement_date, "at": at},
             pk=transfer_state_pk(instruction_id), sk=TRANSFER_SK,
         ).save()  # fmt: skip  (last writer wins: CONFIRMED then RETURNED, in run order)
+
+    def transfer_state(self, instruction_id: str) -> dict[str, Any] | None:
+        """What the latest statement proved of a transfer (CONFIRMED / RETURNED), or None."""
+        try:
+            return self._transfer.get(transfer_state_pk(instruction_id), TRANSFER_SK, consistent_read=True).record()
+        except self._transfer.DoesNotExist:
+            return None
 
     def claimed_sum(self, lines: list[dict[str, Any]], *, run_id: str, currency: str) -> int:
         """Σ of the items the run's settlement lines point at (the ledger postings and carried amounts

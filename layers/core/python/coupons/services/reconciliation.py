@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from coupons.data.channel_statements import ChannelStatementStore, parse_key
 from coupons.data.ledger import AlreadyPosted, LedgerStore
@@ -20,17 +19,24 @@ from coupons.data.reconciliation import ReconciliationStore
 from coupons.data.settlement import SettlementStore
 from coupons.domain import transfer_journals
 from coupons.domain.coupons import iso
-from coupons.domain.ledger import Journal, Leg
-from coupons.domain.payments import ChannelStatus, Direction, Instruction
+from coupons.domain.ledger import Journal
+from coupons.domain.payments import ChannelStatus, Direction, Instruction, Receipt
 from coupons.domain.reconciliation import buckets
 from coupons.domain.reconciliation import compensation as comp
 from coupons.domain.reconciliation.formats import read_statement
 from coupons.domain.reconciliation.internal import ledger_differences, unconfirmed_sums
 from coupons.domain.reconciliation.matcher import Confirmation, MatchConfig, Matcher
 from coupons.domain.reconciliation.records import ExceptionClass as C
-from coupons.domain.reconciliation.records import PartyRecord, ReconException, Transfer, TransferStatus
+from coupons.domain.reconciliation.records import (
+    PartyRecord,
+    ReconException,
+    Transfer,
+    TransferStatus,
+    transfer_day,
+)
 from coupons.domain.transfer_journals import settlement_account, transfer_journal_id
 from coupons.services import reconciliation_buckets as by_bucket
+from coupons.services import reconciliation_resolutions as resolutions
 
 FORMAT = "coupons-bill"  # a channel's format unless `formats` names another
 # A file not in id order is matched in hash buckets of about this many lines (each sorted in memory).
@@ -41,7 +47,7 @@ LOOKBACK_DAYS = 7
 # Automatic actions that end the exception (the rest wait: HOLD for the next file, REVIEW for finance).
 ENDS = {comp.Action.CLOSE, comp.Action.ADJUST_FEE, comp.Action.RECOVER, comp.Action.RETURN_AND_REVERSE,
         comp.Action.RESEND, comp.Action.REMATCH}  # fmt: skip
-SYSTEM = "system:reconciliation"
+SYSTEM = resolutions.SYSTEM  # who resolves what the run resolves
 
 
 def run_id_of(key: str, version_id: str | None, statement_date: str) -> str:
@@ -157,28 +163,9 @@ class Reconciliation:
         return {"run_id": run_id, "start": following, "more": following < len(ids)}
 
     def post_resolutions(self) -> int:
-        """Posts the journals of finance's resolutions (the API records them, never writes the ledger),
-        each in one transaction with the exception leaving the pending index: posted once, whoever
-        retries. A write-off of a transfer the channel never showed takes it off its way too."""
-        posted = 0
-        for record in self.store.pending_resolutions():
-            spec, day = record["resolution"]["journal"], record["resolved_at"][:10]
-            journal = Journal(journal_id=spec["journal_id"], source_id=record["exception_id"], kind=spec["kind"],
-                              currency=spec["currency"], legs=tuple(Leg(x["account"], x["amount"]) for x in spec["legs"]),
-                              party_shares={})  # fmt: skip
-            try:
-                self.ledger.post(journal, business_date=day, due_date=day, posted_at=iso(self._clock()), extra={},
-                                 source_key={"pk": record["pk"], "sk": record["sk"]})  # fmt: skip
-                posted += 1
-            except AlreadyPosted:
-                self.store.resolution_posted(record["exception_id"])
-            ours = record.get("ours") or {}
-            if record["cls"] in (C.MISSING_AT_CHANNEL, C.TIMING) and any(
-                x["account"] == settlement_account(record["channel"]) for x in spec["legs"]
-            ):
-                self.store.set_transfer_state(ours["instruction_id"], TransferStatus.CONFIRMED, run_id="",
-                                              statement_date=day, at=record["resolved_at"])  # fmt: skip
-        return posted
+        """Finance's resolutions done once each: their journals posted, their RESENDs sent
+        (services/reconciliation_resolutions.py)."""
+        return resolutions.post_resolutions(self)
 
     def complete(self, run_id: str) -> dict:
         self.post_resolutions()  # finance's since the last run: the ledger check below sees them
@@ -258,7 +245,6 @@ class Reconciliation:
         """The INSTRUCTED / SENT transfers of the settlement runs of the last LOOKBACK_DAYS, each with
         (party, its outcome as the run recorded it)."""
         since = (date.fromisoformat(statement_date) - timedelta(days=LOOKBACK_DAYS)).isoformat()
-        zone = ZoneInfo(self.time_zone)
         start = None
         while True:
             runs, start = self.settlement.runs(limit=50, start=start)
@@ -269,15 +255,14 @@ class Reconciliation:
                     for currency, o in (party.get("currencies") or {}).items():
                         if not o.get("instruction_id") or o.get("status") not in ("INSTRUCTED", "SENT"):
                             continue
-                        moment = o.get("sent_at") or o.get("instructed_at")
-                        day = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(zone).date()
+                        day = transfer_day(o.get("sent_at") or o.get("instructed_at"), self.time_zone)
                         yield Transfer(
                             instruction_id=o["instruction_id"], party=party["party"],
                             direction=Direction.PAYOUT if o["decision"] == "PAYOUT" else Direction.COLLECTION,
                             # What the channel moved and charged: a party-borne fee comes off a payout.
                             amount=int(o.get("transferred", o["transfer"])), fee=int(o.get("fee", 0)),
                             currency=currency,
-                            status=TransferStatus(o["status"]), date=day.isoformat(),
+                            status=TransferStatus(o["status"]), date=day,
                             sent_at=o.get("sent_at") or "", run_id=run["run_id"],
                         ), (party["party"], o)  # fmt: skip
             if not start or (runs and runs[-1]["business_date"] < since):
@@ -368,7 +353,9 @@ class Reconciliation:
             self.store.set_transfer_state(exc.instruction_id, TransferStatus.RETURNED, run_id=run_id,
                                           statement_date=today, at=at)
         if decision.action in (comp.Action.RESEND, comp.Action.RECOVER) and decision.transfer:
-            self._send(decision.transfer)
+            receipt = self.send(decision.transfer)
+            if receipt.status is not ChannelStatus.ACCEPTED:
+                raise RuntimeError(f"{decision.transfer['instruction_id']} is {receipt.status}")
         ends = decision.action in ENDS and not decision.review
         self.store.set_compensated(
             exc.exception_id, action=str(decision.action), compensation_id=decision.compensation_id,
@@ -376,14 +363,15 @@ class Reconciliation:
             resolution={"action": str(decision.action), "by": SYSTEM, "at": at, "note": decision.note} if ends else None,
         )  # fmt: skip
 
-    def _send(self, transfer: dict) -> None:
-        receipt = self._channel().send(Instruction(
+    def send(self, transfer: dict) -> Receipt:
+        """A transfer (compensation.resend_transfer, or a recovery) sent through the channel under its
+        own id: the one path of every re-send, automatic or finance's."""
+        return self._channel().send(Instruction(
             instruction_id=transfer["instruction_id"], run_id=transfer.get("run_id", ""),
             party=transfer["party"], currency=transfer["currency"], amount=int(transfer["amount"]),
             direction=Direction(transfer["direction"]), reference=transfer["instruction_id"],
+            fee=int(transfer.get("fee") or 0),
         ))  # fmt: skip
-        if receipt.status not in (ChannelStatus.ACCEPTED,):
-            raise RuntimeError(f"{transfer['instruction_id']} is {receipt.status}")
 
     def _post(self, journal: Journal, day: str, at: str, run_id: str, *, due_date: str | None = None) -> None:
         # A replayed step: the journal's id is derived, it is there already.

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from coupons.data.reconciliation import OPEN, ExceptionChanged, ReconciliationStore
+from coupons.data.reconciliation import OPEN, RESEND_PENDING, ExceptionChanged, ReconciliationStore
 from coupons.domain.coupons import iso
 from coupons.domain.errors import Conflict, InvalidField, NotFound
 from coupons.domain.principals import Principal
+from coupons.domain.reconciliation.compensation import resend_transfer
 from coupons.domain.reconciliation.records import ExceptionClass as C
 from coupons.domain.reconciliation.resolution import (
     ACCEPT,
@@ -129,6 +130,10 @@ class Review:
                 resolution = {**resolution, "journal": {
                     "journal_id": journal.journal_id, "kind": journal.kind, "currency": journal.currency,
                     "legs": [{"account": leg.account, "amount": leg.amount} for leg in journal.legs]}}  # fmt: skip
+            if resolution["action"] == RESEND:
+                # Sent by the reconciliation function (it holds the channel; the API does not): the
+                # transfer's own instruction, its own id, PENDING until the channel answered.
+                resolution = {**resolution, "resend": {**resend_transfer(found["ours"]), "state": RESEND_PENDING}}
             self.store.resolve(exception_id, resolution)
         except ExceptionChanged:
             raise Conflict(f"{exception_id} changed meanwhile; read it again", field="exception_id") from None

@@ -4,7 +4,9 @@ legs), settled (run, party, transfer, the channel's reference), each step with i
 the audit entries of the items it wrote. A few key reads and queries, never a scan.
 
 Steps later issues add (the risk decision, reconciliation) join the chain as their items exist: a step
-lists only what happened, never a placeholder.
+lists only what happened, never a placeholder. After a transfer: `reconciled` (a statement matched it:
+CONFIRMED, or RETURNED, with the file's date) and one `reconciliation_exception` per exception opened
+on it (its class, status, action), when there are.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from coupons.data.coupons import CouponStore
 from coupons.data.ledger import LedgerStore, shard_of
 from coupons.data.models.coupons import COUPON_SK, coupon_pk
 from coupons.data.models.ledger import JOURNAL_SK, journal_pk
+from coupons.data.models.reconciliation import EXCEPTION_SK, TRANSFER_SK, exception_pk, transfer_state_pk
 from coupons.data.models.redemptions import REDEMPTION_SK, redemption_pk
 from coupons.data.models.settlement import party_pk
+from coupons.data.reconciliation import ReconciliationStore
 from coupons.data.settlement import SettlementStore
 from coupons.data.trace import TraceReads
 from coupons.domain import codes
 from coupons.domain.coupons import CouponNotFound, can_see
 from coupons.domain.ledger import journal_id
 from coupons.domain.principals import Principal, Role
+from coupons.domain.reconciliation.records import transfer_day, transfer_exception_ids
+from coupons.domain.transfer_journals import transfer_journal_id
 from coupons.services.audit import entry_id
 
 # A coupon's trace follows at most this many of its redemptions (a gift card's): the rest by id.
@@ -49,10 +55,13 @@ class Tracer:
         settlement: SettlementStore,
         reads: TraceReads,
         audit: AuditStore,
+        reconciliation: ReconciliationStore | None = None,
+        time_zone: str = "UTC",  # the tenant's: a transfer is dated by its day there (reconciliation's rule)
     ):
         self._redemption_of = redemption_of
         self._coupons, self._ledger, self._settlement = coupons, ledger, settlement
         self._reads, self._audit = reads, audit
+        self._reconciliation, self._time_zone = reconciliation, time_zone
 
     def _entries(self, key: tuple[str, str]) -> list[str]:
         # An entry's log id ends with its shard ({tenant}/audit/{shard}).
@@ -170,5 +179,41 @@ class Tracer:
                 "transfer": {k: outcome.get(k) for k in ("status", "decision", "net", "instruction_id", "channel_reference", "sent_at")},
                 "audit_entry_ids": self._entries((posting["pk"], posting["sk"]))
                 + self._entries((party_pk(run_id, posting["account"]), posting["account"])),
+            })  # fmt: skip
+            if outcome.get("instruction_id"):  # the transfer that paid or collected it
+                steps += self._reconciled(outcome)
+        return steps
+
+    def _reconciled(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        """What reconciliation made of the transfer: the statement that matched it (RECONTRANSFER), and
+        the exceptions it opened on it (ids derived from the transfer: a batch get, no index). Nothing
+        before any statement showed or missed it."""
+        if self._reconciliation is None:
+            return []
+        instruction_id, steps = outcome["instruction_id"], []
+        state = self._reconciliation.transfer_state(instruction_id)
+        if state is not None:
+            steps.append({
+                "step": "reconciled", "at": state["at"], "actor": "reconciliation", "instruction_id": instruction_id,
+                "status": state["status"], "statement_date": state["statement_date"], "run_id": state["run_id"],
+                "audit_entry_ids": self._entries((transfer_state_pk(instruction_id), TRANSFER_SK))[:1],
+            })  # fmt: skip
+        # Its channel is the one its own journal put it on the way through (settlement:{channel}).
+        journal = self._ledger.journal(transfer_journal_id(instruction_id)) or {}
+        channels = {leg["account"].split(":", 1)[1] for leg in journal.get("legs") or []
+                    if leg["account"].startswith("settlement:")}  # fmt: skip
+        moment = outcome.get("sent_at") or outcome.get("instructed_at")
+        if not channels or not moment:
+            return steps
+        day = transfer_day(moment, self._time_zone)
+        ids = [i for channel in sorted(channels) for i in transfer_exception_ids(instruction_id, day, channel)]
+        for e in self._reconciliation.exceptions_by_id(ids):
+            steps.append({
+                "step": "reconciliation_exception", "at": e["opened_at"], "actor": "reconciliation",
+                "exception_id": e["exception_id"], "class": e["cls"], "status": e["status"],
+                "action": e.get("action"), "amount_at_stake": e["amount_at_stake"], "currency": e["currency"],
+                "resolution": {k: (e.get("resolution") or {}).get(k) for k in ("action", "by", "at")}
+                if e["status"] == "RESOLVED" else None,
+                "audit_entry_ids": self._entries((exception_pk(e["exception_id"]), EXCEPTION_SK))[:1],
             })  # fmt: skip
         return steps

@@ -139,6 +139,9 @@ class Posting(MainModel):
     run_id = Text(null=True)
     claimed_at = Text(null=True)
     settled_at = Text(null=True)
+    # An instant payout that failed after its retries gave the posting back to the scheduled runs
+    # (coupons.data.instant.release): its id, so the posting shows why it was not paid instantly.
+    left_by_payout = Text(null=True)
 
 
 def balance_attribute(currency: str) -> str:

@@ -176,6 +176,7 @@ class _Claimable(MainModel):
     claimed_at = Text(null=True)
     settled = Flag(null=True)
     settled_at = Text(null=True)
+    left_by_payout = Text(null=True)  # an instant payout that gave it back (coupons.data.instant)
 
 
 class CarryItem(_Claimable):

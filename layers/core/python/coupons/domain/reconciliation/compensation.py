@@ -78,9 +78,7 @@ def after_query(exc: ReconException, answer: Receipt | None) -> Compensation:
     our id -> review (never paper over it, see InstructionMismatch)."""
     ours = exc.ours or {}
     if answer is None:
-        transfer = {
-            k: ours[k] for k in ("instruction_id", "run_id", "party", "direction", "amount", "currency")
-        }
+        transfer = resend_transfer(ours)
         return _make(exc, Action.RESEND, review=False, transfer=transfer, note="the channel never had it")
     same = (answer.amount, answer.currency, str(answer.direction)) == (
         ours["amount"],
@@ -92,6 +90,16 @@ def after_query(exc: ReconException, answer: Receipt | None) -> Compensation:
             exc, Action.REMATCH, review=False, note=f"the channel has it as {answer.channel_reference}"
         )
     return _make(exc, Action.REVIEW, review=True, note="the channel holds another payment under our id")
+
+
+def resend_transfer(ours: dict) -> dict:
+    """What a RESEND sends, automatic (after_query) or finance's: our transfer's own instruction, under
+    its own id (the channel's idempotency key: a second send of it moves nothing twice), with the fee
+    the instruction carried (a party-borne fee the channel states on its line)."""
+    transfer = {k: ours[k] for k in ("instruction_id", "run_id", "party", "direction", "amount", "currency")}
+    if ours.get("fee"):
+        transfer["fee"] = int(ours["fee"])
+    return transfer
 
 
 # -- per class ---------------------------------------------------------------------------------

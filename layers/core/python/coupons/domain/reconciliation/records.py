@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from coupons.domain.payments import Direction
 
@@ -140,6 +142,24 @@ def exception_id(date: str, channel: str, cls: ExceptionClass, key: str) -> str:
     still missing tomorrow) names the same exception, which is then updated, never duplicated."""
     digest = hashlib.sha256(f"{date}|{channel}|{cls}|{key}".encode()).hexdigest()[:24]
     return f"rex_{date.replace('-', '')}_{digest}"
+
+
+# The classes whose exception about a transfer is keyed by its instruction id and dated by its own date
+# (not the file's): what a transfer's trace can name without an index. A RETURN line's STATUS_MISMATCH
+# and a duplicate are dated by the file; the transfer's RECONTRANSFER state shows a return.
+OUR_SIDE = (ExceptionClass.MISSING_AT_CHANNEL, ExceptionClass.AMOUNT_MISMATCH, ExceptionClass.FEE_MISMATCH,
+            ExceptionClass.STATUS_MISMATCH, ExceptionClass.CURRENCY_MISMATCH, ExceptionClass.TIMING,
+            ExceptionClass.INTERNAL_MISMATCH)  # fmt: skip
+
+
+def transfer_day(moment: str, time_zone: str) -> str:
+    """The day a transfer is dated (the channel books it): when it was sent, in the tenant's zone."""
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(ZoneInfo(time_zone)).date().isoformat()
+
+
+def transfer_exception_ids(instruction_id: str, date: str, channel: str) -> list[str]:
+    """The ids every exception reconciliation can open on this transfer of `date` would have."""
+    return [exception_id(date, channel, cls, instruction_id) for cls in OUR_SIDE]
 
 
 def make(

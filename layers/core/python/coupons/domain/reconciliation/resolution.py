@@ -8,7 +8,8 @@ resolution of an exception with nothing in suspense moves what its action says, 
   WRITE_OFF       suspense → the named account; with nothing in suspense (a transfer the channel
                   never shows: MISSING, TIMING) the transfer itself, out of settlement:{channel}
   REVERSE         the compensation's journal undone, leg by leg (the channel reverses its side)
-  RESEND          nothing: the transfer's own journal still holds it in settlement:{channel}
+  RESEND          nothing: the transfer's own journal still holds it in settlement:{channel} (the
+                  instruction itself is sent by the reconciliation function's post_resolutions)
 
 Ids: `jnl_res_{sha256(exception id|action|n)[:24]}`, n the resolutions the exception had before (a
 reopened exception resolved again is a new journal; a retried resolution is the same one)."""

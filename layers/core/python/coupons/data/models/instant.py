@@ -1,0 +1,54 @@
+"""Instant settlement's own items (coupons.data.instant); an instant payout itself is a settlement run
+of one party (coupons.data.models.settlement: SETTLEMENT#{payout_id} / RUN, its party and lines).
+
+  MERCHANT#{merchant_id}        / SETTLEMENT               MerchantSettlement  its settlement mode
+  INSTANT#{party}#{YYYY-MM-DD}  / {payout_id}#{currency}   InstantStatementLine one payout of the day
+"""
+
+from __future__ import annotations
+
+from coupons.data.models.base import Integer, MainModel, Text
+
+SETTLEMENT_SK = "SETTLEMENT"
+MERCHANT_SETTLEMENT_KIND, INSTANT_LINE_KIND = "MERCHANT_SETTLEMENT", "INSTANT_STATEMENT_LINE"
+
+
+def merchant_settlement_pk(merchant_id: str) -> str:
+    return f"MERCHANT#{merchant_id}"
+
+
+def instant_statement_pk(party: str, day: str) -> str:
+    return f"INSTANT#{party}#{day}"
+
+
+def instant_line_sk(payout_id: str, currency: str) -> str:
+    return f"{payout_id}#{currency}"
+
+
+class MerchantSettlement(MainModel):
+    """A merchant's own settlement mode (SCHEDULED | INSTANT), set by an admin; absent: the tenant's."""
+
+    kind = Text()
+    merchant_id = Text()
+    mode = Text()
+    updated_at = Text()
+    updated_by = Text(null=True)
+
+
+class InstantStatementLine(MainModel):
+    """One instant payout of a party in one currency, on the party's statement of the day: an item of
+    its own (the statement is a Query of the day's partition), so nothing grows per payout."""
+
+    kind = Text()
+    party = Text()
+    day = Text()
+    payout_id = Text()
+    currency = Text()
+    amount = Integer()  # what the party was owed: the payout's net (Σ of its postings)
+    transferred = Integer()  # what the channel moved (amount − a party-borne fee)
+    fee = Integer()
+    postings = Integer()
+    instruction_id = Text()
+    channel_reference = Text()
+    window = Text()
+    sent_at = Text()
