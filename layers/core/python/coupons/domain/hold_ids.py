@@ -3,7 +3,7 @@ the end of a hold can be one TransactWriteItems with no read first (docs/redempt
 request"; issue #15 point 2).
 
 `hld_` + base64url(nonce ‖ AES-256-GCM(k, nonce, facts, aad = "hold-id:v1")), k = HMAC-SHA256(tenant key,
-"hold-id:v1"). The facts (the coupon's code, whether it is a gift card, the currency, the amount held,
+"hold-id:v1"). The facts (the coupon's code, its type (a gift card or which single-use kind), the currency, the amount held,
 hold_expires_at) cannot be read from the id (ids appear in URLs, journals and statements) nor changed
 (GCM's tag: a changed id reads as no sealed hold). The nonce is 6 bytes of milliseconds and 6 random:
 unique per key however many holds a tenant places. hold_expires_at is sealed as its distance from the
@@ -27,13 +27,15 @@ from coupons.domain.signing import BadSignature, b64d, b64e
 
 PREFIX = "hld_"
 _DOMAIN = b"hold-id:v1"
-_VERSION = 0x10  # the high nibble of the first byte; its low bit: a gift card
+_VERSION = 0x10  # the high nibble of the first byte; its low nibble: the coupon type (_TYPES)
 _NONCE, _TAG = 12, 16
 _MAX_CODE_BYTES = 4 * 64  # a code is at most 64 characters
 # version and flags, currency, hold_expires_at − the nonce's moment (µs, zigzag varint), held (varint), code
 _MAX_PLAIN = 1 + 3 + 10 + 10 + _MAX_CODE_BYTES
 MAX_CHARS = len(PREFIX) + -(-(_NONCE + _MAX_PLAIN + _TAG) * 4 // 3)
 _GIFT = 0x01
+# The low nibble: bit 0 a gift card; bits 1-3 a single-use coupon's type (0: not said).
+_TYPES = ("FIXED", "PERCENT", "THRESHOLD")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -46,6 +48,14 @@ class HoldFacts:
     currency: str  # ISO 4217, 3 letters
     held_amount: int  # minor units
     hold_expires_at: str  # ISO UTC with microseconds, as coupons.domain.times.iso writes it
+    # The campaign type (GIFT_CARD for a gift card; FIXED / PERCENT / THRESHOLD, or None: not said).
+    coupon_type: str | None = None
+
+    def __post_init__(self):
+        if self.gift_card:
+            object.__setattr__(self, "coupon_type", "GIFT_CARD")
+        elif self.coupon_type not in (None, *_TYPES):
+            raise ValueError(f"not a single-use coupon type: {self.coupon_type}")
 
 
 def mint(tenant_key: bytes, facts: HoldFacts, *, now_ms: int | None = None) -> str:
@@ -89,7 +99,7 @@ def _pack(facts: HoldFacts, ms: int) -> bytes:
     code = facts.code.encode("utf-8")
     if len(currency) != 3 or not code or len(code) > _MAX_CODE_BYTES or facts.held_amount < 0:
         raise ValueError("not a hold's facts")
-    flags = _GIFT if facts.gift_card else 0
+    flags = _GIFT if facts.gift_card else (_TYPES.index(facts.coupon_type) + 1 if facts.coupon_type else 0) << 1
     delta = _micros(facts.hold_expires_at) - ms * 1000
     zigzag = delta * 2 if delta >= 0 else -delta * 2 - 1
     return bytes([_VERSION | flags]) + currency + _uvarint(zigzag) + _uvarint(facts.held_amount) + code
@@ -104,12 +114,16 @@ def _unpack(plain: bytes, ms: int) -> HoldFacts | None:
     if held is None or at >= len(plain):
         return None
     delta = zigzag // 2 if zigzag % 2 == 0 else -(zigzag + 1) // 2
+    kind = (plain[0] >> 1) & 0x07
+    if kind > len(_TYPES):
+        return None
     return HoldFacts(
         code=plain[at:].decode("utf-8"),
         gift_card=bool(plain[0] & _GIFT),
         currency=plain[1:4].decode("ascii"),
         held_amount=held,
         hold_expires_at=_iso(ms * 1000 + delta),
+        coupon_type=_TYPES[kind - 1] if kind and not plain[0] & _GIFT else None,
     )
 
 
