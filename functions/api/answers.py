@@ -165,7 +165,9 @@ class SettlementRun(_Open):
     business_date: str = Field(description="the settlement date X (the name runs had before cut-offs)")
     settlement_date: str | None = Field(default=None, description="the settlement date X")
     run_kind: str | None = Field(default=None, description="DAILY or INTRADAY")
-    cutoff_at: str | None = Field(default=None, description="the run takes postings whose event came before it")
+    cutoff_at: str | None = Field(
+        default=None, description="the run takes postings whose event came before it"
+    )
     status: str
 
 

@@ -34,7 +34,9 @@ def redemptions_in(api):
     return [
         i
         for i in api.items()
-        if i["pk"]["S"].startswith("REDEMPTION#") and i["sk"]["S"] == "REDEMPTION" and i["kind"]["S"] == "REDEMPTION"
+        if i["pk"]["S"].startswith("REDEMPTION#")
+        and i["sk"]["S"] == "REDEMPTION"
+        and i["kind"]["S"] == "REDEMPTION"
     ]
 
 

@@ -293,7 +293,14 @@ def test_a_forged_or_malformed_hold_id_is_a_404_naming_redemption_id_and_writes_
     rid = hold(api, keys, code).json["redemption_id"]
     changed = rid[:20] + ("A" if rid[20] != "A" else "B") + rid[21:]
     before = api.items()
-    for forged in (changed, "hld_" + "A" * 70, "hld_x", "rdm_NOSUCHREDEMPTION", "not-an-id", "hld_" + "A" * 400):
+    for forged in (
+        changed,
+        "hld_" + "A" * 70,
+        "hld_x",
+        "rdm_NOSUCHREDEMPTION",
+        "not-an-id",
+        "hld_" + "A" * 400,
+    ):
         answer = api.call("POST", f"/v1/redemptions/{forged}/{action}", api_key=keys[MERCHANT])
         assert_problem(answer, 404, "redemption_not_found")
         assert answer.json["field"] == "redemption_id"
@@ -328,10 +335,16 @@ def test_an_admins_call_and_a_merchants_are_answered_alike_the_admins_through_on
     admins = api.call("POST", f"/v1/redemptions/{arid}/{action}", api_key=keys["admin"])
     assert admins.status == 200 and calls == ["GetItem", "TransactWriteItems"], (admins.raw, calls)
     assert set(mine.json) == set(admins.json) == ANSWERED[action]
-    assert (mine.json["code"], mine.json["coupon_type"], mine.json["currency"]) == (by_merchant, "FIXED", "CNY")
+    assert (mine.json["code"], mine.json["coupon_type"], mine.json["currency"]) == (
+        by_merchant,
+        "FIXED",
+        "CNY",
+    )
     assert admins.json["code"] == by_admin
     # The history event names the hold's merchant either way.
-    events = [h for h in coupon_of(api, keys, by_admin)["history"] if h["event"] in ("CAPTURED", "HOLD_VOIDED")]
+    events = [
+        h for h in coupon_of(api, keys, by_admin)["history"] if h["event"] in ("CAPTURED", "HOLD_VOIDED")
+    ]
     assert [e.get("merchant_id") for e in events] == ["m-001"]
 
 
@@ -345,7 +358,12 @@ def test_a_hold_sealed_under_a_key_no_longer_used_is_captured_through_one_read(a
     from coupons.domain.principals import parse_principal
 
     _, answer, _ = rotated.capture(
-        rid, parse_principal(MERCHANT), amount=None, idempotency_scope="m", idempotency_key=None, request_body={}
+        rid,
+        parse_principal(MERCHANT),
+        amount=None,
+        idempotency_scope="m",
+        idempotency_key=None,
+        request_body={},
     )
     assert answer["status"] == "CAPTURED" and set(answer) == ANSWERED["capture"]
     assert calls == ["GetItem", "TransactWriteItems"], calls
@@ -356,13 +374,23 @@ def test_a_captured_hold_is_the_redemption_in_place_found_by_its_order_and_pendi
     code, _ = coupon(api, keys)
     held = hold(api, keys, code, order_id="o-77").json
     rid = held["redemption_id"]
-    assert rid.startswith("hld_") and len(rid) <= 64 + len(code)  # sealed: about 45 bytes + the code, base64url
+    assert rid.startswith("hld_") and len(rid) <= 64 + len(
+        code
+    )  # sealed: about 45 bytes + the code, base64url
     [item] = [i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}"]
-    assert (item["sk"]["S"], item["kind"]["S"], item["gsi1pk"]["S"][:11]) == ("REDEMPTION", "HOLD", "LIVE_HOLDS#")
+    assert (item["sk"]["S"], item["kind"]["S"], item["gsi1pk"]["S"][:11]) == (
+        "REDEMPTION",
+        "HOLD",
+        "LIVE_HOLDS#",
+    )
     assert item["held_order_gsi1pk"]["S"] == "ORDER#m-001#o-77" and "gsi2pk" not in item
     assert capture(api, keys, rid).status == 200
     [item] = [i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}"]
-    assert (item["kind"]["S"], item["hold_status"]["S"], item["discount"]["N"]) == ("REDEMPTION", "CAPTURED", "1000")
+    assert (item["kind"]["S"], item["hold_status"]["S"], item["discount"]["N"]) == (
+        "REDEMPTION",
+        "CAPTURED",
+        "1000",
+    )
     assert (item["gsi1pk"]["S"], item["gsi1sk"]["S"]) == ("ORDER#m-001#o-77", f"REDEMPTION#{rid}")
     assert item["gsi2pk"]["S"].startswith("CLEARING_PENDING#") and "held_order_gsi1pk" not in item
     read = api.call("GET", f"/v1/redemptions/{rid}", api_key=keys["admin"]).json
@@ -419,7 +447,13 @@ def test_the_trace_of_a_hold_shows_it_held_then_captured_and_cleared(api, keys, 
     clearing(stream.batch())
     steps = api.call("GET", f"/v1/redemptions/{rid}/trace", api_key=keys["admin"]).json["steps"]
     names = [s["step"] for s in steps]
-    assert names[names.index("verified") :][:5] == ["verified", "risk_decision", "held", "redeemed", "cleared"]
+    assert names[names.index("verified") :][:5] == [
+        "verified",
+        "risk_decision",
+        "held",
+        "redeemed",
+        "cleared",
+    ]
     assert steps[names.index("held")]["hold_status"] == "CAPTURED"
     coupon_steps = api.call("GET", f"/v1/coupons/{code}/trace", api_key=keys["admin"]).json["steps"]
     assert "redeemed" in [s["step"] for s in coupon_steps]

@@ -82,7 +82,9 @@ def test_64_concurrent_captures_and_voids_of_one_hold_have_exactly_one_outcome(a
     redemptions = [
         i
         for i in api.items()
-        if i["pk"]["S"] == f"REDEMPTION#{rid}" and i["sk"]["S"] == "REDEMPTION" and i["kind"]["S"] == "REDEMPTION"
+        if i["pk"]["S"] == f"REDEMPTION#{rid}"
+        and i["sk"]["S"] == "REDEMPTION"
+        and i["kind"]["S"] == "REDEMPTION"
     ]
     if winners == ["capture"]:
         assert state == "REDEEMED" and len(redemptions) == 1

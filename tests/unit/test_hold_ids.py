@@ -76,7 +76,9 @@ def test_any_hold_facts_round_trip(code, gift, currency, held, expires):
 
 def test_a_single_use_holds_coupon_type_travels_in_its_id():
     for kind in ("FIXED", "PERCENT", "THRESHOLD"):
-        facts = HoldFacts("FIXD-7Q2M-XK4P", False, "CNY", 1000, "2026-12-01T22:30:00.000000Z", coupon_type=kind)
+        facts = HoldFacts(
+            "FIXD-7Q2M-XK4P", False, "CNY", 1000, "2026-12-01T22:30:00.000000Z", coupon_type=kind
+        )
         assert hold_ids.read(KEY, hold_ids.mint(KEY, facts)).coupon_type == kind
     gift = hold_ids.read(KEY, hold_ids.mint(KEY, FACTS))
     assert (gift.gift_card, gift.coupon_type) == (True, "GIFT_CARD")

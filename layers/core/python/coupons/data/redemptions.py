@@ -239,7 +239,9 @@ class RedemptionStore:
             # A hold is the redemption-to-be at the redemption's own key (kind HOLD): not cleared, so in
             # the live holds' index (its expiry), not the pending one; the order index's key waits aside
             # until the capture moves it into gsi1 (data/redemption_holds.py).
-            order = order_index(redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"])
+            order = order_index(
+                redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]
+            )
             item = self._redemption.from_record(
                 redemption,
                 pk=redemption_pk(redemption["redemption_id"]),
@@ -254,7 +256,9 @@ class RedemptionStore:
                 sk=REDEMPTION_SK,
                 **pending_index(redemption["redemption_id"], redemption["business_date"]),
                 # Orders against coupons (coupons.services.orders) find an order's redemptions by it.
-                **order_index(redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]),
+                **order_index(
+                    redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]
+                ),
             )
         # A new id: a clash (vanishingly rare) is retried with another, never an overwrite.
         tx.save(item, type(item).pk.does_not_exist(), tag=_REDEMPTION)
@@ -345,7 +349,9 @@ class RedemptionStore:
             # a redemption whose `hold` tells how it was held.
             redemption = items.pop(0).record()
             if redemption.get("kind") == "REDEMPTION" and "hold_status" in redemption:
-                hold = {k: redemption[k] for k in HOLD_VIEW if k in redemption}
+                # A captured hold stores neither: they are its discount and redeemed_at (redemption_holds.py).
+                captured = {"captured_amount": redemption["discount"], "closed_at": redemption["redeemed_at"]}
+                hold = {k: v for k, v in (captured | redemption).items() if k in HOLD_VIEW}
                 for k in _HOLD_ONLY:
                     redemption.pop(k, None)
                 redemption["hold"] = hold
@@ -372,7 +378,12 @@ class RedemptionStore:
                     model.gsi2sk <= f"{up_to_business_date}#~",
                     index_name="gsi2",
                     attributes_to_get=[
-                        "kind", "redemption_id", "reversal_id", "business_date", "redeemed_at", "reversed_at"
+                        "kind",
+                        "redemption_id",
+                        "reversal_id",
+                        "business_date",
+                        "redeemed_at",
+                        "reversed_at",
                     ],
                     limit=min(PENDING_PAGE, limit - len(found)),
                     last_evaluated_key=start,

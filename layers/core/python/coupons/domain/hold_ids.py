@@ -99,7 +99,9 @@ def _pack(facts: HoldFacts, ms: int) -> bytes:
     code = facts.code.encode("utf-8")
     if len(currency) != 3 or not code or len(code) > _MAX_CODE_BYTES or facts.held_amount < 0:
         raise ValueError("not a hold's facts")
-    flags = _GIFT if facts.gift_card else (_TYPES.index(facts.coupon_type) + 1 if facts.coupon_type else 0) << 1
+    flags = (
+        _GIFT if facts.gift_card else (_TYPES.index(facts.coupon_type) + 1 if facts.coupon_type else 0) << 1
+    )
     delta = _micros(facts.hold_expires_at) - ms * 1000
     zigzag = delta * 2 if delta >= 0 else -delta * 2 - 1
     return bytes([_VERSION | flags]) + currency + _uvarint(zigzag) + _uvarint(facts.held_amount) + code

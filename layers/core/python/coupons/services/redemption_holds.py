@@ -154,7 +154,11 @@ class RedemptionHolds:
             facts = hold_ids.read(self._tenant_key(), redemption_id)
         if facts is not None:
             # Not read: the condition proves the hold is this merchant's, so the event can name it.
-            hold, merchant, named = HoldRef.sealed(redemption_id, facts), principal.merchant_id, principal.merchant_id
+            hold, merchant, named = (
+                HoldRef.sealed(redemption_id, facts),
+                principal.merchant_id,
+                principal.merchant_id,
+            )
         else:
             found = self._read(redemption_id, principal, scope, key, fingerprint)
             hold, merchant, named = HoldRef.of(found), None, found["merchant_id"]
@@ -296,7 +300,9 @@ class RedemptionHolds:
 
     def _release(self, hold: dict[str, Any], now: datetime) -> bool:
         ref = HoldRef.of(hold)
-        end, _ = self._ending(ref, rules.EXPIRED, 0, False, now, "system:hold-expiry", hold.get("merchant_id"))
+        end, _ = self._ending(
+            ref, rules.EXPIRED, 0, False, now, "system:hold-expiry", hold.get("merchant_id")
+        )
         for attempt in range(ATTEMPTS):
             try:
                 self._holds.end(ref, end)

@@ -225,7 +225,9 @@ class Tracer:
         if not channels or not moment:
             return steps
         day = transfer_day(moment, self._time_zone)
-        ids = [i for channel in sorted(channels) for i in transfer_exception_ids(instruction_id, day, channel)]
+        ids = [
+            i for channel in sorted(channels) for i in transfer_exception_ids(instruction_id, day, channel)
+        ]
         for e in self._reconciliation.exceptions_by_id(ids):
             steps.append({
                 "step": "reconciliation_exception", "at": e["opened_at"], "actor": "reconciliation",

@@ -126,8 +126,9 @@ class Redemption(_Source):
     held_at = Text(null=True)
     hold_expires_at = Text(null=True)
     hold_status = Text(null=True)
-    captured_amount = Integer(null=True)
-    closed_at = Text(null=True)  # when it was captured, voided or released by expiry
+    # When it was voided or released by expiry (a capture's is its redeemed_at, and what it captured its
+    # discount: not stored twice, data/redemption_holds.py).
+    closed_at = Text(null=True)
     # While HELD: the order index's gsi1pk (gsi1 is the live holds' index then); a capture moves it in.
     held_order_gsi1pk = Text(null=True)
 
