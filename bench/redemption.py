@@ -479,6 +479,7 @@ def run(api, ddb, table: str, campaign_body) -> int:
             meter.measuring = False
             statuses[answer.status] += 1
             metered.append(meter.calls)
+            meter.calls = []  # the next run's preparation is not this run's (its API key read, 60 s cache)
             keeper.restore()
         # Timed: RUNS runs, only the request counter on.
         latencies, own, counts = [], [], Counter()

@@ -16,6 +16,7 @@ from coupons.config import settings
 from coupons.data.anomaly import AnomalyStore
 from coupons.data.clients import dynamodb
 from coupons.data.models.base import plain_image
+from coupons.data.redemption_stream import OBSERVED, new_source
 from coupons.observability import metrics, tracer
 from coupons.services.anomaly import Detector
 
@@ -29,9 +30,9 @@ def detector() -> Detector:
 
 
 def record_handler(record: DynamoDBRecord) -> str:
-    raw = record.raw_event
-    image = (raw.get("dynamodb") or {}).get("NewImage")
-    if raw.get("eventName") != "INSERT" or not image or image.get("kind", {}).get("S") != "REDEMPTION":
+    # A new redemption: its INSERT, or a hold captured in place (the same rule as the filter).
+    image = new_source(record.raw_event, OBSERVED)
+    if image is None:
         return "skipped"
     redemption = plain_image(image)
     outcome = detector().observe(redemption)

@@ -100,12 +100,33 @@ class Redemption(_Open):
     )
 
 
-class CapturedHold(Redemption):
+class _HoldEnd(_Open):
+    """What a capture or void answers: what the request and the hold's id know (a merchant's capture or
+    void reads nothing). The campaign, the parties and the order: GET /v1/redemptions/{id}."""
+
+    redemption_id: str = Field(description="the hold's id (hld_…, sealed), the redemption's once captured")
+    status: Literal["CAPTURED", "VOIDED"]
+    code: str
+    coupon_type: str | None = Field(default=None, description="FIXED, PERCENT, THRESHOLD or GIFT_CARD")
+    currency: str
+    discount: int = Field(description="minor units: what was captured (a void: the amount held)")
+    held_amount: int = Field(description="the amount the hold reserved, minor units")
+    released_amount: int = Field(description="what is available again, minor units")
+    hold_expires_at: str
+    closed_at: str = Field(description="when it was captured or voided")
+
+
+class CapturedHold(_HoldEnd):
+    status: Literal["CAPTURED"]
     captured_amount: int = Field(description="what the redemption takes (what clears), minor units")
     released_amount: int = Field(description="the rest of the hold, available again, minor units")
+    redeemed_at: str = Field(description="the capture's moment: the redemption's")
+    business_date: str = Field(description="the redemption's business date (the capture's, tenant time)")
+    coupon_state_after: str = Field(description="REDEEMED, or a gift card with balance left PARTIALLY_USED")
 
 
-class ReleasedHold(Redemption):
+class ReleasedHold(_HoldEnd):
+    status: Literal["VOIDED"]
     released_amount: int = Field(description="the amount held, available again, minor units")
 
 
@@ -144,7 +165,9 @@ class SettlementRun(_Open):
     business_date: str = Field(description="the settlement date X (the name runs had before cut-offs)")
     settlement_date: str | None = Field(default=None, description="the settlement date X")
     run_kind: str | None = Field(default=None, description="DAILY or INTRADAY")
-    cutoff_at: str | None = Field(default=None, description="the run takes postings whose event came before it")
+    cutoff_at: str | None = Field(
+        default=None, description="the run takes postings whose event came before it"
+    )
     status: str
 
 

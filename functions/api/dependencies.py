@@ -99,6 +99,7 @@ def redemption_holds() -> RedemptionHolds:
         idempotency(),
         time_zone=settings().time_zone,
         idempotency_ttl_seconds=settings().idempotency_ttl_seconds,
+        tenant_key=tenant_key,  # hold ids are sealed under it: a merchant's capture or void reads nothing
     )
 
 

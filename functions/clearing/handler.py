@@ -20,6 +20,7 @@ from coupons.data.clients import dynamodb
 from coupons.data.commission import CommissionStore
 from coupons.data.ledger import LedgerStore
 from coupons.data.models.base import plain_image
+from coupons.data.redemption_stream import CLEARED, new_source
 from coupons.domain import calendars
 from coupons.observability import Event, count, metrics, tracer
 from coupons.services.clearing import Clearer
@@ -28,9 +29,6 @@ logger = Logger()
 # A batch whose records all failed is reported like any other (every record listed), not raised:
 # Lambda then retries from the lowest failed record either way, and the metrics still get flushed.
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-
-OURS = ("REDEMPTION", "REVERSAL")
-
 
 @cache
 def clearer() -> Clearer:
@@ -43,8 +41,9 @@ def clearer() -> Clearer:
 
 def record_handler(record: DynamoDBRecord) -> str:
     raw = record.raw_event
-    image = (raw.get("dynamodb") or {}).get("NewImage")
-    if raw.get("eventName") != "INSERT" or not image or image.get("kind", {}).get("S") not in OURS:
+    # A new redemption or reversal: its INSERT, or a hold captured in place (the same rule as the filter).
+    image = new_source(raw, CLEARED)
+    if image is None:
         return "skipped"
     # A redemption's or a reversal's image: plain values (numbers int), whichever of the two it is.
     source = plain_image(image)

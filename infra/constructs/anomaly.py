@@ -9,6 +9,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from coupons.data.redemption_stream import OBSERVED, filter_patterns
 from coupons.data.schema import MAIN
 from infra.constructs.function import ServiceFunction
 from infra.constructs.layers import Layers
@@ -17,14 +18,10 @@ from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
 
-def redemption_filter() -> dict:
-    """Only INSERTs of redemption items reach the detector (on AWS; the handler checks again)."""
-    return lambda_.FilterCriteria.filter(
-        {
-            "eventName": lambda_.FilterRule.is_equal("INSERT"),
-            "dynamodb": {"NewImage": {"kind": {"S": lambda_.FilterRule.is_equal("REDEMPTION")}}},
-        }
-    )
+def redemption_filters() -> list[dict]:
+    """Only new redemptions reach the detector: INSERTs, and holds captured in place (on AWS; the handler
+    checks again with the same rule, coupons.data.redemption_stream)."""
+    return [lambda_.FilterCriteria.filter(p) for p in filter_patterns(OBSERVED)]
 
 
 class Anomalies(Construct):
@@ -68,4 +65,4 @@ class Anomalies(Construct):
             reserved_concurrency=tenant.clearing_reserved_concurrency,
         )
         self.function = self.handler.function
-        self.mapping = self.stream.attach(self.function, filters=[redemption_filter()])
+        self.mapping = self.stream.attach(self.function, filters=redemption_filters())

@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from coupons.data.redemption_stream import CLEARED, filter_patterns
 from coupons.data.schema import MAIN
 from infra.constructs.function import ServiceFunction, calendar_environment
 from infra.constructs.layers import Layers
@@ -15,19 +16,13 @@ from infra.constructs.stream_consumer import StreamConsumer
 from infra.constructs.table_access import table_statements
 from infra.tenants import Tenant
 
-# The stream records clearing posts (the `kind` of the item a redemption or a reversal inserts).
-CLEARED_KINDS = ("REDEMPTION", "REVERSAL")
 TIMEOUT_SECONDS = 60
 
 
-def record_filter() -> dict:
-    """Only INSERTs of redemption and reversal items reach the function (on AWS; the handler checks again)."""
-    return lambda_.FilterCriteria.filter(
-        {
-            "eventName": lambda_.FilterRule.is_equal("INSERT"),
-            "dynamodb": {"NewImage": {"kind": {"S": lambda_.FilterRule.or_(*CLEARED_KINDS)}}},
-        }
-    )
+def record_filters() -> list[dict]:
+    """Only new redemptions and reversals reach the function: INSERTs, and holds captured in place (on AWS;
+    the handler checks again with the same rule, coupons.data.redemption_stream)."""
+    return [lambda_.FilterCriteria.filter(p) for p in filter_patterns(CLEARED)]
 
 
 class Clearing(Construct):
@@ -78,4 +73,4 @@ class Clearing(Construct):
         )
         self.function = self.handler.function
 
-        self.mapping = self.stream.attach(self.function, filters=[record_filter()])
+        self.mapping = self.stream.attach(self.function, filters=record_filters())

@@ -27,8 +27,14 @@ def test_the_detector_reads_the_stream_with_its_own_filter_retries_and_dead_lett
     assert props["BisectBatchOnFunctionError"] is True and props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["StartingPosition"] == "TRIM_HORIZON" and props["MaximumRecordAgeInSeconds"] == 86400
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-    [pattern] = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
-    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["REDEMPTION"]}}}}
+    patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    assert patterns == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["REDEMPTION"]}}}},
+        {
+            "eventName": ["MODIFY"],
+            "dynamodb": {"OldImage": {"kind": {"S": ["HOLD"]}}, "NewImage": {"kind": {"S": ["REDEMPTION"]}}},
+        },
+    ]
 
 
 def test_the_detector_is_alarmed_like_every_stream_consumer(template: dict):

@@ -59,12 +59,17 @@ def test_the_main_table_stream_feeds_the_clearing_function_from_the_oldest_recor
     assert mapping.get("Enabled", True) is True
 
 
-def test_only_inserted_redemptions_and_reversals_reach_the_function(mapping: dict):
-    (criterion,) = mapping["FilterCriteria"]["Filters"]
-    assert json.loads(criterion["Pattern"]) == {
-        "eventName": ["INSERT"],
-        "dynamodb": {"NewImage": {"kind": {"S": ["REDEMPTION", "REVERSAL"]}}},
-    }
+def test_only_inserted_redemptions_and_reversals_and_holds_captured_in_place_reach_the_function(
+    mapping: dict,
+):
+    patterns = [json.loads(c["Pattern"]) for c in mapping["FilterCriteria"]["Filters"]]
+    assert patterns == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["REDEMPTION", "REVERSAL"]}}}},
+        {
+            "eventName": ["MODIFY"],
+            "dynamodb": {"OldImage": {"kind": {"S": ["HOLD"]}}, "NewImage": {"kind": {"S": ["REDEMPTION"]}}},
+        },
+    ]
 
 
 def test_failures_are_per_record_bisected_bounded_and_end_in_the_dead_letter_queue(mapping: dict, dlq):

@@ -1,6 +1,7 @@
 """The clearing function on sample stream batches: exactly once, poison records isolated, order; the
 clearing-pending (gsi2) and unsettled-postings (gsi1) indexes settlement reads."""
 
+import copy
 import json
 from datetime import date
 from pathlib import Path
@@ -109,6 +110,26 @@ def test_records_that_are_not_redemptions_or_reversals_are_skipped(clearing, led
     batch["Records"] = batch["Records"][1:]  # only the coupon MODIFY
     assert clearing(batch) == []
     assert balances(ledger) == {"platform": 0, "brand:brand-demo": 0, "merchant:m-001": 0}
+
+
+def captured_in_place(batch, *, old_kind="HOLD"):
+    """The sample redemption's record as a redemption hold captured in place makes it (docs/redemption.md
+    "Toward one request"): a MODIFY of the item, its OldImage the hold (kind HOLD)."""
+    record = copy.deepcopy(batch["Records"][0])
+    record["eventName"] = "MODIFY"
+    record["dynamodb"]["OldImage"] = {**record["dynamodb"]["NewImage"], "kind": {"S": old_kind}}
+    return {"Records": [record]}
+
+
+def test_a_hold_captured_in_place_is_posted_once_and_other_changes_of_a_redemption_are_not(
+    clearing, ledger, aws
+):
+    batch = store(aws, load("clearing/redemption_batch"))
+    assert clearing(captured_in_place(batch, old_kind="REDEMPTION")) == []  # e.g. a refund's totals
+    assert ledger.journal("jnl_rdm_01JDEMOREDEMPTION00000001") is None
+    captured = captured_in_place(batch)
+    assert clearing(captured) == [] and clearing(captured) == []  # a redelivery posts nothing more
+    assert balances(ledger) == {"platform": -501, "brand:brand-demo": -300, "merchant:m-001": 801}
 
 
 def test_the_sample_events_are_what_the_redemption_code_writes(api, keys):

@@ -30,7 +30,14 @@ def redeem(api, key, code=None, headers=None, **changes):
 
 
 def redemptions_in(api):
-    return [i for i in api.items() if i["pk"]["S"].startswith("REDEMPTION#") and i["sk"]["S"] == "REDEMPTION"]
+    # Redemptions (what clearing takes): a hold not captured lives at the same key, kind HOLD.
+    return [
+        i
+        for i in api.items()
+        if i["pk"]["S"].startswith("REDEMPTION#")
+        and i["sk"]["S"] == "REDEMPTION"
+        and i["kind"]["S"] == "REDEMPTION"
+    ]
 
 
 def count_requests(api):

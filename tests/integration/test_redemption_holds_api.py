@@ -8,7 +8,7 @@ import pytest
 from coupons.data.idempotency import IdempotencyStore
 from coupons.data.redemption_holds import RedemptionHoldStore
 from coupons.services.redemption_holds import RedemptionHolds
-from tests.integration.conftest import TABLE
+from tests.integration.conftest import TABLE, TENANT_KEY
 from tests.integration.test_api_plumbing import assert_problem
 from tests.integration.test_issuance_api import issue
 from tests.integration.test_redemption_api import ORDER, count_requests, coupon, redeem, redemptions_in
@@ -38,6 +38,7 @@ def holds_over(client, *, later: float = 0.0) -> RedemptionHolds:
         time_zone="Asia/Shanghai",
         idempotency_ttl_seconds=3600,
         clock=lambda: time.time() + later,
+        tenant_key=lambda: TENANT_KEY,
     )
 
 
@@ -169,10 +170,34 @@ def test_hold_capture_and_void_are_each_one_request_with_an_idempotency_key(api,
     assert calls == ["TransactWriteItems"], calls
     calls.clear()
     assert capture(api, keys, rid, headers={"Idempotency-Key": "c-1"}).status == 200
-    assert calls == ["Query", "TransactWriteItems"], calls
+    assert calls == ["TransactWriteItems"], calls  # the hold's id says what a read used to
     calls.clear()
     assert void(api, keys, grid, headers={"Idempotency-Key": "v-1"}).status == 200
-    assert calls == ["Query", "TransactWriteItems"], calls
+    assert calls == ["TransactWriteItems"], calls
+
+
+def test_capture_and_void_are_each_one_request_on_the_happy_path_idempotency_key_included(api, keys):
+    # Issue #15 point 2: hold, capture and void are each ONE DynamoDB request on the happy path.
+    single, campaign_id = coupon(api, keys)
+    gift, _ = coupon(api, keys, user="u-2", type="GIFT_CARD", amount=15000, min_order=None)
+    redeem(api, keys[MERCHANT], single, order_id="warm")  # a warm container: campaigns cached
+    redeem(api, keys[MERCHANT], gift, order_id="warm", order_amount=100)
+    to_capture, to_void = (issue(api, keys["admin"], campaign_id, u).json["code"] for u in ("u-3", "u-4"))
+    rids = [
+        hold(api, keys, to_capture, headers={"Idempotency-Key": "h-1"}).json["redemption_id"],
+        hold(api, keys, to_void, order_id="o-v", headers={"Idempotency-Key": "h-2"}).json["redemption_id"],
+        hold(api, keys, gift, order_id="g-1", headers={"Idempotency-Key": "h-3"}).json["redemption_id"],
+        hold(api, keys, gift, order_id="g-2", headers={"Idempotency-Key": "h-4"}).json["redemption_id"],
+    ]
+    calls = count_requests(api)
+    ends = [
+        capture(api, keys, rids[0], headers={"Idempotency-Key": "c-1"}),
+        void(api, keys, rids[1], headers={"Idempotency-Key": "v-1"}),
+        capture(api, keys, rids[2], headers={"Idempotency-Key": "c-2"}, amount=2500),  # less than held
+        void(api, keys, rids[3], headers={"Idempotency-Key": "v-2"}),
+    ]
+    assert [answer.status for answer in ends] == [200] * 4, [answer.raw for answer in ends]
+    assert calls == ["TransactWriteItems"] * 4, calls
 
 
 def test_a_retried_capture_gets_its_first_answer_and_captures_nothing_again(api, keys):
@@ -260,3 +285,175 @@ def test_a_gift_card_refund_while_a_hold_is_live_comes_back_to_what_is_available
     assert refund.status == 201, refund.raw
     card = coupon_of(api, keys, code)
     assert (card["balance"], card["available"]) == (12000, 8000)  # 15000 − 5000 + 2000; − 4000 held
+
+
+@pytest.mark.parametrize("action", ["capture", "void"])
+def test_a_forged_or_malformed_hold_id_is_a_404_naming_redemption_id_and_writes_nothing(api, keys, action):
+    code, _ = coupon(api, keys)
+    rid = hold(api, keys, code).json["redemption_id"]
+    changed = rid[:20] + ("A" if rid[20] != "A" else "B") + rid[21:]
+    before = api.items()
+    for forged in (
+        changed,
+        "hld_" + "A" * 70,
+        "hld_x",
+        "rdm_NOSUCHREDEMPTION",
+        "not-an-id",
+        "hld_" + "A" * 400,
+    ):
+        answer = api.call("POST", f"/v1/redemptions/{forged}/{action}", api_key=keys[MERCHANT])
+        assert_problem(answer, 404, "redemption_not_found")
+        assert answer.json["field"] == "redemption_id"
+    assert api.items() == before
+    assert coupon_of(api, keys, code)["state"] == "HELD"
+
+
+ANSWERED = {
+    "capture": {
+        "redemption_id", "status", "code", "coupon_type", "currency", "discount", "held_amount",
+        "captured_amount", "released_amount", "hold_expires_at", "redeemed_at", "business_date",
+        "coupon_state_after", "closed_at",
+    },
+    "void": {
+        "redemption_id", "status", "code", "coupon_type", "currency", "discount", "held_amount",
+        "released_amount", "hold_expires_at", "closed_at",
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("action", ["capture", "void"])
+def test_an_admins_call_and_a_merchants_are_answered_alike_the_admins_through_one_read(api, keys, action):
+    single, campaign_id = coupon(api, keys)
+    redeem(api, keys[MERCHANT], single, order_id="warm")
+    by_merchant, by_admin = (issue(api, keys["admin"], campaign_id, u).json["code"] for u in ("u-3", "u-4"))
+    rid = hold(api, keys, by_merchant, order_id="o-m").json["redemption_id"]
+    arid = hold(api, keys, by_admin, order_id="o-a").json["redemption_id"]
+    calls = count_requests(api)
+    mine = api.call("POST", f"/v1/redemptions/{rid}/{action}", api_key=keys[MERCHANT])
+    assert mine.status == 200 and calls == ["TransactWriteItems"], (mine.raw, calls)
+    calls.clear()
+    admins = api.call("POST", f"/v1/redemptions/{arid}/{action}", api_key=keys["admin"])
+    assert admins.status == 200 and calls == ["GetItem", "TransactWriteItems"], (admins.raw, calls)
+    assert set(mine.json) == set(admins.json) == ANSWERED[action]
+    assert (mine.json["code"], mine.json["coupon_type"], mine.json["currency"]) == (
+        by_merchant,
+        "FIXED",
+        "CNY",
+    )
+    assert admins.json["code"] == by_admin
+    # The history event names the hold's merchant either way.
+    events = [
+        h for h in coupon_of(api, keys, by_admin)["history"] if h["event"] in ("CAPTURED", "HOLD_VOIDED")
+    ]
+    assert [e.get("merchant_id") for e in events] == ["m-001"]
+
+
+def test_a_hold_sealed_under_a_key_no_longer_used_is_captured_through_one_read(api, keys):
+    code, _ = coupon(api, keys)
+    rid = hold(api, keys, code).json["redemption_id"]
+    calls: list[str] = []
+    api.ddb.meta.events.register("before-call.dynamodb", lambda **kw: calls.append(kw["model"].name))
+    rotated = holds_over(api.ddb)
+    rotated._tenant_key = lambda: b"another key"
+    from coupons.domain.principals import parse_principal
+
+    _, answer, _ = rotated.capture(
+        rid,
+        parse_principal(MERCHANT),
+        amount=None,
+        idempotency_scope="m",
+        idempotency_key=None,
+        request_body={},
+    )
+    assert answer["status"] == "CAPTURED" and set(answer) == ANSWERED["capture"]
+    assert calls == ["GetItem", "TransactWriteItems"], calls
+    assert coupon_of(api, keys, code)["state"] == "REDEEMED"
+
+
+def test_a_captured_hold_is_the_redemption_in_place_found_by_its_order_and_pending_clearing(api, keys):
+    code, _ = coupon(api, keys)
+    held = hold(api, keys, code, order_id="o-77").json
+    rid = held["redemption_id"]
+    assert rid.startswith("hld_") and len(rid) <= 64 + len(
+        code
+    )  # sealed: about 45 bytes + the code, base64url
+    [item] = [i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}"]
+    assert (item["sk"]["S"], item["kind"]["S"], item["gsi1pk"]["S"][:11]) == (
+        "REDEMPTION",
+        "HOLD",
+        "LIVE_HOLDS#",
+    )
+    assert item["held_order_gsi1pk"]["S"] == "ORDER#m-001#o-77" and "gsi2pk" not in item
+    assert capture(api, keys, rid).status == 200
+    [item] = [i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}"]
+    assert (item["kind"]["S"], item["hold_status"]["S"], item["discount"]["N"]) == (
+        "REDEMPTION",
+        "CAPTURED",
+        "1000",
+    )
+    assert (item["gsi1pk"]["S"], item["gsi1sk"]["S"]) == ("ORDER#m-001#o-77", f"REDEMPTION#{rid}")
+    assert item["gsi2pk"]["S"].startswith("CLEARING_PENDING#") and "held_order_gsi1pk" not in item
+    read = api.call("GET", f"/v1/redemptions/{rid}", api_key=keys["admin"]).json
+    # What moved out of the capture's answer is here: the campaign, the parties, the order.
+    assert (read["campaign_id"], read["merchant_id"], read["store_id"], read["order_id"]) == (
+        held["campaign_id"], "m-001", "s-1", "o-77",
+    )  # fmt: skip
+    assert read["hold"]["hold_status"] == "CAPTURED" and "hold_status" not in read
+
+
+def test_a_hold_not_captured_cannot_be_reversed_and_a_voided_one_leaves_no_index(api, keys):
+    code, _ = coupon(api, keys)
+    rid = hold(api, keys, code).json["redemption_id"]
+    refund = api.call("POST", f"/v1/redemptions/{rid}/reversals", api_key=keys[MERCHANT], body={})
+    assert_problem(refund, 404, "redemption_not_found")
+    assert void(api, keys, rid).status == 200
+    [item] = [i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}"]
+    assert (item["kind"]["S"], item["hold_status"]["S"]) == ("HOLD", "VOIDED")
+    assert not {"gsi1pk", "gsi1sk", "gsi2pk", "held_order_gsi1pk"} & set(item)
+    refund = api.call("POST", f"/v1/redemptions/{rid}/reversals", api_key=keys[MERCHANT], body={})
+    assert_problem(refund, 404, "redemption_not_found")
+    assert api.call("GET", f"/v1/redemptions/{rid}", api_key=keys["admin"]).json["hold_status"] == "VOIDED"
+
+
+def test_a_hold_placed_without_an_order_is_captured_with_no_order_index(api, keys):
+    from tests.integration.test_redemption_holds_concurrency import MERCHANT as M
+    from tests.integration.test_redemption_holds_concurrency import redeemer_over
+
+    code, _ = coupon(api, keys)
+    from coupons.services.redemption import Order, Proof
+
+    _, held, _ = redeemer_over(api.ddb).redeem(
+        Proof(code=code), Order("m-001", "s-1", 10000, "CNY"), M, idempotency_scope="m",
+        idempotency_key=None, request_body={}, capture=False,
+    )  # fmt: skip
+    rid = held["redemption_id"]
+    _, answer, _ = holds_over(api.ddb).capture(
+        rid, M, amount=None, idempotency_scope="m", idempotency_key=None, request_body={}
+    )
+    assert answer["status"] == "CAPTURED"
+    [item] = [i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}"]
+    assert item["kind"]["S"] == "REDEMPTION" and not {"gsi1pk", "gsi1sk", "held_order_gsi1pk"} & set(item)
+    assert coupon_of(api, keys, code)["state"] == "REDEEMED"
+
+
+def test_the_trace_of_a_hold_shows_it_held_then_captured_and_cleared(api, keys, stream, clearing):
+    code, _ = coupon(api, keys)
+    rid = hold(api, keys, code).json["redemption_id"]
+    trace = api.call("GET", f"/v1/redemptions/{rid}/trace", api_key=keys["admin"])
+    assert trace.status == 200, trace.raw
+    assert [s["step"] for s in trace.json["steps"]][-2:] == ["verified", "held"]
+    assert trace.json["steps"][-1]["hold_status"] == "HELD"
+    capture(api, keys, rid)
+    clearing(stream.batch())
+    steps = api.call("GET", f"/v1/redemptions/{rid}/trace", api_key=keys["admin"]).json["steps"]
+    names = [s["step"] for s in steps]
+    assert names[names.index("verified") :][:5] == [
+        "verified",
+        "risk_decision",
+        "held",
+        "redeemed",
+        "cleared",
+    ]
+    assert steps[names.index("held")]["hold_status"] == "CAPTURED"
+    coupon_steps = api.call("GET", f"/v1/coupons/{code}/trace", api_key=keys["admin"]).json["steps"]
+    assert "redeemed" in [s["step"] for s in coupon_steps]

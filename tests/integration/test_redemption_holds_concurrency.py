@@ -80,7 +80,11 @@ def test_64_concurrent_captures_and_voids_of_one_hold_have_exactly_one_outcome(a
     assert {result for _, result in results if result != "ok"} == {"hold_not_active"}
     state = api.call("GET", f"/v1/coupons/{code}", api_key=keys["admin"]).json["state"]
     redemptions = [
-        i for i in api.items() if i["pk"]["S"] == f"REDEMPTION#{rid}" and i["sk"]["S"] == "REDEMPTION"
+        i
+        for i in api.items()
+        if i["pk"]["S"] == f"REDEMPTION#{rid}"
+        and i["sk"]["S"] == "REDEMPTION"
+        and i["kind"]["S"] == "REDEMPTION"
     ]
     if winners == ["capture"]:
         assert state == "REDEEMED" and len(redemptions) == 1

@@ -1,9 +1,12 @@
 """Redemption holds (authorizations): what a hold does to its coupon, and the single transaction that
 captures, voids or releases (expiry) one. The hold itself is placed by the redemption's own transaction
-(data/redemptions.py, with `hold_coupon` below): see docs/redemption.md "RedemptionHolds".
+(data/redemptions.py, with `hold_coupon` below) at the redemption's key, kind HOLD: see docs/redemption.md
+"Holds".
 
-Every end of a hold is ONE TransactWriteItems whose first condition is the hold's `hold_status = HELD`:
-of any number of captures, voids and expiry releases racing on one hold exactly one commits.
+Every end of a hold is ONE TransactWriteItems whose first condition is the hold's `kind = HOLD AND
+hold_status = HELD`: of any number of captures, voids and expiry releases racing on one hold exactly one
+commits. It needs no read first: what it writes of the hold comes from its sealed id (`HoldRef.sealed`)
+or from the hold read (`HoldRef.of`), and a capture turns the item itself into the redemption (no copy).
 """
 
 from __future__ import annotations
@@ -18,30 +21,31 @@ from coupons.data.idempotency import IdempotencyRecordExists, completed_write, e
 from coupons.data.models.base import Transaction
 from coupons.data.models.coupons import COUPON_SK, Coupon, HistoryEvent, coupon_pk
 from coupons.data.models.idempotency import IdempotencyRecord
-from coupons.data.models.orders import order_index
 from coupons.data.models.redemptions import (
-    HOLD_SK,
     LIVE_HOLD_SHARDS,
     REDEMPTION_SK,
     Redemption,
-    RedemptionHold,
     RedemptionPartition,
     live_hold_partition,
     pending_index,
     redemption_pk,
 )
+from coupons.domain.hold_ids import HoldFacts
 from coupons.domain.redemption_holds import CAPTURED, HELD
 
 if TYPE_CHECKING:
     from coupons.data.redemptions import CouponChange, IdempotencyWrite
 
-_HOLD, _COUPON, _REDEMPTION, _IDEMPOTENCY = "hold", "coupon", "redemption", "idempotency"
+_HOLD, _COUPON, _IDEMPOTENCY = "hold", "coupon", "idempotency"
+HOLD, REDEMPTION = "HOLD", "REDEMPTION"  # the item's kind before and after its capture
 # A Query of a live-holds shard reads at most this many holds at once.
 LIVE_PAGE = 25
 
 
 class HoldMoved(Exception):
-    """The hold is not HELD any more, or its time ran out (captures) / has not (expiry); `hold` is it now."""
+    """The hold's condition failed: `hold` is the item as it is ({} when there is none): not HELD any
+    more, its time ran out (captures, voids) / has not (expiry), another merchant's, not a hold at all,
+    or a hold without an order to index (a sealed id's capture: HoldRef.has_order guessed)."""
 
     def __init__(self, hold: dict[str, Any]):
         super().__init__("hold moved")
@@ -54,6 +58,38 @@ class CardMoved(Exception):
     def __init__(self, coupon: dict[str, Any]):
         super().__init__("card moved")
         self.coupon = coupon
+
+
+@dataclass(frozen=True)
+class HoldRef:
+    """What ending a hold writes and answers of it: from its sealed id (no read) or from the hold read."""
+
+    redemption_id: str
+    code: str
+    gift_card: bool
+    currency: str
+    held_amount: int
+    hold_expires_at: str
+    coupon_type: str | None = None
+    # Whether the hold has an order to index once captured (`held_order_gsi1pk`): a sealed id cannot say,
+    # and guesses yes (a redemption through the API always has one); the condition checks it.
+    has_order: bool = True
+
+    @classmethod
+    def sealed(cls, redemption_id: str, facts: HoldFacts) -> HoldRef:
+        return cls(
+            redemption_id, facts.code, facts.gift_card, facts.currency, facts.held_amount,
+            facts.hold_expires_at, facts.coupon_type,
+        )  # fmt: skip
+
+    @classmethod
+    def of(cls, hold: dict[str, Any]) -> HoldRef:
+        """The hold as read (a record of the item, `held_order_gsi1pk` included)."""
+        return cls(
+            hold["redemption_id"], hold["code"], hold.get("coupon_type") == "GIFT_CARD", hold["currency"],
+            hold["held_amount"], hold["hold_expires_at"], hold.get("coupon_type"),
+            has_order="held_order_gsi1pk" in hold,
+        )  # fmt: skip
 
 
 def hold_coupon(C: type[Coupon], condition: Any, change: CouponChange) -> tuple[Any, list]:
@@ -80,74 +116,97 @@ class HoldEnd:
     now: str
     event: dict[str, Any]  # the coupon's history event
     captured: int = 0
-    redemption: dict[str, Any] | None = None  # CAPTURED: the redemption clearing takes
     drains: bool = False  # a gift card's capture that leaves its balance at 0
+    business_date: str | None = None  # CAPTURED: the redemption's (the capture's, in the tenant's zone)
+    coupon_state_after: str | None = None  # CAPTURED: the coupon's state after
 
 
 class RedemptionHoldStore:
     def __init__(self, client, table_name: str):
         self._client = client
-        self._hold = RedemptionHold.bound(client, table_name)
-        self._redemption = Redemption.bound(client, table_name)
+        self._hold = Redemption.bound(client, table_name)
         self._partition = RedemptionPartition.bound(client, table_name)
         self._coupon = Coupon.bound(client, table_name)
         self._event = HistoryEvent.bound(client, table_name)
         self._idempotency = IdempotencyRecord.bound(client, table_name)
 
-    def hold_of(self, redemption_id: str) -> tuple[dict[str, Any] | None, bool]:
-        """(the hold, whether a REDEMPTION item exists): one strongly consistent Query of the partition's
-        HOLD and REDEMPTION items (its reversals sort after them and are not read)."""
-        found = self._partition.query(
-            redemption_pk(redemption_id),
-            self._partition.sk <= REDEMPTION_SK,
-            consistent_read=True,
-        )
-        items = {i.sk: i for i in found}
-        hold = items.get(HOLD_SK)
-        return (hold.record() if hold is not None else None), REDEMPTION_SK in items
+    def hold_of(self, redemption_id: str) -> dict[str, Any] | None:
+        """The item at the redemption's key as it is (a hold, kind HOLD, or a redemption), with
+        `held_order_gsi1pk`: one strongly consistent GetItem (the read path, off the happy path)."""
+        try:
+            found = self._hold.get(redemption_pk(redemption_id), REDEMPTION_SK, consistent_read=True)
+        except self._hold.DoesNotExist:
+            return None
+        return _as_read(found)
 
-    def end(self, hold: dict[str, Any], end: HoldEnd, *, idempotency: IdempotencyWrite | None = None) -> None:
+    def end(
+        self,
+        hold: HoldRef,
+        end: HoldEnd,
+        *,
+        merchant: str | None = None,
+        idempotency: IdempotencyWrite | None = None,
+    ) -> None:
         """Captures, voids or releases `hold` in ONE TransactWriteItems, or raises why not:
         IdempotencyRecordExists (the key answered before), HoldMoved, CardMoved, WriteConflict.
+        `merchant`: the caller's, when the hold was not read (its condition proves the hold is theirs).
 
-        - Update the hold: hold_status, closed_at, out of the live holds' index
-        - capture: Put the REDEMPTION item (what clearing posts, at the captured amount)
+        - Update the hold item: hold_status, closed_at, out of the live holds' index; a capture makes it
+          the redemption clearing posts (kind REDEMPTION, at the captured amount, in the pending and
+          order indexes: the stream's MODIFY HOLD → REDEMPTION, coupons.data.redemption_stream)
         - Update the coupon: REDEEMED / back to ISSUED; a gift card's balance and available amount
         - Put the coupon's history event; the Idempotency-Key's COMPLETED record when a key was sent"""
         H, C = self._hold, self._coupon
-        rid = hold["redemption_id"]
+        rid = hold.redemption_id
         tx = Transaction(self._client)
-        actions = [
-            H.hold_status.set(end.status),
-            H.closed_at.set(end.now),
-            H.gsi1pk.remove(),
-            H.gsi1sk.remove(),
-        ]
+        actions = [H.hold_status.set(end.status)]
+        # A hold, and still HELD: exactly one of racing captures, voids and releases gets in (and a
+        # redemption captured when made, or a hold captured already, is kind REDEMPTION: not a hold).
+        condition = (H.kind == HOLD) & (H.hold_status == HELD)
         if end.status == CAPTURED:
-            actions.append(H.captured_amount.set(end.captured))
-            # Still HELD (exactly one of racing captures, voids and releases gets in) and not past its
-            # time: a capture is refused from hold_expires_at on, whether or not the sweep has run.
-            condition = (H.hold_status == HELD) & (H.hold_expires_at > end.now)
-        elif end.status == "VOIDED":
-            # Still HELD and not past its time (past it, the release is the sweep's: hold_expired).
-            condition = (H.hold_status == HELD) & (H.hold_expires_at > end.now)
+            pending = pending_index(rid, end.business_date)
+            # Neither captured_amount nor closed_at is stored: they are the redemption's discount and
+            # redeemed_at (data/redemptions.py reads them so). With a hold's long id (in pk, redemption_id,
+            # gsi1sk, gsi2sk) the item is near 1 KB, where every write of it would cost twice as much.
+            actions += [
+                H.kind.set(REDEMPTION),
+                H.discount.set(end.captured),
+                H.redeemed_at.set(end.now),
+                H.business_date.set(end.business_date),
+                H.coupon_state_after.set(end.coupon_state_after),
+                H.gsi2pk.set(pending["gsi2pk"]),
+                H.gsi2sk.set(pending["gsi2sk"]),
+                H.held_order_gsi1pk.remove(),
+            ]
+            if hold.has_order:
+                # Orders against coupons (coupons.services.orders) find it by its order from now on.
+                actions += [H.gsi1pk.set(H.held_order_gsi1pk), H.gsi1sk.set(f"REDEMPTION#{rid}")]
+                # The order's key is there to move (a sealed id only guesses it: HoldMoved says if not).
+                condition &= H.held_order_gsi1pk.exists()
+            else:
+                actions += [H.gsi1pk.remove(), H.gsi1sk.remove()]
         else:
-            # The sweep: still HELD (a capture or void that got in first wins) and its time is up.
-            condition = (H.hold_status == HELD) & (H.hold_expires_at <= end.now)
-        tx.update(H(redemption_pk(rid), HOLD_SK), actions, condition, return_values="ALL_OLD", tag=_HOLD)
-        if end.redemption is not None:
-            item = self._redemption.from_record(
-                end.redemption,
-                pk=redemption_pk(rid),
-                sk=REDEMPTION_SK,
-                **pending_index(rid, end.redemption["business_date"]),
-                # As a redemption's: orders against coupons (coupons.services.orders) find it by its order.
-                **order_index(end.redemption.get("merchant_id"), end.redemption.get("order_id"), rid),
-            )
-            # One redemption per hold (its status guards that too): never an overwrite.
-            tx.save(item, self._redemption.pk.does_not_exist(), tag=_REDEMPTION)
+            actions += [
+                H.closed_at.set(end.now),
+                H.gsi1pk.remove(),
+                H.gsi1sk.remove(),
+                H.held_order_gsi1pk.remove(),
+            ]
+        if end.status == "EXPIRED":
+            # The sweep: its time is up (a capture or void that got in first wins on the status).
+            condition &= H.hold_expires_at <= end.now
+        else:
+            # Not past its time: from hold_expires_at on, a capture or void is refused whether or not
+            # the sweep has run (the release is the sweep's: hold_expired).
+            condition &= H.hold_expires_at > end.now
+        if merchant is not None:
+            # Not read: only the merchant that placed the hold may end it (another's is a 404, as read).
+            condition &= H.merchant_id == merchant
+        tx.update(
+            H(redemption_pk(rid), REDEMPTION_SK), actions, condition, return_values="ALL_OLD", tag=_HOLD
+        )
         self._coupon_end(tx, hold, end)
-        tx.add(history_write(self._event, hold["code"], end.event))
+        tx.add(history_write(self._event, hold.code, end.event))
         if idempotency is not None:
             # As a redemption's: no lock claimed first (one request), the record goes where none is live.
             tx.add(
@@ -173,7 +232,7 @@ class RedemptionHoldStore:
                 raise IdempotencyRecordExists(existing_record(self._idempotency, raw)) from None
             if tx.failed(error, _HOLD):
                 old = tx.reason(error, _HOLD).raw_item
-                raise HoldMoved(H.from_raw_data(old).record() if old else {}) from None
+                raise HoldMoved(_as_read(H.from_raw_data(old)) if old else {}) from None
             if tx.failed(error, _COUPON):
                 old = tx.reason(error, _COUPON).raw_item
                 raise CardMoved(C.from_raw_data(old).record() if old else {}) from None
@@ -181,13 +240,13 @@ class RedemptionHoldStore:
                 raise WriteConflict() from None
             raise
 
-    def _coupon_end(self, tx: Transaction, hold: dict[str, Any], end: HoldEnd) -> None:
+    def _coupon_end(self, tx: Transaction, hold: HoldRef, end: HoldEnd) -> None:
         C = self._coupon
-        coupon = C(coupon_pk(hold["code"]), COUPON_SK)
-        held = hold["held_amount"]
-        if hold.get("coupon_type") != "GIFT_CARD":
+        coupon = C(coupon_pk(hold.code), COUPON_SK)
+        held = hold.held_amount
+        if not hold.gift_card:
             # Still held by this hold: the coupon cannot have been used or held by anything else.
-            condition = (C.state == HELD) & (C.redemption_id == hold["redemption_id"])
+            condition = (C.state == HELD) & (C.redemption_id == hold.redemption_id)
             if end.status == CAPTURED:
                 tx.update(coupon, [C.state.set("REDEEMED")], condition, tag=_COUPON)
             else:
@@ -199,6 +258,8 @@ class RedemptionHoldStore:
             tx.update(coupon, [C.available.set(C.available + held)], C.available.exists(), tag=_COUPON)
             return
         released = held - end.captured
+        # Additions, no read: the balance loses what is captured, `available` gets back what is released
+        # (it lost all of the hold when the hold was placed).
         actions = [C.balance.set(C.balance - end.captured)]
         if released:
             actions.append(C.available.set(C.available + released))
@@ -229,8 +290,16 @@ class RedemptionHoldStore:
                     limit=min(LIVE_PAGE, limit - len(found)),
                     last_evaluated_key=start,
                 )
-                found += [i.record() for i in results if getattr(i, "kind", None) == "HOLD"]
+                found += [_as_read(i) for i in results if getattr(i, "kind", None) == HOLD]
                 start = results.last_evaluated_key
                 if not start:
                     break
         return found
+
+
+def _as_read(item: Redemption) -> dict[str, Any]:
+    """A hold's record with `held_order_gsi1pk` (which a store's record leaves out): what HoldRef.of needs."""
+    record = item.record()
+    if getattr(item, "held_order_gsi1pk", None):
+        record["held_order_gsi1pk"] = item.held_order_gsi1pk
+    return record

@@ -1,6 +1,7 @@
 """Redemptions and reversals, and the single transaction that redeems a coupon.
 
-  REDEMPTION#{id} / REDEMPTION            the redemption, with what clearing needs (never reads back)
+  REDEMPTION#{id} / REDEMPTION            the redemption, with what clearing needs (never reads back);
+                                          or a redemption hold (kind HOLD) until its capture makes it one
   REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals, read page by page (a Query of the partition)
       both, until clearing has posted their journal (sparse):
       gsi2: CLEARING_PENDING#{pending_shard(id)} / {business_date}#{id}
@@ -38,14 +39,12 @@ from coupons.data.models.idempotency import IdempotencyRecord
 from coupons.data.models.orders import order_index
 from coupons.data.models.redemptions import (  # the pending-index names: re-exported for clearing and tests
     CLEARING_PENDING,  # noqa: F401
-    HOLD_SK,
     PENDING_SHARDS,
     QR_TOKEN_SK,
     REDEMPTION_SK,
     REVERSAL_SK_PREFIX,
     QrToken,
     Redemption,
-    RedemptionHold,
     RedemptionPartition,
     Reversal,
     live_hold_index,
@@ -143,6 +142,8 @@ class CouponBack:
 
 # What a captured redemption's answer tells of its hold.
 HOLD_VIEW = ("hold_status", "held_amount", "held_at", "hold_expires_at", "captured_amount", "closed_at")
+# Told only in a captured redemption's `hold` (held_amount, held_at and hold_expires_at also at the top).
+_HOLD_ONLY = ("hold_status", "captured_amount", "closed_at")
 # A Query per pending shard reads at most this many items per page.
 PENDING_PAGE = 10
 
@@ -155,7 +156,6 @@ class RedemptionStore:
         self._event = HistoryEvent.bound(client, table_name)
         self._redemption = Redemption.bound(client, table_name)
         self._reversal = Reversal.bound(client, table_name)
-        self._hold = RedemptionHold.bound(client, table_name)
         self._partition = RedemptionPartition.bound(client, table_name)
         self._qr = QrToken.bound(client, table_name)
         self._idempotency = IdempotencyRecord.bound(client, table_name)
@@ -236,11 +236,17 @@ class RedemptionStore:
             C(coupon_pk(change.code), COUPON_SK), actions, condition, return_values="ALL_OLD", tag=_COUPON
         )
         if change.hold:
-            # A hold is not cleared: it is in the live holds' index (its expiry), not the pending one.
-            item = self._hold.from_record(
+            # A hold is the redemption-to-be at the redemption's own key (kind HOLD): not cleared, so in
+            # the live holds' index (its expiry), not the pending one; the order index's key waits aside
+            # until the capture moves it into gsi1 (data/redemption_holds.py).
+            order = order_index(
+                redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]
+            )
+            item = self._redemption.from_record(
                 redemption,
                 pk=redemption_pk(redemption["redemption_id"]),
-                sk=HOLD_SK,
+                sk=REDEMPTION_SK,
+                held_order_gsi1pk=order.get("gsi1pk"),
                 **live_hold_index(redemption["redemption_id"], redemption["hold_expires_at"]),
             )
         else:
@@ -250,7 +256,9 @@ class RedemptionStore:
                 sk=REDEMPTION_SK,
                 **pending_index(redemption["redemption_id"], redemption["business_date"]),
                 # Orders against coupons (coupons.services.orders) find an order's redemptions by it.
-                **order_index(redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]),
+                **order_index(
+                    redemption.get("merchant_id"), redemption.get("order_id"), redemption["redemption_id"]
+                ),
             )
         # A new id: a clash (vanishingly rare) is retried with another, never an overwrite.
         tx.save(item, type(item).pk.does_not_exist(), tag=_REDEMPTION)
@@ -307,12 +315,14 @@ class RedemptionStore:
             raise
 
     def redemption(self, redemption_id: str) -> dict[str, Any] | None:
-        """The redemption item alone (its totals), never its reversals: what a reversal computes from."""
+        """The redemption item alone (its totals), never its reversals: what a reversal computes from.
+        None for a hold not captured (kind HOLD): it is not a redemption (yet), there is nothing to refund;
+        a captured hold is kind REDEMPTION for good."""
         try:
             found = self._redemption.get(redemption_pk(redemption_id), REDEMPTION_SK, consistent_read=True)
         except self._redemption.DoesNotExist:
             return None
-        return found.record()
+        return found.record() if found.kind == "REDEMPTION" else None
 
     def get(
         self, redemption_id: str, *, limit: int, cursor: str | None = None
@@ -333,17 +343,18 @@ class RedemptionStore:
         )
         items = list(results)
         if not start:
-            # A redemption hold (sk HOLD) sorts first: alone, it is what is read (HELD, VOIDED, EXPIRED);
-            # with its REDEMPTION (captured), it is told in the redemption's `hold`.
-            hold = items.pop(0).record() if items and items[0].sk == HOLD_SK else None
-            if items and items[0].sk == REDEMPTION_SK:
-                redemption = items.pop(0).record()
-                if hold is not None:
-                    redemption["hold"] = {k: hold[k] for k in HOLD_VIEW if k in hold}
-            elif hold is not None:
-                redemption = hold
-            else:
+            if not items or items[0].sk != REDEMPTION_SK:
                 return None
+            # A hold not captured (kind HOLD: HELD, VOIDED, EXPIRED) is read as it is; a captured one is
+            # a redemption whose `hold` tells how it was held.
+            redemption = items.pop(0).record()
+            if redemption.get("kind") == "REDEMPTION" and "hold_status" in redemption:
+                # A captured hold stores neither: they are its discount and redeemed_at (redemption_holds.py).
+                captured = {"captured_amount": redemption["discount"], "closed_at": redemption["redeemed_at"]}
+                hold = {k: v for k, v in (captured | redemption).items() if k in HOLD_VIEW}
+                for k in _HOLD_ONLY:
+                    redemption.pop(k, None)
+                redemption["hold"] = hold
         reversals = [i.record() for i in items if i.sk.startswith(REVERSAL_SK_PREFIX)]
         return redemption, reversals, encode_cursor(model, results.last_evaluated_key, query=query)
 
@@ -367,7 +378,12 @@ class RedemptionStore:
                     model.gsi2sk <= f"{up_to_business_date}#~",
                     index_name="gsi2",
                     attributes_to_get=[
-                        "kind", "redemption_id", "reversal_id", "business_date", "redeemed_at", "reversed_at"
+                        "kind",
+                        "redemption_id",
+                        "reversal_id",
+                        "business_date",
+                        "redeemed_at",
+                        "reversed_at",
                     ],
                     limit=min(PENDING_PAGE, limit - len(found)),
                     last_evaluated_key=start,

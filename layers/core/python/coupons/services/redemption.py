@@ -32,7 +32,7 @@ from coupons.data.redemptions import (
     RedemptionStore,
 )
 from coupons.data.risk import RiskGuardsFailed
-from coupons.domain import codes, verification
+from coupons.domain import codes, hold_ids, verification
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption as rules
 from coupons.domain import redemption_holds as hold_rules
@@ -455,7 +455,20 @@ class Redeemer:
         balance: int | None,
         hold_seconds: int | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        redemption_id = new_id("rdm", now_ms=int(moment.timestamp() * 1000))
+        now_ms = int(moment.timestamp() * 1000)
+        redemption_id = new_id("rdm", now_ms=now_ms)
+        if hold_seconds is not None:
+            # A hold's id seals what its capture or void needs (code, type, currency, amount, expiry), so
+            # that each is one request with no read first (coupons.domain.hold_ids; docs/redemption.md).
+            facts = hold_ids.HoldFacts(
+                code=code,
+                gift_card=campaign["type"] == CampaignType.GIFT_CARD,
+                currency=order.currency,
+                held_amount=taken,
+                hold_expires_at=iso(hold_rules.expires_at(moment, hold_seconds)),
+                coupon_type=None if campaign["type"] == CampaignType.GIFT_CARD else campaign["type"],
+            )
+            redemption_id = hold_ids.mint(self._tenant_key(), facts, now_ms=now_ms)
         answer: dict[str, Any] = {
             "redemption_id": redemption_id,
             "code": code,
@@ -491,7 +504,7 @@ class Redeemer:
             "discount_reversed": 0,
         }
         if hold_seconds is not None:
-            # Not cleared (kind HOLD): its capture puts the redemption clearing takes (services/redemption_holds.py).
+            # Not cleared (kind HOLD): its capture makes it the redemption clearing takes (services/redemption_holds.py).
             redemption.update(kind="HOLD", hold_status=redemption.pop("status"))
         return {k: v for k, v in redemption.items() if v is not None}, answer
 

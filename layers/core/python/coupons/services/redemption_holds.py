@@ -1,23 +1,33 @@
 """Redemption holds (authorizations, 预占): capture, void, and the release of expired holds.
 
 A hold is placed by a redemption with "capture": false (services/redemption.py: the same verification,
-risk rules and single transaction, writing a HOLD item instead of the REDEMPTION clearing takes). Here:
+risk rules and single transaction, writing the item at the redemption's key with kind HOLD, its id a
+sealed `hld_…` id: coupons.domain.hold_ids). Here:
 
-- capture: the hold becomes a redemption (the REDEMPTION item is put, so clearing posts it, once, at the
+- capture: the hold becomes the redemption in place (kind REDEMPTION, so clearing posts it, once, at the
   captured amount); a gift card's hold may be captured in part, the rest is available again;
 - void: the hold is released (a single-use coupon is ISSUED again, a gift card's amount available);
 - release_due: holds whose time is up are released (the every-minute sweep, functions/hold_expiry).
 
-Each is one read of the hold (a Query of its partition) and ONE TransactWriteItems carrying the
-Idempotency-Key's completion; the hold's `hold_status = HELD` condition lets exactly one of any racing
-captures, voids and releases in, and a capture's `hold_expires_at > now` refuses it once the hold's time is
-up, whether or not the sweep has run yet.
+A merchant's capture or void is ONE TransactWriteItems carrying the Idempotency-Key's completion, with no
+read first: the hold's id carries what it writes (the code, the coupon type, currency, amount held,
+expiry), and its conditions prove the rest (a hold, HELD, not expired, this merchant's). Off that path
+the hold is read first (one GetItem), then the same transaction: an id that does not unseal (a redemption
+captured when made, an id sealed under a key the tenant no longer uses), an admin's call (the history
+event names the hold's merchant), or a failed condition (ALL_OLD says why: hold_expired,
+hold_not_active, not_a_hold, another merchant's 404). The hold's `hold_status = HELD` condition lets
+exactly one of any racing captures, voids and releases in, and `hold_expires_at > now` refuses a capture
+once the hold's time is up, whether or not the sweep has run yet.
+
+Both paths answer the same shape, what the request and the id know (`ended`); GET /v1/redemptions/{id}
+has the rest (campaign, parties, order).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,20 +35,21 @@ from typing import Any
 
 from coupons.data.coupons import WriteConflict
 from coupons.data.idempotency import IdempotencyRecordExists, IdempotencyStore
-from coupons.data.redemption_holds import CardMoved, HoldEnd, HoldMoved, RedemptionHoldStore
+from coupons.data.redemption_holds import CardMoved, HoldEnd, HoldMoved, HoldRef, RedemptionHoldStore
 from coupons.data.redemptions import IdempotencyWrite
+from coupons.domain import hold_ids
 from coupons.domain import idempotency as idempotency_rules
 from coupons.domain import redemption_holds as rules
-from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
-from coupons.domain.errors import Contention
+from coupons.domain.errors import Conflict, Contention
 from coupons.domain.principals import Principal, Role
 from coupons.domain.redemption import business_date
 from coupons.services.reversals import RedemptionNotFound, may_see
 
 ATTEMPTS = 12
-# What the hold item holds that its redemption does not.
-_HOLD_ONLY = ("hold_status", "captured_amount", "closed_at")
+# What a redemption id can look like: a redemption's `rdm_…`, a hold's sealed `hld_…`. Anything else is
+# no redemption (404), found without a read.
+_ID = re.compile(r"(rdm|hld)_[A-Za-z0-9_-]+")
 
 
 def hold_answer(answer: dict[str, Any], moment: datetime, seconds: int, *, gift: bool) -> dict[str, Any]:
@@ -66,12 +77,15 @@ class RedemptionHolds:
         time_zone: str,
         idempotency_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
+        tenant_key: Callable[[], bytes] | None = None,
     ):
+        """`tenant_key`: the key hold ids are sealed under (None: every hold is read first)."""
         self._holds = holds
         self._idempotency = idempotency
         self._time_zone = time_zone
         self._ttl = idempotency_ttl_seconds
         self._clock = clock
+        self._tenant_key = tenant_key
         self._rng = random.SystemRandom()
 
     def capture(
@@ -84,7 +98,7 @@ class RedemptionHolds:
         idempotency_key: str | None,
         request_body: Any,
     ) -> tuple[int, dict[str, Any], bool]:
-        """(200, the redemption, replayed): all of the hold, or `amount` of a gift card's hold."""
+        """(200, the redemption the hold became, replayed): all of the hold, or `amount` of a gift card's."""
         try:
             return self._end(
                 redemption_id,
@@ -128,32 +142,42 @@ class RedemptionHolds:
         principal.require(Role.ADMIN, Role.MERCHANT)
         if key is not None:
             idempotency_rules.check_key(key)
+        if len(redemption_id) > hold_ids.MAX_CHARS or not _ID.fullmatch(redemption_id):
+            raise RedemptionNotFound(field="redemption_id")  # no such id can exist: nothing read
         action = "capture" if status == rules.CAPTURED else "void"
         fingerprint = idempotency_rules.fingerprint(
             "POST", f"/v1/redemptions/{redemption_id}/{action}", request_body
         )
-        hold, redeemed = self._holds.hold_of(redemption_id)
-        if hold is None or not may_see(hold, principal):
-            if redeemed and hold is None:
-                raise rules.NotAHold(field="redemption_id")
-            raise RedemptionNotFound(field="redemption_id")
-        gift = hold.get("coupon_type") == CampaignType.GIFT_CARD
+        # The happy path: a merchant's call on a hold id that unseals (no read). Otherwise read the hold.
+        facts = None
+        if principal.role is Role.MERCHANT and self._tenant_key is not None:
+            facts = hold_ids.read(self._tenant_key(), redemption_id)
+        if facts is not None:
+            # Not read: the condition proves the hold is this merchant's, so the event can name it.
+            hold, merchant, named = (
+                HoldRef.sealed(redemption_id, facts),
+                principal.merchant_id,
+                principal.merchant_id,
+            )
+        else:
+            found = self._read(redemption_id, principal, scope, key, fingerprint)
+            hold, merchant, named = HoldRef.of(found), None, found["merchant_id"]
         drains = False
         for attempt in range(ATTEMPTS):
             instant = self._clock()
             moment = datetime.fromtimestamp(instant, UTC)
             now_iso = iso(moment)
-            if hold.get("hold_status") != rules.HELD or hold["hold_expires_at"] <= now_iso:
+            try:
+                captured = (
+                    rules.capture_amount(hold.held_amount, amount, gift_card=hold.gift_card)
+                    if status == rules.CAPTURED
+                    else 0
+                )
+            except Conflict:
+                # A retry with this key whose body changed is told so (or gets its answer) first.
                 self._replay_if_done(scope, key, fingerprint)
-                raise rules.refusal(hold, now_iso=now_iso)
-            # After the state: a retry of a capture that committed is answered (or its key's reuse
-            # refused) before its amount is looked at again.
-            captured = (
-                rules.capture_amount(hold["held_amount"], amount, gift_card=gift)
-                if status == rules.CAPTURED
-                else 0
-            )
-            end, answer = self._ending(hold, status, captured, drains, moment, str(principal))
+                raise
+            end, answer = self._ending(hold, status, captured, drains, moment, str(principal), named)
             body = json.dumps(answer)
             write = None
             if key is not None:
@@ -162,15 +186,24 @@ class RedemptionHolds:
                     now=int(instant), expires_at=int(instant) + self._ttl,
                 )  # fmt: skip
             try:
-                self._holds.end(hold, end, idempotency=write)
+                self._holds.end(hold, end, merchant=merchant, idempotency=write)
                 return 200, answer, False
             except IdempotencyRecordExists as existing:
                 replay = idempotency_rules.on_existing(existing.record, fingerprint)
                 return replay.status, replay.body, True
             except HoldMoved as moved:
+                old = moved.hold
+                if merchant is not None:
+                    # Not read first: what the item is now says why (ALL_OLD).
+                    _refuse_unless_a_hold(old, principal)
+                    if _live(old, now_iso) and "held_order_gsi1pk" not in old:
+                        # A hold placed without an order: its capture has no order index to move into
+                        # gsi1, so it goes as read (the same transaction, from the item).
+                        hold, merchant = HoldRef.of(old), None
+                        continue
                 # Captured, voided or released by another request, or its time ran out.
                 self._replay_if_done(scope, key, fingerprint)
-                raise rules.refusal(moved.hold or hold, now_iso=now_iso) from None
+                raise rules.refusal(old, now_iso=now_iso) from None
             except CardMoved as moved:
                 # Guessed wrong whether this capture drains the card: the card says.
                 drains = moved.coupon.get("balance") == captured
@@ -178,41 +211,62 @@ class RedemptionHolds:
                 time.sleep(self._rng.uniform(0, 0.01 * (attempt + 1)))
         raise Contention(field="redemption_id")
 
+    def _read(
+        self, redemption_id: str, principal: Principal, scope: str, key: str | None, fingerprint: str
+    ) -> dict[str, Any]:
+        """The read path: the item as it is (one GetItem), refused here unless it is a live hold."""
+        found = self._holds.hold_of(redemption_id)
+        _refuse_unless_a_hold(found, principal)
+        now_iso = iso(datetime.fromtimestamp(self._clock(), UTC))
+        if not _live(found, now_iso):
+            self._replay_if_done(scope, key, fingerprint)
+            raise rules.refusal(found, now_iso=now_iso)
+        return found
+
     def _ending(
-        self, hold: dict[str, Any], status: str, captured: int, drains: bool, moment: datetime, by: str
-    ) -> tuple[HoldEnd, dict[str, Any]]:
+        self, hold: HoldRef, status: str, captured: int, drains: bool, moment: datetime, by: str,
+        merchant: str | None,
+    ) -> tuple[HoldEnd, dict[str, Any]]:  # fmt: skip
         now_iso = iso(moment)
-        rid, held = hold["redemption_id"], hold["held_amount"]
-        event = {"at": now_iso, "redemption_id": rid, "merchant_id": hold.get("merchant_id"), "by": by}
-        public = {k: v for k, v in hold.items() if k not in ("kind", "holder", *_HOLD_ONLY)}
-        if status != rules.CAPTURED:
-            answer = public | {"status": status, "released_amount": held, "closed_at": now_iso}
-            end = HoldEnd(status, now_iso, event | {"event": f"HOLD_{status}", "amount": held})
-            return end, answer
-        gift = hold.get("coupon_type") == CampaignType.GIFT_CARD
-        # The redemption as if made now, at the captured amount: what clearing posts (it never reads
-        # back), on the business date of the capture.
-        redemption = {k: v for k, v in hold.items() if k not in _HOLD_ONLY} | {
-            "kind": "REDEMPTION",
-            "discount": captured,
-            "redeemed_at": now_iso,
-            "business_date": business_date(moment, self._time_zone),
-            "coupon_state_after": "REDEEMED" if drains or not gift else "PARTIALLY_USED",
+        rid, held = hold.redemption_id, hold.held_amount
+        event = {"at": now_iso, "redemption_id": rid, "merchant_id": merchant, "by": by}
+        known = {
+            "redemption_id": rid,
+            "status": status,
+            "code": hold.code,
+            "coupon_type": hold.coupon_type,
+            "currency": hold.currency,
+            "held_amount": held,
+            "hold_expires_at": hold.hold_expires_at,
         }
-        answer = {k: v for k, v in redemption.items() if k not in ("kind", "holder")} | {
-            "status": rules.CAPTURED,
+        if status != rules.CAPTURED:
+            # A hold's discount is the amount held (it took nothing): all of it is released.
+            answer = known | {"discount": held, "released_amount": held, "closed_at": now_iso}
+            end = HoldEnd(status, now_iso, event | {"event": f"HOLD_{status}", "amount": held})
+            return end, _present(answer)
+        # The redemption as if made now, at the captured amount, on the business date of the capture:
+        # what clearing posts (it never reads back).
+        state_after = "REDEEMED" if drains or not hold.gift_card else "PARTIALLY_USED"
+        day = business_date(moment, self._time_zone)
+        answer = known | {
+            "discount": captured,
             "captured_amount": captured,
             "released_amount": held - captured,
+            "redeemed_at": now_iso,
+            "business_date": day,
+            "coupon_state_after": state_after,
+            "closed_at": now_iso,
         }
         end = HoldEnd(
             rules.CAPTURED,
             now_iso,
             event | {"event": "CAPTURED", "amount": captured},
             captured=captured,
-            redemption=redemption,
             drains=drains,
+            business_date=day,
+            coupon_state_after=state_after,
         )
-        return end, answer
+        return end, _present(answer)
 
     def _replay_if_done(self, scope: str, key: str | None, fingerprint: str) -> None:
         """A retry of a capture or void that committed (its answer lost) gets that answer, not a 409."""
@@ -245,10 +299,13 @@ class RedemptionHolds:
         return {"released": released, "skipped": skipped}
 
     def _release(self, hold: dict[str, Any], now: datetime) -> bool:
-        end, _ = self._ending(hold, rules.EXPIRED, 0, False, now, "system:hold-expiry")
+        ref = HoldRef.of(hold)
+        end, _ = self._ending(
+            ref, rules.EXPIRED, 0, False, now, "system:hold-expiry", hold.get("merchant_id")
+        )
         for attempt in range(ATTEMPTS):
             try:
-                self._holds.end(hold, end)
+                self._holds.end(ref, end)
                 return True
             except HoldMoved:
                 return False  # captured, voided or released already (or not due: a stale index entry)
@@ -261,3 +318,20 @@ class _Replayed(Exception):
     def __init__(self, status: int, body: Any):
         super().__init__("replayed")
         self.status, self.body = status, body
+
+
+def _refuse_unless_a_hold(found: dict[str, Any] | None, principal: Principal) -> None:
+    """404 for no item or another merchant's (as for any redemption); 409 not_a_hold for a redemption
+    captured when made (kind REDEMPTION with no hold_status: it never was a hold)."""
+    if not found or not may_see(found, principal):
+        raise RedemptionNotFound(field="redemption_id")
+    if found.get("kind") != "HOLD" and "hold_status" not in found:
+        raise rules.NotAHold(field="redemption_id")
+
+
+def _live(hold: dict[str, Any], now_iso: str) -> bool:
+    return hold.get("hold_status") == rules.HELD and hold.get("hold_expires_at", "") > now_iso
+
+
+def _present(answer: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in answer.items() if v is not None}

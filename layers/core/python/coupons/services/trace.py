@@ -88,7 +88,8 @@ class Tracer:
         redeemed = [
             e["redemption_id"]
             for e in reversed(events)
-            if e.get("event") == "REDEEMED" and e.get("redemption_id")
+            # A hold captured is a redemption too (its history says CAPTURED where it was made).
+            if e.get("event") in ("REDEEMED", "CAPTURED") and e.get("redemption_id")
         ]
         for rid in redeemed[:MAX_REDEMPTIONS]:
             redemption, reversals, _ = self._redemption_of(rid, principal)
@@ -116,6 +117,23 @@ class Tracer:
     ) -> list[dict[str, Any]]:
         rid = redemption["redemption_id"]
         redemption_entries = self._entries((redemption_pk(rid), REDEMPTION_SK))
+        hold = redemption.get("hold") or (redemption if redemption.get("kind") == "HOLD" else None)
+        held = [] if hold is None else [{
+            # A redemption hold (docs/redemption.md "Holds"): placed, then captured, voided or expired.
+            "step": "held", "at": redemption.get("held_at"), "actor": redemption.get("redeemed_by"),
+            "redemption_id": rid, "merchant_id": redemption["merchant_id"], "held_amount": hold.get("held_amount"),
+            "hold_expires_at": hold.get("hold_expires_at"), "hold_status": hold.get("hold_status"),
+            "closed_at": hold.get("closed_at"), "audit_entry_ids": redemption_entries[:1],
+        }]  # fmt: skip
+        if redemption.get("kind") == "HOLD":
+            # Not captured: nothing was redeemed, nothing cleared.
+            at = redemption.get("held_at")
+            return [
+                {"step": "verified", "at": at, "actor": redemption.get("redeemed_by"),
+                 "method": redemption.get("verification_method"), "redemption_id": rid,
+                 "audit_entry_ids": redemption_entries[:1]},
+                *held,
+            ]  # fmt: skip
         steps = [
             {
                 "step": "verified", "at": redemption["redeemed_at"], "actor": redemption.get("redeemed_by"),
@@ -137,6 +155,7 @@ class Tracer:
                 "currency": redemption["currency"], "audit_entry_ids": redemption_entries[:1],
             },
         ]  # fmt: skip
+        steps[2:2] = held  # placed before it was captured
         for reversal in reversals:
             steps.append({
                 "step": "reversed", "at": reversal.get("reversed_at"), "actor": reversal.get("reversed_by"),
@@ -206,7 +225,9 @@ class Tracer:
         if not channels or not moment:
             return steps
         day = transfer_day(moment, self._time_zone)
-        ids = [i for channel in sorted(channels) for i in transfer_exception_ids(instruction_id, day, channel)]
+        ids = [
+            i for channel in sorted(channels) for i in transfer_exception_ids(instruction_id, day, channel)
+        ]
         for e in self._reconciliation.exceptions_by_id(ids):
             steps.append({
                 "step": "reconciliation_exception", "at": e["opened_at"], "actor": "reconciliation",

@@ -1,15 +1,17 @@
 """Redemptions, their reversals and used QR tokens (coupons.data.redemptions).
 
-REDEMPTION#{id} / REDEMPTION            the redemption (kind REDEMPTION)
+REDEMPTION#{id} / REDEMPTION            the redemption (kind REDEMPTION), or a redemption hold (kind HOLD)
 REDEMPTION#{id} / REVERSAL#{at}#{id}    its reversals (kind REVERSAL)
-REDEMPTION#{id} / HOLD                  a redemption hold (authorization, kind HOLD): placed by a redemption
-    with "capture": false; its capture puts the REDEMPTION item (what clearing takes), its void or
-    expiry releases the coupon. While HELD: gsi1 LIVE_HOLDS#{shard} / {hold_expires_at}#{id}, so the
-    expiry sweep finds the holds due by a Query per shard (never a Scan)
-    both, until clearing has posted their journal: gsi2 CLEARING_PENDING#{shard} / {business_date}#{id}
+    A hold (authorization, placed by a redemption with "capture": false) is the redemption-to-be in
+    place: its capture turns the item into the REDEMPTION clearing takes (a MODIFY, kind HOLD →
+    REDEMPTION: coupons.data.redemption_stream), its void or expiry leaves it kind HOLD. While HELD:
+    gsi1 LIVE_HOLDS#{shard} / {hold_expires_at}#{id} (the expiry sweep's Query per shard, never a Scan),
+    and the order index's key kept aside as `held_order_gsi1pk` until the capture moves it into gsi1.
+    Redemptions and reversals, until clearing has posted their journal:
+    gsi2 CLEARING_PENDING#{shard} / {business_date}#{id}
 QRTOKEN#{nonce} / QRTOKEN               a used QR token (expires_at: the table's TTL)
 
-One Query of a REDEMPTION# partition returns both kinds: `RedemptionPartition` decodes each item with
+One Query of a REDEMPTION# partition returns the kinds: `RedemptionPartition` decodes each item with
 the model its `kind` names (an attribute every such item carries already; no discriminator is added).
 """
 
@@ -29,7 +31,7 @@ def qr_token_pk(nonce: str) -> str:
     return f"QRTOKEN#{nonce}"
 
 
-REDEMPTION_SK, QR_TOKEN_SK, HOLD_SK = "REDEMPTION", "QRTOKEN", "HOLD"
+REDEMPTION_SK, QR_TOKEN_SK = "REDEMPTION", "QRTOKEN"
 REVERSAL_SK_PREFIX = "REVERSAL#"
 
 
@@ -95,7 +97,12 @@ class _Source(MainModel):
 
 
 class Redemption(_Source):
-    """A redemption (coupons.services.redemption: _records) and its running refund totals."""
+    """A redemption (coupons.services.redemption: _records) and its running refund totals; or, kind HOLD,
+    a redemption hold: the redemption as it would be, `discount` = the amount held, not cleared.
+    HELD → CAPTURED (the item becomes kind REDEMPTION) | VOIDED | EXPIRED (it stays kind HOLD)."""
+
+    # Never handed back in a record: an index key kept aside while the item is a hold.
+    KEYS = (*_Source.KEYS, "held_order_gsi1pk")
 
     order_amount = Integer(null=True)
     discount = Integer(null=True)
@@ -113,19 +120,17 @@ class Redemption(_Source):
     risk_rule_version = Integer(null=True)
     risk_reason = Text(null=True)
     review_hold = Text(null=True)
-    # A captured redemption hold (services/redemption_holds.py): what was held, when, and until when.
+    # A redemption hold, and a redemption that was one (services/redemption_holds.py): what was held,
+    # when, until when, how it ended and when.
     held_amount = Integer(null=True)
     held_at = Text(null=True)
     hold_expires_at = Text(null=True)
-
-
-class RedemptionHold(Redemption):
-    """A redemption hold (authorization, 预占): the redemption as it would be, `discount` = the amount held,
-    not cleared (its kind is HOLD). HELD → CAPTURED (the REDEMPTION item is put) | VOIDED | EXPIRED."""
-
     hold_status = Text(null=True)
-    captured_amount = Integer(null=True)
-    closed_at = Text(null=True)  # when it was captured, voided or released by expiry
+    # When it was voided or released by expiry (a capture's is its redeemed_at, and what it captured its
+    # discount: not stored twice, data/redemption_holds.py).
+    closed_at = Text(null=True)
+    # While HELD: the order index's gsi1pk (gsi1 is the live holds' index then); a capture moves it in.
+    held_order_gsi1pk = Text(null=True)
 
 
 class Reversal(_Source):
@@ -150,7 +155,7 @@ class RedemptionPartition(MainModel):
         # by the model it names. (A PynamoDB discriminator would do this, but it does not carry over to the
         # per-client subclasses `bound` makes.)
         kind = super().from_raw_data(data).kind
-        model = {"REVERSAL": Reversal, "HOLD": RedemptionHold}.get(kind, Redemption)
+        model = Reversal if kind == "REVERSAL" else Redemption  # a hold is a Redemption of kind HOLD
         return model.from_raw_data(data)
 
 
