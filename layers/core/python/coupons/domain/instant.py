@@ -1,7 +1,8 @@
 """Instant settlement (即时到账): which postings an instant payout takes, its id, when it is due (pure).
 
-A merchant (the tenant file's default, or its own setting) may be INSTANT: its postings are paid as
-they clear, in micro-batches per party, by the instant payout function (coupons.services.instant) fed
+A merchant (the tenant file's default, or its own setting) or a campaign may be INSTANT: a merchant's
+redemption posting is instant when its merchant's mode in force is INSTANT or its campaign's is. Those
+postings are paid as they clear, in micro-batches per party, by the instant payout function (coupons.services.instant) fed
 by the table's stream through a batching window. An instant payout is a settlement "run" of one party
 (the same claim rule: a posting belongs to at most one payout or run), its id derived from the party
 and the window its postings were delivered in.
@@ -83,6 +84,36 @@ def takes(posting: dict[str, Any]) -> bool:
     )
 
 
+def is_instant(
+    posting: dict[str, Any],
+    merchant_modes: dict[str, str],
+    campaign_modes: dict[str, str],
+    default: SettlementMode,
+) -> bool:
+    """Whether an instant payout pays this posting: one it `takes`, whose merchant's mode in force (its
+    own, else the tenant's `default`) is INSTANT, or whose campaign's mode is INSTANT (a campaign's
+    SCHEDULED, or none, adds nothing: the merchant's mode decides)."""
+    if not takes(posting):
+        return False
+    merchant = merchant_modes.get(merchant_of(posting["account"]), default)
+    campaign = campaign_modes.get(posting.get("campaign_id") or "")
+    return SettlementMode.INSTANT in (merchant, campaign)
+
+
+def instant_by_party(
+    postings: Iterable[dict[str, Any]],
+    merchant_modes: dict[str, str],
+    campaign_modes: dict[str, str],
+    default: SettlementMode,
+) -> dict[str, list[dict[str, Any]]]:
+    """The instant postings (is_instant) per party, as by_party orders them; parties with none left out."""
+    parties = {
+        party: [p for p in found if is_instant(p, merchant_modes, campaign_modes, default)]
+        for party, found in by_party(postings).items()
+    }
+    return {party: found for party, found in parties.items() if found}
+
+
 def merchant_of(party: str) -> str:
     return party.split(":", 1)[1]
 
@@ -120,6 +151,6 @@ def statement_day(at: datetime, zone) -> str:
 
 
 __all__ = [
-    "InstantTerms", "MAX_PAYOUTS_PER_WINDOW", "PAYOUT_PREFIX", "SettlementMode", "by_party", "is_payout",
-    "merchant_of", "payable", "payout_id", "pending", "statement_day", "takes", "window_start",
+    "InstantTerms", "MAX_PAYOUTS_PER_WINDOW", "PAYOUT_PREFIX", "SettlementMode", "by_party", "instant_by_party",
+    "is_instant", "is_payout", "merchant_of", "payable", "payout_id", "pending", "statement_day", "takes", "window_start",
 ]  # fmt: skip

@@ -76,13 +76,19 @@ class InstantPayouts:
 
     # -- modes ----------------------------------------------------------------------------------
 
-    def instant_parties(self, parties: list[str]) -> set[str]:
-        """Which of the parties (merchant accounts) settle instantly: their own mode, else the tenant's."""
-        merchants = {p: rules.merchant_of(p) for p in parties}
-        own = self._instant.modes(list(merchants.values()))
-        return {
-            p for p, m in merchants.items() if own.get(m, self._terms.default_mode) == SettlementMode.INSTANT
-        }
+    def instant_postings(self, postings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Per party, the postings paid instantly (coupons.domain.instant.is_instant): the merchants'
+        and the campaigns' modes of the whole batch read in one BatchGetItem."""
+        parties = rules.by_party(postings)
+        merchants = [rules.merchant_of(p) for p in parties]
+        campaigns = [c for found in parties.values() for p in found if (c := p.get("campaign_id"))]
+        merchant_modes, campaign_modes = self._instant.settings(merchants, campaigns)
+        return rules.instant_by_party(
+            [p for found in parties.values() for p in found],
+            merchant_modes,
+            campaign_modes,
+            self._terms.default_mode,
+        )
 
     # -- a batch --------------------------------------------------------------------------------
 
@@ -90,9 +96,9 @@ class InstantPayouts:
         """Pays each INSTANT party's postings of the batch (one payout per party, per currency a
         transfer). A party whose payout fails does not stop the others: it is named in `failed`."""
         outcome = Outcome()
-        parties = rules.by_party(postings)
+        parties = self.instant_postings(postings)
         window = rules.window_start(delivered_at, self._terms.window_seconds)
-        for party in sorted(self.instant_parties(list(parties))):
+        for party in sorted(parties):
             try:
                 self._settle_party(party, parties[party], window, outcome)
             except PayoutFailed:

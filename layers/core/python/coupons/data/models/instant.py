@@ -2,6 +2,7 @@
 of one party (coupons.data.models.settlement: SETTLEMENT#{payout_id} / RUN, its party and lines).
 
   MERCHANT#{merchant_id}        / SETTLEMENT               MerchantSettlement  its settlement mode
+  CAMPAIGN#{campaign_id}        / SETTLEMENT               CampaignSettlement  its settlement mode
   INSTANT#{party}#{YYYY-MM-DD}  / {payout_id}#{currency}   InstantStatementLine one payout of the day
 """
 
@@ -11,6 +12,7 @@ from coupons.data.models.base import Integer, MainModel, Text
 
 SETTLEMENT_SK = "SETTLEMENT"
 MERCHANT_SETTLEMENT_KIND, INSTANT_LINE_KIND = "MERCHANT_SETTLEMENT", "INSTANT_STATEMENT_LINE"
+CAMPAIGN_SETTLEMENT_KIND = "CAMPAIGN_SETTLEMENT"
 
 
 def merchant_settlement_pk(merchant_id: str) -> str:
@@ -32,6 +34,30 @@ class MerchantSettlement(MainModel):
     merchant_id = Text()
     mode = Text()
     updated_at = Text()
+    updated_by = Text(null=True)
+
+
+class CampaignSettlement(MainModel):
+    """A campaign's settlement mode (SCHEDULED | INSTANT), set by an admin, beside the campaign's own
+    item in its partition (campaign_pk): INSTANT makes its merchants' redemption postings instant,
+    whatever their own mode; absent or SCHEDULED adds nothing (their own modes decide)."""
+
+    kind = Text()
+    campaign_id = Text()
+    mode = Text()
+    updated_at = Text()
+    updated_by = Text(null=True)
+
+
+class SettlementSetting(MainModel):
+    """Either of the two settings above, for the payout's one batch read of a batch's merchants' and
+    campaigns' modes (one BatchGetItem over both families; `kind` says which)."""
+
+    kind = Text()
+    merchant_id = Text(null=True)
+    campaign_id = Text(null=True)
+    mode = Text()
+    updated_at = Text(null=True)
     updated_by = Text(null=True)
 
 
