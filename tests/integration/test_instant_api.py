@@ -93,7 +93,11 @@ def test_an_admin_makes_a_campaign_instant_and_its_issuer_reads_it(instant_env, 
     }
     answer = api.call("PUT", path, api_key=keys["admin"], body={"mode": "INSTANT"})
     assert answer.status == 200, answer.raw
-    assert (answer.json["mode"], answer.json["source"], answer.json["updated_by"]) == ("INSTANT", "campaign", "admin")
+    assert (answer.json["mode"], answer.json["source"], answer.json["updated_by"]) == (
+        "INSTANT",
+        "campaign",
+        "admin",
+    )
     assert api.call("GET", path, api_key=keys["issuer:brand-a"]).json["mode"] == "INSTANT"
     assert InstantStore(api.ddb, TABLE).settings([], [campaign])[1] == {campaign: "INSTANT"}
     # Another brand sees nothing of it; neither the issuer nor a merchant may set it
@@ -112,13 +116,17 @@ def test_a_bad_campaign_mode_is_a_400_naming_the_field_and_writes_nothing(instan
     assert "mode" in json.dumps(api.call("PUT", path, api_key=keys["admin"], body={"mode": "SOON"}).json)
     assert InstantStore(api.ddb, TABLE).campaign_mode(campaign) is None
     # An unknown campaign is 404, and nothing is written for it either
-    missing = api.call("PUT", "/v1/campaigns/cmp_nope/settlement", api_key=keys["admin"], body={"mode": "INSTANT"})
+    missing = api.call(
+        "PUT", "/v1/campaigns/cmp_nope/settlement", api_key=keys["admin"], body={"mode": "INSTANT"}
+    )
     assert_problem(missing, 404, "campaign_not_found")
     assert InstantStore(api.ddb, TABLE).campaign_mode("cmp_nope") is None
 
 
 def test_without_instant_settlement_a_campaign_cannot_be_made_instant(api, keys):
     campaign = a_campaign(api, keys)
-    answer = api.call("PUT", f"/v1/campaigns/{campaign}/settlement", api_key=keys["admin"], body={"mode": "INSTANT"})
+    answer = api.call(
+        "PUT", f"/v1/campaigns/{campaign}/settlement", api_key=keys["admin"], body={"mode": "INSTANT"}
+    )
     assert_problem(answer, 400, "validation_failed", "mode")
     assert InstantStore(api.ddb, TABLE).campaign_mode(campaign) is None

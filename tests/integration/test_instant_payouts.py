@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 import pytest
 
 from coupons.data.instant import InstantStore
+from coupons.data.instant_pending import InstantPending
 from coupons.data.ledger import SHARDS
 from coupons.data.settlement import SettlementStore
 from coupons.domain import settlement as rules
-from coupons.domain.ledger import Journal, Leg
 from coupons.domain.instant import InstantTerms, SettlementMode, is_payout
+from coupons.domain.ledger import Journal, Leg
 from coupons.services.instant import LEFT_TO_RUN, InstantPayouts
 from coupons.services.settlement import SettlementSteps
 from tests.integration.moto_threads import OneRequestAtATime
@@ -28,6 +29,7 @@ class Instant:
 
     def __init__(self, world, *, terms=None, client=None):
         self.world = world
+        self.pending = InstantPending(client or world.ddb, MAIN_TABLE)
         self.events = []
         self.store = InstantStore(client or world.ddb, MAIN_TABLE)
         settlement = SettlementStore(client, MAIN_TABLE) if client else world.store
@@ -39,7 +41,7 @@ class Instant:
             self.store, settlement, steps, lambda: world.bank,
             terms or InstantTerms(default_mode=SettlementMode.INSTANT),
             time_zone="Asia/Shanghai", clock=world.clock,
-            emit=lambda kind, detail: self.events.append((kind, detail)),
+            emit=lambda kind, detail: self.events.append((kind, detail)), pending=self.pending,
         )  # fmt: skip
 
     def deliver(self, postings, at=AT):

@@ -39,10 +39,15 @@ def test_a_posting_is_instant_when_its_merchant_or_its_campaign_is_instant():
     assert rules.is_instant(other, {}, {"c-slow": "SCHEDULED"}, INSTANT)
     assert not rules.is_instant(other, {"m1": "SCHEDULED"}, {}, INSTANT)  # its own beats the default
     # What a payout never takes stays out whatever the modes
-    assert not rules.is_instant(posting("j3", -10, kind="REVERSAL", campaign_id="c-fast"), {}, {"c-fast": "INSTANT"}, INSTANT)
+    assert not rules.is_instant(
+        posting("j3", -10, kind="REVERSAL", campaign_id="c-fast"), {}, {"c-fast": "INSTANT"}, INSTANT
+    )
     assert not rules.is_instant(posting("j4", 10), {}, {}, SCHEDULED)  # no campaign: the merchant decides
     found = rules.instant_by_party(
-        [of, other, posting("j5", 5, account="merchant:m2", campaign_id="c-slow")], {}, {"c-fast": "INSTANT"}, SCHEDULED
+        [of, other, posting("j5", 5, account="merchant:m2", campaign_id="c-slow")],
+        {},
+        {"c-fast": "INSTANT"},
+        SCHEDULED,
     )
     assert {p: [x["journal_id"] for x in xs] for p, xs in found.items()} == {"merchant:m1": ["j1"]}
 
@@ -137,7 +142,9 @@ def test_property_what_instant_payouts_take_plus_what_is_left_to_the_run_is_what
     # ... and nothing instant is missed: every posting a payout takes whose merchant or campaign is INSTANT
     chosen = {p["journal_id"] + p["account"] for theirs in instant.values() for p in theirs}
     for key, p in unique.items():
-        by_merchant = rules.takes(p) and merchant_modes.get(rules.merchant_of(p["account"]), default) == "INSTANT"
+        by_merchant = (
+            rules.takes(p) and merchant_modes.get(rules.merchant_of(p["account"]), default) == "INSTANT"
+        )
         by_campaign = rules.takes(p) and campaign_modes.get(p.get("campaign_id") or "") == "INSTANT"
         assert (key in chosen) == (by_merchant or by_campaign)
     assert len(taken_ids) == len(set(taken_ids)) and not set(taken_ids) & set(left_ids)

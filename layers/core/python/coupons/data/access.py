@@ -20,7 +20,7 @@ from coupons.data.models.commission import SCHEDULE_PK as COMMISSION_PK
 from coupons.data.models.coupons import coupon_pk, history_pk, holding_pk
 from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
-from coupons.data.models.instant import instant_statement_pk, merchant_settlement_pk
+from coupons.data.models.instant import instant_statement_pk, merchant_settlement_pk, pending_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.orders import order_pk
@@ -89,7 +89,9 @@ LINES = Partition(
     lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed", (lines_pk(_RUN_T0, "*"),)
 )
 HELD = Partition(
-    held_pk(_RUN, "*"), "what a run's claim left waiting on a risk hold, for its statements", (held_pk(_RUN_T0, "*"),)
+    held_pk(_RUN, "*"),
+    "what a run's claim left waiting on a risk hold, for its statements",
+    (held_pk(_RUN_T0, "*"),),
 )
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
 AUDIT_LOG = Partition("AUDITLOG#*", "the audit log's shard heads and entries (coupons.data.audit)")
@@ -106,13 +108,19 @@ RISK_SEEN = Partition(seen_pk("*"), "the stream records the anomaly detector has
 RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
 RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
 RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
-RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
+RECON_TRANSFER = Partition(
+    transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)"
+)
 INSTANT_PAYOUT = Partition(
     run_pk(_PAYOUT),
     "an instant payout: its run item, party, lines (coupons.services.instant)",
     (parties_pk(_PAYOUT, "*"), lines_pk(_PAYOUT, "*")),
 )
 INSTANT_STATEMENT = Partition(instant_statement_pk("*", "*"), "a party's instant statement of the day")
+INSTANT_PENDING = Partition(
+    pending_pk("*", "*", "*"),
+    "a party's pending total of a window and its postings' marks, toward the instant flush threshold",
+)
 MERCHANT_SETTLEMENT = Partition(merchant_settlement_pk("*"), "a merchant's own settlement mode (admin)")
 ORDER = Partition(order_pk("*", "*"), "merchants' order outcomes (coupons.data.orders), once per event id")
 
@@ -173,7 +181,11 @@ WRITERS: dict[str, TableAccess] = {
     ),
     # The journal, its postings and balances, and its source (redemption / reversal) leaving the
     # clearing-pending index. `infra.reclear` (an operator's tool) writes through the same code.
-    "clearing": TableAccess(READ, (PUT, UPDATE, CHECK), (JOURNAL, ENTRIES, BALANCE, REDEMPTION)),
+    # On a tenant with an instant flush threshold, also each merchant's redemption posting counted
+    # toward it in the same transaction (INSTANT_PENDING: coupons.data.instant_pending).
+    "clearing": TableAccess(
+        READ, (PUT, UPDATE, CHECK), (JOURNAL, ENTRIES, BALANCE, REDEMPTION, INSTANT_PENDING)
+    ),
     "settlement.open": TableAccess(READ, (PUT, UPDATE, CHECK), (RUN,)),
     "settlement.await_clearing": TableAccess(READ, indexes=True),
     # Claims postings (and carried amounts, which the unsettled index lists alike) with their lines,
@@ -220,7 +232,8 @@ WRITERS: dict[str, TableAccess] = {
     # redemption service: the redemption, its reversal, the coupon given back, its history, the
     # Idempotency-Key derived from the event), the ORDER_* exceptions.
     "orders": TableAccess(
-        READ, (PUT, UPDATE, DELETE, CHECK),
+        READ,
+        (PUT, UPDATE, DELETE, CHECK),
         (ORDER, REDEMPTION, COUPON, HISTORY, IDEMPOTENCY, RECON_EXCEPTION),
         indexes=True,
     ),

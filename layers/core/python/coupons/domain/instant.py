@@ -35,18 +35,24 @@ class InstantTerms:
     `window_seconds`: the longest a cleared posting waits (the event source's batching window: 60 on
     AWS, shorter locally for tests); `minimums`: the smallest instant payout per currency (none unless
     the tenant sets one: the scheduled runs' minimum transfer does not apply); `max_attempts`: failed
-    attempts before a payout's postings are given back to the scheduled runs."""
+    attempts before a payout's postings are given back to the scheduled runs; `thresholds`: per
+    currency, the pending amount of a party in one window that flushes it at once (none: windows only)."""
 
     default_mode: SettlementMode = SettlementMode.SCHEDULED
     window_seconds: int = 60
     minimums: dict[str, int] = field(default_factory=dict)
     max_attempts: int = 3
+    thresholds: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.window_seconds <= 60:
             raise ValueError("the batching window is 1..60 s")
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.minimums.values()):
             raise ValueError("minimums are non-negative integers in minor units")
+        if not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in self.thresholds.values()
+        ):
+            raise ValueError("flush thresholds are positive integers in minor units")
         if self.max_attempts < 1:
             raise ValueError("an instant payout makes at least one attempt")
 
@@ -70,6 +76,25 @@ def payout_id(party: str, window: datetime, n: int = 1) -> str:
         raise ValueError(f"a window has at most {MAX_PAYOUTS_PER_WINDOW} payouts per party")
     digest = hashlib.sha256(party.encode()).hexdigest()[:16]
     return f"{PAYOUT_PREFIX}{window.astimezone(UTC):%Y%m%d%H%M%S}_{digest}_{n}"
+
+
+FLUSH_MARK = "f"  # a threshold flush's payout: `ipo_{window}_{party hash}_f{currency}`
+
+
+def flush_payout_id(party: str, currency: str, window: datetime) -> str:
+    """The threshold flush's payout of a party, currency and window (coupons.data.instant_pending): one
+    per window at most (the total crosses its threshold once), derived from all three, so a redelivered
+    crossing finds it. Never one of the window's payouts (those end in a number): a posting belongs to
+    whichever of them claims it first."""
+    digest = hashlib.sha256(party.encode()).hexdigest()[:16]
+    return f"{PAYOUT_PREFIX}{window.astimezone(UTC):%Y%m%d%H%M%S}_{digest}_{FLUSH_MARK}{currency}"
+
+
+def counts_toward_flush(posting: dict[str, Any], thresholds: dict[str, int]) -> bool:
+    """Whether clearing counts a new posting into its party's pending total: one an instant payout
+    takes, in a currency with a threshold. Clearing knows no modes (it reads none): a SCHEDULED
+    merchant's postings count too, and the flush pays only the instant ones among them."""
+    return posting.get("currency") in thresholds and takes(posting)
 
 
 def takes(posting: dict[str, Any]) -> bool:

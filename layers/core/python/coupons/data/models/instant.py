@@ -78,3 +78,43 @@ class InstantStatementLine(MainModel):
     channel_reference = Text()
     window = Text()
     sent_at = Text()
+
+
+# -- the threshold flush (coupons.data.instant_pending) ----------------------------------------------
+# Per party, currency and window (clearing's time, aligned as coupons.domain.instant.window_start):
+#   IPENDING#{party}#{currency}#{YYYYMMDDHHMMSS}  / TOTAL            PendingTotal  what cleared, what is left
+#   IPENDING#{party}#{currency}#{YYYYMMDDHHMMSS}  / P#{journal_id}   PendingMark   one posting of it
+PENDING, PENDING_TOTAL_SK, PENDING_MARK = "IPENDING#", "TOTAL", "P#"
+PENDING_TOTAL_KIND, PENDING_MARK_KIND = "INSTANT_PENDING", "INSTANT_PENDING_POSTING"
+
+
+def pending_pk(party: str, currency: str, window: str) -> str:
+    """`window`: the window's start as YYYYMMDDHHMMSS (UTC)."""
+    return f"{PENDING}{party}#{currency}#{window}"
+
+
+def pending_mark_sk(journal_id: str) -> str:
+    return f"{PENDING_MARK}{journal_id}"
+
+
+class PendingTotal(MainModel):
+    """What a party's redemption postings of one currency cleared in one window add up to (`amount`,
+    ADDed by clearing in each posting's transaction) and what is still `remaining` to the tenant's
+    flush threshold (starts at the threshold, goes down): the stream mapping that flushes is filtered
+    to the record where `remaining` reaches 0 (or below). Expires with the table's TTL."""
+
+    kind = Text()
+    party = Text()
+    currency = Text()
+    window = Text()  # the window's start, RFC 3339
+    amount = Integer()
+    remaining = Integer()
+
+
+class PendingMark(MainModel):
+    """One posting counted into a PendingTotal, so the flush finds the party's postings of the window with
+    one Query (its postings are spread over the ledger's 32 shards). Expires with the table's TTL."""
+
+    kind = Text()
+    posting_pk = Text()
+    posting_sk = Text()
