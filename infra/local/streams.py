@@ -341,11 +341,8 @@ class _Poller:
         filters = compile_filters(esm.filter_criteria)
         while len(self._batch) < size:
             records, _ = self.delivery.table_records(
-                self.account,
-                self.region,
-                self.table_name,
-                self.position + self._scanned,
-                size - len(self._batch),
+                self.account, self.region, self.table_name,
+                self.position + self._scanned, size - len(self._batch),
             )
             if not records:
                 break

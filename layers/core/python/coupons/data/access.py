@@ -89,9 +89,7 @@ LINES = Partition(
     lines_pk(_RUN, "*"), "a run's lines: a copy of each posting it claimed", (lines_pk(_RUN_T0, "*"),)
 )
 HELD = Partition(
-    held_pk(_RUN, "*"),
-    "what a run's claim left waiting on a risk hold, for its statements",
-    (held_pk(_RUN_T0, "*"),),
+    held_pk(_RUN, "*"), "what a run's claim left waiting on a risk hold, for its statements", (held_pk(_RUN_T0, "*"),)
 )
 CARRY = Partition(carry_pk("*"), "amounts carried into the next run (coupons.data.settlement)")
 AUDIT_LOG = Partition("AUDITLOG#*", "the audit log's shard heads and entries (coupons.data.audit)")
@@ -108,9 +106,7 @@ RISK_SEEN = Partition(seen_pk("*"), "the stream records the anomaly detector has
 RECON_RUN = Partition(recon_run_pk("*"), "a reconciliation run (one per statement file version)")
 RECON_EXCEPTION = Partition(exception_pk("*"), "reconciliation exceptions: opened, compensated, resolved")
 RECON_COMPENSATION = Partition(compensation_pk("*"), "the compensation decided for an exception")
-RECON_TRANSFER = Partition(
-    transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)"
-)
+RECON_TRANSFER = Partition(transfer_state_pk("*"), "what a statement proved of a transfer (confirmed, returned)")
 INSTANT_PAYOUT = Partition(
     run_pk(_PAYOUT),
     "an instant payout: its run item, party, lines (coupons.services.instant)",
@@ -232,8 +228,7 @@ WRITERS: dict[str, TableAccess] = {
     # redemption service: the redemption, its reversal, the coupon given back, its history, the
     # Idempotency-Key derived from the event), the ORDER_* exceptions.
     "orders": TableAccess(
-        READ,
-        (PUT, UPDATE, DELETE, CHECK),
+        READ, (PUT, UPDATE, DELETE, CHECK),
         (ORDER, REDEMPTION, COUPON, HISTORY, IDEMPOTENCY, RECON_EXCEPTION),
         indexes=True,
     ),
