@@ -18,7 +18,6 @@ from coupons.data.models.instant import PENDING_TOTAL_SK
 from coupons.domain import instant as rules
 from coupons.domain.instant import InstantTerms, SettlementMode
 from coupons.domain.ledger import Journal, Leg
-from coupons.instant_wiring import crossing_of
 from coupons.services.instant_pending import PendingCounter
 from tests.dynamo_json import to_item
 from tests.integration.moto_threads import OneRequestAtATime
@@ -197,7 +196,9 @@ def _record(event, old, new):
     return record
 
 
-def test_only_the_crossing_record_is_a_flush_in_the_handler_and_in_the_mappings_filter():
+def test_only_the_crossing_record_is_a_flush_in_the_handler_and_in_the_mappings_filter(aws):
+    # (imported here, under the aws fixture's environment: the wiring builds the metrics' namespace on import)
+    from coupons.instant_wiring import crossing_of
     from infra.constructs.instant import crossing_filters
     from infra.local.streams import record_matches
 
