@@ -10,6 +10,10 @@ DynamoDB request the service's client makes (a botocore hook), main table and ba
 units modelled (COST_MODEL) from the items each write touches, read before and after through another
 client. Then the same batch again (a redelivery): what a no-op costs.
 
+Part 1b, the threshold flush (in-process): what clearing's transaction writes more per posting on a
+tenant with a `flush_threshold`, and per flush payout (one per party, its last posting crossing) the
+requests and write units, then a redelivered crossing.
+
 Part 2, latency (the local stack, `python -m infra.local --tenant demo`, as bench/settlement.py starts
 it): one merchant set INSTANT over HTTP, BENCH_ORDERS redemptions (default 40) over HTTP one after the
 other; latency = the bank's `accepted_at` of the payout that took the redemption's posting − the moment
@@ -195,6 +199,82 @@ def cost_per_payout() -> dict[str, Any]:
     return {"first": first, "redelivery": redelivery, "events": len(events)}
 
 
+def flush_cost() -> dict[str, Any]:
+    """The threshold flush: what clearing pays more per posting on a tenant with a threshold (the
+    pending total's ADD and the posting's mark in the journal's transaction), and per flush payout the
+    requests and write units (the crossing's marks read, the postings read whole, claimed, paid)."""
+    import boto3
+    from moto import mock_aws
+
+    from coupons.channels.simulated import SimulatedBank
+    from coupons.data.instant import InstantStore
+    from coupons.data.instant_pending import InstantPending
+    from coupons.data.ledger import LedgerStore
+    from coupons.data.redemptions import RedemptionStore
+    from coupons.data.schema import BANK, MAIN
+    from coupons.data.settlement import SettlementStore
+    from coupons.domain import instant as rules
+    from coupons.domain.instant import InstantTerms, SettlementMode
+    from coupons.domain.ledger import Journal, Leg
+    from coupons.services.instant import InstantPayouts
+    from coupons.services.instant_pending import PendingCounter
+    from coupons.services.settlement import SettlementSteps
+
+    at = datetime.now(UTC)
+    with mock_aws():
+        raw = boto3.client("dynamodb", region_name="eu-west-1")
+        raw.create_table(**MAIN.create_table_kwargs(MAIN_TABLE))
+        raw.create_table(**BANK.create_table_kwargs(BANK_TABLE))
+        clearing_client = boto3.client("dynamodb", region_name="eu-west-1")
+        clearing_meter = Meter(clearing_client, raw)
+        ledger = LedgerStore(clearing_client, MAIN_TABLE)
+        today = at.date().isoformat()
+        # Each party's postings sum to exactly its threshold: the last one crosses it.
+        threshold = sum(100 + n for n in range(POSTINGS))
+        terms = InstantTerms(default_mode=SettlementMode.INSTANT, thresholds={"CNY": threshold})
+        counter = PendingCounter(InstantPending(clearing_client, MAIN_TABLE), terms)
+        plain_wcu = counted_wcu = 0.0
+        for counted in (False, True):
+            clearing_meter.reset()
+            for p in range(PARTIES):
+                for n in range(POSTINGS):
+                    journal_id = f"jnl_rdm_{int(counted)}_{p:04d}_{n:03d}"
+                    journal = Journal(
+                        journal_id=journal_id, source_id=journal_id[4:], kind="REDEMPTION", currency="CNY",
+                        legs=(Leg("brand:b1", -(100 + n)), Leg(f"merchant:f{int(counted)}{p:04d}", 100 + n)),
+                        party_shares={},
+                    )  # fmt: skip
+                    extra = {"redemption_id": journal_id[4:], "merchant_id": f"f{int(counted)}{p:04d}"}
+                    also = counter.writes(journal, business_date=today, extra=extra, at=at) if counted else []
+                    ledger.post(journal, business_date=today, due_date=today, posted_at=f"{today}T01:00:00Z",
+                                extra=extra, also=also)  # fmt: skip
+            wcu = clearing_meter.wcu + clearing_meter.wcu_gsi
+            counted_wcu, plain_wcu = (wcu, plain_wcu) if counted else (counted_wcu, wcu)
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        meter = Meter(client, raw)
+        settlement = SettlementStore(client, MAIN_TABLE)
+        bank = SimulatedBank(client, BANK_TABLE)
+        steps = SettlementSteps(settlement, RedemptionStore(client, MAIN_TABLE), None, lambda: bank,
+                                time_zone="Asia/Shanghai", minimums={})  # fmt: skip
+        pending = InstantPending(client, MAIN_TABLE)
+        service = InstantPayouts(
+            InstantStore(client, MAIN_TABLE), settlement, steps, lambda: bank, terms,
+            time_zone="Asia/Shanghai", pending=pending,
+        )  # fmt: skip
+        window = rules.window_start(at, terms.window_seconds)
+        crossings = [pending.total(f"merchant:f1{p:04d}", "CNY", window) for p in range(PARTIES)]
+        assert all(c and c["remaining"] == 0 for c in crossings), crossings[:1]
+        meter.reset()
+        paid = [service.flush(c).paid for c in crossings]
+        assert all(len(x) == 1 for x in paid) and len(bank.accepted()) == PARTIES
+        first = (Counter(meter.requests), meter.wcu, meter.wcu_gsi, meter.rcu)
+        meter.reset()
+        assert all(service.flush(c).paid == [] for c in crossings)
+        again = (Counter(meter.requests), meter.wcu + meter.wcu_gsi)
+    postings = PARTIES * POSTINGS
+    return {"clearing_extra_wcu": (counted_wcu - plain_wcu) / postings, "first": first, "again": again}
+
+
 def latency() -> dict[str, Any]:
     from bench.settlement import LocalStack
     from coupons.channels.simulated import SimulatedBank
@@ -310,6 +390,21 @@ def main() -> int:
           f"concurrent batches x 1 / ({(total_main + bank_requests) / per:.1f} requests x {REQUEST_MS} ms) = "
           f"{lambda_ceiling:,.0f}/s; DynamoDB the settlement:{{channel}} balance shards 32 x 1,000 WCU/s / 2 = "
           f"{dynamodb_ceiling:,.0f}/s. Per party: one payout per window (60 s) per stream shard carrying it.")  # fmt: skip
+    print()
+    flush = flush_cost()
+    requests, wcu, wcu_gsi, rcu = flush["first"]
+    main_requests = {op: n for (table, op), n in requests.items() if table == MAIN_TABLE}
+    print(f"the threshold flush: {PARTIES} parties x {POSTINGS} postings, each party's last posting crossing")
+    print(f"  clearing, per merchant redemption posting on a tenant with a threshold: "
+          f"+{flush['clearing_extra_wcu']:.1f} write units (the window's total ADD + the posting's mark, "
+          "in the journal's transaction: 2 per item)")  # fmt: skip
+    print(f"  DynamoDB requests per flush payout (main table): {sum(main_requests.values()) / per:.2f}  "
+          + ", ".join(f"{op} {n / per:.2f}" for op, n in sorted(main_requests.items())))  # fmt: skip
+    print(f"  write units per flush payout: {(wcu + wcu_gsi) / per:.1f} = table {wcu / per:.1f} + gsi1 "
+          f"{wcu_gsi / per:.1f}; read units {rcu / per:.1f}")  # fmt: skip
+    again_requests, again_wcu = flush["again"]
+    print(f"  a redelivered crossing: {sum(again_requests.values()) / per:.2f} requests, "
+          f"{again_wcu / per:.1f} write units per party")  # fmt: skip
     print()
     if os.environ.get("BENCH_SKIP_STACK"):
         print("latency: skipped (BENCH_SKIP_STACK)")

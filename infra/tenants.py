@@ -55,8 +55,8 @@ class InstantSettlement(BaseModel):
     """Instant settlement (docs/instant.md; coupons.domain.instant.InstantTerms): the merchants' default
     mode (each may set its own through the admin route), the stream's batching window (the longest a
     cleared posting waits: at most 60 s), the most records per batch, the smallest instant payout per
-    currency (none unless set: the runs' minimum transfer does not apply), and how many failed attempts
-    before a payout's postings are left to the next scheduled run."""
+    currency (none unless set: the runs' minimum transfer does not apply), how many failed attempts
+    before a payout's postings are left to the next scheduled run, and the flush threshold per currency."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     default_mode: Literal["SCHEDULED", "INSTANT"] = "SCHEDULED"
@@ -64,6 +64,10 @@ class InstantSettlement(BaseModel):
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     minimum_transfer: dict[Currency, Annotated[int, Field(ge=0, le=10**12)]] = Field(default_factory=dict)
     max_attempts: int = Field(default=3, ge=1, le=5)  # under the stream mapping's 5 retries
+    # Per currency, a party's pending amount in one window that pays it at once, before the window ends
+    # (docs/instant.md, "The threshold flush"): clearing counts each merchant's redemption posting, a
+    # windowless stream mapping fires on the crossing. None set: windows only, clearing unchanged.
+    flush_threshold: dict[Currency, Annotated[int, Field(ge=1, le=10**12)]] = Field(default_factory=dict)
 
 
 class Tenant(BaseModel):

@@ -198,6 +198,15 @@ class MerchantSettlement(_Open):
     source: str = Field(description="merchant: its own setting; tenant: the tenant file's default")
 
 
+class CampaignSettlement(_Open):
+    campaign_id: str
+    mode: str = Field(
+        description="INSTANT: its merchants' redemption postings are paid as they clear, whatever their own "
+        "mode; SCHEDULED: nothing added (each merchant's own mode decides)"
+    )
+    source: str = Field(description="campaign: its own setting; default: none set")
+
+
 class InstantStatement(_Open):
     party: str
     date: str

@@ -8,6 +8,7 @@ local or replayed stream may still carry them.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 
 from aws_lambda_powertools import Logger
@@ -18,12 +19,15 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from coupons.config import settings
 from coupons.data.clients import dynamodb
 from coupons.data.commission import CommissionStore
+from coupons.data.instant_pending import InstantPending
 from coupons.data.ledger import LedgerStore
 from coupons.data.models.base import plain_image
 from coupons.data.redemption_stream import CLEARED, new_source
 from coupons.domain import calendars
 from coupons.observability import Event, count, metrics, tracer
 from coupons.services.clearing import Clearer
+from coupons.services.instant import INSTANT_SETTLEMENT, parse_terms
+from coupons.services.instant_pending import PendingCounter
 
 logger = Logger()
 # A batch whose records all failed is reported like any other (every record listed), not raised:
@@ -36,7 +40,17 @@ def clearer() -> Clearer:
         LedgerStore(dynamodb(), settings().main_table),
         calendar=calendars.from_environment(settings().holiday_calendar),
         commission=CommissionStore(dynamodb(), settings().main_table),
+        pending=pending_counter(),
     )
+
+
+def pending_counter() -> PendingCounter | None:
+    """The instant threshold's counting, on a tenant with a `flush_threshold` (its INSTANT_SETTLEMENT is
+    set on this function only then: docs/instant.md, "The threshold flush")."""
+    terms = parse_terms(os.environ.get(INSTANT_SETTLEMENT))
+    if not terms.thresholds:
+        return None
+    return PendingCounter(InstantPending(dynamodb(), settings().main_table), terms)
 
 
 def record_handler(record: DynamoDBRecord) -> str:

@@ -11,6 +11,7 @@ from constructs import Construct
 from coupons.data.redemption_stream import CLEARED, filter_patterns
 from coupons.data.schema import MAIN
 from infra.constructs.function import ServiceFunction, calendar_environment
+from infra.constructs.instant import flush_environment
 from infra.constructs.layers import Layers
 from infra.constructs.stream_consumer import StreamConsumer
 from infra.constructs.table_access import table_statements
@@ -65,7 +66,11 @@ class Clearing(Construct):
                 *self.stream.reading(),
                 self.stream.sending(),
             ],
-            environment={MAIN.env_var: table.table_name, **calendar_environment(tenant)},
+            environment={
+                MAIN.env_var: table.table_name,
+                **calendar_environment(tenant),
+                **flush_environment(tenant),  # the instant threshold: clearing counts postings toward it
+            },
             timeout_seconds=TIMEOUT_SECONDS,
             # Set aside (and capped): an API flood of any tenant cannot starve clearing, and clearing
             # cannot take more than one batch per shard anyway (parallelization 1).

@@ -13,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from coupons.data.models.instant import PENDING, PENDING_TOTAL_SK
 from coupons.data.schema import BANK, MAIN
 from coupons.services.instant import EVENT_SOURCE, INSTANT_SETTLEMENT
 from coupons.settlement_wiring import CHANNEL_FEES
@@ -41,9 +42,38 @@ def posting_filter() -> dict:
 
 def terms_environment(tenant: Tenant) -> str:
     assert tenant.instant_settlement is not None
-    return json.dumps(
-        tenant.instant_settlement.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-    )
+    terms = tenant.instant_settlement.model_dump(mode="json")
+    if not terms["flush_threshold"]:
+        del terms["flush_threshold"]  # none: the environment as before the flush existed
+    return json.dumps(terms, sort_keys=True, separators=(",", ":"))
+
+
+def flush_environment(tenant: Tenant) -> dict[str, str]:
+    """Clearing's: the instant terms on a tenant with a flush threshold (clearing then counts each
+    merchant's redemption posting); nothing otherwise, so clearing is unchanged there."""
+    terms = tenant.instant_settlement
+    return instant_environment(tenant) if terms is not None and terms.flush_threshold else {}
+
+
+def crossing_filters() -> list[dict]:
+    """Only the record where a party's pending total of a window reaches its threshold: `remaining`
+    (threshold − amount) at 0 or below in the new image, and above 0 in the old one (or no old one: the
+    window's first posting reached it alone). DynamoDB event filtering compares numbers on both images."""
+    total = {"Keys": {"pk": {"S": [{"prefix": PENDING}]}, "sk": {"S": [PENDING_TOTAL_SK]}}}
+    reached = {"remaining": {"N": [{"numeric": ["<=", 0]}]}}
+    return [
+        lambda_.FilterCriteria.filter({"eventName": ["INSERT"], "dynamodb": {**total, "NewImage": reached}}),
+        lambda_.FilterCriteria.filter(
+            {
+                "eventName": ["MODIFY"],
+                "dynamodb": {
+                    **total,
+                    "OldImage": {"remaining": {"N": [{"numeric": [">", 0]}]}},
+                    "NewImage": reached,
+                },
+            }
+        ),
+    ]
 
 
 def instant_environment(tenant: Tenant) -> dict[str, str]:
@@ -124,3 +154,11 @@ class InstantPayouts(Construct):
             batch_size=terms.batch_size,
             batching_window=Duration.seconds(terms.window_seconds),
         )
+        # The threshold flush: a second reader of the stream, without a window (a crossing is paid at
+        # once), on a tenant with a flush threshold only. Its failures share the DLQ and its alarm.
+        self.threshold_mapping = None
+        if terms.flush_threshold:
+            self.threshold_mapping = self.stream.attach(
+                self.function, filters=crossing_filters(), mapping_id="ThresholdMapping"
+            )
+            self.stream.mapping = self.mapping

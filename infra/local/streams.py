@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 log = logging.getLogger("local.streams")
@@ -82,6 +83,8 @@ def _leaf_matches(rule: Any, value: Any) -> bool:
             return (value is not _MISSING) is bool(rule["exists"])
         if set(rule) == {"prefix"} and isinstance(rule["prefix"], str):
             return isinstance(value, str) and value.startswith(rule["prefix"])
+        if set(rule) == {"numeric"}:
+            return _numeric_matches(rule["numeric"], value)
         if set(rule) == {"anything-but"}:
             excluded = (
                 rule["anything-but"] if isinstance(rule["anything-but"], list) else [rule["anything-but"]]
@@ -93,6 +96,37 @@ def _leaf_matches(rule: Any, value: Any) -> bool:
     if isinstance(value, list):
         return rule in value
     return value is not _MISSING and not isinstance(value, dict) and value == rule
+
+
+_COMPARE = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "=": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _numeric_matches(terms: Any, value: Any) -> bool:
+    """`{"numeric": [op, n]}` or `[op, n, op, n]` (a range), as Lambda's filtering compares a stream
+    image's number (its `N` string) with each bound."""
+    if (
+        not isinstance(terms, list)
+        or len(terms) not in (2, 4)
+        or any(terms[i] not in _COMPARE for i in range(0, len(terms), 2))
+        or any(
+            isinstance(terms[i], bool) or not isinstance(terms[i], int | float)
+            for i in range(1, len(terms), 2)
+        )
+    ):
+        raise UnsupportedPattern(f"unsupported numeric rule {terms!r}")
+    if value is _MISSING or isinstance(value, bool | dict | list):
+        return False
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return False
+    return all(_COMPARE[terms[i]](number, Decimal(str(terms[i + 1]))) for i in range(0, len(terms), 2))
 
 
 def compile_filters(filter_criteria: dict | None) -> list[dict] | None:

@@ -176,3 +176,41 @@ def test_the_next_scheduled_run_pays_the_left_postings_and_none_of_the_instant_o
     assert (failing.amount, failing.direction) == (ORDERS * DISCOUNT, "PAYOUT")
     # And the instant merchant was paid nothing more
     assert sum(r["amount"] for r in bank.records() if r["party"] == f"merchant:{world['instant']}") == ORDERS * DISCOUNT
+
+
+FLUSH_DISCOUNT = 12_000  # two orders of 120.00 off cross the demo tenant's 200.00 flush threshold
+
+
+def test_orders_whose_sum_crosses_the_threshold_are_paid_by_the_flush_before_the_window(world, local_stack, api, bank, ddb):
+    # Given an INSTANT merchant and two orders whose discounts sum past the threshold (demo: CNY 20000)
+    from infra.tenants import load_tenant
+
+    threshold = load_tenant("demo").instant_settlement.flush_threshold["CNY"]
+    assert 2 * FLUSH_DISCOUNT >= threshold > FLUSH_DISCOUNT
+    admin, tag = world["admin"], uuid.uuid4().hex[:8]
+    merchant = f"m-flush-{tag}"
+    key = api.ok("POST", "/v1/api-keys", admin, {"principal": f"merchant:{merchant}"})["api_key"]
+    api.ok("PUT", f"/v1/merchants/{merchant}/settlement", admin, {"mode": "INSTANT"})
+    campaign = api.ok("POST", "/v1/campaigns", admin, {
+        "name": f"flush {tag}", "type": "FIXED", "amount": FLUSH_DISCOUNT, "brand_id": f"brand-fl-{tag}",
+        "currency": "CNY", "valid_days": 30, "total_quantity": 2, "settlement_cycle": "T+1",
+    })["campaign_id"]  # fmt: skip
+    api.ok("POST", f"/v1/campaigns/{campaign}/activate", admin)
+    codes = [api.ok("POST", f"/v1/campaigns/{campaign}/coupons", admin, {"user_id": f"u-fl-{tag}-{i}"})["code"]
+             for i in range(2)]  # fmt: skip
+    # When both are redeemed, one after the other
+    for code in codes:
+        assert redeem(api, key, merchant, code, 20_000)["discount"] == FLUSH_DISCOUNT
+    # Then the crossing's flush paid them (its payout `…_fCNY`, coupons.domain.instant.flush_payout_id,
+    # not the window's), each once
+    party = f"merchant:{merchant}"
+    records = wait_until(
+        lambda: (r := [x for x in bank.records() if x["party"] == party])
+        and sum(x["amount"] for x in r) >= 2 * FLUSH_DISCOUNT and r,
+        PAID_WITHIN_S,
+        "the flush's payout",
+    )
+    assert sum(r["amount"] for r in records) == 2 * FLUSH_DISCOUNT
+    assert any(r["run_id"].endswith("_fCNY") for r in records), [r["run_id"] for r in records]
+    found = postings(local_stack, ddb, merchant)
+    assert len(found) == 2 and all(p["settled"] for p in found)

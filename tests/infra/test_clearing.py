@@ -9,6 +9,7 @@ import pytest
 
 from coupons.data.schema import MAIN
 from infra.constructs.function import calendar_environment
+from infra.constructs.instant import flush_environment
 from infra.tenants import load_tenant
 from tests.infra.conftest import only, resources
 from tests.infra.test_functions import _listed, _role_of, _statements
@@ -135,6 +136,8 @@ def test_the_clearing_function_is_configured_for_its_tenant(tenant: str, clearin
         "TENANT_TIME_ZONE": settings.settlement_time_zone,
         # The tenant's holiday calendar, when it has one (acme: Berlin): T+N in business days.
         **calendar_environment(settings),
+        # The instant terms, on a tenant with a flush threshold only (demo): clearing counts toward it.
+        **flush_environment(settings),
         MAIN.env_var: {"Ref": MAIN.logical_id},
         "POWERTOOLS_SERVICE_NAME": "coupons",
         "POWERTOOLS_METRICS_NAMESPACE": f"CouponClearing/{tenant}",

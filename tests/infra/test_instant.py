@@ -49,7 +49,7 @@ def test_the_payout_mapping_reads_the_stream_through_a_filter_and_a_window_of_at
             "FunctionName": {"Ref": Match.string_like_regexp("^InstantHandler")},
         },
     )
-    [mapping] = _mappings(template).values()
+    [mapping] = [m for k, m in _mappings(template).items() if k.startswith("InstantStreamMapping")]
     [pattern] = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
     assert pattern == {
         "eventName": ["INSERT"],
@@ -83,3 +83,49 @@ def test_the_payout_function_has_its_alarms(synthesized):
     alarms = resources(synthesized.templates["demo"], "AWS::CloudWatch::Alarm")
     names = " ".join(json.dumps(a["Properties"].get("AlarmName", "")) for a in alarms.values())
     assert "InstantIteratorAge" in names or any("Instant" in k for k in alarms)
+
+
+def test_the_threshold_mapping_reads_the_stream_without_a_window_filtered_to_the_totals_crossing(synthesized):
+    template = synthesized.templates["demo"]
+    assert load_tenant("demo").instant_settlement.flush_threshold  # demo has one (make local shows it)
+    [mapping] = [m for k, m in _mappings(template).items() if k.startswith("InstantThresholdMapping")]
+    properties = mapping["Properties"]
+    assert "MaximumBatchingWindowInSeconds" not in properties  # a crossing is paid at once
+    assert properties["EventSourceArn"] == STREAM_ARN
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["DestinationConfig"]["OnFailure"]["Destination"]
+    assert properties["FunctionName"]["Ref"].startswith("InstantHandler")
+    patterns = [json.loads(f["Pattern"]) for f in properties["FilterCriteria"]["Filters"]]
+    total = {"pk": {"S": [{"prefix": "IPENDING#"}]}, "sk": {"S": ["TOTAL"]}}
+    assert patterns == [
+        {
+            "eventName": ["INSERT"],
+            "dynamodb": {"Keys": total, "NewImage": {"remaining": {"N": [{"numeric": ["<=", 0]}]}}},
+        },
+        {
+            "eventName": ["MODIFY"],
+            "dynamodb": {
+                "Keys": total,
+                "OldImage": {"remaining": {"N": [{"numeric": [">", 0]}]}},
+                "NewImage": {"remaining": {"N": [{"numeric": ["<=", 0]}]}},
+            },
+        },
+    ]
+
+
+def test_only_a_tenant_with_a_threshold_gives_clearing_its_instant_terms_and_has_the_second_mapping(
+    template, tenant
+):
+    terms = load_tenant(tenant).instant_settlement
+    thresholds = bool(terms and terms.flush_threshold)
+    mappings = _mappings(template)
+    assert any(k.startswith("InstantThresholdMapping") for k in mappings) == thresholds
+    functions = resources(template, "AWS::Lambda::Function")
+    [clearing] = [
+        f for k, f in functions.items()
+        if k.startswith("ClearingHandler") or "Clearing" in f["Properties"].get("Description", "")
+    ]  # fmt: skip
+    variables = clearing["Properties"]["Environment"]["Variables"]
+    assert ("INSTANT_SETTLEMENT" in variables) == thresholds
+    if thresholds:
+        assert json.loads(variables["INSTANT_SETTLEMENT"])["flush_threshold"] == terms.flush_threshold

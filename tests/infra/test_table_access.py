@@ -36,7 +36,8 @@ EXPECTED = {
         "ORDER#*#*",  # orders against coupons (issue #16 point 8): POST /v1/orders/events
         "MERCHANT#*",  # a merchant's settlement mode (issue #15 point 1): PUT /v1/merchants/{id}/settlement
     ],
-    "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*"],
+    # IPENDING: the instant flush threshold's totals and marks, in the journal's transaction
+    "clearing": ["JOURNAL#*", "ENTRIES#*", "BALANCE#*#*", "REDEMPTION#*", "IPENDING#*#*#*"],
     "settlement.open": [*RUN],
     "settlement.await_clearing": None,
     # Issue #18 point 5: what it leaves waiting on a risk hold, for the run's statements.

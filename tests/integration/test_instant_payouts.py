@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 import pytest
 
 from coupons.data.instant import InstantStore
+from coupons.data.instant_pending import InstantPending
 from coupons.data.ledger import SHARDS
 from coupons.data.settlement import SettlementStore
 from coupons.domain import settlement as rules
 from coupons.domain.instant import InstantTerms, SettlementMode, is_payout
+from coupons.domain.ledger import Journal, Leg
 from coupons.services.instant import LEFT_TO_RUN, InstantPayouts
 from coupons.services.settlement import SettlementSteps
 from tests.integration.moto_threads import OneRequestAtATime
@@ -27,6 +29,7 @@ class Instant:
 
     def __init__(self, world, *, terms=None, client=None):
         self.world = world
+        self.pending = InstantPending(client or world.ddb, MAIN_TABLE)
         self.events = []
         self.store = InstantStore(client or world.ddb, MAIN_TABLE)
         settlement = SettlementStore(client, MAIN_TABLE) if client else world.store
@@ -38,7 +41,7 @@ class Instant:
             self.store, settlement, steps, lambda: world.bank,
             terms or InstantTerms(default_mode=SettlementMode.INSTANT),
             time_zone="Asia/Shanghai", clock=world.clock,
-            emit=lambda kind, detail: self.events.append((kind, detail)),
+            emit=lambda kind, detail: self.events.append((kind, detail)), pending=self.pending,
         )  # fmt: skip
 
     def deliver(self, postings, at=AT):
@@ -97,6 +100,56 @@ def test_a_scheduled_merchant_is_not_paid_instantly(world):
     # Its own setting overrides the tenant's
     instant.store.set_mode("m1", "INSTANT", at="2026-03-09T10:00:00Z", by="admin")
     assert len(instant.deliver(world.postings()).paid) == 1
+
+
+def post_campaign_orders(world, campaign, n=2, *, amount=30, merchant="merchant:m1"):
+    for i in range(n):
+        world.ledger.post(
+            Journal(
+                journal_id=f"jnl_rdm_{campaign}_{i}", source_id=f"rdm_{campaign}_{i}", kind="REDEMPTION",
+                currency="CNY", legs=(Leg("brand:b1", -amount), Leg(merchant, amount)), party_shares={},
+            ),
+            business_date=DAY, due_date=DAY, posted_at=f"{DAY}T12:00:00Z",
+            extra={"redemption_id": f"rdm_{campaign}_{i}", "merchant_id": "m1", "campaign_id": campaign},
+        )  # fmt: skip
+
+
+def test_a_scheduled_merchants_posting_of_an_instant_campaign_is_paid_instantly_the_others_by_the_run(world):
+    # Given a SCHEDULED merchant (the tenant's default) with orders of two campaigns, one made INSTANT
+    post_campaign_orders(world, "c-fast", 2, amount=30)
+    post_campaign_orders(world, "c-slow", 3, amount=40)
+    instant = Instant(world, terms=InstantTerms())
+    instant.store.set_campaign_mode("c-fast", "INSTANT", at="2026-03-09T10:00:00Z", by="admin")
+    instant.store.set_campaign_mode("c-slow", "SCHEDULED", at="2026-03-09T10:00:00Z", by="admin")
+    reads = []
+
+    def seen(params, **_):
+        reads.append(params)
+
+    # When the stream delivers the window's postings
+    world.ddb.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", seen)
+    try:
+        outcome = instant.deliver(world.postings())
+    finally:
+        world.ddb.meta.events.unregister("before-parameter-build.dynamodb.BatchGetItem", seen)
+
+    # Then the INSTANT campaign's two postings are one payout of 60; the other campaign's wait for the run
+    [(party, amount, payout)] = paid_by_bank(world)
+    assert (party, amount) == ("merchant:m1", 60) and outcome.paid == [payout]
+    by_campaign = {}
+    for p in merchant_postings(world):
+        by_campaign.setdefault(p["campaign_id"], []).append(p.get("run_id"))
+    assert by_campaign == {"c-fast": [payout, payout], "c-slow": [None, None, None]}
+    # And the merchants' and the campaigns' modes were read in one BatchGetItem
+    modes = [
+        r for r in reads
+        if any(k["sk"]["S"] == "SETTLEMENT" for t in r["RequestItems"].values() for k in t["Keys"])
+    ]  # fmt: skip
+    assert len(modes) == 1
+    # And the next scheduled run pays the rest, once
+    world.settle()
+    assert world.paid()["merchant:m1"] == 120
+    assert sum(r["amount"] for r in world.bank.records() if r["party"] == "merchant:m1") == 180
 
 
 def test_a_redelivered_batch_pays_nothing_twice_and_appends_nothing_twice(world):

@@ -312,6 +312,14 @@ def test_a_function_error_bisects_the_batch_down_to_the_bad_record(local):
         ({"a": [{"prefix": "RED"}]}, {"a": "REDEMPTION"}, True),
         ({"a": [{"anything-but": ["X"]}]}, {"a": "Y"}, True),
         ({"a": [{"anything-but": ["X"]}]}, {"a": "X"}, False),
+        # numeric, as the instant threshold's mapping uses it on a stream image's N (a string)
+        ({"a": {"N": [{"numeric": ["<=", 0]}]}}, {"a": {"N": "0"}}, True),
+        ({"a": {"N": [{"numeric": ["<=", 0]}]}}, {"a": {"N": "-25"}}, True),
+        ({"a": {"N": [{"numeric": ["<=", 0]}]}}, {"a": {"N": "1"}}, False),
+        ({"a": {"N": [{"numeric": [">", 0]}]}}, {"a": {"N": "0"}}, False),
+        ({"a": {"N": [{"numeric": [">", 0, "<=", 5]}]}}, {"a": {"N": "5"}}, True),
+        ({"a": {"N": [{"numeric": [">", 0]}]}}, {}, False),
+        ({"a": {"N": [{"numeric": [">", 0]}]}}, {"a": {"N": "x"}}, False),
     ],
 )
 def test_filter_patterns(pattern, record, matches):
@@ -319,7 +327,8 @@ def test_filter_patterns(pattern, record, matches):
 
 
 def test_an_unsupported_filter_is_not_applied():
-    assert compile_filters({"Filters": [{"Pattern": json.dumps({"n": [{"numeric": [">", 1]}]})}]}) is None
+    assert compile_filters({"Filters": [{"Pattern": json.dumps({"n": [{"suffix": "x"}]})}]}) is None
+    assert compile_filters({"Filters": [{"Pattern": json.dumps({"n": [{"numeric": ["~", 1]}]})}]}) is None
 
 
 def test_a_failed_transaction_puts_back_exactly_the_items_it_touched(local):

@@ -136,6 +136,9 @@ def api_flows(api, keys, settlement) -> None:  # noqa: F811
     approve(api, admin, rule)
     funded = campaign_with(api, issuer, rule).json["campaign_id"]
     assert api.call("POST", f"/v1/campaigns/{funded}/activate", api_key=issuer).status == 200
+    # A campaign's settlement mode (instant settlement, docs/instant.md)
+    path = f"/v1/campaigns/{funded}/settlement"
+    assert api.call("PUT", path, api_key=admin, body={"mode": "SCHEDULED"}).status == 200
     plain = active_campaign(api, keys, per_user_limit=10)
     qr = active_campaign(api, keys, per_user_limit=10, verification_methods=["QR_TOKEN"])
     for n, campaign_id in enumerate((funded, plain, plain)):
@@ -197,6 +200,7 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
     api,
     keys,
     settlement,  # noqa: F811
+    monkeypatch,
 ):
     # Given everything the API writes
     real_call = api.call
@@ -210,9 +214,15 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
         if i.get("kind", {}).get("S") in ("REDEMPTION", "REVERSAL")
     ]
     sources.sort(key=lambda i: i["kind"]["S"] != "REDEMPTION")
+    # (on a tenant with an instant flush threshold: clearing counts merchants' postings toward it)
+    monkeypatch.setenv("INSTANT_SETTLEMENT", json.dumps({"flush_threshold": {"CNY": 1}}))
     clearing = load_clearing_handler()
     with recorder.as_("clearing"):
         assert clearing.lambda_handler(stream_event(sources), FakeContext())["batchItemFailures"] == []
+    monkeypatch.delenv("INSTANT_SETTLEMENT")
+    totals = [from_item(i) for i in api.ddb.scan(TableName=TABLE)["Items"]
+              if i["pk"]["S"].startswith("IPENDING#merchant:m-001#") and i["sk"]["S"] == "TOTAL"]  # fmt: skip
+    assert totals
     assert api.call("GET", "/v1/accounts/merchant:m-001/balance", api_key=keys["admin"]).status == 200
 
     # And the anomaly detector counts the redemptions, told to flag at once (its hold and records too)
@@ -264,6 +274,17 @@ def test_every_item_each_function_writes_lies_in_its_partitions_and_every_call_i
     with recorder.as_("instant"):
         assert instant.process(merchant_postings[:1], delivered_at=datetime.now(ZoneInfo("UTC"))).left
         assert instant.process(merchant_postings[1:], delivered_at=datetime.now(ZoneInfo("UTC"))).paid
+    # ... and a crossing's flush of m-001's window (its postings paid or given back already: it reads)
+    from coupons.data.instant_pending import InstantPending
+
+    flusher = InstantPayouts(
+        InstantStore(api.ddb, TABLE), SettlementStore(api.ddb, TABLE), steps(0), lambda: bank,
+        InstantTerms(default_mode="INSTANT", max_attempts=1), time_zone="Asia/Shanghai",
+        pending=InstantPending(api.ddb, TABLE),
+    )  # fmt: skip
+    with recorder.as_("instant"):
+        for total in totals:
+            assert flusher.flush(total).paid == []
 
     later = (date.fromisoformat(PAST) + timedelta(days=10)).isoformat()
     settle(recorder, steps(10**9), later, "exec-carry")

@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coupons.domain import instant as rules
-from coupons.domain.instant import InstantTerms
+from coupons.domain.instant import InstantTerms, SettlementMode
+
+INSTANT, SCHEDULED = SettlementMode.INSTANT, SettlementMode.SCHEDULED
 
 
 def posting(journal_id, amount, *, account="merchant:m1", kind="REDEMPTION", currency="CNY", **more):
@@ -24,6 +26,30 @@ def test_a_payout_takes_a_merchants_redemption_postings_it_is_owed_and_nothing_e
     assert not rules.takes(posting("j4", 10, account="platform"))
     assert not rules.takes(posting("j5", 0))
     assert not rules.takes(posting("j6", 10, review_hold="review:r1"))
+
+
+def test_a_posting_is_instant_when_its_merchant_or_its_campaign_is_instant():
+    of = posting("j1", 10, campaign_id="c-fast")
+    other = posting("j2", 10, campaign_id="c-slow")
+    # A SCHEDULED merchant: only its INSTANT campaign's posting is paid instantly
+    assert rules.is_instant(of, {}, {"c-fast": "INSTANT"}, SCHEDULED)
+    assert not rules.is_instant(other, {}, {"c-fast": "INSTANT", "c-slow": "SCHEDULED"}, SCHEDULED)
+    # An INSTANT merchant (its own or the tenant's default): a campaign's SCHEDULED takes nothing away
+    assert rules.is_instant(other, {"m1": "INSTANT"}, {"c-slow": "SCHEDULED"}, SCHEDULED)
+    assert rules.is_instant(other, {}, {"c-slow": "SCHEDULED"}, INSTANT)
+    assert not rules.is_instant(other, {"m1": "SCHEDULED"}, {}, INSTANT)  # its own beats the default
+    # What a payout never takes stays out whatever the modes
+    assert not rules.is_instant(
+        posting("j3", -10, kind="REVERSAL", campaign_id="c-fast"), {}, {"c-fast": "INSTANT"}, INSTANT
+    )
+    assert not rules.is_instant(posting("j4", 10), {}, {}, SCHEDULED)  # no campaign: the merchant decides
+    found = rules.instant_by_party(
+        [of, other, posting("j5", 5, account="merchant:m2", campaign_id="c-slow")],
+        {},
+        {"c-fast": "INSTANT"},
+        SCHEDULED,
+    )
+    assert {p: [x["journal_id"] for x in xs] for p, xs in found.items()} == {"merchant:m1": ["j1"]}
 
 
 def test_postings_are_grouped_per_party_in_journal_id_order_each_once():
@@ -79,19 +105,32 @@ postings_strategy = st.lists(
         account=st.sampled_from(["merchant:m1", "merchant:m2", "brand:b1", "platform"]),
         kind=st.sampled_from(["REDEMPTION", "REVERSAL"]),
         currency=st.sampled_from(["CNY", "EUR"]),
+        campaign_id=st.sampled_from([None, "c1", "c2"]),
     ),
     max_size=60,
 )
+modes = st.sampled_from(["SCHEDULED", "INSTANT"])
 
 
-@given(postings_strategy, st.dictionaries(st.sampled_from(["CNY", "EUR"]), st.integers(0, 20_000)))
+@given(
+    postings_strategy,
+    st.dictionaries(st.sampled_from(["CNY", "EUR"]), st.integers(0, 20_000)),
+    st.dictionaries(st.sampled_from(["m1", "m2"]), modes),
+    st.dictionaries(st.sampled_from(["c1", "c2"]), modes),
+    st.sampled_from([SCHEDULED, INSTANT]),
+)
 def test_property_what_instant_payouts_take_plus_what_is_left_to_the_run_is_what_cleared_never_twice(
-    postings, minimums
+    postings, minimums, merchant_modes, campaign_modes, default
 ):
     # Each posting is either taken by an instant payout of its party or left to the scheduled run,
-    # never both, never lost: per currency Σ taken + Σ left = Σ cleared, to the unit.
+    # never both, never lost: per currency Σ taken + Σ left = Σ cleared, to the unit; and what is taken
+    # is instant by its merchant's mode in force or by its campaign's.
     taken_ids, left_ids = [], []
-    for party, theirs in rules.by_party(postings).items():
+    instant = rules.instant_by_party(postings, merchant_modes, campaign_modes, default)
+    for party, theirs in instant.items():
+        for p in theirs:
+            in_force = merchant_modes.get(rules.merchant_of(party), default)
+            assert "INSTANT" in (in_force, campaign_modes.get(p.get("campaign_id") or ""))
         taken, left = rules.payable(theirs, minimums)
         assert all(p["account"] == party and p["amount"] > 0 for p in taken)
         assert sum(rules.pending(taken).values()) >= 0
@@ -100,6 +139,14 @@ def test_property_what_instant_payouts_take_plus_what_is_left_to_the_run_is_what
         taken_ids += [p["journal_id"] + p["account"] for p in taken]
         left_ids += [p["journal_id"] + p["account"] for p in left]
     unique = {p["journal_id"] + p["account"]: p for p in postings}
+    # ... and nothing instant is missed: every posting a payout takes whose merchant or campaign is INSTANT
+    chosen = {p["journal_id"] + p["account"] for theirs in instant.values() for p in theirs}
+    for key, p in unique.items():
+        by_merchant = (
+            rules.takes(p) and merchant_modes.get(rules.merchant_of(p["account"]), default) == "INSTANT"
+        )
+        by_campaign = rules.takes(p) and campaign_modes.get(p.get("campaign_id") or "") == "INSTANT"
+        assert (key in chosen) == (by_merchant or by_campaign)
     assert len(taken_ids) == len(set(taken_ids)) and not set(taken_ids) & set(left_ids)
     to_the_run = [p for key, p in unique.items() if key not in set(taken_ids)]
     for currency in ("CNY", "EUR"):

@@ -1,11 +1,11 @@
-"""Instant settlement (即时到账, docs/instant.md): a merchant's settlement mode, a party's instant
-statement of the day."""
+"""Instant settlement (即时到账, docs/instant.md): a merchant's and a campaign's settlement mode, a party's
+instant statement of the day."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from answers import InstantStatement, MerchantSettlement, documented
+from answers import CampaignSettlement, InstantStatement, MerchantSettlement, documented
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +60,58 @@ def get_mode(merchant_id: str):
     return json_response(
         200,
         instant_settings.mode_of(dependencies.instant(), dependencies.instant_terms(), merchant_id, caller()),
+    )
+
+
+class SetCampaignMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Annotated[
+        Literal["SCHEDULED", "INSTANT"],
+        Field(
+            description="INSTANT: its merchants' redemption postings are paid as they clear, whatever their "
+            "own mode; SCHEDULED: nothing added (each merchant's own mode decides)"
+        ),
+    ]
+
+
+@app.put(
+    "/v1/campaigns/<campaign_id>/settlement",
+    summary="Set a campaign's settlement mode (admin): INSTANT pays its merchants' redemption postings "
+    "as they clear",
+    tags=["settlement"],
+    openapi_extensions=roles(Role.ADMIN),
+    operation_id="setCampaignSettlement",
+    responses=documented((200, CampaignSettlement, "the campaign's mode now")),
+)
+def set_campaign_mode(campaign_id: str, body: Annotated[SetCampaignMode, Body()]):
+    return json_response(
+        200,
+        instant_settings.set_campaign_mode(
+            dependencies.instant(),
+            dependencies.campaigns(),
+            dependencies.instant_terms(),
+            campaign_id,
+            SettlementMode(body.mode),
+            caller(),
+        ),
+    )
+
+
+@app.get(
+    "/v1/campaigns/<campaign_id>/settlement",
+    summary="A campaign's settlement mode (admin, finance, or its issuer)",
+    tags=["settlement"],
+    openapi_extensions=roles(Role.ADMIN, Role.FINANCE, Role.ISSUER),
+    operation_id="getCampaignSettlement",
+    responses=documented((200, CampaignSettlement, "its own mode, or SCHEDULED (none set)")),
+)
+def get_campaign_mode(campaign_id: str):
+    return json_response(
+        200,
+        instant_settings.campaign_mode_of(
+            dependencies.instant(), dependencies.campaigns(), campaign_id, caller()
+        ),
     )
 
 

@@ -13,7 +13,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from coupons.config import settings
 from coupons.data.clients import dynamodb, events
 from coupons.data.instant import InstantStore
+from coupons.data.instant_pending import InstantPending
 from coupons.data.models.base import plain_image
+from coupons.data.models.instant import PENDING, PENDING_TOTAL_SK
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import SettlementStore
 from coupons.observability import metrics
@@ -32,6 +34,25 @@ def posting_of(record: dict[str, Any]) -> dict[str, Any] | None:
     if not keys.get("pk", {}).get("S", "").startswith("ENTRIES#merchant:"):
         return None
     return plain_image(image)
+
+
+def crossing_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A party's pending total that reached its flush threshold (plain values), from a stream record, or
+    None (the threshold mapping's filter lets only these through on AWS; a local stream may not)."""
+    keys = (record.get("dynamodb") or {}).get("Keys") or {}
+    image = (record.get("dynamodb") or {}).get("NewImage")
+    if record.get("eventName") not in ("INSERT", "MODIFY") or not image:
+        return None
+    if (
+        not keys.get("pk", {}).get("S", "").startswith(PENDING)
+        or keys.get("sk", {}).get("S") != PENDING_TOTAL_SK
+    ):
+        return None
+    total = plain_image(image)
+    old = plain_image((record.get("dynamodb") or {}).get("OldImage") or {})
+    if total.get("remaining", 1) > 0 or old.get("remaining", 1) <= 0:
+        return None  # not the crossing itself: below the threshold still, or past it already
+    return total
 
 
 @cache
@@ -77,6 +98,7 @@ def payouts() -> InstantPayouts:
         time_zone=settings().time_zone,
         emit=_emit,
         metric=_metric,
+        pending=InstantPending(dynamodb(), table),
     )
 
 

@@ -20,7 +20,7 @@ from coupons.data.models.commission import SCHEDULE_PK as COMMISSION_PK
 from coupons.data.models.coupons import coupon_pk, history_pk, holding_pk
 from coupons.data.models.funding import rule_pk
 from coupons.data.models.idempotency import idempotency_pk
-from coupons.data.models.instant import instant_statement_pk, merchant_settlement_pk
+from coupons.data.models.instant import instant_statement_pk, merchant_settlement_pk, pending_pk
 from coupons.data.models.ledger import ENTRIES as ENTRIES_PREFIX
 from coupons.data.models.ledger import balance_pk, journal_pk
 from coupons.data.models.orders import order_pk
@@ -113,6 +113,10 @@ INSTANT_PAYOUT = Partition(
     (parties_pk(_PAYOUT, "*"), lines_pk(_PAYOUT, "*")),
 )
 INSTANT_STATEMENT = Partition(instant_statement_pk("*", "*"), "a party's instant statement of the day")
+INSTANT_PENDING = Partition(
+    pending_pk("*", "*", "*"),
+    "a party's pending total of a window and its postings' marks, toward the instant flush threshold",
+)
 MERCHANT_SETTLEMENT = Partition(merchant_settlement_pk("*"), "a merchant's own settlement mode (admin)")
 ORDER = Partition(order_pk("*", "*"), "merchants' order outcomes (coupons.data.orders), once per event id")
 
@@ -173,7 +177,11 @@ WRITERS: dict[str, TableAccess] = {
     ),
     # The journal, its postings and balances, and its source (redemption / reversal) leaving the
     # clearing-pending index. `infra.reclear` (an operator's tool) writes through the same code.
-    "clearing": TableAccess(READ, (PUT, UPDATE, CHECK), (JOURNAL, ENTRIES, BALANCE, REDEMPTION)),
+    # On a tenant with an instant flush threshold, also each merchant's redemption posting counted
+    # toward it in the same transaction (INSTANT_PENDING: coupons.data.instant_pending).
+    "clearing": TableAccess(
+        READ, (PUT, UPDATE, CHECK), (JOURNAL, ENTRIES, BALANCE, REDEMPTION, INSTANT_PENDING)
+    ),
     "settlement.open": TableAccess(READ, (PUT, UPDATE, CHECK), (RUN,)),
     "settlement.await_clearing": TableAccess(READ, indexes=True),
     # Claims postings (and carried amounts, which the unsettled index lists alike) with their lines,

@@ -11,12 +11,16 @@ from typing import Any
 from pynamodb.exceptions import PutError, TransactWriteError
 
 from coupons.data.models.base import Transaction, failed_condition
+from coupons.data.models.campaigns import campaign_pk
 from coupons.data.models.instant import (
+    CAMPAIGN_SETTLEMENT_KIND,
     INSTANT_LINE_KIND,
     MERCHANT_SETTLEMENT_KIND,
     SETTLEMENT_SK,
+    CampaignSettlement,
     InstantStatementLine,
     MerchantSettlement,
+    SettlementSetting,
     instant_line_sk,
     instant_statement_pk,
     merchant_settlement_pk,
@@ -40,6 +44,8 @@ class InstantStore:
     def __init__(self, client, table_name: str):
         self._client = client
         self._modes = MerchantSettlement.bound(client, table_name)
+        self._campaign_modes = CampaignSettlement.bound(client, table_name)
+        self._settings = SettlementSetting.bound(client, table_name)
         self._statement = InstantStatementLine.bound(client, table_name)
         self._postings = PostingClaim.bound(client, table_name)
         self._lines = SettlementLine.bound(client, table_name)
@@ -70,8 +76,46 @@ class InstantStore:
 
     def modes(self, merchant_ids: list[str]) -> dict[str, str]:
         """The merchants' own modes (those that set one), in one batch read."""
+        return self.settings(merchant_ids, [])[0]
+
+    def settings(
+        self, merchant_ids: list[str], campaign_ids: list[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """(the merchants' own modes, the campaigns' modes) of those that set one: one BatchGetItem over
+        both families (per 100 keys), strongly consistent, so a change applies from the next batch."""
         keys = [(merchant_settlement_pk(m), SETTLEMENT_SK) for m in sorted(set(merchant_ids))]
-        return {found.merchant_id: found.mode for found in self._modes.batch_get(keys, consistent_read=True)}
+        keys += [(campaign_pk(c), SETTLEMENT_SK) for c in sorted(set(campaign_ids))]
+        merchants: dict[str, str] = {}
+        campaigns: dict[str, str] = {}
+        for found in self._settings.batch_get(keys, consistent_read=True):
+            if found.kind == CAMPAIGN_SETTLEMENT_KIND:
+                campaigns[found.campaign_id] = found.mode
+            elif found.kind == MERCHANT_SETTLEMENT_KIND:
+                merchants[found.merchant_id] = found.mode
+        return merchants, campaigns
+
+    # -- campaigns' modes ------------------------------------------------------------------------
+
+    def set_campaign_mode(self, campaign_id: str, mode: str, *, at: str, by: str | None) -> dict[str, Any]:
+        record = self._campaign_modes(
+            campaign_pk(campaign_id),
+            SETTLEMENT_SK,
+            kind=CAMPAIGN_SETTLEMENT_KIND,
+            campaign_id=campaign_id,
+            mode=mode,
+            updated_at=at,
+            updated_by=by,
+        )
+        record.save()  # the service read the campaign first; the last admin's word holds: a setting
+        return record.record()
+
+    def campaign_mode(self, campaign_id: str) -> dict[str, Any] | None:
+        try:
+            return self._campaign_modes.get(
+                campaign_pk(campaign_id), SETTLEMENT_SK, consistent_read=True
+            ).record()
+        except self._campaign_modes.DoesNotExist:
+            return None
 
     # -- postings --------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactGet
 
 from coupons.data.funding_rules import FundingRuleStore
-from coupons.data.models.base import Transaction, connection
+from coupons.data.models.base import Transaction, Write, connection
 from coupons.data.models.ledger import (
     BALANCE_SK,
     JOURNAL_SK,
@@ -106,6 +106,7 @@ class LedgerStore(FundingRuleStore):
         source_key: dict[str, str] | None = None,
         reversal_of: tuple[str, int] | None = None,
         refund: int | None = None,
+        also: tuple[Write, ...] | list[Write] = (),
     ) -> None:
         """Writes the journal, its postings and balance updates in ONE transaction, under the condition
         that the journal does not exist yet: a redelivered record can never post twice.
@@ -118,7 +119,10 @@ class LedgerStore(FundingRuleStore):
         redemption's journal is updated with what this reversal gave back, under the condition that
         no other reversal got in since. `refund` (of the order; only where the redemption charged a
         commission): added to its `refunded`, and the commission given back to its
-        `commission_given_back`, so the next reversal gives back its part of what is left."""
+        `commission_given_back`, so the next reversal gives back its part of what is left.
+
+        `also`: writes of another store that must happen exactly when the journal is posted (the instant
+        threshold's total and mark: coupons.data.instant_pending), in the same transaction."""
         S, J = self._source, self._journal
         tx = Transaction(self._client)
         self.add_journal(
@@ -133,6 +137,8 @@ class LedgerStore(FundingRuleStore):
                 S.pk.exists(),
                 tag=_SOURCE,
             )
+        for write in also:
+            tx.add(write)
         if reversal_of is not None:
             redemption_journal, count = reversal_of
             given_back = [

@@ -12,23 +12,31 @@ out of the clearing-pending index; a record whose item is not in the table fails
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
+
 from coupons.data.commission import CommissionStore
 from coupons.data.ledger import POSTING_EXTRA, AlreadyPosted, LedgerStore, ReversalsMoved, SourceMissing
+from coupons.data.models.base import conflicted
 from coupons.domain import commission, funding, ledger
 from coupons.domain.calendars import BusinessCalendar, due_date
 from coupons.domain.campaigns import CampaignType
 from coupons.domain.coupons import iso
 from coupons.domain.times import parse as _parse
+from coupons.services.instant_pending import PendingCounter
 
 # The attribute each record's journal id derives from.
 SOURCE_IDS = {"REDEMPTION": "redemption_id", "REVERSAL": "reversal_id"}
 # Reversals of one redemption racing each other: each retry re-reads what is left cleared.
 REVERSAL_ATTEMPTS = 8
+# A journal's transaction cancelled by another's on one of its items (TransactionConflict): tried again.
+CONFLICT_ATTEMPTS = 5
 # A campaign without a funding rule is funded wholly by its brand (the party that runs it).
 BRAND_FUNDS_ALL = funding.Shares(PLATFORM=0, BRAND=10_000, MERCHANT=0)
 
@@ -53,13 +61,16 @@ class Clearer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         calendar: BusinessCalendar | None = None,
         commission: CommissionStore | None = None,
+        pending: PendingCounter | None = None,
     ):
         """`calendar`: the tenant's holiday calendar (T+N in business days); None: calendar days.
-        `commission`: the platform's commission schedule; None: no commission."""
+        `commission`: the platform's commission schedule; None: no commission. `pending`: the instant
+        threshold's counting (a tenant with a `flush_threshold`); None: nothing counted."""
         self._ledger = ledger_store
         self._commission = commission
         self._clock = clock
         self._calendar = calendar
+        self._pending = pending
 
     def clear(self, record: dict[str, Any]) -> str:
         """Posts the record's journal. Returns "posted", "duplicate" or "skipped" (not ours)."""
@@ -143,7 +154,11 @@ class Clearer:
                 reversal, cleared["party_shares"], cleared["reversed"], cleared["rule"], commission_back=back
             )
             # A refund of a redemption held for review nets against it: it waits with it.
-            source = {**reversal, "review_hold": cleared["review_hold"]} if cleared.get("review_hold") else reversal
+            source = (
+                {**reversal, "review_hold": cleared["review_hold"]}
+                if cleared.get("review_hold")
+                else reversal
+            )
             try:
                 return self._post(
                     journal, source, reversal_of=(cleared_id, cleared["reversal_count"]), refund=refund
@@ -155,21 +170,38 @@ class Clearer:
     def _post(self, journal: ledger.Journal, source: dict[str, Any], **kwargs: Any) -> str:
         if "pk" not in source or "sk" not in source:
             raise SourceMissing(f"the {journal.kind} record {journal.source_id} carries no pk/sk")
-        try:
-            self._ledger.post(
-                journal,
-                business_date=source["business_date"],
-                due_date=due_date(source["business_date"], source["settlement_cycle"], self._calendar),
-                posted_at=iso(self._clock()),
-                source_key={"pk": source["pk"], "sk": source["sk"]},
-                # What postings carry for statements, and the cycle the journal records.
-                extra={
-                    **{k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
-                    # The event's time, for a run's cut-off (coupons.domain.timeline).
-                    "event_at": source.get("redeemed_at") or source.get("reversed_at"),
-                },
-                **kwargs,
+        # What postings carry for statements, and the cycle the journal records.
+        extra = {
+            **{k: source[k] for k in (*POSTING_EXTRA, "settlement_cycle") if k in source},
+            # The event's time, for a run's cut-off (coupons.domain.timeline).
+            "event_at": source.get("redeemed_at") or source.get("reversed_at"),
+        }
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            now = self._clock()
+            also = (
+                self._pending.writes(journal, business_date=source["business_date"], extra=extra, at=now)
+                if self._pending is not None
+                else []
             )
-        except AlreadyPosted:
-            return "duplicate"
-        return "posted"
+            try:
+                self._ledger.post(
+                    journal,
+                    business_date=source["business_date"],
+                    due_date=due_date(source["business_date"], source["settlement_cycle"], self._calendar),
+                    posted_at=iso(now),
+                    source_key={"pk": source["pk"], "sk": source["sk"]},
+                    extra=extra,
+                    also=also,
+                    **kwargs,
+                )
+            except AlreadyPosted:
+                return "duplicate"
+            except TransactWriteError as error:
+                # Another journal's transaction held one of our items at that moment (the party's pending
+                # total of the window is one item per party: the hottest): nothing was written; again.
+                if attempt == CONFLICT_ATTEMPTS or not conflicted(error):
+                    raise
+                time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 (jitter, not a secret)
+                continue
+            return "posted"
+        raise AssertionError("unreachable")

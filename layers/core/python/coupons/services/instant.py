@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from coupons.data.instant import InstantStore
+from coupons.data.instant_pending import InstantPending
 from coupons.data.settlement import RunExists, RunPlanned, SettlementStore
 from coupons.domain import instant as rules
 from coupons.domain.coupons import iso
@@ -63,8 +64,10 @@ class InstantPayouts:
         clock: Callable[[], datetime] = _now,
         emit: Callable[[str, dict[str, Any]], None] = lambda kind, detail: None,
         metric: Callable[[str, int], None] = lambda name, value: None,
+        pending: InstantPending | None = None,
     ):
         self._instant = instant
+        self._pending = pending
         self._store = settlement
         self._steps = steps  # built with the instant minimums: the runs' minimum transfer does not apply
         self._channel = channel
@@ -76,13 +79,19 @@ class InstantPayouts:
 
     # -- modes ----------------------------------------------------------------------------------
 
-    def instant_parties(self, parties: list[str]) -> set[str]:
-        """Which of the parties (merchant accounts) settle instantly: their own mode, else the tenant's."""
-        merchants = {p: rules.merchant_of(p) for p in parties}
-        own = self._instant.modes(list(merchants.values()))
-        return {
-            p for p, m in merchants.items() if own.get(m, self._terms.default_mode) == SettlementMode.INSTANT
-        }
+    def instant_postings(self, postings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Per party, the postings paid instantly (coupons.domain.instant.is_instant): the merchants'
+        and the campaigns' modes of the whole batch read in one BatchGetItem."""
+        parties = rules.by_party(postings)
+        merchants = [rules.merchant_of(p) for p in parties]
+        campaigns = [c for found in parties.values() for p in found if (c := p.get("campaign_id"))]
+        merchant_modes, campaign_modes = self._instant.settings(merchants, campaigns)
+        return rules.instant_by_party(
+            [p for found in parties.values() for p in found],
+            merchant_modes,
+            campaign_modes,
+            self._terms.default_mode,
+        )
 
     # -- a batch --------------------------------------------------------------------------------
 
@@ -90,17 +99,57 @@ class InstantPayouts:
         """Pays each INSTANT party's postings of the batch (one payout per party, per currency a
         transfer). A party whose payout fails does not stop the others: it is named in `failed`."""
         outcome = Outcome()
-        parties = rules.by_party(postings)
+        parties = self.instant_postings(postings)
         window = rules.window_start(delivered_at, self._terms.window_seconds)
-        for party in sorted(self.instant_parties(list(parties))):
+        for party in sorted(parties):
             try:
                 self._settle_party(party, parties[party], window, outcome)
             except PayoutFailed:
                 outcome.failed.append(party)
         return outcome
 
-    def _settle_party(self, party: str, candidates: list[dict], window: datetime, outcome: Outcome) -> None:
-        state = self._instant.postings([(c["pk"], c["sk"]) for c in candidates])
+    def flush(self, crossing: dict[str, Any]) -> Outcome:
+        """A party's pending total of a window reached the tenant's threshold (the crossing's record,
+        coupons.data.instant_pending): its postings of that window are paid now, as the payout
+        `flush_payout_id(party, currency, window)`, without waiting for the window's. One Query (the
+        marks), one BatchGetItem per 100 postings (them, whole), one for the modes. What the window's
+        payout (or a run) claimed first is theirs; what clears after the flush claimed waits for the
+        window's payout. A redelivered crossing finds its payout (finishing it if a crash stopped it)."""
+        outcome = Outcome()
+        party, currency = crossing["party"], crossing["currency"]
+        window = datetime.fromisoformat(crossing["window"].replace("Z", "+00:00"))
+        postings = [
+            p for p in self._pending.postings(self._pending.marked(party, currency, window))
+            if p.get("account") == party and p.get("currency") == currency
+        ]  # fmt: skip
+        theirs = self.instant_postings(postings).get(party, [])
+        if not theirs:
+            return outcome  # a SCHEDULED merchant's total (clearing counts every merchant's): nothing
+        state = {(p["pk"], p["sk"]): p for p in postings}
+        try:
+            self._settle_party(
+                party, theirs, window, outcome,
+                payouts=[rules.flush_payout_id(party, currency, window)], state=state,
+            )  # fmt: skip
+        except PayoutFailed:
+            outcome.failed.append(party)
+        return outcome
+
+    def _settle_party(
+        self,
+        party: str,
+        candidates: list[dict],
+        window: datetime,
+        outcome: Outcome,
+        *,
+        payouts: list[str] | None = None,
+        state: dict[tuple[str, str], dict[str, Any]] | None = None,
+    ) -> None:
+        """`payouts`: the ids to claim into, in order (None: the window's, `payout_id(party, window, n)`,
+        failing past the last; a flush's one id, leaving the rest to the window's payout once it is
+        planned). `state`: the candidates' claim state if read already (else one BatchGetItem)."""
+        if state is None:
+            state = self._instant.postings([(c["pk"], c["sk"]) for c in candidates])
         unclaimed, resume = [], set()
         for c in candidates:
             now = state.get((c["pk"], c["sk"]))
@@ -116,8 +165,10 @@ class InstantPayouts:
         taken, _left = rules.payable(unclaimed, self._terms.minimums)  # below the minimum: the runs'
         if not taken:
             return
-        for n in range(1, rules.MAX_PAYOUTS_PER_WINDOW + 1):
-            payout = rules.payout_id(party, window, n)
+        ids = payouts or [
+            rules.payout_id(party, window, n) for n in range(1, rules.MAX_PAYOUTS_PER_WINDOW + 1)
+        ]
+        for payout in ids:
             run = self._open(payout, party, window)
             if run.get("planned_at") or run["status"] != RunStatus.RUNNING:
                 continue  # that payout of the window is on its way: this batch's postings make the next
@@ -129,7 +180,9 @@ class InstantPayouts:
                 continue
             self._finish(payout, party, outcome)
             return
-        raise PayoutFailed(f"{party}: more than {rules.MAX_PAYOUTS_PER_WINDOW} payouts in one window")
+        if payouts is None:
+            raise PayoutFailed(f"{party}: more than {rules.MAX_PAYOUTS_PER_WINDOW} payouts in one window")
+        # A flush whose payout is on its way: what it did not claim waits for the window's payout.
 
     def _open(self, payout: str, party: str, window: datetime) -> dict[str, Any]:
         now = iso(self._clock())
@@ -281,6 +334,7 @@ def parse_terms(text: str | None) -> InstantTerms:
         window_seconds=int(values.get("window_seconds", 60)),
         minimums=values.get("minimum_transfer", {}),
         max_attempts=int(values.get("max_attempts", 3)),
+        thresholds=values.get("flush_threshold", {}),
     )
 
 

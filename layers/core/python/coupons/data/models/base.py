@@ -312,6 +312,13 @@ def failed_condition(error: Exception) -> bool:
     )
 
 
+def conflicted(error: Exception) -> bool:
+    """A TransactWriteError cancelled because another transaction held one of its items at that moment
+    (TransactionConflict) and for no condition: nothing was written, trying again is safe."""
+    codes = {r.code for r in getattr(error, "cancellation_reasons", None) or [] if r is not None}
+    return "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes
+
+
 def cancelled_by_condition(error: Exception, index: int | None) -> bool:
     """A TransactWriteError whose action at `index` (Transaction.position) failed its condition."""
     if index is None:
@@ -327,4 +334,5 @@ def cancelled_by_condition(error: Exception, index: int | None) -> bool:
 __all__ = [
     "Attribute", "Base", "MainModel", "BankModel", "Integer", "EpochTTL", "Text", "Flag", "Map", "List", "Gsi1", "Gsi2",
     "Transaction", "Write", "connection", "plain_image", "failed_condition", "cancelled_by_condition",
+    "conflicted",
 ]  # fmt: skip
