@@ -143,16 +143,12 @@ def cost_per_payout() -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from coupons.channels.simulated import SimulatedBank
     from coupons.data.instant import InstantStore
     from coupons.data.ledger import LedgerStore
-    from coupons.data.redemptions import RedemptionStore
     from coupons.data.schema import BANK, MAIN
-    from coupons.data.settlement import SettlementStore
     from coupons.domain.instant import InstantTerms, SettlementMode
     from coupons.domain.ledger import Journal, Leg
     from coupons.services.instant import InstantPayouts
-    from coupons.services.settlement import SettlementSteps
     from tests.dynamo_json import from_item
 
     with mock_aws():
@@ -176,12 +172,7 @@ def cost_per_payout() -> dict[str, Any]:
             for i in raw.scan(TableName=MAIN_TABLE)["Items"]
             if i["pk"]["S"].startswith("ENTRIES#merchant:")
         ]
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        meter = Meter(client, raw)
-        settlement = SettlementStore(client, MAIN_TABLE)
-        bank = SimulatedBank(client, BANK_TABLE)
-        steps = SettlementSteps(settlement, RedemptionStore(client, MAIN_TABLE), None, lambda: bank,
-                                time_zone="Asia/Shanghai", minimums={})  # fmt: skip
+        client, meter, settlement, bank, steps = _payout_side(raw)
         events: list = []
         service = InstantPayouts(
             InstantStore(client, MAIN_TABLE), settlement, steps, lambda: bank,
@@ -199,6 +190,25 @@ def cost_per_payout() -> dict[str, Any]:
     return {"first": first, "redelivery": redelivery, "events": len(events)}
 
 
+
+def _payout_side(raw):
+    """The payout function's side, metered on a client of its own: (client, meter, settlement store,
+    simulated bank, settlement steps)."""
+    import boto3
+
+    from coupons.channels.simulated import SimulatedBank
+    from coupons.data.redemptions import RedemptionStore
+    from coupons.data.settlement import SettlementStore
+    from coupons.services.settlement import SettlementSteps
+
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    meter = Meter(client, raw)
+    settlement = SettlementStore(client, MAIN_TABLE)
+    bank = SimulatedBank(client, BANK_TABLE)
+    steps = SettlementSteps(settlement, RedemptionStore(client, MAIN_TABLE), None, lambda: bank,
+                            time_zone="Asia/Shanghai", minimums={})  # fmt: skip
+    return client, meter, settlement, bank, steps
+
 def flush_cost() -> dict[str, Any]:
     """The threshold flush: what clearing pays more per posting on a tenant with a threshold (the
     pending total's ADD and the posting's mark in the journal's transaction), and per flush payout the
@@ -206,19 +216,15 @@ def flush_cost() -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from coupons.channels.simulated import SimulatedBank
     from coupons.data.instant import InstantStore
     from coupons.data.instant_pending import InstantPending
     from coupons.data.ledger import LedgerStore
-    from coupons.data.redemptions import RedemptionStore
     from coupons.data.schema import BANK, MAIN
-    from coupons.data.settlement import SettlementStore
     from coupons.domain import instant as rules
     from coupons.domain.instant import InstantTerms, SettlementMode
     from coupons.domain.ledger import Journal, Leg
     from coupons.services.instant import InstantPayouts
     from coupons.services.instant_pending import PendingCounter
-    from coupons.services.settlement import SettlementSteps
 
     at = datetime.now(UTC)
     with mock_aws():
@@ -250,12 +256,7 @@ def flush_cost() -> dict[str, Any]:
                                 extra=extra, also=also)  # fmt: skip
             wcu = clearing_meter.wcu + clearing_meter.wcu_gsi
             counted_wcu, plain_wcu = (wcu, plain_wcu) if counted else (counted_wcu, wcu)
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        meter = Meter(client, raw)
-        settlement = SettlementStore(client, MAIN_TABLE)
-        bank = SimulatedBank(client, BANK_TABLE)
-        steps = SettlementSteps(settlement, RedemptionStore(client, MAIN_TABLE), None, lambda: bank,
-                                time_zone="Asia/Shanghai", minimums={})  # fmt: skip
+        client, meter, settlement, bank, steps = _payout_side(raw)
         pending = InstantPending(client, MAIN_TABLE)
         service = InstantPayouts(
             InstantStore(client, MAIN_TABLE), settlement, steps, lambda: bank, terms,

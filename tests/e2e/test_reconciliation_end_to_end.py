@@ -147,7 +147,10 @@ def test_the_reconciliation_functions_post_resolutions_step_does_finances_resolu
     # rule (every 5 minutes) if it fired since the resolution; never again.
     assert first["posted"] <= 1 and again == {"posted": 0}
     # Posted (the fee's 挂账 emptied), and not twice (it would be negative).
-    assert set(api.balance("suspense:simulated", finance).values()) <= {0}
+    suspense = api.balance("suspense:simulated", finance)
+    assert set(suspense.values()) <= {0}, (suspense, [
+        (e["class"], e["status"], e.get("action"), e.get("amount_at_stake"), e.get("detail"))
+        for e in exceptions(api, finance)])  # fmt: skip
 
 
 def test_the_same_file_version_delivered_again_starts_no_second_run(reconciled, local_stack, aws):
