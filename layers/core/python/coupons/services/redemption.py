@@ -55,9 +55,10 @@ from coupons.services.risk import Attempt, RuleSets, Subjects, attempt_for, rede
 # failed write returns the new balance (no extra read).
 ATTEMPTS = 12
 LOST_RACES = 500
-# A retry starts only while this much of the function's time is left: a take that lost races for that long
-# answers 409 contention (nothing written) rather than win just after the function timed out, when the
-# till gets API Gateway's 502 for a take that happened.
+# A retry starts only while this much of the function's time is left after it, at the pace of the slowest
+# attempt so far: a take that lost races for that long answers 409 contention (nothing written) rather than
+# win just after the function timed out, when the till gets API Gateway's 502 for a take that happened.
+# The pace matters where one attempt is seconds (a throttled table, a starved local stack), not 10 ms.
 ANSWER_MARGIN_S = 5.0
 
 
@@ -291,8 +292,13 @@ class Redeemer:
         risk = self._risk_attempt(subjects, code, campaign, order, verified, now)
         guess = self._guesses.counters(subjects, now)
         conflicts = lost_races = 0
+        slowest, attempt_started = 0.0, None
         while conflicts < ATTEMPTS and lost_races < LOST_RACES:
-            if (conflicts or lost_races) and retry_until is not None and self._clock() >= retry_until:
+            started = self._clock()
+            if attempt_started is not None:
+                slowest = max(slowest, started - attempt_started)
+            attempt_started = started
+            if (conflicts or lost_races) and retry_until is not None and started + slowest >= retry_until:
                 break
             moment = datetime.fromtimestamp(instant, UTC)  # validity to the microsecond
             if gift:
