@@ -199,6 +199,7 @@ def _payout_side(raw):
     from coupons.channels.simulated import SimulatedBank
     from coupons.data.redemptions import RedemptionStore
     from coupons.data.settlement import SettlementStore
+    from coupons.services.instant import SEND_LEASE_S
     from coupons.services.settlement import SettlementSteps
 
     client = boto3.client("dynamodb", region_name="eu-west-1")
@@ -206,7 +207,7 @@ def _payout_side(raw):
     settlement = SettlementStore(client, MAIN_TABLE)
     bank = SimulatedBank(client, BANK_TABLE)
     steps = SettlementSteps(settlement, RedemptionStore(client, MAIN_TABLE), None, lambda: bank,
-                            time_zone="Asia/Shanghai", minimums={})  # fmt: skip
+                            time_zone="Asia/Shanghai", minimums={}, send_lease_s=SEND_LEASE_S)  # fmt: skip
     return client, meter, settlement, bank, steps
 
 def flush_cost() -> dict[str, Any]:

@@ -5,7 +5,7 @@ postings are given back to the next scheduled run."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,7 +16,9 @@ from coupons.data.settlement import SettlementStore
 from coupons.domain import settlement as rules
 from coupons.domain.instant import InstantTerms, SettlementMode, is_payout
 from coupons.domain.ledger import Journal, Leg
-from coupons.services.instant import LEFT_TO_RUN, InstantPayouts
+from coupons.domain.payments import ChannelUnavailable
+from coupons.domain.times import iso
+from coupons.services.instant import LEFT_TO_RUN, SEND_LEASE_S, InstantPayouts
 from coupons.services.settlement import SettlementSteps
 from tests.integration.moto_threads import OneRequestAtATime
 from tests.integration.test_settlement_steps import DAY, MAIN_TABLE, moto_world
@@ -35,7 +37,7 @@ class Instant:
         settlement = SettlementStore(client, MAIN_TABLE) if client else world.store
         steps = SettlementSteps(
             settlement, world.redemptions, world.statements, lambda: world.bank,
-            time_zone="Asia/Shanghai", minimums={}, clock=world.clock,
+            time_zone="Asia/Shanghai", minimums={}, clock=world.clock, send_lease_s=SEND_LEASE_S,
         )  # fmt: skip
         self.service = InstantPayouts(
             self.store, settlement, steps, lambda: world.bank,
@@ -251,4 +253,78 @@ def test_a_channel_failing_after_the_retries_leaves_the_postings_visibly_to_the_
     # And the next scheduled run pays them, once
     world.settle()
     assert world.paid()["merchant:m1"] == 200
+    assert sum(r["amount"] for r in world.bank.records() if r["party"] == "merchant:m1") == 200
+
+
+class StatusHook:
+    """The channel, with `hook()` run once inside the next `status` call: what another invocation does
+    while this one is between asking the channel and sending."""
+
+    def __init__(self, bank):
+        self.bank, self.hook, self.in_hook = bank, None, False
+
+    def send(self, instruction):
+        if self.in_hook:  # the other invocation's attempt fails, as its last allowed one
+            raise ChannelUnavailable("the channel is unavailable to the other invocation")
+        return self.bank.send(instruction)
+
+    def status(self, instruction_id):
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            self.in_hook = True
+            try:
+                hook()
+            finally:
+                self.in_hook = False
+        return self.bank.status(instruction_id)
+
+
+def test_a_payout_given_up_while_another_invocation_is_sending_it_is_not_given_up(world):
+    """Two invocations of one payout (a party's postings on two stream shards). A retries a failed send:
+    it asks the channel (nothing under the id), then sends. Between the two, B fails its attempt (the
+    last one allowed) and would give the postings back to the runs: the channel would then pay them
+    twice, once now, once by the next run. B must stand down while A holds the transfer."""
+    post_orders(world, 4, amount=50)
+    instant = Instant(world, terms=InstantTerms(default_mode=SettlementMode.INSTANT, max_attempts=2))
+    channel = StatusHook(world.bank)
+    instant.service._channel = instant.service._steps._channel = lambda: channel
+    world.bank.inject("merchant:m1", "fail", times=1)
+    assert instant.deliver(world.postings()).failed == ["merchant:m1"]  # attempt 1: INSTRUCTED, not sent
+
+    def b_fails_its_last_attempt():
+        b = instant.deliver(world.postings())
+        assert b.left == [], "B gave the postings back while A was sending them"
+
+    channel.hook = b_fails_its_last_attempt
+    a = instant.deliver(world.postings())
+    # Then A's payout is the one payment: SENT, its postings settled by it, none left to the runs
+    assert len(a.paid) == 1, a
+    [payout] = a.paid
+    assert world.store.party(payout, "merchant:m1")["currencies"]["CNY"]["status"] == "SENT"
+    assert all(p["run_id"] == payout and "left_by_payout" not in p for p in merchant_postings(world))
+    world.settle()
+    assert sum(r["amount"] for r in world.bank.records() if r["party"] == "merchant:m1") == 200
+
+
+def test_a_send_lease_left_by_a_crashed_invocation_delays_the_give_up_until_it_expires(world):
+    """An invocation that died between taking the lease and sending (Lambda timed out) never releases it:
+    the give-up waits until no invocation can still be alive (Lambda's longest timeout), then happens."""
+    post_orders(world, 4, amount=50)
+    instant = Instant(world, terms=InstantTerms(default_mode=SettlementMode.INSTANT, max_attempts=2))
+    world.bank.inject("merchant:m1", "fail", times=2)  # the two sends below: the lease held skips one
+    assert instant.deliver(world.postings()).failed == ["merchant:m1"]  # attempt 1, its lease released
+    [payout] = {p["run_id"] for p in merchant_postings(world)}  # claimed by the payout
+    # The crashed invocation: it took the lease and died
+    assert world.store.set_transfer(payout, "merchant:m1", "CNY", {"sending_at": iso(world.clock())},
+                                    from_status="INSTRUCTED")  # fmt: skip
+
+    # When the last attempt fails while the lease is live: nothing is given up
+    held = instant.deliver(world.postings())
+    assert held.left == [] and held.failed == ["merchant:m1"]
+    assert world.store.party(payout, "merchant:m1")["currencies"]["CNY"]["status"] == "INSTRUCTED"
+
+    # When it comes again after the lease expired, with the channel still failing: it is given up
+    world.clock.now += timedelta(seconds=SEND_LEASE_S + 1)
+    assert instant.deliver(world.postings()).left == [payout]
+    world.settle()
     assert sum(r["amount"] for r in world.bank.records() if r["party"] == "merchant:m1") == 200

@@ -19,7 +19,13 @@ from coupons.data.models.instant import PENDING, PENDING_TOTAL_SK
 from coupons.data.redemptions import RedemptionStore
 from coupons.data.settlement import SettlementStore
 from coupons.observability import metrics
-from coupons.services.instant import EVENT_SOURCE, INSTANT_SETTLEMENT, InstantPayouts, parse_terms
+from coupons.services.instant import (
+    EVENT_SOURCE,
+    INSTANT_SETTLEMENT,
+    SEND_LEASE_S,
+    InstantPayouts,
+    parse_terms,
+)
 from coupons.services.settlement import SettlementSteps, parse_fees
 from coupons.settlement_wiring import CHANNEL_FEES
 
@@ -88,6 +94,7 @@ def payouts() -> InstantPayouts:
         minimums=terms.minimums,  # the instant minimum (none unless set), not the runs'
         channel_name=os.environ.get("PAYMENT_CHANNEL", "simulated"),
         fees=parse_fees(os.environ.get(CHANNEL_FEES)),
+        send_lease_s=SEND_LEASE_S,  # what lets a give-up see a send under way
     )
     return InstantPayouts(
         InstantStore(dynamodb(), table),

@@ -319,8 +319,14 @@ class SettlementStore:
         journal: JournalTerms | None = None,
         business_date: str | None = None,
         posted_at: str | None = None,
+        expect: dict[str, Any] | None = None,
+        lease_free_before: str | None = None,
     ) -> bool:
         """Moves one currency's transfer forward from `from_status`; False if it is no longer there.
+
+        `expect`: fields of the transfer that must still be what they were read as (None: absent).
+        `lease_free_before`: the send lease (`sending_at`) must be free: absent, released (""), or
+        taken before that time (its holder is dead by then).
 
         With `journal` (the transfer's, coupons.domain.transfer_journals) the move and the journal are
         ONE transaction: the journal is posted exactly when the transfer is recorded SENT, so a retry
@@ -332,6 +338,12 @@ class SettlementStore:
         # Each step of a transfer from the one before: of two invocations, one moves it. (The map's
         # values are untyped: the status as the plain string it is stored as, not an enum.)
         condition = outcome["status"] == str(from_status)
+        for name, value in (expect or {}).items():
+            # Unchanged since read: of a give-up and a send starting, one commits (services/instant.py).
+            condition &= outcome[name].does_not_exist() if value is None else outcome[name] == value
+        if lease_free_before is not None:
+            # No live invocation is sending it: taken only when free, or its holder has outlived Lambda.
+            condition &= outcome["sending_at"].does_not_exist() | (outcome["sending_at"] < lease_free_before)
         if journal is None:
             try:
                 model(party_pk(run_id, party), party).update(actions=actions, condition=condition)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,9 @@ from coupons.services.settlement import SettlementSteps, TransferRejected, Trans
 
 EVENT_SOURCE = "coupons.settlement"
 SENT_EVENT, LEFT_EVENT = "InstantPayoutSent", "InstantPayoutLeftToRun"
+# How long a send lease (services/settlement.py) holds: Lambda's longest timeout, so its holder is dead
+# past it. A give-up waits that long after a crash between taking it and sending (a rare case).
+SEND_LEASE_S = 900.0
 LEFT_TO_RUN = "LEFT_TO_RUN"  # a payout's (and its transfer's) status once given back to the runs
 RUN_KIND = "INSTANT"
 INSTANT_SETTLEMENT = "INSTANT_SETTLEMENT"  # the env var: the tenant file's instant_settlement, JSON
@@ -291,6 +294,10 @@ class InstantPayouts:
             if status in (TransferStatus.SENT, TransferStatus.NO_TRANSFER, LEFT_TO_RUN):
                 continue
             if status == TransferStatus.INSTRUCTED:
+                if (o.get("sending_at") or "") >= iso(self._clock() - timedelta(seconds=SEND_LEASE_S)):
+                    # Another invocation is between asking the channel and sending: giving up now
+                    # could release postings the channel is about to pay. The next attempt looks again.
+                    raise PayoutFailed(f"{payout}: another invocation is sending it")
                 try:
                     held = self._channel().status(o["instruction_id"])
                 except ChannelError as unknown:
@@ -300,8 +307,10 @@ class InstantPayouts:
                 if held is not None:
                     raise PayoutFailed(f"{payout}: the channel holds it; the next attempt records it")
             if not self._store.set_transfer(
-                payout, party, currency, {"status": LEFT_TO_RUN}, from_status=status
-            ):
+                payout, party, currency, {"status": LEFT_TO_RUN}, from_status=status,
+                # No send started since it was read (a send takes the lease first): one of the two commits.
+                expect={"sending_at": o.get("sending_at")} if status == TransferStatus.INSTRUCTED else None,
+            ):  # fmt: skip
                 raise PayoutFailed(f"{payout}: its transfer moved on while it was being given up")
         self._store.update_run(
             payout,

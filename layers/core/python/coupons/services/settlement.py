@@ -12,7 +12,7 @@ recorded as INSTRUCTED before it is sent, so a lost acknowledgement is recovered
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coupons.data.ledger import SHARDS, shard_of
@@ -87,8 +87,12 @@ class SettlementSteps:
         fees: dict[str, FeeSchedule] | None = None,
         holds: Callable[[int], Callable[[list[dict]], Taken]] | None = None,
         t0_cutoff: str | None = None,
+        send_lease_s: float | None = None,
     ):
         self._store = store
+        # Instant payouts (services/instant.py) can give a transfer up; a lease taken before each send
+        # lets the give-up see that an invocation is sending. None (the runs): no lease, nothing gives up.
+        self._send_lease_s = send_lease_s
         self._redemptions = redemptions
         self._statements = statements
         self._channel = channel  # made on first use: only the pay step talks to the channel
@@ -328,6 +332,8 @@ class SettlementSteps:
             fee=int(outcome.get("fee", 0)),
         )
         receipt = None
+        leased = iso(self._clock())
+        lease = {} if self._send_lease_s is None else {"sending_at": leased}
         if outcome["status"] == TransferStatus.PENDING:
             # Recorded before the channel hears of it: if we die after the channel accepted, the
             # next attempt sees INSTRUCTED and asks the channel instead of assuming nothing was sent.
@@ -335,17 +341,31 @@ class SettlementSteps:
                 run_id,
                 party,
                 currency,
-                {"status": TransferStatus.INSTRUCTED.value, "instructed_at": iso(self._clock())},
+                {"status": TransferStatus.INSTRUCTED.value, "instructed_at": leased, **lease},
                 from_status=TransferStatus.PENDING,
             ):
                 raise TransferTaken("another invocation is transferring it")
-        else:
-            receipt = channel.status(instruction.instruction_id)  # a lost acknowledgement comes back here
-            if receipt is not None:
-                _check_receipt(instruction, receipt)
-        if receipt is None:
-            receipt = channel.send(instruction)  # idempotent per instruction id at the channel too
+        elif lease and not self._store.set_transfer(
+            run_id, party, currency, lease, from_status=TransferStatus.INSTRUCTED,
+            lease_free_before=iso(self._clock() - timedelta(seconds=self._send_lease_s)),
+        ):  # fmt: skip
+            raise TransferTaken("another invocation is sending it")
+        try:
+            if outcome["status"] != TransferStatus.PENDING:
+                receipt = channel.status(instruction.instruction_id)  # a lost acknowledgement comes back
+                if receipt is not None:
+                    _check_receipt(instruction, receipt)
+            if receipt is None:
+                receipt = channel.send(instruction)  # idempotent per instruction id at the channel too
+        except Exception:
+            if lease:  # this invocation sends no more: a give-up may go ahead (a crash leaves it to expire)
+                self._store.set_transfer(run_id, party, currency, {"sending_at": ""},
+                                         from_status=TransferStatus.INSTRUCTED, expect=lease)  # fmt: skip
+            raise
         if receipt.status != ChannelStatus.ACCEPTED:
+            if lease:
+                self._store.set_transfer(run_id, party, currency, {"sending_at": ""},
+                                         from_status=TransferStatus.INSTRUCTED, expect=lease)  # fmt: skip
             raise ChannelRejected(f"{instruction.instruction_id} is {receipt.status}")
         # Lost only to another invocation that recorded the same receipt (one id, one payment): done.
         # The transfer's journal rides in the same transaction: posted exactly when SENT is recorded.
