@@ -99,6 +99,21 @@ def test_a_gift_card_take_that_keeps_losing_the_race_is_never_a_500(api, keys):
     assert answer.status == 201 or answer.content_type == "application/problem+json", answer.raw
 
 
+def frozen_clock() -> list[float]:
+    """The function's clock (the Redeemer's) stands still at now; the test moves it (`now[0] += s`)."""
+    import dependencies
+
+    redeemer = dependencies.redeemer()
+    now = [redeemer._clock()]
+    redeemer._clock = lambda: now[0]
+    return now
+
+
+def card_balance(api, code: str) -> int:
+    item = api.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}})
+    return int(item["Item"]["balance"]["N"])
+
+
 def later(seconds: int) -> None:
     """The function's clock (the Redeemer's) moves on by `seconds`."""
     import dependencies
@@ -151,12 +166,9 @@ def test_a_gift_card_take_still_losing_races_when_the_function_runs_short_of_tim
     it 4 s (its clock moves on). A function that kept retrying until it won would pass its 29 s timeout
     after writing: the till would get API Gateway's 502 for a take that happened. It stops while there is
     time to answer instead: 409 contention (retry shortly), nothing of it written."""
-    import dependencies
 
     code, _ = coupon(api, keys, type="GIFT_CARD", amount=100, min_order=None)
-    redeemer = dependencies.redeemer()
-    now = [redeemer._clock()]
-    redeemer._clock = lambda: now[0]
+    now = frozen_clock()
 
     def another_till_wins(_: int) -> None:
         another_till_takes(api, code, 1)
@@ -168,20 +180,16 @@ def test_a_gift_card_take_still_losing_races_when_the_function_runs_short_of_tim
     # FakeContext leaves 29 s: attempts start at +0, +4, ..., +16 s. One at +20 s would end at +24 s,
     # leaving no more than the 5 s margin: it does not start.
     assert len(sent) == 5, len(sent)
-    item = api.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}})
-    assert int(item["Item"]["balance"]["N"]) == 100 - len(sent)  # only the other tills' takes
+    assert card_balance(api, code) == 100 - len(sent)  # only the other tills' takes
 
 
 def test_a_take_does_not_start_an_attempt_it_could_not_answer_in_time_at_the_pace_of_the_last_ones(api, keys):
     """A starved table: each attempt costs 10 s (the clock moves on). The first two lose their race; a
     third would win, but starting at +20 s it would end at +30 s, past the 29 s timeout: the till would
     get a 502 for a take that happened. It answers 409 contention instead, nothing of it written."""
-    import dependencies
 
     code, _ = coupon(api, keys, type="GIFT_CARD", amount=100, min_order=None)
-    redeemer = dependencies.redeemer()
-    now = [redeemer._clock()]
-    redeemer._clock = lambda: now[0]
+    now = frozen_clock()
 
     def slow_and_lost_twice(n: int) -> None:
         if n <= 2:
@@ -192,5 +200,4 @@ def test_a_take_does_not_start_an_attempt_it_could_not_answer_in_time_at_the_pac
     answer = redeem(api, keys["merchant:m-001"], code, amount=1, order_amount=100)
     assert_problem(answer, 409, "contention")
     assert len(sent) == 2, len(sent)
-    item = api.ddb.get_item(TableName=TABLE, Key={"pk": {"S": f"COUPON#{code}"}, "sk": {"S": "COUPON"}})
-    assert int(item["Item"]["balance"]["N"]) == 100 - 2  # only the other tills' takes
+    assert card_balance(api, code) == 100 - 2  # only the other tills' takes

@@ -357,16 +357,13 @@ class SettlementSteps:
                     _check_receipt(instruction, receipt)
             if receipt is None:
                 receipt = channel.send(instruction)  # idempotent per instruction id at the channel too
+            if receipt.status != ChannelStatus.ACCEPTED:
+                raise ChannelRejected(f"{instruction.instruction_id} is {receipt.status}")
         except Exception:
             if lease:  # this invocation sends no more: a give-up may go ahead (a crash leaves it to expire)
                 self._store.set_transfer(run_id, party, currency, {"sending_at": ""},
                                          from_status=TransferStatus.INSTRUCTED, expect=lease)  # fmt: skip
             raise
-        if receipt.status != ChannelStatus.ACCEPTED:
-            if lease:
-                self._store.set_transfer(run_id, party, currency, {"sending_at": ""},
-                                         from_status=TransferStatus.INSTRUCTED, expect=lease)  # fmt: skip
-            raise ChannelRejected(f"{instruction.instruction_id} is {receipt.status}")
         # Lost only to another invocation that recorded the same receipt (one id, one payment): done.
         # The transfer's journal rides in the same transaction: posted exactly when SENT is recorded.
         now = iso(self._clock())
